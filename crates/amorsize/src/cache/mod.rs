@@ -1,0 +1,1 @@
+//! Calibrations and past runs, remembered in an embedded database.

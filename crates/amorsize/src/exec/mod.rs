@@ -1,0 +1,2 @@
+//! Runs a plan: a plain loop, a rayon pool, worker processes or shell commands. This is the
+//! only module that starts threads or processes.

@@ -1,0 +1,1 @@
+//! Predicted against measured: text for people, JSON for programs.

@@ -1,0 +1,1 @@
+//! Runs the user's function on the first items and measures it.
