@@ -40,7 +40,13 @@ pub struct Error {
 impl Error {
     /// A new error of `kind` with a message for people.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), item: None, path: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            item: None,
+            path: None,
+            source: None,
+        }
     }
 
     /// Names the input item (its index in the input) the error happened on.
@@ -66,8 +72,14 @@ impl Error {
 
     /// An error for a panic of the user's function on item `index`.
     pub(crate) fn panicked(index: usize, payload: &(dyn std::any::Any + Send)) -> Self {
-        Error::new(ErrorKind::Panicked, format!("the function panicked on item {index}: {}", panic_message(payload)))
-            .with_item(index)
+        Error::new(
+            ErrorKind::Panicked,
+            format!(
+                "the function panicked on item {index}: {}",
+                panic_message(payload)
+            ),
+        )
+        .with_item(index)
     }
 
     /// The category of this error.
@@ -109,6 +121,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

@@ -37,7 +37,11 @@ impl Plan {
     /// A plan fixed by the caller, with no prediction behind it: `workers` workers (serial when
     /// 1) and chunks of `chunk` items.
     pub fn fixed(workers: NonZeroUsize, chunk: NonZeroUsize) -> Plan {
-        let mode = if workers.get() == 1 { Mode::Serial } else { Mode::Parallel };
+        let mode = if workers.get() == 1 {
+            Mode::Serial
+        } else {
+            Mode::Parallel
+        };
         Plan {
             mode,
             backend: Backend::Threads,
@@ -96,4 +100,42 @@ impl Plan {
             _ => None,
         }
     }
+}
+
+/// Samples `items` with `f`, then decides. The sampled results are returned so that execution
+/// does not run those items again.
+pub(crate) fn plan_slice<T, R, F>(
+    items: &[T],
+    f: &F,
+    options: &Options,
+) -> crate::Result<(Plan, crate::sample::Sampled<R>)>
+where
+    F: Fn(&T) -> R,
+{
+    let sampled = crate::sample::sample_slice(items, f)?;
+    let plan = decide(&sampled.figures, items.len(), options);
+    Ok((plan, sampled))
+}
+
+/// Decides from a sample of a workload of `items` items.
+pub(crate) fn decide(sample: &crate::sample::Sample, items: usize, options: &Options) -> Plan {
+    let cores = crate::probe::machine().logical_cpus();
+    let workers = options
+        .workers
+        .unwrap_or_else(|| NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN));
+    let per_worker = items.div_ceil(4 * workers.get()).max(1);
+    let chunk = options
+        .chunk
+        .unwrap_or(NonZeroUsize::new(per_worker).unwrap_or(NonZeroUsize::MIN));
+    let serial = sample.item_time * items as f64;
+    let parallel = serial / workers.get() as f64;
+    let mut plan = Plan::fixed(workers, chunk);
+    plan.item_time = Some(sample.item_time);
+    plan.predicted_serial = Some(serial);
+    plan.predicted = Some(parallel);
+    if serial / parallel.max(f64::MIN_POSITIVE) < options.threshold {
+        plan.mode = Mode::Serial;
+        plan.workers = NonZeroUsize::MIN;
+    }
+    plan
 }

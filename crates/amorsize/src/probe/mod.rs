@@ -1,6 +1,8 @@
 //! What the machine offers: CPUs, physical cores, CPU quota and memory, and what each backend
 //! costs here. This is the only module that reads the system.
 
+pub mod overhead;
+
 use std::sync::OnceLock;
 
 /// The machine's figures that bound a plan.

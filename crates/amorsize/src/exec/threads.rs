@@ -1,0 +1,1 @@
+//! Threads on a rayon pool; the serial path is a plain loop.

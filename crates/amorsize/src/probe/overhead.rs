@@ -1,0 +1,2 @@
+//! What each backend costs on this machine: worker start and per-chunk dispatch, measured once
+//! per process.
