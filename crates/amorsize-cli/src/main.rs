@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Show what this machine offers (CPUs, cores, quota, memory) and where each figure came from.
     Info(cmd::info::Args),
+    /// Show, clear or locate the cache of calibrations and past runs.
+    Cache(cmd::cache::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Cache(args) => cmd::cache::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,81 @@
+//! What identifies a machine for the cache: a calibration measured under one fingerprint is
+//! trusted only under the same fingerprint.
+
+use serde::{Deserialize, Serialize};
+
+/// The figures that, when any of them changes, make measured overheads stale: the CPU, how much
+/// of it the process may use, the memory limit, the kernel, and this library's version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// CPU model name (`model name` in `/proc/cpuinfo`), empty when unknown.
+    pub cpu_model: String,
+    /// Logical CPUs the process may run on.
+    pub logical_cpus: usize,
+    /// Usable physical cores, when known.
+    pub physical_cores: Option<usize>,
+    /// CPU quota in CPUs (cgroup `cpu.max` quota ÷ period), when limited.
+    pub cpu_quota: Option<f64>,
+    /// Memory limit in bytes, when limited.
+    pub memory_limit: Option<u64>,
+    /// Kernel release (`uname -r`), empty when unknown.
+    pub kernel: String,
+    /// The amorsize version that measured.
+    pub version: String,
+}
+
+impl Fingerprint {
+    /// This machine's fingerprint, from [`probe`](crate::probe) and this library's version.
+    pub fn current() -> Fingerprint {
+        let machine = crate::probe::machine();
+        let system = super::system::read();
+        Fingerprint {
+            cpu_model: system.cpu_model,
+            logical_cpus: machine.logical_cpus(),
+            physical_cores: None,
+            cpu_quota: None,
+            memory_limit: None,
+            kernel: system.kernel,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    /// The text the cache keys rows with: the fingerprint as compact JSON, fields in declaration
+    /// order, so equal fingerprints give equal keys.
+    pub(crate) fn key(&self) -> String {
+        // Serializing a struct of strings, integers and finite floats cannot fail; the fallback
+        // keeps the signature infallible without a panic path.
+        serde_json::to_string(self).unwrap_or_else(|_| format!("{self:?}"))
+    }
+
+    /// The fingerprint a key was made from, when it parses.
+    pub(crate) fn from_key(key: &str) -> Option<Fingerprint> {
+        serde_json::from_str(key).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Fingerprint {
+        Fingerprint {
+            cpu_model: "Test CPU".into(),
+            logical_cpus: 8,
+            physical_cores: Some(4),
+            cpu_quota: Some(2.5),
+            memory_limit: None,
+            kernel: "6.1.0".into(),
+            version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn key_round_trips_and_tells_fingerprints_apart() {
+        let a = sample();
+        assert_eq!(Fingerprint::from_key(&a.key()), Some(a.clone()));
+        let mut b = a.clone();
+        b.kernel = "6.2.0".into();
+        assert_ne!(a.key(), b.key());
+        assert_eq!(a.key(), sample().key());
+    }
+}

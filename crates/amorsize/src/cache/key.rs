@@ -1,0 +1,81 @@
+//! What identifies a workload across runs.
+
+use std::fmt;
+
+/// The key past runs of a workload are remembered under: the name the caller gave
+/// ([`Options::name`](crate::Options::name)), else the function's type name with the input
+/// size rounded down to a power of two (so 1000 and 1020 items share a history, 1000 and
+/// 100 000 do not).
+///
+/// Closures defined in the same function can share a type name (`main::{{closure}}`), and
+/// their item and result types tell them apart only when those differ: name a workload when
+/// several unnamed ones could collide.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::cache::WorkloadKey;
+///
+/// assert_eq!(WorkloadKey::named("resize").as_str(), "resize");
+/// let f = |x: &u64| x * 2;
+/// let a = WorkloadKey::unnamed(&f, 1000);
+/// assert_eq!(a, WorkloadKey::unnamed(&f, 1020));
+/// assert_ne!(a, WorkloadKey::unnamed(&f, 100_000));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkloadKey(String);
+
+impl WorkloadKey {
+    /// A workload the caller named.
+    pub fn named(name: impl Into<String>) -> WorkloadKey {
+        WorkloadKey(name.into())
+    }
+
+    /// An unnamed workload: the type names of `f`, its item and its result, and the input
+    /// size's power-of-two bucket.
+    pub fn unnamed<T: ?Sized, R, F: Fn(&T) -> R>(_f: &F, items: usize) -> WorkloadKey {
+        WorkloadKey(format!(
+            "{} ({} -> {}) items~2^{}",
+            std::any::type_name::<F>(),
+            std::any::type_name::<T>(),
+            std::any::type_name::<R>(),
+            size_bucket(items)
+        ))
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// ⌊log₂ items⌋, and 0 for 0 or 1 item.
+fn size_bucket(items: usize) -> u32 {
+    items.checked_ilog2().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_powers_of_two() {
+        assert_eq!(size_bucket(0), 0);
+        assert_eq!(size_bucket(1), 0);
+        assert_eq!(size_bucket(1023), 9);
+        assert_eq!(size_bucket(1024), 10);
+    }
+
+    #[test]
+    fn item_and_result_types_tell_closures_apart() {
+        let a = |x: &u32| *x;
+        let b = |x: &u64| *x;
+        assert_ne!(WorkloadKey::unnamed(&a, 10), WorkloadKey::unnamed(&b, 10));
+    }
+}

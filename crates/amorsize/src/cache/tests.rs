@@ -1,0 +1,416 @@
+//! The cache's behaviour on good files and bad ones.
+
+use super::*;
+use std::num::NonZeroUsize;
+
+fn machine(name: &str) -> Fingerprint {
+    Fingerprint {
+        cpu_model: name.into(),
+        logical_cpus: 4,
+        physical_cores: Some(2),
+        cpu_quota: None,
+        memory_limit: Some(1 << 30),
+        kernel: "6.1.0-test".into(),
+        version: "0.1.0".into(),
+    }
+}
+
+fn fresh() -> (tempfile::TempDir, Cache) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open_at(&dir.path().join("a").join("amorsize.db"), machine("m")).unwrap();
+    assert_eq!(cache.take_warnings(), vec![]);
+    (dir, cache)
+}
+
+fn costs(backend: Backend, start: f64) -> Costs {
+    Costs {
+        backend,
+        worker_start: start,
+        chunk_dispatch: 2e-6,
+        transfer_per_byte: 1e-9,
+    }
+}
+
+/// A parallel plan predicting `predicted` seconds (and 4× that serially), built from its
+/// serialized form as a stored plan would be.
+fn parallel_plan(predicted: f64) -> Plan {
+    serde_json::from_value(serde_json::json!({
+        "mode": "parallel", "backend": "threads", "workers": 4, "chunk": 8,
+        "item_time": predicted * 4.0 / 100.0,
+        "predicted_serial": predicted * 4.0, "predicted": predicted,
+    }))
+    .unwrap()
+}
+
+fn serial_plan() -> Plan {
+    Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::new(100).unwrap())
+}
+
+fn sample(item_time: f64) -> Sample {
+    Sample {
+        count: 5,
+        item_time,
+        cv: 0.1,
+    }
+}
+
+fn measured(wall: f64, applied: f64) -> Measured {
+    Measured {
+        wall: Duration::from_secs_f64(wall),
+        items: 100,
+        correction_applied: applied,
+    }
+}
+
+#[test]
+fn costs_round_trip_per_backend_and_machine() {
+    let (dir, cache) = fresh();
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    cache.store_costs(&costs(Backend::Processes, 1e-3));
+    cache.store_costs(&costs(Backend::Threads, 2e-5));
+    assert_eq!(
+        cache.load_costs(Backend::Threads),
+        Some(costs(Backend::Threads, 2e-5))
+    );
+    assert_eq!(
+        cache.load_costs(Backend::Processes),
+        Some(costs(Backend::Processes, 1e-3))
+    );
+    assert_eq!(cache.load_costs(Backend::Commands), None);
+    let other = Cache::open_at(cache.path(), machine("another cpu")).unwrap();
+    assert_eq!(other.load_costs(Backend::Threads), None);
+    drop(dir);
+}
+
+#[test]
+fn stale_calibrations_are_not_used() {
+    let (_dir, cache) = fresh();
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    let old = now_secs() - CALIBRATION_MAX_AGE.as_secs() as i64 - 10;
+    cache
+        .conn
+        .execute("UPDATE calibration SET measured_at = ?1", [old])
+        .unwrap();
+    assert_eq!(cache.load_costs(Backend::Threads), None);
+}
+
+#[test]
+fn an_unknown_workload_has_no_history_and_no_correction() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("never ran");
+    assert_eq!(cache.workload(&key), None);
+    assert_eq!(cache.correction(&key), 1.0);
+}
+
+#[test]
+fn a_run_is_remembered_with_its_sample_and_plan() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    let plan = parallel_plan(1.0);
+    assert!(cache.record_run(&key, &sample(0.04), &plan, &measured(2.0, 1.0)));
+    let h = cache.workload(&key).unwrap();
+    assert_eq!((h.runs, h.learned), (1, 1));
+    assert_eq!(h.samples, vec![sample(0.04)]);
+    assert_eq!(h.item_time(), Some(0.04));
+    assert_eq!(h.chunk_size(), Some(8));
+    assert_eq!(h.last_plan(), Some(&plan));
+    let run = &h.recent[0];
+    assert_eq!(run.error_ratio(), Some(2.0));
+    assert_eq!(run.predicted_speedup(), Some(4.0));
+    assert_eq!(run.measured_speedup(), Some(2.0));
+    assert_eq!(h.correction, 2.0);
+    assert_eq!(cache.correction(&key), 2.0);
+    assert_eq!(cache.take_warnings(), vec![]);
+}
+
+#[test]
+fn the_correction_learns_the_model_error_not_the_corrected_one() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    // The raw model says 1 s, the truth is 3 s.
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0),
+        &measured(3.0, 1.0),
+    );
+    let c = cache.correction(&key);
+    assert_eq!(c, 3.0);
+    // The next plan applied it and was right: the correction stays.
+    cache.record_run(&key, &sample(0.04), &parallel_plan(c), &measured(3.0, c));
+    assert!((cache.correction(&key) - 3.0).abs() < 1e-9);
+}
+
+#[test]
+fn serial_runs_do_not_move_the_correction() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0),
+        &measured(2.0, 1.0),
+    );
+    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(9.0, 1.0));
+    let h = cache.workload(&key).unwrap();
+    assert_eq!((h.runs, h.learned, h.correction), (2, 1, 2.0));
+    assert!(!h.recent[1].parallel);
+}
+
+#[test]
+fn only_the_most_recent_runs_are_kept() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    for i in 0..KEEP_RECENT + 5 {
+        cache.record_run(&key, &sample(i as f64), &serial_plan(), &measured(1.0, 1.0));
+    }
+    let h = cache.workload(&key).unwrap();
+    assert_eq!(h.runs, (KEEP_RECENT + 5) as u64);
+    assert_eq!(h.samples.len(), KEEP_RECENT);
+    assert_eq!(h.recent.len(), KEEP_RECENT);
+    assert_eq!(h.samples[0].item_time, 5.0, "the oldest ones go first");
+}
+
+#[test]
+fn workloads_of_other_machines_are_separate() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0),
+        &measured(2.0, 1.0),
+    );
+    let other = Cache::open_at(cache.path(), machine("another cpu")).unwrap();
+    assert_eq!(other.workload(&key), None);
+    let summary = other.summary().unwrap();
+    assert_eq!(summary.workloads.len(), 1);
+    assert!(!summary.workloads[0].this_machine);
+}
+
+#[test]
+fn summary_lists_calibrations_and_workloads() {
+    let (_dir, cache) = fresh();
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    cache.record_run(
+        &WorkloadKey::named("a"),
+        &sample(0.01),
+        &parallel_plan(1.0),
+        &measured(1.5, 1.0),
+    );
+    cache.record_run(
+        &WorkloadKey::named("b"),
+        &sample(0.02),
+        &serial_plan(),
+        &measured(2.0, 1.0),
+    );
+    let s = cache.summary().unwrap();
+    assert_eq!(s.calibrations.len(), 1);
+    assert_eq!(s.calibrations[0].machine.as_ref(), Some(cache.machine()));
+    assert!(s.calibrations[0].this_machine);
+    let a = s.workloads.iter().find(|w| w.key == "a").unwrap();
+    assert_eq!(
+        (a.runs, a.last_workers, a.last_error_ratio),
+        (1, Some(4), Some(1.5))
+    );
+    let b = s.workloads.iter().find(|w| w.key == "b").unwrap();
+    assert_eq!((b.item_time, b.last_error_ratio), (Some(0.02), None));
+}
+
+#[test]
+fn a_full_disk_stops_writing_but_not_reading() {
+    // SQLite reports a write past `max_page_count` with SQLITE_FULL, the code its unix VFS
+    // returns when write(2) fails with ENOSPC (os_unix.c, unixWrite): the same error path as a
+    // full disk, reached without filling one.
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0),
+        &measured(2.0, 1.0),
+    );
+    let pages: u32 = cache
+        .conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    cache.limit_pages(pages);
+    let big = WorkloadKey::named("x".repeat(64 * 1024));
+    assert!(!cache.record_run(&big, &sample(0.04), &serial_plan(), &measured(1.0, 1.0)));
+    assert_eq!(
+        cache.take_warnings(),
+        vec![CacheWarning::Full {
+            path: cache.path().to_owned()
+        }]
+    );
+    assert_eq!(
+        cache.workload(&big),
+        None,
+        "the failed transaction left nothing"
+    );
+    // Writing stops (no second warning), reading goes on.
+    assert!(!cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0, 1.0)));
+    assert_eq!(cache.take_warnings(), vec![]);
+    assert_eq!(cache.workload(&key).unwrap().runs, 1);
+    assert_eq!(cache.correction(&key), 2.0);
+    assert!(cache.load_costs(Backend::Threads).is_some());
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    std::fs::write(
+        &path,
+        b"this is not an SQLite file, but it is long enough to be read as one; ".repeat(100),
+    )
+    .unwrap();
+    let cache = Cache::open_at(&path, machine("m")).unwrap();
+    let warnings = cache.take_warnings();
+    assert!(
+        matches!(&warnings[..], [CacheWarning::Rebuilt { path: p, .. }] if p == &path),
+        "{warnings:?}"
+    );
+    let key = WorkloadKey::named("w");
+    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0, 1.0));
+    assert_eq!(cache.workload(&key).unwrap().runs, 1);
+}
+
+#[test]
+fn a_truncated_file_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    {
+        let cache = Cache::open_at(&path, machine("m")).unwrap();
+        for i in 0..200 {
+            cache.record_run(
+                &WorkloadKey::named(format!("workload {i} {}", "x".repeat(200))),
+                &sample(0.04),
+                &parallel_plan(1.0),
+                &measured(2.0, 1.0),
+            );
+        }
+        // Fold the log into the file, so that cutting the file loses committed pages.
+        cache
+            .conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 64 * 1024, "the file should span many pages: {len}");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len / 3).unwrap();
+    drop(file);
+    let cache = Cache::open_at(&path, machine("m")).unwrap();
+    let warnings = cache.take_warnings();
+    assert!(
+        matches!(&warnings[..], [CacheWarning::Rebuilt { .. }]),
+        "{warnings:?}"
+    );
+    assert_eq!(cache.summary().unwrap().workloads, vec![]);
+}
+
+#[test]
+fn an_empty_file_becomes_a_cache_without_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    std::fs::write(&path, b"").unwrap();
+    let cache = Cache::open_at(&path, machine("m")).unwrap();
+    assert_eq!(cache.take_warnings(), vec![]);
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    assert!(cache.load_costs(Backend::Threads).is_some());
+}
+
+#[test]
+fn an_older_schema_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    {
+        // What an earlier layout could have looked like: one table, version 0 left unset.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (key TEXT, seconds REAL);
+             INSERT INTO runs VALUES ('w', 1.0);",
+        )
+        .unwrap();
+    }
+    let cache = Cache::open_at(&path, machine("m")).unwrap();
+    let warnings = cache.take_warnings();
+    assert!(
+        matches!(&warnings[..], [CacheWarning::Rebuilt { reason, .. }] if reason.contains("version 0")),
+        "{warnings:?}"
+    );
+    let tables: i64 = cache
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'runs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the old table is gone");
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    assert!(cache.load_costs(Backend::Threads).is_some());
+    drop(cache);
+    // A file of a newer version is rebuilt too, and the current one is kept as it is.
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", schema::VERSION + 1)
+            .unwrap();
+    }
+    let cache = Cache::open_at(&path, machine("m")).unwrap();
+    assert_eq!(cache.take_warnings().len(), 1);
+    assert_eq!(cache.load_costs(Backend::Threads), None);
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    drop(cache);
+    let cache = Cache::open_at(&path, machine("m")).unwrap();
+    assert_eq!(cache.take_warnings(), vec![]);
+    assert!(cache.load_costs(Backend::Threads).is_some());
+}
+
+#[test]
+fn a_directory_that_cannot_hold_files_leaves_the_run_without_a_cache() {
+    // procfs refuses new files to every user, root included, unlike a chmod-ed directory.
+    let path = Path::new("/proc/self/amorsize/amorsize.db");
+    let warning = Cache::open_at(path, machine("m")).unwrap_err();
+    assert!(
+        matches!(&warning, CacheWarning::Unavailable { path: p, .. } if p == path),
+        "{warning:?}"
+    );
+}
+
+#[test]
+fn a_read_only_directory_leaves_the_run_without_a_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let path = ro.join("amorsize.db");
+    let privileged = std::fs::write(ro.join("probe"), b"").is_ok();
+    let opened = Cache::open_at(&path, machine("m"));
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if privileged {
+        // Root writes through the mode bits; the procfs test covers a directory root cannot
+        // write. Here the cache must then simply work.
+        assert!(opened.is_ok());
+    } else {
+        assert!(matches!(opened, Err(CacheWarning::Unavailable { .. })));
+    }
+}
+
+#[test]
+fn remove_deletes_the_file_and_its_companions() {
+    let (dir, cache) = fresh();
+    cache.store_costs(&costs(Backend::Threads, 1e-5));
+    let path = cache.path().to_owned();
+    assert!(Path::new(&format!("{}-wal", path.display())).exists());
+    drop(cache);
+    assert!(remove(&path).unwrap());
+    for p in open::files_of(&path) {
+        assert!(!p.exists(), "{}", p.display());
+    }
+    assert!(!remove(&path).unwrap());
+    drop(dir);
+}

@@ -1,0 +1,188 @@
+//! The cache shared by real processes: this test binary starts copies of itself as writers,
+//! all on one file at once, and checks the file and the count of what they wrote. It also
+//! checks, in fresh processes, what the environment variable does and that a warning is given
+//! once per process.
+//!
+//! It has its own `main` (`harness = false`): a child is this same binary with
+//! `AMORSIZE_TEST_ROLE` set.
+
+use amorsize::cache::{self, Cache, CacheWarning, Fingerprint, Measured, WorkloadKey};
+use amorsize::model::{Backend, Costs};
+use amorsize::Plan;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::process::{Command, ExitCode, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "AMORSIZE_TEST_ROLE";
+const WRITERS: usize = 6;
+const RUNS_PER_WRITER: usize = 40;
+
+fn main() -> ExitCode {
+    if let Ok(role) = std::env::var(ROLE) {
+        return child(&role);
+    }
+    let tests: [(&str, fn()); 3] = [
+        (
+            "concurrent_writers_lose_nothing",
+            concurrent_writers_lose_nothing,
+        ),
+        (
+            "off_disables_the_cache_silently",
+            off_disables_the_cache_silently,
+        ),
+        (
+            "an_unusable_location_warns_once",
+            an_unusable_location_warns_once,
+        ),
+    ];
+    for (name, test) in tests {
+        test();
+        println!("test {name} ... ok");
+    }
+    ExitCode::SUCCESS
+}
+
+/// What a child does, by role; it prints what it did for the parent to check.
+fn child(role: &str) -> ExitCode {
+    match role {
+        "writer" => {
+            let Some(cache) = Cache::open_default() else {
+                println!("unavailable {:?}", cache::take_warnings());
+                return ExitCode::FAILURE;
+            };
+            let key = WorkloadKey::named("shared");
+            let plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+            let sample = amorsize::sample::Sample {
+                count: 1,
+                item_time: 1e-3,
+                cv: 0.0,
+            };
+            let costs = Costs {
+                backend: Backend::Threads,
+                worker_start: 1e-5,
+                chunk_dispatch: 1e-6,
+                transfer_per_byte: 0.0,
+            };
+            let mut written = 0;
+            for i in 0..RUNS_PER_WRITER {
+                let measured = Measured {
+                    wall: Duration::from_millis(1 + i as u64),
+                    items: 10,
+                    correction_applied: 1.0,
+                };
+                written += usize::from(cache.record_run(&key, &sample, &plan, &measured));
+                // Reads interleave with the other processes' writes.
+                let _ = cache.workload(&key);
+                cache.store_costs(&costs);
+            }
+            for w in cache.take_warnings() {
+                // Being skipped on a lock held too long is allowed (and counted); anything else
+                // is a failure.
+                if !matches!(w, CacheWarning::Busy { .. }) {
+                    println!("warning {w}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            println!("written {written}");
+            ExitCode::SUCCESS
+        }
+        "open" => {
+            let opened = Cache::open_default().is_some();
+            let again = Cache::open_default().is_some();
+            println!("opened {opened} {again}");
+            for w in cache::take_warnings() {
+                println!("warning {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        other => {
+            println!("unknown role {other}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn spawn(role: &str, cache_var: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("the test binary's path"))
+        .env(ROLE, role)
+        .env(cache::ENV_VAR, cache_var)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start a copy of the test binary")
+}
+
+/// Waits for a child, killing it past a generous deadline rather than hanging the suite.
+fn finish(mut child: std::process::Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().expect("wait for child").is_some() {
+            return child.wait_with_output().expect("child output");
+        }
+        if Instant::now() > deadline {
+            child.kill().expect("kill a stuck child");
+            let out = child.wait_with_output().expect("child output");
+            panic!(
+                "child did not finish in time: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file nobody created yet: the writers also race to create the schema.
+    let path = dir.path().join("nested").join("amorsize.db");
+    let children: Vec<_> = (0..WRITERS).map(|_| spawn("writer", &path)).collect();
+    let mut written = 0;
+    for child in children {
+        let out = finish(child);
+        let text = stdout(&out);
+        assert!(out.status.success(), "writer failed: {text}");
+        let n: usize = text
+            .trim()
+            .strip_prefix("written ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected writer output: {text}"));
+        written += n;
+    }
+    assert!(written > 0, "no writer could write");
+    println!(
+        "  {written} of {} runs written by {WRITERS} processes at once (the rest skipped on a busy lock)",
+        WRITERS * RUNS_PER_WRITER
+    );
+    // Every write a writer saw succeed is in the file, and the file is sound: reopening runs
+    // SQLite's quick_check and would report a rebuild otherwise.
+    let machine = Fingerprint::current();
+    let cache = Cache::open_at(&path, machine).expect("reopen");
+    assert_eq!(cache.take_warnings(), vec![]);
+    let history = cache.workload(&WorkloadKey::named("shared")).unwrap();
+    assert_eq!(history.runs as usize, written);
+    assert_eq!(history.recent.len(), written.min(cache::KEEP_RECENT));
+    assert!(cache.load_costs(Backend::Threads).is_some());
+}
+
+fn off_disables_the_cache_silently() {
+    let out = finish(spawn("open", Path::new("off")));
+    assert_eq!(stdout(&out), "opened false false\n");
+}
+
+fn an_unusable_location_warns_once() {
+    // procfs refuses new directories to every user, root included.
+    let out = finish(spawn("open", Path::new("/proc/self/amorsize/amorsize.db")));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "opened false false", "{text}");
+    assert_eq!(lines.len(), 2, "one warning for two failed opens: {text}");
+    assert!(
+        lines[1].contains("/proc/self/amorsize/amorsize.db") && lines[1].contains("AMORSIZE_CACHE"),
+        "{text}"
+    );
+}
