@@ -6,6 +6,9 @@
 //! It has its own `main` (`harness = false`): a child is this same binary with
 //! `AMORSIZE_TEST_ROLE` set.
 
+// Children answer their parent on stdout, and without the test harness the parent reports there.
+#![allow(clippy::print_stdout)]
+
 use amorsize::cache::{self, Cache, CacheWarning, Fingerprint, Measured, WorkloadKey};
 use amorsize::model::{Backend, Costs};
 use amorsize::Plan;

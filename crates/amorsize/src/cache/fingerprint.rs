@@ -9,13 +9,15 @@ use serde::{Deserialize, Serialize};
 pub struct Fingerprint {
     /// CPU model name (`model name` in `/proc/cpuinfo`), empty when unknown.
     pub cpu_model: String,
-    /// Logical CPUs the process may run on.
+    /// Logical CPUs online.
     pub logical_cpus: usize,
-    /// Usable physical cores, when known.
-    pub physical_cores: Option<usize>,
+    /// Logical CPUs in the process's affinity mask.
+    pub affinity_cpus: usize,
+    /// Physical cores the process may run on.
+    pub usable_cores: usize,
     /// CPU quota in CPUs (cgroup `cpu.max` quota ÷ period), when limited.
     pub cpu_quota: Option<f64>,
-    /// Memory limit in bytes, when limited.
+    /// Memory the process may use in all (machine memory or cgroup limit), in bytes, when known.
     pub memory_limit: Option<u64>,
     /// Kernel release (`uname -r`), empty when unknown.
     pub kernel: String,
@@ -31,9 +33,10 @@ impl Fingerprint {
         Fingerprint {
             cpu_model: system.cpu_model,
             logical_cpus: machine.logical_cpus(),
-            physical_cores: None,
-            cpu_quota: None,
-            memory_limit: None,
+            affinity_cpus: machine.affinity_cpus(),
+            usable_cores: machine.usable_cores(),
+            cpu_quota: machine.cpu_quota(),
+            memory_limit: machine.total_memory(),
             kernel: system.kernel,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
@@ -61,7 +64,8 @@ mod tests {
         Fingerprint {
             cpu_model: "Test CPU".into(),
             logical_cpus: 8,
-            physical_cores: Some(4),
+            affinity_cpus: 8,
+            usable_cores: 4,
             cpu_quota: Some(2.5),
             memory_limit: None,
             kernel: "6.1.0".into(),

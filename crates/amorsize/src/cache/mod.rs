@@ -547,10 +547,11 @@ impl Cache {
 /// # Examples
 ///
 /// ```
-/// // Whatever the environment says, asking never fails.
-/// let _correction = amorsize::cache::with_default(|c| {
-///     c.correction(&amorsize::cache::WorkloadKey::named("x"))
-/// });
+/// use amorsize::cache::{with_default, WorkloadKey};
+///
+/// // Turned off, there is no cache, and asking still does not fail.
+/// std::env::set_var("AMORSIZE_CACHE", "off");
+/// assert_eq!(with_default(|c| c.correction(&WorkloadKey::named("x"))), None);
 /// ```
 pub fn with_default<T>(f: impl FnOnce(&Cache) -> T) -> Option<T> {
     static DEFAULT: OnceLock<Option<Mutex<Cache>>> = OnceLock::new();

@@ -7,7 +7,8 @@ fn machine(name: &str) -> Fingerprint {
     Fingerprint {
         cpu_model: name.into(),
         logical_cpus: 4,
-        physical_cores: Some(2),
+        affinity_cpus: 4,
+        usable_cores: 2,
         cpu_quota: None,
         memory_limit: Some(1 << 30),
         kernel: "6.1.0-test".into(),
