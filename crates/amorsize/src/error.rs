@@ -56,6 +56,8 @@ impl Error {
     }
 
     /// Names the file the error is about.
+    // Kept for the modules that read and write files, which may not all be built yet.
+    #[allow(dead_code)]
     pub(crate) fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.path = Some(path.into());
         self

@@ -1,1 +1,514 @@
-//! Threads on a rayon pool; the serial path is a plain loop.
+//! A batch over a slice, on threads: the serial path is a plain loop; the parallel path runs
+//! workers on a rayon pool that claim chunks from a shared cursor.
+//!
+//! Claiming chunks from one atomic cursor (rather than splitting the input up front) is what
+//! lets the chunk size change in the middle of a run ([`adapt`](super::adapt)); rayon still
+//! runs the workers. Each chunk's results are kept with the chunk's start, and put back in
+//! input order at the end, together with the results the sample already computed.
+
+use super::adapt::Adapter;
+use super::pool::{self, Pool};
+use super::progress::Reporter;
+use super::settings::ExecOptions;
+use crate::report::ChunkAdjustment;
+use crate::{Plan, Result};
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Why a run stopped early: the first failure seen (lowest index among those seen).
+pub(crate) struct Failure<O> {
+    /// Index of the item in the caller's input.
+    pub(crate) index: usize,
+    pub(crate) cause: Cause<O>,
+}
+
+/// A panic payload, or a result the caller counts as a failure (an `Err`).
+pub(crate) enum Cause<O> {
+    Panic(Box<dyn Any + Send>),
+    Value(O),
+}
+
+impl<O> Failure<O> {
+    /// The failure as an error; `value` turns a failing result into one.
+    pub(crate) fn into_error(self, value: impl FnOnce(usize, O) -> crate::Error) -> crate::Error {
+        match self.cause {
+            Cause::Panic(payload) => crate::Error::panicked(self.index, payload.as_ref()),
+            Cause::Value(o) => value(self.index, o),
+        }
+    }
+}
+
+/// One batch to run.
+pub(crate) struct Batch<'a, T, O, F, P> {
+    /// The items still to run, and those the sample ran.
+    pub(crate) items: &'a [T],
+    /// Results the sample computed: indices into `items`, increasing.
+    pub(crate) sampled: Vec<(usize, O)>,
+    /// Index of `items[0]` in the caller's input; items before it are already done.
+    pub(crate) base: usize,
+    /// The user's function.
+    pub(crate) f: &'a F,
+    /// Which results count as failures that stop the run (never, for a plain map).
+    pub(crate) fails: P,
+}
+
+/// A finished batch: results in input order and what the run measured.
+pub(crate) struct Done<O> {
+    pub(crate) results: Vec<O>,
+    pub(crate) stats: Stats,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) workers: usize,
+    pub(crate) chunks: usize,
+    pub(crate) wall: Duration,
+    pub(crate) busy: Duration,
+    pub(crate) nested: bool,
+    pub(crate) adjustments: Vec<ChunkAdjustment>,
+}
+
+/// Runs `batch` as `plan` says.
+pub(crate) fn run<T, O, F, P>(
+    batch: Batch<'_, T, O, F, P>,
+    plan: &Plan,
+    settings: &ExecOptions,
+) -> Result<std::result::Result<Done<O>, Failure<O>>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    let mut batch = batch;
+    batch.sampled.sort_by_key(|(i, _)| *i);
+    if let Some(at) = batch.sampled.iter().position(|(_, o)| (batch.fails)(o)) {
+        let (index, o) = batch.sampled.swap_remove(at);
+        return Ok(Err(Failure {
+            index: batch.base + index,
+            cause: Cause::Value(o),
+        }));
+    }
+    let remaining = batch.items.len() - batch.sampled.len();
+    let parallel = plan.is_parallel() && plan.workers().get() > 1 && remaining > 1;
+    if !parallel {
+        return Ok(serial(batch, plan, settings));
+    }
+    let nested = pool::nested();
+    let pool = if nested {
+        None
+    } else {
+        Some(pool::pool(plan.workers().get())?)
+    };
+    Ok(parallel_run(batch, plan, settings, pool))
+}
+
+/// The serial path: a plain loop (in chunks only when someone watches the progress).
+fn serial<T, O, F, P>(
+    batch: Batch<'_, T, O, F, P>,
+    plan: &Plan,
+    settings: &ExecOptions,
+) -> std::result::Result<Done<O>, Failure<O>>
+where
+    F: Fn(&T) -> O,
+    P: Fn(&O) -> bool,
+{
+    let start = Instant::now();
+    let Batch {
+        items,
+        sampled,
+        base,
+        f,
+        fails,
+    } = batch;
+    let n = items.len();
+    let mut reporter = settings
+        .progress
+        .as_ref()
+        .map(|p| Reporter::new(p, base + sampled.len(), Some(base + n)));
+    let step = if reporter.is_some() {
+        plan.chunk_size().get()
+    } else {
+        n.max(1)
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut sampled = sampled.into_iter().peekable();
+    let mut current = 0;
+    let mut failed = None;
+    let mut chunks = 0;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut lo = 0;
+        while lo < n {
+            let hi = lo.saturating_add(step).min(n);
+            let mut ran = 0;
+            for (idx, item) in items[lo..hi].iter().enumerate() {
+                let idx = lo + idx;
+                if let Some((_, o)) = sampled.next_if(|(i, _)| *i == idx) {
+                    out.push(o);
+                    continue;
+                }
+                current = idx;
+                let o = f(item);
+                if fails(&o) {
+                    failed = Some(Failure {
+                        index: base + idx,
+                        cause: Cause::Value(o),
+                    });
+                    return;
+                }
+                out.push(o);
+                ran += 1;
+            }
+            chunks += 1;
+            if let Some(r) = reporter.as_mut() {
+                r.add(ran);
+            }
+            lo = hi;
+        }
+    }));
+    if let Err(payload) = outcome {
+        return Err(Failure {
+            index: base + current,
+            cause: Cause::Panic(payload),
+        });
+    }
+    if let Some(failure) = failed {
+        return Err(failure);
+    }
+    let wall = start.elapsed();
+    Ok(Done {
+        results: out,
+        stats: Stats {
+            workers: 1,
+            chunks,
+            wall,
+            busy: wall,
+            nested: false,
+            adjustments: Vec::new(),
+        },
+    })
+}
+
+/// State the workers share.
+struct Shared<'a, T, O, F, P> {
+    items: &'a [T],
+    /// Sampled indices: skipped, their results are already known.
+    skip: Vec<usize>,
+    base: usize,
+    f: &'a F,
+    fails: &'a P,
+    cursor: AtomicUsize,
+    chunk: AtomicUsize,
+    stop: AtomicBool,
+    workers: usize,
+    adapter: Option<Mutex<Adapter>>,
+    failure: Mutex<Option<Failure<O>>>,
+    finished: Mutex<Finished<O>>,
+}
+
+/// What the workers hand back when they end.
+struct Finished<O> {
+    chunks: Vec<(usize, Vec<O>)>,
+    busy: Duration,
+    count: usize,
+}
+
+/// How a chunk ended.
+enum ChunkEnd<O> {
+    Complete(Vec<O>, usize),
+    Stopped,
+    Failed(Failure<O>),
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    // Only amorsize's own code runs under these locks (never the user's function), so a
+    // poisoned lock holds consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<T, O, F, P> Shared<'_, T, O, F, P>
+where
+    F: Fn(&T) -> O,
+    P: Fn(&O) -> bool,
+{
+    /// Claims the next chunk: `start..end` of the items, or `None` when none is left.
+    fn claim(&self) -> Option<(usize, usize)> {
+        let n = self.items.len();
+        let c = self.chunk.load(Relaxed).max(1);
+        let start = self
+            .cursor
+            .fetch_update(Relaxed, Relaxed, |s| {
+                (s < n).then(|| s.saturating_add(c).min(n))
+            })
+            .ok()?;
+        Some((start, start.saturating_add(c).min(n)))
+    }
+
+    fn run_chunk(&self, start: usize, end: usize) -> ChunkEnd<O> {
+        let mut out = Vec::with_capacity(end - start);
+        let lo = self.skip.partition_point(|&i| i < start);
+        let mut skip = self.skip[lo..].iter().copied().peekable();
+        let mut current = start;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            for idx in start..end {
+                if skip.next_if_eq(&idx).is_some() {
+                    continue;
+                }
+                if self.stop.load(Relaxed) {
+                    return Some(ChunkEnd::Stopped);
+                }
+                current = idx;
+                let o = (self.f)(&self.items[idx]);
+                if (self.fails)(&o) {
+                    return Some(ChunkEnd::Failed(Failure {
+                        index: self.base + idx,
+                        cause: Cause::Value(o),
+                    }));
+                }
+                out.push(o);
+            }
+            None
+        }));
+        match outcome {
+            Ok(Some(end)) => end,
+            Ok(None) => {
+                let ran = out.len();
+                ChunkEnd::Complete(out, ran)
+            }
+            Err(payload) => ChunkEnd::Failed(Failure {
+                index: self.base + current,
+                cause: Cause::Panic(payload),
+            }),
+        }
+    }
+
+    /// Records a failure (the lowest index wins) and stops the other workers.
+    fn fail(&self, failure: Failure<O>) {
+        self.stop.store(true, Relaxed);
+        let mut slot = lock(&self.failure);
+        if slot.as_ref().map_or(true, |f| failure.index < f.index) {
+            *slot = Some(failure);
+        }
+    }
+
+    /// A worker: claims and runs chunks until none is left or the run stops; `on_chunk` hears
+    /// of each finished chunk's item count.
+    fn work(&self, mut on_chunk: impl FnMut(usize)) {
+        let mut chunks = Vec::new();
+        let mut busy = Duration::ZERO;
+        let mut count = 0;
+        while !self.stop.load(Relaxed) {
+            let Some((start, end)) = self.claim() else {
+                break;
+            };
+            let t0 = Instant::now();
+            let (out, ran) = match self.run_chunk(start, end) {
+                ChunkEnd::Complete(out, ran) => (out, ran),
+                ChunkEnd::Stopped => break,
+                ChunkEnd::Failed(failure) => {
+                    self.fail(failure);
+                    break;
+                }
+            };
+            let took = t0.elapsed();
+            busy += took;
+            count += 1;
+            chunks.push((start, out));
+            if let Some(adapter) = &self.adapter {
+                let left = self.items.len().saturating_sub(self.cursor.load(Relaxed));
+                if let Some(next) = lock(adapter).observe(ran, took, Some(left), self.workers) {
+                    self.chunk.store(next, Relaxed);
+                }
+            }
+            on_chunk(ran);
+        }
+        let mut finished = lock(&self.finished);
+        finished.chunks.append(&mut chunks);
+        finished.busy += busy;
+        finished.count += count;
+    }
+}
+
+/// Sets the stop flag if the coordinating thread unwinds (a panicking progress callback), so
+/// that the workers end instead of finishing the whole batch first.
+struct StopOnUnwind<'a>(&'a AtomicBool);
+
+impl Drop for StopOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Relaxed);
+        }
+    }
+}
+
+/// The parallel path. `pool` is `None` for a nested run, which uses the current pool and the
+/// calling thread (itself one of that pool's workers).
+fn parallel_run<T, O, F, P>(
+    batch: Batch<'_, T, O, F, P>,
+    plan: &Plan,
+    settings: &ExecOptions,
+    pool: Option<Pool>,
+) -> std::result::Result<Done<O>, Failure<O>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    let start = Instant::now();
+    let Batch {
+        items,
+        sampled,
+        base,
+        f,
+        fails,
+    } = batch;
+    let n = items.len();
+    let nested = pool.is_none();
+    let chunk = plan.chunk_size();
+    let planned = if nested {
+        plan.workers().get().min(rayon::current_num_threads())
+    } else {
+        plan.workers().get()
+    };
+    let workers = planned.min(n.div_ceil(chunk.get())).max(1);
+    let adapter = if settings.adapt {
+        Adapter::new(plan.item_time(), chunk).map(Mutex::new)
+    } else {
+        None
+    };
+    let state = Shared {
+        items,
+        skip: sampled.iter().map(|(i, _)| *i).collect(),
+        base,
+        f,
+        fails: &fails,
+        cursor: AtomicUsize::new(0),
+        chunk: AtomicUsize::new(chunk.get()),
+        stop: AtomicBool::new(false),
+        workers,
+        adapter,
+        failure: Mutex::new(None),
+        finished: Mutex::new(Finished {
+            chunks: Vec::new(),
+            busy: Duration::ZERO,
+            count: 0,
+        }),
+    };
+    let mut reporter = settings
+        .progress
+        .as_ref()
+        .map(|p| Reporter::new(p, base + sampled.len(), Some(base + n)));
+    let shared = &state;
+    in_scope(pool.as_ref(), |scope| {
+        let _guard = StopOnUnwind(&shared.stop);
+        let (tx, rx) = match reporter {
+            Some(_) => {
+                let (tx, rx) = crossbeam_channel::unbounded::<usize>();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let spawned = if nested { workers - 1 } else { workers };
+        for _ in 0..spawned {
+            let tx = tx.clone();
+            scope.spawn(move |_| {
+                shared.work(|ran| {
+                    if let Some(tx) = &tx {
+                        // The receiver outlives the scope's jobs; a send cannot fail.
+                        let _ = tx.send(ran);
+                    }
+                })
+            });
+        }
+        drop(tx);
+        match (nested, rx, reporter.as_mut()) {
+            // Nested: this thread is a worker of the pool too; it reports what it has heard at
+            // its own chunk boundaries. Blocking on the channel here could starve the jobs
+            // queued on this very thread.
+            (true, rx, reporter) => {
+                let mut reporter = reporter;
+                shared.work(|ran| {
+                    if let Some(r) = reporter.as_mut() {
+                        let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
+                        r.add(ran + heard);
+                    }
+                });
+            }
+            (false, Some(rx), Some(reporter)) => {
+                for ran in rx {
+                    reporter.add(ran);
+                }
+            }
+            (false, _, _) => {}
+        }
+    });
+    let Shared {
+        failure,
+        finished,
+        adapter,
+        ..
+    } = state;
+    if let Some(failure) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(failure);
+    }
+    let finished = finished
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let adjustments = adapter
+        .map(|a| {
+            a.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .into_adjustments()
+        })
+        .unwrap_or_default();
+    let results = assemble(n, finished.chunks, sampled);
+    if let Some(r) = reporter.as_mut() {
+        // A nested run may not have heard of the last chunks of the other workers.
+        if r.done() < base + n {
+            r.add(base + n - r.done());
+        }
+    }
+    Ok(Done {
+        results,
+        stats: Stats {
+            workers,
+            chunks: finished.count,
+            wall: start.elapsed(),
+            busy: finished.busy,
+            nested,
+            adjustments,
+        },
+    })
+}
+
+/// A scope on the calling thread whose jobs run in `pool`, or in the current pool (nested).
+fn in_scope<'scope, R>(pool: Option<&Pool>, op: impl FnOnce(&rayon::Scope<'scope>) -> R) -> R {
+    match pool {
+        Some(pool) => pool.in_place_scope(op),
+        None => rayon::in_place_scope(op),
+    }
+}
+
+/// Puts chunk results (keyed by their start) and sampled results (keyed by their index) back
+/// into input order. Together they cover `0..n` exactly once.
+fn assemble<O>(n: usize, mut chunks: Vec<(usize, Vec<O>)>, sampled: Vec<(usize, O)>) -> Vec<O> {
+    chunks.sort_unstable_by_key(|(start, _)| *start);
+    let mut out = Vec::with_capacity(n);
+    let mut sampled = sampled.into_iter().peekable();
+    for (_, results) in chunks {
+        for o in results {
+            while let Some((_, s)) = sampled.next_if(|(i, _)| *i == out.len()) {
+                out.push(s);
+            }
+            out.push(o);
+        }
+    }
+    out.extend(sampled.map(|(_, s)| s));
+    debug_assert_eq!(out.len(), n);
+    out
+}

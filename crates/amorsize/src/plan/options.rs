@@ -13,6 +13,7 @@ pub struct Options {
     pub(crate) chunk: Option<NonZeroUsize>,
     pub(crate) target_chunk: Option<Duration>,
     pub(crate) name: Option<String>,
+    pub(crate) exec: crate::exec::ExecOptions,
 }
 
 /// The speedup below which parallelism is refused: the original library's default, kept
@@ -29,6 +30,7 @@ impl Default for Options {
             chunk: None,
             target_chunk: None,
             name: None,
+            exec: crate::exec::ExecOptions::default(),
         }
     }
 }

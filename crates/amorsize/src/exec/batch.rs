@@ -1,0 +1,311 @@
+//! The batch entry points: plan (sampling the function), then run, reusing the sampled
+//! results so that every item runs exactly once.
+
+use super::threads::{self, Batch, Done, Failure};
+use crate::report::RunReport;
+use crate::{plan, sample, Error, ErrorKind, Options, Plan, Result};
+
+/// The results of a run, in input order, and its report.
+#[derive(Debug)]
+pub struct Run<R> {
+    /// One result per input item, in input order.
+    pub results: Vec<R>,
+    /// What the run measured beside what the plan predicted.
+    pub report: RunReport,
+}
+
+/// Runs `f` on every item of `items` — serially or in parallel, as measured to be fastest —
+/// and returns the results in input order.
+///
+/// This is [`Options::execute`] with the default options. A function that returns a
+/// `Result` gets one `Result` per item: each item's error is collected while the others
+/// complete; [`try_execute`] stops at the first error instead.
+///
+/// # Examples
+///
+/// ```
+/// let items: Vec<u64> = (0..1000).collect();
+/// let squares = amorsize::execute(&items, |x| x * x)?;
+/// assert_eq!(squares[999], 999 * 999);
+///
+/// // Errors per item, the rest still completes.
+/// let parsed = amorsize::execute(&["1", "x", "3"], |s| s.parse::<u32>())?;
+/// assert!(parsed[1].is_err());
+/// assert_eq!(parsed[2].as_ref().ok(), Some(&3));
+/// # Ok::<(), amorsize::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`] when `f` panics, naming the item ([`Error::item`]); the other
+/// workers stop at their next item and are joined before this returns. [`ErrorKind::Io`]
+/// when worker threads cannot be started.
+pub fn execute<T, R, F>(items: &[T], f: F) -> Result<Vec<R>>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    Options::default().execute(items, f)
+}
+
+/// [`execute`] for any iterable: runs `f` on every item and returns the results in order.
+///
+/// The first items are sampled to plan; the rest are collected, then run.
+/// [`stream`](crate::stream) handles inputs too large to hold.
+///
+/// # Examples
+///
+/// ```
+/// let lengths = amorsize::execute_iter(["a", "bb", "ccc"], |s| s.len())?;
+/// assert_eq!(lengths, [1, 2, 3]);
+/// # Ok::<(), amorsize::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`execute`].
+pub fn execute_iter<I, R, F>(items: I, f: F) -> Result<Vec<R>>
+where
+    I: IntoIterator,
+    I::Item: Sync,
+    R: Send,
+    F: Fn(&I::Item) -> R + Sync,
+{
+    Options::default().execute_iter(items, f)
+}
+
+/// Runs a fallible `f` on every item and returns the results in input order, or the first
+/// error: the other workers stop at their next item.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::ErrorKind;
+///
+/// let ok = amorsize::try_execute(&["1", "2"], |s| s.parse::<u32>())?;
+/// assert_eq!(ok, [1, 2]);
+/// let err = amorsize::try_execute(&["1", "x"], |s| s.parse::<u32>()).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::ItemFailed);
+/// assert_eq!(err.item(), Some(1));
+/// # Ok::<(), amorsize::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::ItemFailed`] with the item's index and the function's error as
+/// [`source`](std::error::Error::source); otherwise as [`execute`].
+pub fn try_execute<T, R, E, F>(items: &[T], f: F) -> Result<Vec<R>>
+where
+    T: Sync,
+    R: Send,
+    E: std::error::Error + Send + Sync + 'static,
+    F: Fn(&T) -> std::result::Result<R, E> + Sync,
+{
+    Options::default().try_execute(items, f)
+}
+
+impl Options {
+    /// Runs `f` on every item of `items` with these options; see [`execute`].
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`].
+    pub fn execute<T, R, F>(&self, items: &[T], f: F) -> Result<Vec<R>>
+    where
+        T: Sync,
+        R: Send,
+        F: Fn(&T) -> R + Sync,
+    {
+        self.run(items, f).map(|run| run.results)
+    }
+
+    /// Plans and runs `f` on every item of `items`, returning the results and the run's
+    /// report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let items: Vec<u64> = (0..100).collect();
+    /// let run = amorsize::Options::new().run(&items, |x| x + 1)?;
+    /// assert_eq!(run.results.len(), 100);
+    /// assert_eq!(run.report.items, 100);
+    /// assert!(run.report.reused_from_sample > 0);
+    /// # Ok::<(), amorsize::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`].
+    pub fn run<T, R, F>(&self, items: &[T], f: F) -> Result<Run<R>>
+    where
+        T: Sync,
+        R: Send,
+        F: Fn(&T) -> R + Sync,
+    {
+        let (plan, sampled) = plan::plan_slice(items, &f, self)?;
+        run_batch(items, sampled.results, 0, &f, no_failure, &plan, self)
+            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+    }
+
+    /// [`execute_iter`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`].
+    pub fn execute_iter<I, R, F>(&self, items: I, f: F) -> Result<Vec<R>>
+    where
+        I: IntoIterator,
+        I::Item: Sync,
+        R: Send,
+        F: Fn(&I::Item) -> R + Sync,
+    {
+        let mut iter = items.into_iter();
+        let sampled = sample::sample_iter(&mut iter, &f)?;
+        let rest: Vec<I::Item> = iter.collect();
+        let k = sampled.results.len();
+        let plan = plan::decide(&sampled.figures, k + rest.len(), self);
+        let run = run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
+            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        let mut results: Vec<R> = Vec::with_capacity(k + rest.len());
+        results.extend(sampled.results.into_iter().map(|(_, r)| r));
+        results.extend(run.results);
+        Ok(results)
+    }
+
+    /// [`try_execute`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_execute`].
+    pub fn try_execute<T, R, E, F>(&self, items: &[T], f: F) -> Result<Vec<R>>
+    where
+        T: Sync,
+        R: Send,
+        E: std::error::Error + Send + Sync + 'static,
+        F: Fn(&T) -> std::result::Result<R, E> + Sync,
+    {
+        let (plan, sampled) = plan::plan_slice(items, &f, self)?;
+        let run = run_batch(items, sampled.results, 0, &f, Result::is_err, &plan, self)
+            .map_err(|failure| failure.into_error(item_failed))??;
+        run.results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.map_err(|e| item_failed::<R, E>(i, Err(e))))
+            .collect()
+    }
+}
+
+impl Plan {
+    /// Runs `f` on every item of `items` as this plan says, returning the results in input
+    /// order with the run's report. Nothing is sampled: every item runs here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    ///
+    /// let plan = amorsize::Plan::fixed(NonZeroUsize::new(2).unwrap(), NonZeroUsize::new(8).unwrap());
+    /// let items: Vec<u32> = (0..100).collect();
+    /// let run = plan.run(&items, |x| x * 2)?;
+    /// assert_eq!(run.results, items.iter().map(|x| x * 2).collect::<Vec<_>>());
+    /// assert_eq!(run.report.items, 100);
+    /// # Ok::<(), amorsize::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`].
+    pub fn run<T, R, F>(&self, items: &[T], f: F) -> Result<Run<R>>
+    where
+        T: Sync,
+        R: Send,
+        F: Fn(&T) -> R + Sync,
+    {
+        run_batch(
+            items,
+            Vec::new(),
+            0,
+            &f,
+            no_failure,
+            self,
+            &Options::default(),
+        )
+        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+    }
+}
+
+fn no_failure<O>(_: &O) -> bool {
+    false
+}
+
+/// The error for a failure that `no_failure` never reports; kept as an error rather than a
+/// panic so that no path of the library panics on the user's behalf.
+fn unreachable_failure() -> Error {
+    Error::new(
+        ErrorKind::ItemFailed,
+        "an item was reported failed by a run that counts no result as a failure",
+    )
+}
+
+fn item_failed<R, E>(index: usize, result: std::result::Result<R, E>) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Err(e) => Error::new(
+            ErrorKind::ItemFailed,
+            format!("the function failed on item {index}: {e}"),
+        )
+        .with_item(index)
+        .with_source(e),
+        Ok(_) => unreachable_failure().with_item(index),
+    }
+}
+
+/// Runs a planned batch and builds its report. The outer error is the engine's (threads could
+/// not start); the inner one a failure of the user's function.
+fn run_batch<T, O, F, P>(
+    items: &[T],
+    sampled: Vec<(usize, O)>,
+    base: usize,
+    f: &F,
+    fails: P,
+    plan: &Plan,
+    options: &Options,
+) -> std::result::Result<Result<Run<O>>, Failure<O>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    let mut settings = options.exec.clone();
+    // A chunk size the caller fixed stays fixed.
+    settings.adapt &= options.chunk.is_none();
+    let reused = base + sampled.len();
+    let batch = Batch {
+        items,
+        sampled,
+        base,
+        f,
+        fails,
+    };
+    let done = match threads::run(batch, plan, &settings) {
+        Ok(outcome) => outcome?,
+        Err(e) => return Ok(Err(e)),
+    };
+    let Done { results, stats } = done;
+    let report = RunReport {
+        plan: plan.clone(),
+        items: base + items.len(),
+        reused_from_sample: reused,
+        workers: stats.workers,
+        chunks: stats.chunks,
+        wall: stats.wall,
+        busy: stats.busy,
+        nested: stats.nested,
+        adjustments: stats.adjustments,
+    };
+    Ok(Ok(Run { results, report }))
+}

@@ -1,0 +1,80 @@
+//! Thread pools, reused across runs: rayon's global pool when its size is the one planned,
+//! otherwise a pool of that size from a small registry.
+//!
+//! Building a pool starts its threads (tens of µs each); reusing one costs nothing. The
+//! registry keeps at most [`MAX_POOLS`] sizes; the least recently used is dropped beyond that
+//! (rayon ends a dropped pool's threads once their queued work is done).
+
+use crate::{Error, ErrorKind, Result};
+use rayon::{Scope, ThreadPool, ThreadPoolBuilder};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Pool sizes kept alive at once besides the global pool.
+pub(crate) const MAX_POOLS: usize = 4;
+
+/// A pool that runs a plan's workers.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    /// rayon's global pool.
+    Global,
+    /// A pool of another size, shared through the registry.
+    Own(Arc<ThreadPool>),
+}
+
+impl Pool {
+    /// Creates a scope on the calling thread whose spawned jobs run in this pool.
+    pub(crate) fn in_place_scope<'scope, R>(&self, op: impl FnOnce(&Scope<'scope>) -> R) -> R {
+        match self {
+            Pool::Global => rayon::in_place_scope(op),
+            Pool::Own(pool) => pool.in_place_scope(op),
+        }
+    }
+}
+
+/// Whether the calling thread is a worker of a rayon pool (amorsize's pools are rayon pools).
+///
+/// A run started there is *nested*: it runs on that pool's threads instead of starting more,
+/// so nested parallelism never oversubscribes the cores and never waits on threads that are
+/// themselves waiting.
+pub(crate) fn nested() -> bool {
+    rayon::current_thread_index().is_some()
+}
+
+/// A pool with `workers` threads, reused when one exists.
+///
+/// # Errors
+///
+/// An [`ErrorKind::Io`] error when the operating system refuses to start the threads.
+pub(crate) fn pool(workers: usize) -> Result<Pool> {
+    if workers == rayon::current_num_threads() {
+        return Ok(Pool::Global);
+    }
+    static REGISTRY: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
+    // A panic while holding this lock leaves the list itself intact, so a poisoned lock is
+    // still usable.
+    let mut pools = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(at) = pools.iter().position(|(n, _)| *n == workers) {
+        // Most recently used last.
+        let entry = pools.remove(at);
+        let pool = Arc::clone(&entry.1);
+        pools.push(entry);
+        return Ok(Pool::Own(pool));
+    }
+    let pool = ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("amorsize-{i}"))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("could not start a pool of {workers} worker threads; try fewer workers"),
+            )
+            .with_source(e)
+        })?;
+    let pool = Arc::new(pool);
+    if pools.len() >= MAX_POOLS {
+        pools.remove(0);
+    }
+    pools.push((workers, Arc::clone(&pool)));
+    Ok(Pool::Own(pool))
+}
