@@ -1,1 +1,0 @@
-//! Worker processes: this executable re-executed in worker mode, chunks moved over pipes.

@@ -1,0 +1,143 @@
+//! Worker processes: this executable started again in worker mode, with chunks of
+//! serde-encoded items and results moved over pipes.
+//!
+//! Use it for work that needs a process of its own: code that is not thread-safe, may crash,
+//! leaks or keeps global state. Every process pays for it in start-up and serialization, which
+//! the planner weighs before it uses workers at all.
+//!
+//! # Setup
+//!
+//! A worker is the current executable re-executed with an environment variable set, so
+//! `main` must register the functions workers run and then call [`init`], before anything
+//! else; in a worker, `init` serves chunks and exits, elsewhere it returns at once:
+//!
+//! ```no_run
+//! use amorsize::exec::process::{self, ProcessOptions};
+//! use amorsize::Plan;
+//! use std::num::NonZeroUsize;
+//!
+//! fn square(x: &u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> amorsize::Result<()> {
+//!     let square = process::register("square", square);
+//!     process::init();
+//!
+//!     let items: Vec<u64> = (0..10_000).collect();
+//!     let plan = Plan::fixed(NonZeroUsize::new(2).unwrap(), NonZeroUsize::new(500).unwrap());
+//!     let outcome = process::run(square, &items, &plan, &ProcessOptions::new())?;
+//!     let results = outcome.into_results()?;
+//!     assert_eq!(results[3], 9);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Wire and faults
+//!
+//! Items and results travel as [postcard](https://docs.rs/postcard) encodings in
+//! length-prefixed frames (see `wire.rs`). A value that fails to serialize is an
+//! [`ErrorKind::Serialization`](crate::ErrorKind) failure naming its item. A worker that
+//! panics reports the panic and goes on; one that aborts, segfaults, is killed or overruns
+//! [`ProcessOptions::chunk_timeout`] is detected, its chunk is named in the error, and the
+//! results of other chunks are kept ([`Outcome`]). Workers receive SIGKILL when the process
+//! that started them dies, so none is left behind, whatever happens to the parent.
+
+mod options;
+mod outcome;
+mod pool;
+mod registry;
+mod run;
+mod sys;
+mod wire;
+mod worker;
+
+pub use options::ProcessOptions;
+pub use outcome::{Failure, Outcome, RunStats};
+pub use pool::Pool;
+pub use registry::{register, Function};
+
+use crate::plan::Plan;
+use crate::Result;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The name of the function the cost probes send empty and padded chunks to.
+pub(super) const NOOP: &str = "amorsize.noop";
+
+/// Enters worker mode when this process was started as a worker: serves chunks until its
+/// parent closes the pipe, then exits the process. Otherwise returns at once.
+///
+/// Call it at the top of `main`, after the [`register`] calls: a worker knows only the
+/// functions registered before it.
+pub fn init() {
+    register_builtins();
+    if worker::is_worker() {
+        std::process::exit(worker::serve());
+    }
+}
+
+fn register_builtins() {
+    fn noop(_: &()) {}
+    register::<(), ()>(NOOP, noop);
+}
+
+/// Runs `plan` on worker processes of the [global](Pool::global) pool; see [`Pool::run`].
+///
+/// # Errors
+///
+/// As [`Pool::run`].
+pub fn run<T, R>(
+    function: Function<T, R>,
+    items: &[T],
+    plan: &Plan,
+    options: &ProcessOptions,
+) -> Result<Outcome<R>>
+where
+    T: Serialize + Sync,
+    R: DeserializeOwned + Send,
+{
+    Pool::global().run(function, items, plan, options)
+}
+
+/// Stops the idle workers of the global pool and waits for them to exit.
+pub fn shutdown() {
+    Pool::global().shutdown();
+}
+
+impl Pool {
+    /// Runs `function` on every item on `plan.workers()` worker processes, in chunks of
+    /// `plan.chunk_size()` items, whatever the plan's mode: a serial plan runs on one worker,
+    /// still isolated from this process. No sample is taken.
+    ///
+    /// # Errors
+    ///
+    /// Only when the run cannot go on: no worker process can be started, or workers do not
+    /// know the function. An item that fails is in [`Outcome::failures`] instead.
+    pub fn run<T, R>(
+        &self,
+        function: Function<T, R>,
+        items: &[T],
+        plan: &Plan,
+        options: &ProcessOptions,
+    ) -> Result<Outcome<R>>
+    where
+        T: Serialize + Sync,
+        R: DeserializeOwned + Send,
+    {
+        #[allow(clippy::single_range_in_vec_init)]
+        let tasks = run::chunks(&[0..items.len()], plan.chunk_size().get());
+        let collected = run::run(function, items, tasks, plan.workers().get(), options, self)?;
+        let mut results: Vec<Option<R>> =
+            std::iter::repeat_with(|| None).take(items.len()).collect();
+        for (index, result) in collected.results {
+            results[index] = Some(result);
+        }
+        Ok(Outcome {
+            plan: plan.clone(),
+            results,
+            failures: collected.failures,
+            stats: collected.stats,
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The few system calls the process backend needs that `std` does not offer, each in a small
+//! function with its safety argument.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+/// Makes the child started by `command` receive SIGKILL when the thread that spawned it exits
+/// (`prctl(PR_SET_PDEATHSIG)`, see prctl(2)), so that a worker never outlives its parent, even
+/// when the parent is killed or interrupted with Ctrl-C. The setting survives `execve` for
+/// executables that are not set-user-ID.
+///
+/// The spawn fails with `ESRCH` if the parent died before the setting took effect (the race
+/// prctl(2) describes, closed by comparing `getppid()` with the parent's pid).
+pub(super) fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    let hook = move || {
+        // SAFETY: `prctl` with PR_SET_PDEATHSIG takes a plain integer argument and touches no
+        // memory of ours.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `getppid` has no preconditions and cannot fail.
+        if unsafe { libc::getppid() } as u32 != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // functions may be called; it calls `prctl` and `getppid` (both async-signal-safe system
+    // calls) and builds errors from integers, without allocating or taking locks.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
+
+/// In a worker: returns a handle on the original standard output, for the protocol, and points
+/// descriptor 1 at standard error, so that anything the user's code prints cannot corrupt the
+/// protocol's frames.
+pub(super) fn take_stdout() -> io::Result<File> {
+    use std::io::Write;
+    io::stdout().flush()?;
+    let protocol = io::stdout().as_fd().try_clone_to_owned()?;
+    // SAFETY: `dup2` on descriptors 2 and 1, both open for the life of the process; it only
+    // replaces what descriptor 1 refers to, and `protocol` keeps its own duplicate.
+    if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(File::from(protocol))
+}
+
+/// Waits until `fd` is readable (data or end of file) or `timeout` has passed; returns whether
+/// it became readable.
+pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Round up, so that a timeout below a millisecond still waits instead of spinning.
+    let millis = timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .min(libc::c_int::MAX as u128) as libc::c_int;
+    loop {
+        // SAFETY: `pollfd` is a valid, exclusively borrowed `pollfd` for the duration of the
+        // call, and the count passed is 1.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if ready >= 0 {
+            return Ok(ready > 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// The conventional name of a signal that ends a worker, for error messages.
+pub(super) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGINT => "SIGINT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
