@@ -1,25 +1,147 @@
-//! `amorsize info`: what the probe found.
+//! `amorsize info`: what the probe found, and where each figure came from.
 
+use std::fmt::Display;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use amorsize::probe::{Figure, Machine};
+use anyhow::{bail, Context};
 
 /// Options of `amorsize info`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print JSON instead of a table.
+    /// Print JSON instead of a table (field names documented on `amorsize::probe::Machine`).
     #[arg(long)]
     json: bool,
+    /// Read a copy of another machine's `proc/` and `sys/` under DIR instead of this machine's.
+    /// The affinity mask then comes from DIR/proc/self/status (Cpus_allowed_list).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
 }
 
 /// Prints the machine's figures.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let machine = amorsize::probe::machine();
+    let probed;
+    let machine = match &args.root {
+        Some(root) => {
+            if !root.is_dir() {
+                bail!("--root {}: not a directory", root.display());
+            }
+            let root = root
+                .canonicalize()
+                .with_context(|| format!("--root {}", root.display()))?;
+            probed = Machine::read(&root);
+            &probed
+        }
+        None => amorsize::probe::machine(),
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, machine)?;
-        writeln!(out)?;
+        // Serialized first so a closed pipe surfaces as the plain I/O error `main` forgives.
+        let json = serde_json::to_string_pretty(machine)?;
+        writeln!(out, "{json}")?;
     } else {
-        writeln!(out, "logical CPUs  {}", machine.logical_cpus())?;
+        write_table(&mut out, machine)?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_table(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
+    let cpu = m.cpu();
+    let cgroup = m.cgroup();
+    let memory = m.memory();
+    writeln!(out, "machine at root {}", m.root().display())?;
+    writeln!(out)?;
+    row(out, "logical CPUs", cpu.logical().get(), cpu.logical())?;
+    row(
+        out,
+        "affinity CPUs",
+        format!("{} ({})", cpu.affinity().get(), cpu.affinity_list()),
+        cpu.affinity(),
+    )?;
+    row(
+        out,
+        "usable cores",
+        cpu.usable_cores().get(),
+        cpu.usable_cores(),
+    )?;
+    writeln!(out, "{:<18}{}", "cgroup", cgroup.version())?;
+    let quota = match (m.cpu_quota(), m.quota_workers()) {
+        (Some(cpus), Some(workers)) => format!("{cpus} CPUs → {workers} workers"),
+        _ => "none".to_owned(),
+    };
+    row(out, "CPU quota", quota, cgroup.cpu_quota())?;
+    row(
+        out,
+        "memory limit",
+        bytes(cgroup.memory_max().get()),
+        cgroup.memory_max(),
+    )?;
+    row(
+        out,
+        "memory.high",
+        bytes(cgroup.memory_high().get()),
+        cgroup.memory_high(),
+    )?;
+    row(
+        out,
+        "cgroup headroom",
+        bytes(cgroup.memory_headroom().get()),
+        cgroup.memory_headroom(),
+    )?;
+    row(
+        out,
+        "host memory",
+        bytes(memory.host_total().get()),
+        memory.host_total(),
+    )?;
+    row(
+        out,
+        "host available",
+        bytes(memory.host_available().get()),
+        memory.host_available(),
+    )?;
+    row(
+        out,
+        "total memory",
+        bytes(memory.total().get()),
+        memory.total(),
+    )?;
+    row(
+        out,
+        "available memory",
+        bytes(memory.available().get()),
+        memory.available(),
+    )?;
+    if !m.warnings().is_empty() {
+        writeln!(out)?;
+        writeln!(out, "warnings:")?;
+        for warning in m.warnings() {
+            writeln!(out, "  {warning}")?;
+        }
+    }
+    Ok(())
+}
+
+fn row<T>(
+    out: &mut impl Write,
+    name: &str,
+    value: impl Display,
+    figure: &Figure<T>,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{name:<18}{:<36}  {}",
+        value.to_string(),
+        figure.source()
+    )
+}
+
+fn bytes(value: Option<u64>) -> String {
+    match value {
+        Some(b) => format!("{:.2} GiB ({b} bytes)", b as f64 / f64::from(1u32 << 30)),
+        None => "none".to_owned(),
+    }
 }

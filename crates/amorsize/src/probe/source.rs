@@ -1,0 +1,198 @@
+//! Where each figure of the probe came from, and what went wrong on the way.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a figure came from.
+///
+/// Serialized with a `kind` tag: `{"kind": "file", "path": "/proc/meminfo"}`,
+/// `{"kind": "files", "paths": [...]}`, `{"kind": "topology", "dir": "..."}`,
+/// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "fallback", "fallback": "..."}`,
+/// `{"kind": "absent"}`, `{"kind": "given"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Source {
+    /// Read from this file; the path is as on the probed machine (`/proc/meminfo`), whatever
+    /// root directory the probe read from.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Computed from these files together (a cgroup limit and its usage).
+    Files {
+        /// The files.
+        paths: Vec<PathBuf>,
+    },
+    /// Read from the per-CPU sysfs topology files (`cpuN/topology/core_cpus_list` or
+    /// `thread_siblings_list`, and `physical_package_id`) under this directory.
+    Topology {
+        /// The directory holding the `cpuN` directories.
+        dir: PathBuf,
+    },
+    /// Asked the kernel with this system call.
+    Syscall {
+        /// The system call.
+        name: String,
+    },
+    /// Nothing was found; this documented assumption stands in (see the warnings for why).
+    Fallback {
+        /// The assumption made.
+        fallback: Fallback,
+    },
+    /// No file sets this figure: no limit where limits were looked for, or the files that
+    /// would give it were missing or malformed (see the warnings).
+    Absent,
+    /// Set by the caller, not probed ([`Machine::fixed`](super::Machine::fixed)).
+    Given,
+}
+
+impl Source {
+    /// A [`Source::File`].
+    pub(crate) fn file(path: impl Into<PathBuf>) -> Self {
+        Source::File { path: path.into() }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File { path } => write!(f, "{}", path.display()),
+            Source::Files { paths } => {
+                for (i, path) in paths.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" − ")?;
+                    }
+                    write!(f, "{}", path.display())?;
+                }
+                Ok(())
+            }
+            Source::Topology { dir } => write!(f, "{}/cpu*/topology", dir.display()),
+            Source::Syscall { name } => write!(f, "{name}()"),
+            Source::Fallback { fallback } => write!(f, "fallback: {fallback}"),
+            Source::Absent => f.write_str("not found"),
+            Source::Given => f.write_str("given"),
+        }
+    }
+}
+
+/// An assumption that stands in for a figure the machine did not give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Fallback {
+    /// The number of logical CPUs could not be read: assume one, the only count that cannot
+    /// oversubscribe the machine.
+    OneCpu,
+    /// The affinity mask could not be read: assume every online CPU is allowed (the kernel's
+    /// default mask).
+    AllOnlineCpus,
+    /// Neither sysfs topology nor `/proc/cpuinfo` said which CPUs share a core: count every
+    /// allowed logical CPU as a core (an overestimate on machines with SMT).
+    CoresAreCpus,
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fallback::OneCpu => "assumed one CPU",
+            Fallback::AllOnlineCpus => "assumed all online CPUs",
+            Fallback::CoresAreCpus => "counted each CPU as a core",
+        })
+    }
+}
+
+/// A figure with the place it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figure<T> {
+    value: T,
+    source: Source,
+}
+
+impl<T> Figure<T> {
+    /// A figure of `value` from `source`.
+    pub(crate) fn new(value: T, source: Source) -> Self {
+        Figure { value, source }
+    }
+
+    /// The value.
+    pub fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+}
+
+impl<T: Copy> Figure<T> {
+    /// The value, copied.
+    pub fn get(&self) -> T {
+        self.value
+    }
+}
+
+/// What kind of trouble the probe met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// A file that should be there was not.
+    Missing,
+    /// A file was there but could not be read.
+    Unreadable,
+    /// A file held something other than its documented format.
+    Malformed,
+    /// Two sources disagreed, or a value made no sense with the others.
+    Inconsistent,
+}
+
+/// Something the probe could not read as expected, and what it did instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    kind: WarningKind,
+    path: Option<PathBuf>,
+    message: String,
+}
+
+impl Warning {
+    /// A warning of `kind` about `path` (as on the probed machine).
+    pub(crate) fn new(
+        kind: WarningKind,
+        path: Option<PathBuf>,
+        message: impl Into<String>,
+    ) -> Self {
+        Warning {
+            kind,
+            path,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of trouble.
+    pub fn kind(&self) -> WarningKind {
+        self.kind
+    }
+
+    /// The file involved (as on the probed machine), when there is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
+    /// What happened and what the probe did instead.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.path {
+            write!(f, "{}: ", path.display())?;
+        }
+        f.write_str(&self.message)
+    }
+}
