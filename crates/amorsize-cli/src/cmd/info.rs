@@ -140,8 +140,19 @@ fn row<T>(
 }
 
 fn bytes(value: Option<u64>) -> String {
-    match value {
-        Some(b) => format!("{:.2} GiB ({b} bytes)", b as f64 / f64::from(1u32 << 30)),
-        None => "none".to_owned(),
+    const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
+    let Some(b) = value else {
+        return "none".to_owned();
+    };
+    let (unit, shift) = UNITS
+        .into_iter()
+        .find(|&(_, shift)| b >= 1 << shift)
+        .unwrap_or(("bytes", 0));
+    if shift == 0 {
+        return format!("{b} bytes");
     }
+    format!(
+        "{:.2} {unit} ({b} bytes)",
+        b as f64 / f64::from(1u32 << shift)
+    )
 }
