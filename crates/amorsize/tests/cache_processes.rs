@@ -25,7 +25,11 @@ fn main() -> ExitCode {
     if let Ok(role) = std::env::var(ROLE) {
         return child(&role);
     }
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 4] = [
+        (
+            "a_file_size_limit_stops_writing_not_reading",
+            a_file_size_limit_stops_writing_not_reading,
+        ),
         (
             "concurrent_writers_lose_nothing",
             concurrent_writers_lose_nothing,
@@ -90,6 +94,7 @@ fn child(role: &str) -> ExitCode {
             println!("written {written}");
             ExitCode::SUCCESS
         }
+        "fsize" => fill_up_to_a_size_limit(),
         "open" => {
             let opened = Cache::open_default().is_some();
             let again = Cache::open_default().is_some();
@@ -188,4 +193,92 @@ fn an_unusable_location_warns_once() {
         lines[1].contains("/proc/self/amorsize/amorsize.db") && lines[1].contains("AMORSIZE_CACHE"),
         "{text}"
     );
+}
+
+/// Fills the cache until the operating system refuses to let its files grow. RLIMIT_FSIZE makes
+/// write(2) past the limit fail with EFBIG (after a short write up to it): the kernel's refusal
+/// of a full disk, with another errno. SQLite's unix VFS reports ENOSPC as SQLITE_FULL and any
+/// other failed write as SQLITE_IOERR_WRITE (os_unix.c, `unixWrite`), so this reaches the
+/// write-failure path; the in-crate test with `max_page_count` reaches the SQLITE_FULL path.
+fn fill_up_to_a_size_limit() -> ExitCode {
+    let Some(cache) = Cache::open_default() else {
+        println!("unavailable");
+        return ExitCode::FAILURE;
+    };
+    let key = |i: usize| WorkloadKey::named(format!("w{i} {}", "x".repeat(2000)));
+    let plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+    let sample = amorsize::sample::Sample {
+        count: 1,
+        item_time: 1e-3,
+        cv: 0.0,
+    };
+    let measured = Measured {
+        wall: Duration::from_millis(5),
+        items: 10,
+        correction_applied: 1.0,
+    };
+    assert!(cache.record_run(&key(0), &sample, &plan, &measured));
+    let path = std::path::PathBuf::from(std::env::var_os(cache::ENV_VAR).unwrap());
+    let size = |suffix: &str| {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        std::fs::metadata(p).map_or(0, |m| m.len())
+    };
+    let limit = size("").max(size("-wal")).max(size("-shm")) + 1500;
+    limit_file_size(limit);
+    let mut written = 1;
+    for i in 1..400 {
+        if cache.record_run(&key(i), &sample, &plan, &measured) {
+            written += 1;
+        }
+    }
+    for w in cache.take_warnings() {
+        println!("warning {w:?}");
+    }
+    // Reading goes on after writing stopped.
+    let history = cache.workload(&key(0)).map(|h| h.runs);
+    println!("written {written} read {history:?}");
+    ExitCode::SUCCESS
+}
+
+/// Caps the size of files this process writes; a write past it fails instead of raising
+/// SIGXFSZ (which would kill the process).
+fn limit_file_size(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: ignoring a signal and setting a resource limit of this process take plain values
+    // and touch no memory of ours.
+    let ok = unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN) != libc::SIG_ERR
+            && libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0
+    };
+    assert!(
+        ok,
+        "cannot set RLIMIT_FSIZE: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn a_file_size_limit_stops_writing_not_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    let out = finish(spawn("fsize", &path));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one warning: {text}");
+    assert!(lines[0].starts_with("warning WriteFailed"), "{text}");
+    assert!(lines[1].ends_with("read Some(1)"), "{text}");
+    let written: usize = lines[1]
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(written < 400, "the limit never bit: {text}");
+    // What was committed before the disk filled is intact.
+    let cache = Cache::open_at(&path, Fingerprint::current()).unwrap();
+    assert_eq!(cache.take_warnings(), vec![]);
+    assert_eq!(cache.summary().unwrap().workloads.len(), written);
 }

@@ -44,6 +44,26 @@ pub fn update_correction(previous: f64, runs: u64, ratio: f64) -> f64 {
     log.exp().clamp(1.0 / LIMIT, LIMIT)
 }
 
+/// The correction after a serial run, which says nothing of parallel time: it fades toward 1 by
+/// [`MIN_WEIGHT`] of the way (in log space). A correction learned on a loaded machine can turn
+/// the next plans serial, and serial runs would never measure it again; fading makes the planner
+/// retry parallelism after a few serial runs, and a workload that really gains nothing relearns
+/// its correction on that one parallel run.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::cache::fade_correction;
+///
+/// let c = fade_correction(4.0);
+/// assert!(1.0 < c && c < 4.0);
+/// assert_eq!(fade_correction(1.0), 1.0);
+/// ```
+pub fn fade_correction(previous: f64) -> f64 {
+    let c = sanitize(previous);
+    ((1.0 - MIN_WEIGHT) * c.ln()).exp()
+}
+
 /// A stored correction as the model may use it: 1 when unusable.
 pub(crate) fn sanitize(c: f64) -> f64 {
     if c.is_finite() && c > 0.0 {
@@ -79,6 +99,20 @@ mod tests {
         fn never_leaves_the_limits(prev in -1e3f64..1e3, runs in 0u64..5, ratio in -1e9f64..1e9) {
             let c = update_correction(prev, runs, ratio);
             prop_assert!(c.is_finite() && (1.0 / LIMIT..=LIMIT).contains(&c));
+        }
+    }
+
+    #[test]
+    fn fading_reaches_one_and_never_crosses_it() {
+        for start in [0.1, 0.5, 2.0, 16.0] {
+            let mut c = start;
+            for _ in 0..60 {
+                let next = fade_correction(c);
+                assert!((next - 1.0).abs() <= (c - 1.0).abs());
+                assert_eq!(next >= 1.0, c >= 1.0);
+                c = next;
+            }
+            assert!((c - 1.0).abs() < 1e-6, "{start} -> {c}");
         }
     }
 

@@ -8,8 +8,9 @@
 //! - per machine [`Fingerprint`] and backend, the measured [`Costs`]
 //!   ([`Cache::load_costs`], [`Cache::store_costs`]);
 //! - per [`WorkloadKey`], the recent samples, plans and measured runs, and a correction —
-//!   measured ÷ predicted time of parallel runs, smoothed ([`update_correction`]) — that the
-//!   model multiplies its parallel prediction by ([`Cache::workload`], [`Cache::record_run`],
+//!   measured ÷ predicted time of parallel runs, smoothed ([`update_correction`]), fading
+//!   toward 1 over serial runs ([`fade_correction`]) — that the model multiplies its parallel
+//!   prediction by ([`Cache::workload`], [`Cache::record_run`],
 //!   [`Cache::correction`]).
 //!
 //! **A cache problem never fails a run.** Every operation returns an `Option` or nothing; a
@@ -52,7 +53,7 @@ mod schema;
 mod system;
 mod warning;
 
-pub use correction::update_correction;
+pub use correction::{fade_correction, update_correction};
 pub use fingerprint::Fingerprint;
 pub use key::WorkloadKey;
 pub use location::{from_env as location, resolve as resolve_location, Location, ENV_VAR};
@@ -287,8 +288,9 @@ impl Cache {
         .map_or(1.0, correction::sanitize)
     }
 
-    /// Records a finished run of `key`: its sample, its plan and what it measured; a parallel
-    /// run with a prediction also updates the correction. One short transaction; returns
+    /// Records a finished run of `key`: its sample, its plan and what it measured. A parallel
+    /// run with a prediction updates the correction ([`update_correction`]); a serial run fades
+    /// it toward 1 ([`fade_correction`]). One short transaction; returns
     /// whether it was stored.
     pub fn record_run(
         &self,
@@ -329,6 +331,7 @@ impl Cache {
             let (learned, old) = existing.map_or((0, 1.0), |(_, l, c)| (l.max(0) as u64, c));
             let (learned, corrected) = match raw_ratio {
                 Some(r) => (learned + 1, update_correction(old, learned, r)),
+                None if !plan.is_parallel() => (learned, fade_correction(old)),
                 None => (learned, correction::sanitize(old)),
             };
             let id: i64 = tx.query_row(
@@ -502,6 +505,15 @@ impl Cache {
             Some(C::ReadOnly | C::PermissionDenied) => {
                 (CacheWarning::ReadOnly { path }, State::ReadOnly)
             }
+            // The system refused a write or its flush: EFBIG past a file size limit, EDQUOT,
+            // EIO (an ENOSPC is reported as DiskFull above). Reading may still work.
+            Some(C::SystemIoFailure) if is_write_failure(e) => (
+                CacheWarning::WriteFailed {
+                    path,
+                    reason: e.to_string(),
+                },
+                State::ReadOnly,
+            ),
             Some(C::DatabaseCorrupt | C::NotADatabase) => (
                 CacheWarning::Failed {
                     path,
@@ -588,6 +600,22 @@ pub fn remove(path: &Path) -> crate::Result<bool> {
         }
     }
     Ok(existed)
+}
+
+/// Whether an I/O error happened writing, extending or flushing a file (extended result codes,
+/// <https://sqlite.org/rescode.html#ioerr_write>).
+fn is_write_failure(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(
+        e.sqlite_error().map(|e| e.extended_code),
+        Some(
+            ffi::SQLITE_IOERR_WRITE
+                | ffi::SQLITE_IOERR_FSYNC
+                | ffi::SQLITE_IOERR_DIR_FSYNC
+                | ffi::SQLITE_IOERR_TRUNCATE
+                | ffi::SQLITE_IOERR_SHMSIZE
+        )
+    )
 }
 
 fn backend_name(b: Backend) -> &'static str {

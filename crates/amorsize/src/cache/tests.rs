@@ -143,7 +143,7 @@ fn the_correction_learns_the_model_error_not_the_corrected_one() {
 }
 
 #[test]
-fn serial_runs_do_not_move_the_correction() {
+fn serial_runs_fade_the_correction_without_learning_from_it() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
     cache.record_run(
@@ -154,7 +154,9 @@ fn serial_runs_do_not_move_the_correction() {
     );
     cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(9.0, 1.0));
     let h = cache.workload(&key).unwrap();
-    assert_eq!((h.runs, h.learned, h.correction), (2, 1, 2.0));
+    assert_eq!((h.runs, h.learned), (2, 1));
+    assert_eq!(h.correction, fade_correction(2.0));
+    assert!(1.0 < h.correction && h.correction < 2.0);
     assert!(!h.recent[1].parallel);
 }
 

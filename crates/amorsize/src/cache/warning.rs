@@ -35,6 +35,14 @@ pub enum CacheWarning {
         /// The cache file.
         path: PathBuf,
     },
+    /// Writing to the file failed at the system level (over a disk quota or a file size limit,
+    /// a failing disk); the cache stops writing for this process.
+    WriteFailed {
+        /// The cache file.
+        path: PathBuf,
+        /// What SQLite said.
+        reason: String,
+    },
     /// The file cannot be written (read-only file or directory); the cache stops writing for
     /// this process.
     ReadOnly {
@@ -60,6 +68,7 @@ impl CacheWarning {
             CacheWarning::Full { .. } => 8,
             CacheWarning::ReadOnly { .. } => 16,
             CacheWarning::Failed { .. } => 32,
+            CacheWarning::WriteFailed { .. } => 64,
         }
     }
 }
@@ -88,6 +97,12 @@ impl fmt::Display for CacheWarning {
                 f,
                 "cache {} cannot grow: the disk is full; the cache stops recording for this \
                  process (free some space, or `amorsize cache clear`)",
+                path.display()
+            ),
+            CacheWarning::WriteFailed { path, reason } => write!(
+                f,
+                "cache {} cannot be written ({reason}: over a disk quota or a file size limit, or \
+                 a failing disk); the cache stops recording for this process",
                 path.display()
             ),
             CacheWarning::ReadOnly { path } => write!(
@@ -157,6 +172,10 @@ mod tests {
             CacheWarning::Full { path: path.clone() },
             CacheWarning::ReadOnly { path: path.clone() },
             CacheWarning::Failed {
+                path: path.clone(),
+                reason: "r".into(),
+            },
+            CacheWarning::WriteFailed {
                 path: path.clone(),
                 reason: "r".into(),
             },
