@@ -66,7 +66,7 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
     // Write-ahead logging lets readers and one writer proceed at once across processes
     // (<https://sqlite.org/wal.html>); NORMAL synchronous is durable up to the last
@@ -89,7 +89,7 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
     if verdict != "ok" {
         return Err(Problem::Corrupt(format!("the file is damaged: {verdict}")));
     }
-    let found = schema::ensure(&mut conn).map_err(classify)?;
+    let found = schema::ensure(&conn).map_err(classify)?;
     let rebuilt = match found {
         schema::Found::Current => None,
         schema::Found::Rebuilt { version } => Some(format!(

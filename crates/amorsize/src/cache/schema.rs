@@ -2,7 +2,7 @@
 //! (<https://sqlite.org/pragma.html#pragma_user_version>): a file of any other version is a
 //! cache of another amorsize and is rebuilt, never migrated — it only holds measurements.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema this code writes. Bump it on any change to the tables below.
 pub(crate) const VERSION: i64 = 1;
@@ -67,12 +67,27 @@ pub(crate) enum Found {
 
 /// Makes sure the file holds the current schema, creating or rebuilding it inside one
 /// `IMMEDIATE` transaction, so that processes opening a new file at once create it once.
-pub(crate) fn ensure(conn: &mut Connection) -> rusqlite::Result<Found> {
+pub(crate) fn ensure(conn: &Connection) -> rusqlite::Result<Found> {
     // The common case reads one header field, without a write lock.
     if user_version(conn)? == VERSION {
         return Ok(Found::Current);
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // The unchecked form takes a shared reference, so the version can be read again on failure;
+    // no other transaction is open on this new connection.
+    let tx = match Transaction::new_unchecked(conn, TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        // Processes opening a new file at once all see version 0 and queue for the write lock
+        // while the first creates the tables and then writes runs; a waiter that times out
+        // usually finds the schema made by then.
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            return if user_version(conn)? == VERSION {
+                Ok(Found::Current)
+            } else {
+                Err(e)
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let version = user_version(&tx)?;
     if version == VERSION {
         return Ok(Found::Current);
