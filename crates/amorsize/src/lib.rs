@@ -17,5 +17,5 @@ pub mod report;
 pub mod sample;
 
 pub use error::{Error, ErrorKind, Result};
-pub use exec::{execute, execute_iter, try_execute, Progress, Run};
+pub use exec::{execute, execute_iter, stream, try_execute, Progress, Run, Stream};
 pub use plan::{Mode, Options, Plan};

@@ -117,6 +117,11 @@ impl Adapter {
         Some(next)
     }
 
+    /// The changes made so far, in order.
+    pub(crate) fn adjustments(&self) -> &[ChunkAdjustment] {
+        &self.adjustments
+    }
+
     /// The changes made, in order.
     pub(crate) fn into_adjustments(self) -> Vec<ChunkAdjustment> {
         self.adjustments

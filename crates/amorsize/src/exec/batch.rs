@@ -160,17 +160,36 @@ impl Options {
         R: Send,
         F: Fn(&I::Item) -> R + Sync,
     {
+        self.run_iter(items, f).map(|run| run.results)
+    }
+
+    /// [`Options::run`] for any iterable: samples the first items, collects the rest, runs
+    /// them, and returns the results in order with the run's report.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`].
+    pub fn run_iter<I, R, F>(&self, items: I, f: F) -> Result<Run<R>>
+    where
+        I: IntoIterator,
+        I::Item: Sync,
+        R: Send,
+        F: Fn(&I::Item) -> R + Sync,
+    {
         let mut iter = items.into_iter();
         let sampled = sample::sample_iter(&mut iter, &f)?;
         let rest: Vec<I::Item> = iter.collect();
         let k = sampled.results.len();
         let plan = plan::decide(&sampled.figures, k + rest.len(), self);
-        let run = run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
+        let mut run = run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
             .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
         let mut results: Vec<R> = Vec::with_capacity(k + rest.len());
         results.extend(sampled.results.into_iter().map(|(_, r)| r));
-        results.extend(run.results);
-        Ok(results)
+        results.append(&mut run.results);
+        Ok(Run {
+            results,
+            report: run.report,
+        })
     }
 
     /// [`try_execute`] with these options.
@@ -306,6 +325,7 @@ where
         busy: stats.busy,
         nested: stats.nested,
         adjustments: stats.adjustments,
+        assumed_items: None,
     };
     Ok(Ok(Run { results, report }))
 }

@@ -39,8 +39,10 @@ mod pool;
 pub mod process;
 mod progress;
 mod settings;
+mod stream;
 mod threads;
 
 pub use batch::{execute, execute_iter, try_execute, Run};
 pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
+pub use stream::{stream, Stream, STREAM_CHUNK_TIME_MAX, UNKNOWN_LENGTH_ITEMS};

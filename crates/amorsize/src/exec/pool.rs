@@ -29,6 +29,14 @@ impl Pool {
             Pool::Own(pool) => pool.in_place_scope(op),
         }
     }
+
+    /// Runs `job` on a thread of this pool, some time later.
+    pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        match self {
+            Pool::Global => rayon::spawn(job),
+            Pool::Own(pool) => pool.spawn(job),
+        }
+    }
 }
 
 /// Whether the calling thread is a worker of a rayon pool (amorsize's pools are rayon pools).

@@ -62,18 +62,18 @@ impl fmt::Debug for ProgressFn {
 }
 
 /// Counts finished items on the coordinating thread and calls the callback.
-pub(crate) struct Reporter<'a> {
-    callback: &'a ProgressFn,
+pub(crate) struct Reporter {
+    callback: ProgressFn,
     done: usize,
     total: Option<usize>,
     start: Instant,
 }
 
-impl<'a> Reporter<'a> {
+impl Reporter {
     /// A reporter for a run that starts now with `done` items already finished.
-    pub(crate) fn new(callback: &'a ProgressFn, done: usize, total: Option<usize>) -> Self {
+    pub(crate) fn new(callback: &ProgressFn, done: usize, total: Option<usize>) -> Self {
         Reporter {
-            callback,
+            callback: callback.clone(),
             done,
             total,
             start: Instant::now(),

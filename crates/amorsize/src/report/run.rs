@@ -46,6 +46,9 @@ pub struct RunReport {
     pub nested: bool,
     /// Changes of the chunk size made during the run, in order.
     pub adjustments: Vec<ChunkAdjustment>,
+    /// The input length the plan assumed, when the input did not tell its length (a stream
+    /// over an iterator without a size hint): a stand-in, not a measurement.
+    pub assumed_items: Option<usize>,
 }
 
 impl RunReport {
@@ -103,6 +106,9 @@ impl fmt::Display for RunReport {
                 self.reused_from_sample
             )?;
         }
+        if let Some(n) = self.assumed_items {
+            writeln!(f, "  input length unknown: planned for {n} items")?;
+        }
         write!(f, "  wall time {:.3?}", self.wall)?;
         if let Some(p) = self.plan.predicted_time() {
             write!(f, " (predicted {p:.3?})")?;
@@ -148,6 +154,7 @@ mod tests {
                 measured_item_time: Duration::from_millis(3),
                 predicted_item_time: Duration::from_millis(1),
             }],
+            assumed_items: None,
         }
     }
 

@@ -1,0 +1,572 @@
+//! Streams: a lazy parallel map over an iterator, with memory bounded by the items in flight.
+//!
+//! The thread that pulls from the [`Stream`] does all the bookkeeping: it pulls input items,
+//! hands chunks of them to the pool (one rayon job per chunk), receives each chunk's results
+//! on one channel, puts them in order, adapts the chunk size and reports progress. The only
+//! state shared with the workers is that channel and a stop flag, so the synchronization is a
+//! channel and a flag:
+//!
+//! - every dispatched chunk sends exactly one message, whatever happens to it (results, a
+//!   panic, or "stopped");
+//! - the puller counts chunks dispatched minus messages received (`outstanding`); when the
+//!   stream is dropped it sets the stop flag, and receives until `outstanding` is 0. Workers
+//!   check the flag before each item, so this takes at most one item's time per worker, and
+//!   afterwards no job of the stream is left running.
+
+use super::adapt::Adapter;
+use super::pool::{self, Pool};
+use super::progress::Reporter;
+use crate::report::RunReport;
+use crate::{plan, sample, Error, Options, Plan};
+use crossbeam_channel::{Receiver, Sender};
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest predicted duration of one chunk of a stream. A stream sizes its chunks by
+/// time, not by the input's length (which may be unknown or unbounded), so that its memory
+/// (about two chunks per worker) does not grow with the input. Handing out a chunk costs a few
+/// µs on threads, so 5 ms keeps that cost near 0.1 % of the work.
+pub const STREAM_CHUNK_TIME_MAX: Duration = Duration::from_millis(5);
+
+/// The input length a stream plans for when its iterator gives no upper bound: a stand-in
+/// (reported in [`RunReport::assumed_items`]). It only decides whether the work is large enough
+/// to be worth parallel workers; chunk sizes come from [`STREAM_CHUNK_TIME_MAX`].
+pub const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
+
+/// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
+/// (or in completion order after [`Stream::unordered`]), while at most about two chunks per
+/// worker are held at once. The input is pulled only as results are taken, so it may be
+/// unbounded.
+///
+/// This is [`Options::stream`] with the default options.
+///
+/// # Examples
+///
+/// ```
+/// // An unbounded input: only what is taken is computed (and a little ahead).
+/// let firsts: Vec<u64> = amorsize::stream(1u64.., |x| x * x).take(5).collect();
+/// assert_eq!(firsts, [1, 4, 9, 16, 25]);
+/// ```
+///
+/// # Panics
+///
+/// When `f` panics on an item, the stream stops its workers, and the next call of
+/// [`next`](Iterator::next) panics with a message naming the item's index.
+pub fn stream<I, R, F>(items: I, f: F) -> Stream<I::IntoIter, R, F>
+where
+    I: IntoIterator,
+    I::Item: Send + 'static,
+    R: Send + 'static,
+    F: Fn(&I::Item) -> R + Send + Sync + 'static,
+{
+    Options::default().stream(items, f)
+}
+
+impl Options {
+    /// [`stream`] with these options ([`Options::in_flight`] bounds the items held).
+    pub fn stream<I, R, F>(&self, items: I, f: F) -> Stream<I::IntoIter, R, F>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        R: Send + 'static,
+        F: Fn(&I::Item) -> R + Send + Sync + 'static,
+    {
+        Stream {
+            ordered: true,
+            options: self.clone(),
+            state: State::Start(items.into_iter(), f),
+        }
+    }
+}
+
+/// The iterator [`stream`] returns. Dropping it stops its workers promptly (each finishes at
+/// most the item it is on) and waits for them.
+pub struct Stream<I: Iterator, R, F> {
+    ordered: bool,
+    options: Options,
+    state: State<I, R, F>,
+}
+
+enum State<I: Iterator, R, F> {
+    /// Nothing pulled yet: planning happens on the first `next`.
+    Start(I, F),
+    Serial(Serial<I, R, F>),
+    Parallel(Box<Engine<I, R, F>>),
+    /// The input is exhausted (with the final report), or planning failed.
+    Finished(Option<RunReport>),
+}
+
+impl<I: Iterator, R, F> Stream<I, R, F>
+where
+    I::Item: Send + 'static,
+    R: Send + 'static,
+    F: Fn(&I::Item) -> R + Send + Sync + 'static,
+{
+    /// Yields results as their chunks complete rather than in input order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut out: Vec<u32> = amorsize::stream(0..100u32, |x| x + 1).unordered().collect();
+    /// out.sort();
+    /// assert_eq!(out, (1..=100).collect::<Vec<_>>());
+    /// ```
+    pub fn unordered(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
+
+    /// The plan the stream runs, once the first item has been pulled.
+    pub fn plan(&self) -> Option<&Plan> {
+        match &self.state {
+            State::Serial(s) => Some(&s.plan),
+            State::Parallel(e) => Some(&e.plan),
+            State::Start(..) | State::Finished(_) => None,
+        }
+    }
+
+    /// What the stream has measured so far (`items` counts the items whose results are
+    /// computed), or in all once it is finished; `None` before the first item is pulled.
+    pub fn report(&self) -> Option<RunReport> {
+        match &self.state {
+            State::Serial(s) => Some(RunReport {
+                plan: s.plan.clone(),
+                items: s.index,
+                reused_from_sample: s.sampled,
+                workers: 1,
+                chunks: 0,
+                wall: s.start.elapsed(),
+                busy: s.start.elapsed(),
+                nested: s.nested,
+                adjustments: Vec::new(),
+                assumed_items: s.assumed,
+            }),
+            State::Parallel(e) => Some(e.report()),
+            State::Finished(report) => report.clone(),
+            State::Start(..) => None,
+        }
+    }
+
+    fn begin(&mut self) {
+        let State::Start(mut iter, f) = std::mem::replace(&mut self.state, State::Finished(None))
+        else {
+            return;
+        };
+        let sampled = match sample::sample_iter(&mut iter, &f) {
+            Ok(sampled) => sampled,
+            Err(e) => panic!("{e}"),
+        };
+        let k = sampled.results.len();
+        let (lower, upper) = iter.size_hint();
+        let assumed = upper.is_none().then_some(lower.max(UNKNOWN_LENGTH_ITEMS));
+        let length = k.saturating_add(upper.unwrap_or(lower.max(UNKNOWN_LENGTH_ITEMS)));
+        let total = (Some(lower) == upper).then(|| k.saturating_add(lower));
+        let plan = plan::decide(&sampled.figures, length, &self.options);
+        let nested = pool::nested();
+        let prefix: Vec<R> = sampled.results.into_iter().map(|(_, r)| r).collect();
+        let pool = if plan.is_parallel() && plan.workers().get() > 1 && !nested {
+            pool::pool(plan.workers().get()).ok()
+        } else {
+            None
+        };
+        self.state = match pool {
+            Some(pool) => State::Parallel(Box::new(Engine::new(
+                iter,
+                f,
+                plan,
+                pool,
+                prefix,
+                total,
+                assumed,
+                self.ordered,
+                &self.options,
+            ))),
+            None => State::Serial(Serial {
+                iter,
+                f,
+                sampled: k,
+                index: k,
+                prefix: prefix.into_iter(),
+                plan,
+                nested,
+                assumed,
+                start: Instant::now(),
+            }),
+        };
+    }
+}
+
+impl<I: Iterator, R, F> Iterator for Stream<I, R, F>
+where
+    I::Item: Send + 'static,
+    R: Send + 'static,
+    F: Fn(&I::Item) -> R + Send + Sync + 'static,
+{
+    type Item = R;
+
+    fn next(&mut self) -> Option<R> {
+        if let State::Start(..) = self.state {
+            self.begin();
+        }
+        let next = match &mut self.state {
+            State::Serial(s) => s.next(),
+            State::Parallel(e) => e.next(),
+            State::Start(..) | State::Finished(_) => None,
+        };
+        if next.is_none() && !matches!(self.state, State::Finished(_)) {
+            // Drops the engine: nothing is left in flight once it returned `None`.
+            self.state = State::Finished(self.report());
+        }
+        next
+    }
+}
+
+impl<I: Iterator, R, F> fmt::Debug for Stream<I, R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Start(..) => "not started",
+            State::Serial(_) => "serial",
+            State::Parallel(_) => "parallel",
+            State::Finished(_) => "finished",
+        };
+        f.debug_struct("Stream")
+            .field("ordered", &self.ordered)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// A serial stream: the lazy map itself, on the pulling thread.
+struct Serial<I, R, F> {
+    iter: I,
+    f: F,
+    sampled: usize,
+    index: usize,
+    prefix: std::vec::IntoIter<R>,
+    plan: Plan,
+    nested: bool,
+    assumed: Option<usize>,
+    start: Instant,
+}
+
+impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
+    fn next(&mut self) -> Option<R> {
+        if let Some(r) = self.prefix.next() {
+            return Some(r);
+        }
+        let item = self.iter.next()?;
+        let index = self.index;
+        self.index += 1;
+        match catch_unwind(AssertUnwindSafe(|| (self.f)(&item))) {
+            Ok(r) => Some(r),
+            Err(payload) => panic!("{}", Error::panicked(index, payload.as_ref())),
+        }
+    }
+}
+
+/// How a dispatched chunk ended.
+enum Outcome<R> {
+    Done(Vec<R>),
+    /// The stop flag was seen: the stream is being dropped.
+    Stopped,
+    /// The function panicked on the item with this input index.
+    Panicked(usize, Box<dyn Any + Send>),
+}
+
+/// The one message each dispatched chunk sends back.
+struct Message<R> {
+    seq: u64,
+    outcome: Outcome<R>,
+    took: Duration,
+}
+
+/// A parallel stream's bookkeeping, all on the pulling thread.
+struct Engine<I: Iterator, R, F> {
+    iter: Option<I>,
+    f: Arc<F>,
+    pool: Pool,
+    plan: Plan,
+    ordered: bool,
+    tx: Sender<Message<R>>,
+    rx: Receiver<Message<R>>,
+    stop: Arc<AtomicBool>,
+    chunk: usize,
+    /// The bound on `in_flight` set by the caller, if any.
+    limit: Option<usize>,
+    /// Items dispatched whose results have not yet been moved to `current`.
+    in_flight: usize,
+    /// Chunks dispatched whose message has not been received.
+    outstanding: usize,
+    next_seq: u64,
+    next_index: usize,
+    next_out: u64,
+    arrived: BTreeMap<u64, Vec<R>>,
+    current: std::vec::IntoIter<R>,
+    adapter: Option<Adapter>,
+    reporter: Option<Reporter>,
+    sampled: usize,
+    computed: usize,
+    chunks: usize,
+    busy: Duration,
+    start: Instant,
+    assumed: Option<usize>,
+}
+
+impl<I, R, F> Engine<I, R, F>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    R: Send + 'static,
+    F: Fn(&I::Item) -> R + Send + Sync + 'static,
+{
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        iter: I,
+        f: F,
+        plan: Plan,
+        pool: Pool,
+        prefix: Vec<R>,
+        total: Option<usize>,
+        assumed: Option<usize>,
+        ordered: bool,
+        options: &Options,
+    ) -> Self {
+        let mut chunk = plan.chunk_size().get();
+        if let Some(item) = plan.item_time().filter(|t| !t.is_zero()) {
+            let most = (STREAM_CHUNK_TIME_MAX.as_secs_f64() / item.as_secs_f64()).max(1.0);
+            chunk = chunk.min(most as usize);
+        }
+        let chunk = std::num::NonZeroUsize::new(chunk).unwrap_or(std::num::NonZeroUsize::MIN);
+        let adapter = if options.exec.adapt && options.chunk.is_none() {
+            Adapter::new(plan.item_time(), chunk)
+        } else {
+            None
+        };
+        let sampled = prefix.len();
+        let reporter = options
+            .exec
+            .progress
+            .as_ref()
+            .map(|p| Reporter::new(p, sampled, total));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Engine {
+            iter: Some(iter),
+            f: Arc::new(f),
+            pool,
+            plan,
+            ordered,
+            tx,
+            rx,
+            stop: Arc::new(AtomicBool::new(false)),
+            chunk: chunk.get(),
+            limit: options.exec.in_flight.map(|n| n.get()),
+            in_flight: 0,
+            outstanding: 0,
+            next_seq: 0,
+            next_index: sampled,
+            next_out: 0,
+            arrived: BTreeMap::new(),
+            current: prefix.into_iter(),
+            adapter,
+            reporter,
+            sampled,
+            computed: sampled,
+            chunks: 0,
+            busy: Duration::ZERO,
+            start: Instant::now(),
+            assumed,
+        }
+    }
+
+    fn next(&mut self) -> Option<R> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Some(r);
+            }
+            self.dispatch();
+            if let Some(results) = self.take_arrived() {
+                self.in_flight -= results.len();
+                self.current = results.into_iter();
+                continue;
+            }
+            if self.outstanding == 0 {
+                // `dispatch` sends a chunk whenever nothing is in flight: the input is done.
+                return None;
+            }
+            let message = self.receive()?;
+            self.accept(message);
+        }
+    }
+
+    /// The bound on items in flight: the caller's, or two chunks per worker (one running,
+    /// one waiting), so that workers do not idle while the puller is away.
+    fn limit(&self) -> usize {
+        self.limit
+            .unwrap_or_else(|| 2 * self.plan.workers().get() * self.chunk)
+    }
+
+    /// Hands out chunks while the in-flight bound allows (always at least one when nothing is
+    /// in flight, so that a bound below one chunk still makes progress).
+    fn dispatch(&mut self) {
+        while self.in_flight == 0 || self.in_flight + self.chunk <= self.limit() {
+            let Some(iter) = self.iter.as_mut() else {
+                return;
+            };
+            let items: Vec<I::Item> = iter.by_ref().take(self.chunk).collect();
+            if items.is_empty() {
+                self.iter = None;
+                return;
+            }
+            let len = items.len();
+            let seq = self.next_seq;
+            let first = self.next_index;
+            let (f, tx, stop) = (Arc::clone(&self.f), self.tx.clone(), Arc::clone(&self.stop));
+            self.pool.spawn(move || {
+                let t0 = Instant::now();
+                let outcome = run_chunk(&*f, &items, first, &stop);
+                // The receiver lives until every dispatched chunk has reported (see `Drop`).
+                let _ = tx.send(Message {
+                    seq,
+                    outcome,
+                    took: t0.elapsed(),
+                });
+            });
+            self.next_seq += 1;
+            self.next_index += len;
+            self.in_flight += len;
+            self.outstanding += 1;
+        }
+    }
+
+    /// The next results to hand out: the next chunk in order, or any arrived one when
+    /// unordered.
+    fn take_arrived(&mut self) -> Option<Vec<R>> {
+        if self.ordered {
+            let results = self.arrived.remove(&self.next_out)?;
+            self.next_out += 1;
+            Some(results)
+        } else {
+            self.arrived.pop_first().map(|(_, results)| results)
+        }
+    }
+
+    fn accept(&mut self, message: Message<R>) {
+        self.outstanding -= 1;
+        match message.outcome {
+            Outcome::Done(results) => {
+                let len = results.len();
+                self.chunks += 1;
+                self.busy += message.took;
+                self.computed += len;
+                if let Some(adapter) = self.adapter.as_mut() {
+                    let workers = self.plan.workers().get();
+                    if let Some(next) = adapter.observe(len, message.took, None, workers) {
+                        self.chunk = next;
+                    }
+                }
+                if let Some(reporter) = self.reporter.as_mut() {
+                    reporter.add(len);
+                }
+                self.arrived.insert(message.seq, results);
+            }
+            // Only after the stop flag was set, which `next` never sees.
+            Outcome::Stopped => {}
+            Outcome::Panicked(index, payload) => {
+                let error = Error::panicked(index, payload.as_ref());
+                self.shut_down();
+                panic!("{error}");
+            }
+        }
+    }
+
+    fn report(&self) -> RunReport {
+        RunReport {
+            plan: self.plan.clone(),
+            items: self.computed,
+            reused_from_sample: self.sampled,
+            workers: self.plan.workers().get(),
+            chunks: self.chunks,
+            wall: self.start.elapsed(),
+            busy: self.busy,
+            nested: false,
+            adjustments: self
+                .adapter
+                .as_ref()
+                .map(|a| a.adjustments().to_vec())
+                .unwrap_or_default(),
+            assumed_items: self.assumed,
+        }
+    }
+}
+
+impl<I: Iterator, R, F> Engine<I, R, F> {
+    /// Waits for a chunk's message.
+    fn receive(&self) -> Option<Message<R>> {
+        if !pool::nested() {
+            // `self.tx` is alive, so this returns only with a message.
+            return self.rx.recv().ok();
+        }
+        // On a pool thread (a stream moved into a parallel job): blocking could starve the
+        // very jobs awaited, so run pending pool work while waiting.
+        loop {
+            if let Ok(message) = self.rx.try_recv() {
+                return Some(message);
+            }
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                if let Ok(message) = self.rx.recv_timeout(Duration::from_millis(1)) {
+                    return Some(message);
+                }
+            }
+        }
+    }
+
+    /// Stops the workers and waits until every dispatched chunk has reported.
+    fn shut_down(&mut self) {
+        self.stop.store(true, Relaxed);
+        self.iter = None;
+        while self.outstanding > 0 {
+            match self.receive() {
+                Some(_) => self.outstanding -= 1,
+                None => break,
+            }
+        }
+        self.arrived.clear();
+    }
+}
+
+impl<I: Iterator, R, F> Drop for Engine<I, R, F> {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Runs one chunk on a worker: `first` is the input index of `items[0]`.
+fn run_chunk<T, R, F: Fn(&T) -> R>(
+    f: &F,
+    items: &[T],
+    first: usize,
+    stop: &AtomicBool,
+) -> Outcome<R> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut current = first;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        for (i, item) in items.iter().enumerate() {
+            if stop.load(Relaxed) {
+                return false;
+            }
+            current = first + i;
+            out.push(f(item));
+        }
+        true
+    }));
+    match outcome {
+        Ok(true) => Outcome::Done(out),
+        Ok(false) => Outcome::Stopped,
+        Err(payload) => Outcome::Panicked(current, payload),
+    }
+}

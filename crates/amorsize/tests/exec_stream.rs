@@ -1,0 +1,136 @@
+//! Streams: results equal the serial map, in order or not; nothing lost or duplicated;
+//! memory bounded by the items in flight; panics reach the puller with the item's index.
+
+use amorsize::{Options, Plan};
+use proptest::prelude::*;
+use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap()
+}
+
+fn parallel(workers: usize, chunk: usize) -> Options {
+    Options::new()
+        .workers(nz(workers))
+        .chunk_size(nz(chunk))
+        .threshold(0.0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn ordered_streams_equal_the_serial_map(n in prop_oneof![Just(0usize), Just(1), Just(2), 0usize..500, Just(5000)], workers in 1usize..5, chunk in 1usize..40) {
+        let out: Vec<u64> = parallel(workers, chunk).stream(0..n as u64, |x| x * 3 + 1).collect();
+        prop_assert_eq!(out, (0..n as u64).map(|x| x * 3 + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unordered_streams_lose_and_duplicate_nothing(n in 0usize..2000, workers in 1usize..5, chunk in 1usize..40) {
+        let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+        let seen = Arc::clone(&counts);
+        let mut out: Vec<usize> = parallel(workers, chunk)
+            .stream(0..n, move |&i| {
+                seen[i].fetch_add(1, Ordering::Relaxed);
+                i
+            })
+            .unordered()
+            .collect();
+        out.sort_unstable();
+        prop_assert_eq!(out, (0..n).collect::<Vec<_>>());
+        prop_assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+    }
+}
+
+#[test]
+fn an_unbounded_input_is_pulled_lazily_within_the_bound() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let input = (0u64..).inspect(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let mut s = parallel(3, 8).in_flight(nz(64)).stream(input, |x| x + 1);
+    let mut most = 0;
+    for taken in 1..=2000u64 {
+        assert_eq!(s.next(), Some(taken));
+        most = most.max(pulled.load(Ordering::Relaxed) as u64 - taken);
+    }
+    let sampled = s.report().unwrap().reused_from_sample as u64;
+    // In flight: the bound, plus the chunk being handed out, plus the sampled prefix.
+    assert!(most <= 64 + 8 + sampled, "{most} items held");
+}
+
+#[test]
+fn a_panic_reaches_the_puller_with_its_index() {
+    for ordered in [true, false] {
+        let s = parallel(3, 5).stream(0..10_000usize, |&i| {
+            assert!(i != 4321, "bad item");
+            i
+        });
+        let s = if ordered { s } else { s.unordered() };
+        let err = catch_unwind(AssertUnwindSafe(|| s.count())).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(
+            msg.contains("item 4321") && msg.contains("bad item"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn progress_ends_at_the_total() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let n: usize = parallel(2, 16)
+        .progress(move |p| log.lock().unwrap().push(*p))
+        .stream(0..1000u32, |x| x + 1)
+        .count();
+    assert_eq!(n, 1000);
+    let seen = seen.lock().unwrap();
+    assert!(seen.windows(2).all(|w| w[0].done < w[1].done));
+    let last = seen.last().unwrap();
+    assert_eq!((last.done, last.total), (1000, Some(1000)));
+}
+
+#[test]
+fn a_nested_stream_runs_serially_and_finishes() {
+    let outer: Vec<usize> = (0..8).collect();
+    let run = Plan::fixed(nz(4), nz(1))
+        .run(&outer, |&o| {
+            let s = parallel(4, 3).stream(0..100usize, move |&i| i * o);
+            s.sum::<usize>()
+        })
+        .unwrap();
+    assert_eq!(
+        run.results,
+        outer.iter().map(|o| 4950 * o).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_unrepresentative_prefix_adapts_the_chunk_size() {
+    // The first items cost nothing; the rest sleep (so each takes at least 50 µs). The sample
+    // sees the prefix, so the plan predicts far less than the chunks measure.
+    let f = |&i: &usize| {
+        if i >= 600 {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        i
+    };
+    let options = Options::new().workers(nz(2)).threshold(0.0);
+    let run = options.run_iter(0..1600usize, f).unwrap();
+    assert_eq!(run.results, (0..1600).collect::<Vec<_>>());
+    let first = run.report.adjustments.first().expect("an adjustment");
+    assert!(first.to < first.from, "{}", run.report);
+    assert!(first.measured_item_time > first.predicted_item_time);
+
+    let mut s = options.stream(0..1600usize, f);
+    assert!(s.by_ref().eq(0..1600));
+    let report = s.report().unwrap();
+    assert_eq!(report.items, 1600);
+    let first = report.adjustments.first().expect("an adjustment");
+    assert!(first.to < first.from, "{report}");
+}
