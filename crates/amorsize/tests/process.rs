@@ -337,6 +337,42 @@ fn an_unregistered_function_is_an_error(f: &Functions) {
     assert!(ok.is_complete());
 }
 
+fn a_started_run_streams_every_result(f: &Functions) {
+    let running = process::start(f.square, items(500), &plan(2, 16), &ProcessOptions::new());
+    let mut pairs: Vec<(usize, u64)> = running.map(Result::unwrap).collect();
+    pairs.sort_unstable();
+    let expected: Vec<(usize, u64)> = (0..500).map(|i| (i, (i * i) as u64)).collect();
+    assert_eq!(pairs, expected);
+}
+
+fn a_started_run_reports_failures_as_errors(f: &Functions) {
+    let running = process::start(f.aborts, items(40), &plan(2, 10), &ProcessOptions::new());
+    let (ok, failed): (Vec<_>, Vec<_>) = running.partition(Result::is_ok);
+    assert_eq!(ok.len(), 30);
+    assert_eq!(failed.len(), 1);
+    let err = failed.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerFailed);
+    assert!(err.to_string().contains("items 10..20"), "{err}");
+}
+
+fn dropping_a_run_half_way_leaves_no_busy_worker(f: &Functions) {
+    // One worker hangs on item 13 for an hour while the other goes on: the drop must kill it
+    // rather than wait.
+    let mut running = process::start(f.hangs, items(400), &plan(2, 1), &ProcessOptions::new());
+    let mut seen = 0;
+    for result in running.by_ref() {
+        result.unwrap();
+        seen += 1;
+        if seen == 30 {
+            break;
+        }
+    }
+    drop(running);
+    let idle = Pool::global().idle();
+    assert!(idle >= 1, "the worker that was not hung is kept");
+    assert_eq!(children().len(), idle, "only idle workers remain");
+}
+
 fn no_process_is_left_behind(f: &Functions) {
     {
         let pool = Pool::new();
@@ -406,6 +442,18 @@ fn main() {
         (
             "an_unregistered_function_is_an_error",
             an_unregistered_function_is_an_error,
+        ),
+        (
+            "a_started_run_streams_every_result",
+            a_started_run_streams_every_result,
+        ),
+        (
+            "a_started_run_reports_failures_as_errors",
+            a_started_run_reports_failures_as_errors,
+        ),
+        (
+            "dropping_a_run_half_way_leaves_no_busy_worker",
+            dropping_a_run_half_way_leaves_no_busy_worker,
         ),
         // Last: it stops every worker and checks that none is left.
         ("no_process_is_left_behind", no_process_is_left_behind),

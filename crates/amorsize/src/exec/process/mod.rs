@@ -48,6 +48,7 @@ mod outcome;
 mod pool;
 mod registry;
 mod run;
+mod stream;
 mod sys;
 mod wire;
 mod worker;
@@ -56,9 +57,11 @@ pub use options::ProcessOptions;
 pub use outcome::{Failure, Outcome, RunStats};
 pub use pool::Pool;
 pub use registry::{register, Function};
+pub use stream::{start, Running};
 
 use crate::plan::Plan;
 use crate::Result;
+use outcome::Gather;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -127,17 +130,20 @@ impl Pool {
     {
         #[allow(clippy::single_range_in_vec_init)]
         let tasks = run::chunks(&[0..items.len()], plan.chunk_size().get());
-        let collected = run::run(function, items, tasks, plan.workers().get(), options, self)?;
-        let mut results: Vec<Option<R>> =
-            std::iter::repeat_with(|| None).take(items.len()).collect();
-        for (index, result) in collected.results {
-            results[index] = Some(result);
-        }
-        Ok(Outcome {
-            plan: plan.clone(),
-            results,
-            failures: collected.failures,
-            stats: collected.stats,
-        })
+        let gather = Gather::new(items.len());
+        let target = run::Target {
+            pool: self,
+            sink: &gather,
+            cancel: &run::Cancel::default(),
+        };
+        let stats = run::run(
+            function,
+            items,
+            tasks,
+            plan.workers().get(),
+            options,
+            target,
+        )?;
+        Ok(gather.into_outcome(plan.clone(), stats))
     }
 }

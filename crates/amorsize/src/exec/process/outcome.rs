@@ -4,6 +4,7 @@
 use crate::plan::Plan;
 use crate::{Error, ErrorKind, Result};
 use std::ops::Range;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Items that failed together, and why.
@@ -126,4 +127,48 @@ impl<R> Outcome<R> {
 /// The error for an item the caller's value made impossible to send or receive.
 pub(super) fn serialization_error(index: usize, message: String) -> Error {
     Error::new(ErrorKind::Serialization, message).with_item(index)
+}
+
+/// Collects a run's results in input order.
+pub(super) struct Gather<R> {
+    state: Mutex<(Vec<Option<R>>, Vec<Failure>)>,
+}
+
+impl<R> Gather<R> {
+    /// Room for `items` results.
+    pub(super) fn new(items: usize) -> Self {
+        let results = std::iter::repeat_with(|| None).take(items).collect();
+        Gather {
+            state: Mutex::new((results, Vec::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<Option<R>>, Vec<Failure>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The outcome, failures in input order.
+    pub(super) fn into_outcome(self, plan: Plan, stats: RunStats) -> Outcome<R> {
+        let (results, mut failures) = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        failures.sort_by_key(|f| f.items.start);
+        Outcome {
+            plan,
+            results,
+            failures,
+            stats,
+        }
+    }
+}
+
+impl<R: Send> super::run::Sink<R> for Gather<R> {
+    fn results(&self, results: Vec<(usize, R)>) {
+        let mut state = self.lock();
+        for (index, result) in results {
+            state.0[index] = Some(result);
+        }
+    }
+
+    fn failure(&self, failure: Failure) {
+        self.lock().1.push(failure);
+    }
 }

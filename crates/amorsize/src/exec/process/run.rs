@@ -4,6 +4,7 @@
 use super::outcome::{serialization_error, Failure, RunStats};
 use super::pool::{Pool, Worker};
 use super::registry::Function;
+use super::sys;
 use super::wire::{self, FailureKind, ItemFailure, Request, Response};
 use super::ProcessOptions;
 use crate::{Error, ErrorKind, Result};
@@ -45,11 +46,51 @@ pub(super) fn chunks(ranges: &[Range<usize>], chunk: usize) -> Vec<Task> {
     tasks
 }
 
-/// What the worker threads produced.
-pub(super) struct Collected<R> {
-    pub results: Vec<(usize, R)>,
-    pub failures: Vec<Failure>,
-    pub stats: RunStats,
+/// Where results and failures go as chunks complete.
+pub(super) trait Sink<R>: Sync {
+    /// The results of (part of) a chunk, with their input indices.
+    fn results(&self, results: Vec<(usize, R)>);
+    /// Items that failed for good.
+    fn failure(&self, failure: Failure);
+}
+
+/// Stops a run from another thread: no new chunk starts, and the workers busy with one are
+/// killed, so that dropping a run half-way never waits for long chunks nor leaves a process.
+#[derive(Debug, Default)]
+pub(super) struct Cancel {
+    /// Whether the run is cancelled, and the pids of the workers busy with a chunk. One lock
+    /// for both: a pid is only killed while listed, and a listed worker is not yet reaped, so
+    /// the pid cannot have been reused.
+    state: Mutex<(bool, Vec<u32>)>,
+}
+
+impl Cancel {
+    /// Cancels the run: kills the busy workers.
+    pub(super) fn cancel(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = true;
+        for &pid in &state.1 {
+            sys::kill(pid);
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Lists `pid` as busy, unless the run is cancelled.
+    fn enter(&self, pid: u32) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.0 {
+            state.1.push(pid);
+        }
+        !state.0
+    }
+
+    fn leave(&self, pid: u32) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1.retain(|&p| p != pid);
+    }
 }
 
 struct Shared<'a, T, R> {
@@ -57,6 +98,8 @@ struct Shared<'a, T, R> {
     items: &'a [T],
     options: &'a ProcessOptions,
     pool: &'a Pool,
+    sink: &'a dyn Sink<R>,
+    cancel: &'a Cancel,
     queue: Mutex<VecDeque<Task>>,
     abort: AtomicBool,
 }
@@ -72,20 +115,27 @@ struct Local<R> {
     retried: usize,
 }
 
-/// Runs `tasks` on `workers` worker processes from `pool`.
+/// Where a run's chunks go and what they report to.
+pub(super) struct Target<'a, R> {
+    pub pool: &'a Pool,
+    pub sink: &'a dyn Sink<R>,
+    pub cancel: &'a Cancel,
+}
+
+/// Runs `tasks` on `workers` worker processes, sending what completes to the sink.
 ///
 /// # Errors
 ///
 /// Only when the run cannot go on at all: no worker can be started, or the workers do not know
-/// the function. Failures of items are returned in [`Collected::failures`].
+/// the function. Failures of items go to the sink.
 pub(super) fn run<T, R>(
     function: Function<T, R>,
     items: &[T],
     tasks: Vec<Task>,
     workers: usize,
     options: &ProcessOptions,
-    pool: &Pool,
-) -> Result<Collected<R>>
+    target: Target<'_, R>,
+) -> Result<RunStats>
 where
     T: Serialize + Sync,
     R: DeserializeOwned + Send,
@@ -95,7 +145,9 @@ where
         function,
         items,
         options,
-        pool,
+        pool: target.pool,
+        sink: target.sink,
+        cancel: target.cancel,
         queue: Mutex::new(tasks.into()),
         abort: AtomicBool::new(false),
     };
@@ -108,29 +160,22 @@ where
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let mut collected = Collected {
-        results: Vec::new(),
-        failures: Vec::new(),
-        stats: RunStats::default(),
-    };
+    let mut stats = RunStats::default();
     let mut starts = Vec::new();
     let mut overheads = Vec::new();
     for local in locals {
         if let Some(fatal) = local.fatal {
             return Err(fatal);
         }
-        collected.results.extend(local.results);
-        collected.failures.extend(local.failures);
-        collected.stats.chunks += local.chunks;
-        collected.stats.retried_items += local.retried;
+        stats.chunks += local.chunks;
+        stats.retried_items += local.retried;
         starts.extend(local.starts);
         overheads.extend(local.overheads);
     }
-    collected.stats.workers_started = starts.len();
-    collected.stats.mean_start_time = mean(&starts);
-    collected.stats.mean_chunk_overhead = mean(&overheads);
-    collected.failures.sort_by_key(|f| f.items.start);
-    Ok(collected)
+    stats.workers_started = starts.len();
+    stats.mean_start_time = mean(&starts);
+    stats.mean_chunk_overhead = mean(&overheads);
+    Ok(stats)
 }
 
 fn mean(durations: &[Duration]) -> Option<Duration> {
@@ -157,7 +202,11 @@ where
     let mut body = Vec::new();
     let mut header = Vec::new();
     let mut response = Vec::new();
-    while !shared.abort.load(Ordering::Relaxed) {
+    loop {
+        local.flush(shared.sink);
+        if shared.abort.load(Ordering::Relaxed) || shared.cancel.is_cancelled() {
+            break;
+        }
         let Some(task) = shared.lock_queue().pop_front() else {
             break;
         };
@@ -193,13 +242,19 @@ where
             items: range,
             ..task
         };
+        let pid = current.pid();
+        if !shared.cancel.enter(pid) {
+            break;
+        }
         local.chunks += 1;
         let sent = Instant::now();
-        match current.exchange(
+        let exchanged = current.exchange(
             &[&header, &body],
             shared.options.chunk_timeout,
             &mut response,
-        ) {
+        );
+        shared.cancel.leave(pid);
+        match exchanged {
             Ok(()) => {
                 let round_trip = sent.elapsed();
                 if let Err(fatal) = receive(shared, &task, &response, round_trip, &mut local) {
@@ -216,12 +271,25 @@ where
             }
         }
     }
+    local.flush(shared.sink);
     if let Some(w) = worker {
         if local.fatal.is_none() {
             shared.pool.put(w);
         }
     }
     local
+}
+
+impl<R> Local<R> {
+    /// Hands what completed to the sink.
+    fn flush(&mut self, sink: &dyn Sink<R>) {
+        if !self.results.is_empty() {
+            sink.results(std::mem::take(&mut self.results));
+        }
+        for failure in self.failures.drain(..) {
+            sink.failure(failure);
+        }
+    }
 }
 
 impl<T, R> Shared<'_, T, R> {

@@ -94,3 +94,15 @@ pub(super) fn signal_name(signal: i32) -> &'static str {
         _ => "a signal",
     }
 }
+
+/// Sends SIGKILL to process `pid` (a worker of ours, not yet reaped, so the pid is still its).
+pub(super) fn kill(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: `kill` takes plain integers and touches no memory of ours; the caller guarantees
+    // that `pid` is an unreaped child, so no other process can hold that pid.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
