@@ -68,6 +68,16 @@ fn write_table(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
         cpu.usable_cores(),
     )?;
     writeln!(out, "{:<18}{}", "cgroup", cgroup.version())?;
+    let dirs = cgroup.dirs();
+    for (name, dir) in [
+        ("  v2 dir", &dirs.v2),
+        ("  v1 cpu dir", &dirs.cpu_v1),
+        ("  v1 memory dir", &dirs.memory_v1),
+    ] {
+        if let Some(dir) = dir {
+            writeln!(out, "{name:<18}{}", dir.display())?;
+        }
+    }
     let quota = match (m.cpu_quota(), m.quota_workers()) {
         (Some(cpus), Some(workers)) => format!("{cpus} CPUs → {workers} workers"),
         _ => "none".to_owned(),

@@ -45,6 +45,18 @@ impl std::fmt::Display for CgroupVersion {
     }
 }
 
+/// The process's cgroup directory in each hierarchy that can limit it, as paths on the probed
+/// machine; `None` where the hierarchy was not found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupDirs {
+    /// In the cgroup v2 unified hierarchy.
+    pub v2: Option<PathBuf>,
+    /// In the cgroup v1 hierarchy with the `cpu` controller.
+    pub cpu_v1: Option<PathBuf>,
+    /// In the cgroup v1 hierarchy with the `memory` controller.
+    pub memory_v1: Option<PathBuf>,
+}
+
 /// One located hierarchy: the process's cgroup directory and the mount point above it, both
 /// as paths on the probed machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +83,15 @@ pub(crate) struct Located {
 }
 
 impl Located {
+    pub(crate) fn dirs(&self) -> CgroupDirs {
+        let leaf = |h: &Option<Hierarchy>| h.as_ref().map(|h| h.leaf.clone());
+        CgroupDirs {
+            v2: leaf(&self.v2),
+            cpu_v1: leaf(&self.cpu_v1),
+            memory_v1: leaf(&self.memory_v1),
+        }
+    }
+
     pub(crate) fn version(&self) -> CgroupVersion {
         let v1 = self.cpu_v1.is_some() || self.memory_v1.is_some();
         match (v1, self.v2.is_some()) {
@@ -175,7 +196,11 @@ fn resolve(fs: &mut Fs, entry: &CgroupEntry, mounts: &[&Mount]) -> Option<Hierar
     match best {
         Some((mount, rel)) => Some(Hierarchy {
             mount_point: PathBuf::from(&mount.mount_point),
-            leaf: Path::new(&mount.mount_point).join(rel),
+            // `components` drops the trailing `/` that joining an empty `rel` leaves.
+            leaf: Path::new(&mount.mount_point)
+                .join(rel)
+                .components()
+                .collect(),
         }),
         None => {
             let mount = mounts.first()?;

@@ -22,6 +22,7 @@ mod affinity;
 mod cgroup;
 mod cpu_set;
 mod cpus;
+mod fresh;
 mod fs;
 mod memory;
 pub mod overhead;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroup::CgroupVersion;
+pub use cgroup::{CgroupDirs, CgroupVersion};
 pub use cpu_set::CpuSet;
 pub use cpus::Cpus;
 pub use memory::Memory;
@@ -57,6 +58,9 @@ pub use source::{Fallback, Figure, Source, Warning, WarningKind};
 ///   },
 ///   "cgroup": {
 ///     "version":         "none" | "v1" | "v2" | "hybrid",
+///     "dirs": { "v2": path | null,                the process's cgroup directory in the v2,
+///               "cpu_v1": path | null,            v1 cpu and v1 memory hierarchies; limits
+///               "memory_v1": path | null },       are read from there up to the mount point
 ///     "cpu_quota":       Figure<f64 | null>,      CPUs (1.5 = 150 ms per 100 ms), tightest level
 ///     "quota_workers":   usize | null,            workers the quota allows (see quota_workers())
 ///     "memory_max":      Figure<u64 | null>,      tightest hard limit, bytes
@@ -93,6 +97,7 @@ pub struct Machine {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cgroup {
     version: CgroupVersion,
+    dirs: CgroupDirs,
     cpu_quota: Figure<Option<f64>>,
     quota_workers: Option<usize>,
     memory_max: Figure<Option<u64>>,
@@ -104,6 +109,11 @@ impl Cgroup {
     /// Which cgroup hierarchies were found.
     pub fn version(&self) -> CgroupVersion {
         self.version
+    }
+
+    /// The process's cgroup directory in each hierarchy that can limit it.
+    pub fn dirs(&self) -> &CgroupDirs {
+        &self.dirs
     }
 
     /// The tightest CPU quota along the hierarchy, in CPUs.
@@ -141,6 +151,7 @@ impl Cgroup {
         };
         Cgroup {
             version: CgroupVersion::None,
+            dirs: CgroupDirs::default(),
             cpu_quota: given(cpu_quota),
             quota_workers: cpu_quota.map(workers_for_quota),
             memory_max: Figure::new(None, Source::Absent),
@@ -200,6 +211,7 @@ impl Machine {
         let memory = memory::probe(&mut fs, &limits);
         let cgroup = Cgroup {
             version: located.version(),
+            dirs: located.dirs(),
             quota_workers: cpu_quota.get().map(workers_for_quota),
             cpu_quota,
             memory_max: limits.max,
@@ -341,23 +353,39 @@ pub const AVAILABLE_MEMORY_TTL: Duration = Duration::from_secs(1);
 
 /// This machine's available memory (as [`Machine::available_memory`]), read again when the
 /// last reading is older than [`AVAILABLE_MEMORY_TTL`].
+///
+/// # Examples
+///
+/// ```
+/// let now = amorsize::probe::available_memory_now();
+/// if let (Some(now), Some(total)) = (now, amorsize::probe::machine().total_memory()) {
+///     assert!(now <= total);
+/// }
+/// ```
 pub fn available_memory_now() -> Option<u64> {
-    static LAST: Mutex<Option<(Instant, Option<u64>)>> = Mutex::new(None);
+    static LAST: Mutex<fresh::Fresh<Option<u64>>> = Mutex::new(fresh::Fresh::new());
     let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((at, bytes)) = *last {
-        if at.elapsed() < AVAILABLE_MEMORY_TTL {
-            return bytes;
-        }
-    }
-    let bytes = read_available_memory(Path::new("/"));
-    *last = Some((Instant::now(), bytes));
-    bytes
+    last.get(Instant::now(), AVAILABLE_MEMORY_TTL, || {
+        read_available_memory(Path::new("/")).get()
+    })
 }
 
-/// Available memory under `root`, reading only the memory files.
-fn read_available_memory(root: &Path) -> Option<u64> {
+/// The memory available now under `root` (as [`Machine::available_memory`], with its source),
+/// reading only `/proc/meminfo` and the cgroup memory files.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::probe::{read_available_memory, Source};
+///
+/// let empty = std::env::temp_dir().join("amorsize-doc-empty-memory-root");
+/// std::fs::create_dir_all(&empty).unwrap();
+/// let figure = read_available_memory(&empty);
+/// assert_eq!((figure.get(), figure.source()), (None, &Source::Absent));
+/// ```
+pub fn read_available_memory(root: &Path) -> Figure<Option<u64>> {
     let mut fs = fs::Fs::new(root);
     let located = cgroup::locate(&mut fs);
     let limits = cgroup::memory_limits(&mut fs, &located);
-    memory::probe(&mut fs, &limits).available().get()
+    memory::probe(&mut fs, &limits).available().clone()
 }

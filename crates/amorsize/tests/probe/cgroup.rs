@@ -105,6 +105,11 @@ fn v1_container() {
     );
     let m = Machine::read(tree.root());
     assert_eq!(m.cgroup().version(), CgroupVersion::V1);
+    assert_eq!(m.cgroup().dirs().v2, None);
+    assert_eq!(
+        m.cgroup().dirs().cpu_v1,
+        Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"))
+    );
     assert_eq!(m.cpu_quota(), Some(2.0));
     assert_eq!(m.quota_workers(), Some(2));
     assert_eq!(
@@ -169,6 +174,13 @@ fn hybrid_host_v1_memory_beside_v2() {
     );
     let m = Machine::read(tree.root());
     assert_eq!(m.cgroup().version(), CgroupVersion::Hybrid);
+    let dirs = m.cgroup().dirs();
+    assert_eq!(
+        dirs.memory_v1,
+        Some(PathBuf::from("/sys/fs/cgroup/memory/jobs/7"))
+    );
+    assert_eq!(dirs.cpu_v1, Some(PathBuf::from("/sys/fs/cgroup/cpu")));
+    assert_eq!(dirs.v2, Some(PathBuf::from("/sys/fs/cgroup/unified")));
     assert_eq!(m.cpu_quota(), None);
     assert_eq!(m.total_memory(), Some(2 * GIB));
     assert_eq!(m.available_memory(), Some(GIB));

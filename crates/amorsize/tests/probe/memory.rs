@@ -1,8 +1,8 @@
 //! `/proc/meminfo` and the JSON form of the whole probe.
 
-use amorsize::probe::{Machine, Source, WarningKind};
+use amorsize::probe::{read_available_memory, Machine, Source, WarningKind};
 
-use crate::support::{Tree, GIB};
+use crate::support::{Tree, GIB, MIB};
 
 #[test]
 fn meminfo_gives_host_memory_in_bytes() {
@@ -61,4 +61,24 @@ fn json_round_trips_with_documented_names() {
     assert_eq!(back.cpu(), m.cpu());
     assert_eq!(back.cgroup(), m.cgroup());
     assert_eq!(back.memory(), m.memory());
+}
+
+#[test]
+fn available_memory_is_read_again_from_the_files() {
+    let tree = Tree::host(2, 1);
+    tree.file("proc/self/cgroup", "0::/job\n");
+    tree.file("sys/fs/cgroup/job/memory.max", &format!("{}\n", 512 * MIB));
+    tree.file(
+        "sys/fs/cgroup/job/memory.current",
+        &format!("{}\n", 100 * MIB),
+    );
+    let probed = Machine::read(tree.root());
+    assert_eq!(probed.available_memory(), Some(412 * MIB));
+    tree.file(
+        "sys/fs/cgroup/job/memory.current",
+        &format!("{}\n", 500 * MIB),
+    );
+    let again = read_available_memory(tree.root());
+    assert_eq!(again.get(), Some(12 * MIB));
+    assert_eq!(again.source(), probed.memory().available().source());
 }
