@@ -19,3 +19,8 @@ pub mod sample;
 pub use error::{Error, ErrorKind, Result};
 pub use exec::{execute, execute_iter, stream, try_execute, Progress, Run, Stream};
 pub use plan::{Mode, Options, Plan};
+
+// The README's Rust examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
