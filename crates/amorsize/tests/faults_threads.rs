@@ -95,11 +95,10 @@ fn a_panic_with_a_non_string_payload_still_names_the_item() {
 
 #[test]
 fn a_panic_in_an_iterator_input_reaches_the_caller_and_the_next_call_works() {
-    let items = (0..N).map(|i| {
+    let items = (0..N).inspect(|&i| {
         if i == 500 {
             panic!("the input iterator failed at {i}");
         }
-        i
     });
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         parallel().execute_iter(items, |x| x + 1)
@@ -117,11 +116,10 @@ fn a_panic_in_an_iterator_input_reaches_the_caller_and_the_next_call_works() {
 
 #[test]
 fn a_panic_in_a_streamed_iterator_stops_the_stream_and_reaches_the_puller() {
-    let items = (0..N).map(|i| {
+    let items = (0..N).inspect(|&i| {
         if i == 700 {
             panic!("the input iterator failed at {i}");
         }
-        i
     });
     let mut taken = Vec::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {

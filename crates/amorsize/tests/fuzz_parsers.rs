@@ -14,6 +14,8 @@
 //!
 //! `AMORSIZE_FUZZ_SEED` changes the seed (the default is fixed, so a failure reproduces).
 
+#![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
+
 use amorsize::probe::parse::{cgroup, cpu_list, cpuinfo, meminfo, mountinfo, proc_cgroup, status};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};

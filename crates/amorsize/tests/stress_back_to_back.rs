@@ -2,6 +2,8 @@
 //! memory: pools are reused, nothing is leaked per call. One test in this binary, so that no
 //! other test's threads change the count. The figures are printed (run with `--nocapture`).
 
+#![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
+
 use amorsize::Options;
 use std::num::NonZeroUsize;
 
