@@ -323,9 +323,12 @@ impl Pool {
         }
     }
 
-    /// The process-wide pool that runs use unless told otherwise.
+    /// The process-wide pool that runs use unless told otherwise. Its idle workers are stopped
+    /// cleanly when the process exits normally (return from `main` or
+    /// [`exit`](std::process::exit)); the kernel kills any other.
     pub fn global() -> &'static Pool {
-        static GLOBAL: Pool = Pool::new();
+        static AT_EXIT: std::sync::Once = std::sync::Once::new();
+        AT_EXIT.call_once(|| sys::at_exit(shutdown_global_at_exit));
         &GLOBAL
     }
 
@@ -336,10 +339,7 @@ impl Pool {
 
     /// Stops every idle worker and waits for it to exit.
     pub fn shutdown(&self) {
-        let workers = std::mem::take(&mut *self.lock());
-        for worker in workers {
-            worker.close();
-        }
+        close_all(std::mem::take(&mut *self.lock()));
     }
 
     /// An idle worker that is still alive, or a new one.
@@ -362,6 +362,29 @@ impl Pool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Worker>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static GLOBAL: Pool = Pool::new();
+
+/// Stops the global pool's idle workers as the process exits. It only tries the lock: an exit
+/// while another thread holds the pool must not hang, and the kernel ends those workers anyway
+/// (see [`sys::die_with_parent`]).
+extern "C" fn shutdown_global_at_exit() {
+    let workers = match GLOBAL.idle.try_lock() {
+        Ok(mut idle) => std::mem::take(&mut *idle),
+        Err(_) => return,
+    };
+    close_all(workers);
+}
+
+/// Closes every worker's input first, then waits for each, so that they exit together.
+fn close_all(mut workers: Vec<Worker>) {
+    for worker in &mut workers {
+        worker.input = None;
+    }
+    for worker in workers {
+        worker.close();
     }
 }
 

@@ -106,3 +106,13 @@ pub(super) fn kill(pid: u32) {
         libc::kill(pid, libc::SIGKILL);
     }
 }
+
+/// Runs `f` when the process exits normally (atexit(3)).
+pub(super) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function with no arguments that does not unwind (an `extern "C"`
+    // function aborts instead); registering it has no other precondition. A failure to
+    // register (only for lack of memory) leaves the kernel's kill at exit, which is enough.
+    unsafe {
+        libc::atexit(f);
+    }
+}
