@@ -20,12 +20,16 @@ enum Command {
     Info(cmd::info::Args),
     /// Show, clear or locate the cache of calibrations and past runs.
     Cache(cmd::cache::Args),
+    /// Run a command over many inputs, with a measured number of parallel jobs (like xargs -P or
+    /// GNU parallel, without guessing -j).
+    Run(cmd::run::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Cache(args) => cmd::cache::run(args),
     };
     match result {

@@ -2,3 +2,4 @@
 
 pub mod cache;
 pub mod info;
+pub mod run;

@@ -1,1 +1,0 @@
-//! Shell commands as workers (`amorsize run`).

@@ -1,0 +1,568 @@
+//! The command plan: how many jobs at once and how many inputs per job, from what the sampled
+//! jobs measured and what the machine allows — with the reasons.
+//!
+//! The arithmetic is pure (no clock, no system call): [`Measured`] and [`Limits`] come in,
+//! a [`CommandPlan`] comes out, so the laws are tested without running anything.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Backend, Costs, Seconds, Transfer, Workload};
+
+/// What the sampled jobs (and the start-cost probe) measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Jobs measured.
+    pub jobs: usize,
+    /// Inputs those jobs took.
+    pub inputs: usize,
+    /// Mean wall time of one job.
+    pub job_time: Seconds,
+    /// Child CPU time (user + system, from `wait4`) ÷ wall time, summed over the jobs: near 0
+    /// the jobs wait (sleep, I/O, network), near 1 each keeps one CPU busy, above 1 a job runs
+    /// several threads or processes of its own.
+    pub cpu_ratio: f64,
+    /// Coefficient of variation of the job wall times.
+    pub cv: f64,
+    /// The largest peak resident memory of a job, in bytes.
+    pub peak_rss: u64,
+    /// Mean bytes of output per job.
+    pub output_bytes: u64,
+    /// Time to start and reap a process that does nothing (measured once per run).
+    pub start_cost: Seconds,
+    /// Set when the start cost could not be measured and `FALLBACK_START_COST` stands in.
+    pub start_cost_fallback: bool,
+    /// With `{+}`: the fixed time of one invocation, whatever its inputs.
+    pub fixed_per_job: Seconds,
+    /// With `{+}`: the time each input adds to an invocation.
+    pub per_input: Seconds,
+}
+
+/// What bounds the number of jobs on this machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPUs the jobs may use (affinity mask, cgroup quota).
+    pub cpus: usize,
+    /// `ulimit -u`: processes this user may have, when limited.
+    pub process_limit: Option<u64>,
+    /// Processes one job holds (2 for a shell script: the shell and the command).
+    pub processes_per_job: usize,
+    /// `ulimit -n`: files this process may hold open, when limited.
+    pub open_files_limit: Option<u64>,
+    /// Memory available now, in bytes, when known.
+    pub available_memory: Option<u64>,
+    /// How many inputs fit on one command line, at the mean input size.
+    pub inputs_per_command_line: Option<usize>,
+}
+
+/// Jobs may wait for at most this many times the CPUs: beyond it the runner's own start and reap
+/// work, not the jobs, would set the pace, and a sample that measured almost no CPU time would
+/// ask for thousands of processes.
+pub const MAX_OVERSUBSCRIPTION: usize = 64;
+
+/// Of `ulimit -u`, the share the jobs may take: other processes of the same user count against
+/// the same limit, and we cannot see how many there are without reading the system.
+pub const PROCESS_LIMIT_SHARE: f64 = 0.5;
+
+/// Of the available memory, the share the jobs may take by their peak RSS (the rest is left to
+/// the page cache and to other programs).
+pub const MEMORY_SHARE: f64 = 0.8;
+
+/// Open files the runner keeps for itself (standard streams, job log, channels).
+pub const RESERVED_FILES: u64 = 64;
+
+/// Files a running job holds in the runner: two output files, and two more while it starts.
+pub const FILES_PER_JOB: u64 = 4;
+
+/// With `{+}`, the fixed cost of an invocation may be at most this share of its time.
+pub const FIXED_COST_SHARE: f64 = 0.05;
+
+/// With `{+}`, jobs per parallel slot at least, so that the last jobs balance out (the original
+/// library's and Python `Pool.map`'s choice of about four chunks per worker).
+pub const JOBS_PER_SLOT: usize = 4;
+
+/// Parallelism predicted to gain less than this is refused: the planner's default threshold
+/// (`plan::options::DEFAULT_THRESHOLD`), a margin for the model's error.
+pub const THRESHOLD: f64 = 1.2;
+
+/// Why the plan is what it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// The jobs mostly wait, so more of them than CPUs keep the CPUs busy.
+    Waiting {
+        /// CPU time ÷ wall time of a job.
+        cpu_ratio: f64,
+        /// Jobs that keep the CPUs busy.
+        jobs: usize,
+    },
+    /// The jobs keep a CPU busy: one per CPU.
+    CpuBound {
+        /// CPU time ÷ wall time of a job.
+        cpu_ratio: f64,
+    },
+    /// Each job keeps several CPUs busy by itself.
+    SelfParallel {
+        /// CPU time ÷ wall time of a job.
+        cpu_ratio: f64,
+    },
+    /// The job count was capped.
+    Capped {
+        /// What capped it.
+        by: Cap,
+        /// The cap.
+        jobs: usize,
+    },
+    /// The user fixed the job count.
+    UserJobs,
+    /// The user fixed the batch size.
+    UserBatch,
+    /// With `{+}`: the batch size and how it follows from the costs.
+    Batched {
+        /// Fixed time of one invocation.
+        fixed: Seconds,
+        /// Time each input adds.
+        per_input: Seconds,
+    },
+    /// The batch was capped by the command-line length.
+    ArgumentLength {
+        /// Inputs that fit on one command line.
+        inputs: usize,
+    },
+    /// Parallel jobs would not pay: one at a time.
+    Serial {
+        /// The speedup parallel jobs would have given.
+        speedup: f64,
+    },
+}
+
+/// What bounded the job count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cap {
+    /// No more jobs than there are left to run.
+    JobsLeft,
+    /// [`MAX_OVERSUBSCRIPTION`] × CPUs.
+    Oversubscription,
+    /// `ulimit -u`.
+    ProcessLimit,
+    /// `ulimit -n`.
+    OpenFiles,
+    /// Available memory ÷ peak RSS of a job.
+    Memory,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Waiting { cpu_ratio, jobs } => write!(
+                f,
+                "jobs mostly wait (CPU {:.1}% of wall time): {jobs} at once keep the CPUs busy",
+                cpu_ratio * 100.0
+            ),
+            Reason::CpuBound { cpu_ratio } => write!(
+                f,
+                "jobs are CPU-bound (CPU {:.0}% of wall time): one per CPU",
+                cpu_ratio * 100.0
+            ),
+            Reason::SelfParallel { cpu_ratio } => write!(
+                f,
+                "each job keeps {cpu_ratio:.1} CPUs busy by itself: fewer jobs than CPUs"
+            ),
+            Reason::Capped { by, jobs } => {
+                let what = match by {
+                    Cap::JobsLeft => "the jobs left to run",
+                    Cap::Oversubscription => "the oversubscription limit (64 × CPUs)",
+                    Cap::ProcessLimit => "half the process limit (ulimit -u)",
+                    Cap::OpenFiles => "the open-file limit (ulimit -n)",
+                    Cap::Memory => "available memory ÷ peak memory of a job",
+                };
+                write!(f, "capped at {jobs} by {what}")
+            }
+            Reason::UserJobs => f.write_str("job count fixed by -j"),
+            Reason::UserBatch => f.write_str("batch size fixed by --batch"),
+            Reason::Batched { fixed, per_input } => write!(
+                f,
+                "an invocation costs {} plus {} per input: batches keep the fixed cost near {:.0}%",
+                secs(*fixed),
+                secs(*per_input),
+                FIXED_COST_SHARE * 100.0
+            ),
+            Reason::ArgumentLength { inputs } => write!(
+                f,
+                "about {inputs} inputs fit on one command line (ARG_MAX less the environment)"
+            ),
+            Reason::Serial { speedup } => write!(
+                f,
+                "parallel jobs would gain only {speedup:.2}× (below {THRESHOLD}×): one at a time"
+            ),
+        }
+    }
+}
+
+/// A duration for people: µs, ms or s.
+pub(crate) fn secs(s: Seconds) -> String {
+    if s < 1e-3 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// The decision for the rest of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandPlan {
+    /// Jobs running at once.
+    pub jobs: NonZeroUsize,
+    /// Inputs per job (1 without `{+}`).
+    pub batch: NonZeroUsize,
+    /// Inputs left to run when the plan was made.
+    pub inputs_left: usize,
+    /// Predicted wall time of the rest.
+    pub predicted: Seconds,
+    /// Predicted wall time of the rest, one job at a time.
+    pub predicted_serial: Seconds,
+    /// What the sample measured.
+    pub measured: Measured,
+    /// What the machine allows.
+    pub limits: Limits,
+    /// The workload, as the library's model sees it (per input).
+    pub workload: Workload,
+    /// The backend's costs, as the library's model sees them.
+    pub costs: Costs,
+    /// Why.
+    pub reasons: Vec<Reason>,
+}
+
+/// What the user fixed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Fixed {
+    pub jobs: Option<NonZeroUsize>,
+    pub batch: Option<NonZeroUsize>,
+    pub batches: bool,
+}
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Time of one job of `batch` inputs.
+fn job_time(m: &Measured, batch: usize, batches: bool) -> Seconds {
+    if batches {
+        m.fixed_per_job + m.per_input * batch as f64
+    } else {
+        m.job_time
+    }
+}
+
+/// Predicted wall time of `jobs_left` jobs of `t` seconds each, `jobs` at once: whole rounds of
+/// jobs, but never faster than the CPUs can supply the CPU time they need.
+pub(crate) fn predict(
+    m: &Measured,
+    limits: &Limits,
+    jobs_left: usize,
+    t: Seconds,
+    jobs: usize,
+) -> Seconds {
+    if jobs_left == 0 {
+        return 0.0;
+    }
+    let rounds = jobs_left.div_ceil(jobs.max(1)) as f64;
+    let cpu_bound = jobs_left as f64 * t * m.cpu_ratio / limits.cpus.max(1) as f64;
+    let cpu_bound = if jobs > 1 { cpu_bound } else { 0.0 };
+    (rounds * t).max(cpu_bound)
+}
+
+/// The job count the measurements ask for, before caps.
+fn wanted_jobs(m: &Measured, cpus: usize, reasons: &mut Vec<Reason>) -> usize {
+    let r = m.cpu_ratio;
+    if r > 1.0 {
+        reasons.push(Reason::SelfParallel { cpu_ratio: r });
+        ((cpus as f64 / r).floor() as usize).max(1)
+    } else {
+        let floor = 1.0 / MAX_OVERSUBSCRIPTION as f64;
+        let jobs = ((cpus as f64 / r.max(floor)).round() as usize).max(cpus);
+        if jobs > cpus {
+            reasons.push(Reason::Waiting { cpu_ratio: r, jobs });
+        } else {
+            reasons.push(Reason::CpuBound { cpu_ratio: r });
+        }
+        jobs
+    }
+}
+
+/// The caps on the job count, tightest first applied.
+fn caps(m: &Measured, limits: &Limits) -> Vec<(Cap, usize)> {
+    let mut caps = vec![(
+        Cap::Oversubscription,
+        limits.cpus.max(1) * MAX_OVERSUBSCRIPTION,
+    )];
+    if let Some(n) = limits.process_limit {
+        let share = (n as f64 * PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1);
+        caps.push((Cap::ProcessLimit, share.max(1)));
+    }
+    if let Some(n) = limits.open_files_limit {
+        caps.push((
+            Cap::OpenFiles,
+            (n.saturating_sub(RESERVED_FILES) / FILES_PER_JOB).max(1) as usize,
+        ));
+    }
+    if let (Some(mem), true) = (limits.available_memory, m.peak_rss > 0) {
+        caps.push((
+            Cap::Memory,
+            ((mem as f64 * MEMORY_SHARE) as u64 / m.peak_rss).max(1) as usize,
+        ));
+    }
+    caps
+}
+
+/// Decides the job count and batch size for `inputs_left` inputs.
+pub(crate) fn decide(
+    m: &Measured,
+    limits: &Limits,
+    inputs_left: usize,
+    fixed: Fixed,
+) -> CommandPlan {
+    let mut reasons = Vec::new();
+    let cpus = limits.cpus.max(1);
+    let mut jobs = match fixed.jobs {
+        Some(j) => {
+            reasons.push(Reason::UserJobs);
+            j.get()
+        }
+        None => wanted_jobs(m, cpus, &mut reasons),
+    };
+    if fixed.jobs.is_none() {
+        for (cap, n) in caps(m, limits) {
+            if jobs > n {
+                jobs = n;
+                reasons.push(Reason::Capped { by: cap, jobs });
+            }
+        }
+    }
+    let batch = if !fixed.batches {
+        1
+    } else if let Some(b) = fixed.batch {
+        reasons.push(Reason::UserBatch);
+        b.get()
+    } else {
+        reasons.push(Reason::Batched {
+            fixed: m.fixed_per_job,
+            per_input: m.per_input,
+        });
+        let amortize = if m.per_input > 0.0 {
+            (m.fixed_per_job / (FIXED_COST_SHARE * m.per_input))
+                .ceil()
+                .min(1e12) as usize
+        } else {
+            usize::MAX
+        };
+        let balance = inputs_left.div_ceil(jobs * JOBS_PER_SLOT);
+        let mut b = amortize.min(balance).max(1);
+        if let Some(fit) = limits.inputs_per_command_line {
+            if b > fit {
+                b = fit.max(1);
+                reasons.push(Reason::ArgumentLength { inputs: fit });
+            }
+        }
+        b
+    };
+    let jobs_left = inputs_left.div_ceil(batch);
+    if fixed.jobs.is_none() && jobs > jobs_left.max(1) {
+        jobs = jobs_left.max(1);
+        reasons.push(Reason::Capped {
+            by: Cap::JobsLeft,
+            jobs,
+        });
+    }
+    let t = job_time(m, batch, fixed.batches);
+    let serial = jobs_left as f64 * t;
+    let mut predicted = predict(m, limits, jobs_left, t, jobs);
+    if fixed.jobs.is_none() && jobs > 1 {
+        let speedup = serial / predicted.max(f64::MIN_POSITIVE);
+        if speedup < THRESHOLD && serial > 0.0 {
+            reasons.push(Reason::Serial { speedup });
+            jobs = 1;
+            predicted = serial;
+        }
+    }
+    let per_input = if fixed.batches {
+        m.per_input
+    } else {
+        m.job_time
+    };
+    let workload = Workload {
+        items: inputs_left,
+        item_time: per_input,
+        cpu_fraction: m.cpu_ratio.min(1.0),
+        cv: m.cv,
+        self_parallelism: m.cpu_ratio.max(1.0),
+        result_bytes: m.output_bytes,
+        transfer: Transfer::default(),
+    };
+    let costs = Costs {
+        backend: Backend::Commands,
+        worker_start: m.start_cost,
+        chunk_dispatch: if fixed.batches {
+            m.fixed_per_job
+        } else {
+            m.start_cost
+        },
+        transfer_per_byte: 0.0,
+    };
+    CommandPlan {
+        jobs: nz(jobs),
+        batch: nz(batch),
+        inputs_left,
+        predicted,
+        predicted_serial: serial,
+        measured: m.clone(),
+        limits: limits.clone(),
+        workload,
+        costs,
+        reasons,
+    }
+}
+
+impl fmt::Display for CommandPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.measured;
+        writeln!(
+            f,
+            "plan: {} job{} at once, {} input{} per job, {} inputs left",
+            self.jobs,
+            if self.jobs.get() == 1 { "" } else { "s" },
+            self.batch,
+            if self.batch.get() == 1 { "" } else { "s" },
+            self.inputs_left
+        )?;
+        writeln!(
+            f,
+            "predicted: {} (one at a time: {}, speedup {:.1}×)",
+            secs(self.predicted),
+            secs(self.predicted_serial),
+            self.predicted_serial / self.predicted.max(f64::MIN_POSITIVE)
+        )?;
+        writeln!(
+            f,
+            "measured: {} jobs ({} inputs): {} wall per job, CPU {:.1}% of wall, cv {:.2}, peak RSS {} KiB; process start {}",
+            m.jobs,
+            m.inputs,
+            secs(m.job_time),
+            m.cpu_ratio * 100.0,
+            m.cv,
+            m.peak_rss / 1024,
+            secs(m.start_cost)
+        )?;
+        if m.start_cost_fallback {
+            writeln!(
+                f,
+                "  (process start could not be measured: a 1 ms fallback stands in)"
+            )?;
+        }
+        writeln!(f, "limits: {} CPUs", self.limits.cpus)?;
+        for r in &self.reasons {
+            writeln!(f, "  - {r}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(cpu_ratio: f64) -> Measured {
+        Measured {
+            jobs: 4,
+            inputs: 4,
+            job_time: 0.05,
+            cpu_ratio,
+            start_cost: 0.001,
+            fixed_per_job: 0.001,
+            per_input: 0.00001,
+            ..Measured::default()
+        }
+    }
+
+    fn limits(cpus: usize) -> Limits {
+        Limits {
+            cpus,
+            process_limit: None,
+            processes_per_job: 1,
+            open_files_limit: None,
+            available_memory: None,
+            inputs_per_command_line: None,
+        }
+    }
+
+    #[test]
+    fn waiting_work_runs_above_the_cpu_count() {
+        let p = decide(&measured(0.02), &limits(2), 1000, Fixed::default());
+        assert!(p.jobs.get() > 2);
+        assert!(p.jobs.get() <= 2 * MAX_OVERSUBSCRIPTION);
+    }
+
+    #[test]
+    fn cpu_bound_work_runs_one_per_cpu() {
+        let p = decide(&measured(0.97), &limits(4), 1000, Fixed::default());
+        assert_eq!(p.jobs.get(), 4);
+        let p = decide(&measured(3.0), &limits(4), 1000, Fixed::default());
+        assert_eq!(p.jobs.get(), 1);
+    }
+
+    #[test]
+    fn caps_hold() {
+        let mut l = limits(2);
+        l.process_limit = Some(20);
+        l.open_files_limit = Some(1024);
+        let p = decide(&measured(0.0), &l, 1000, Fixed::default());
+        assert_eq!(p.jobs.get(), 10);
+        let mut m = measured(0.0);
+        m.peak_rss = 1 << 30;
+        l.available_memory = Some(5 << 30);
+        let p = decide(&m, &l, 1000, Fixed::default());
+        assert_eq!(p.jobs.get(), 4);
+        let p = decide(&measured(0.0), &limits(2), 3, Fixed::default());
+        assert_eq!(p.jobs.get(), 3);
+    }
+
+    #[test]
+    fn user_jobs_win() {
+        let fixed = Fixed {
+            jobs: NonZeroUsize::new(7),
+            ..Fixed::default()
+        };
+        let p = decide(&measured(0.9), &limits(2), 2, fixed);
+        assert_eq!(p.jobs.get(), 7);
+    }
+
+    #[test]
+    fn batches_amortize_and_balance() {
+        let fixed = Fixed {
+            batches: true,
+            ..Fixed::default()
+        };
+        let p = decide(&measured(1.0), &limits(2), 20_000, fixed);
+        // Fixed 1 ms, 10 µs per input: at least 2000 inputs to keep the fixed cost at 5 %,
+        // at most 20000 / (2 × 4) for balance.
+        assert_eq!(p.batch.get(), 2000);
+        let mut l = limits(2);
+        l.inputs_per_command_line = Some(300);
+        let p = decide(&measured(1.0), &l, 20_000, fixed);
+        assert_eq!(p.batch.get(), 300);
+    }
+
+    #[test]
+    fn the_prediction_never_beats_the_cpus() {
+        for jobs in 1..50 {
+            let m = measured(1.0);
+            let p = predict(&m, &limits(2), 100, 0.05, jobs);
+            assert!(p >= 100.0 * 0.05 / 2.0 - 1e-12);
+        }
+    }
+}

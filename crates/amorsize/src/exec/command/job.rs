@@ -1,0 +1,187 @@
+//! One job: the command over one input or a batch of inputs, started in a process group of its
+//! own, its output captured whole, its CPU time and peak memory read back when it is reaped.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::sys;
+use super::template::Template;
+
+/// A job to run: its number and the inputs it takes.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    /// 1-based job number, in input order.
+    pub seq: usize,
+    /// Indices of its inputs in the whole input.
+    pub inputs: Range<usize>,
+    /// Whether the job belongs to the sample the plan is made from.
+    pub sampled: bool,
+}
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// This signal ended it.
+    Signal(i32),
+}
+
+/// Why the runner ended a job early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// It ran longer than `--timeout`.
+    TimedOut,
+    /// The run was interrupted (a signal, or `--halt now`) while it ran.
+    Cancelled,
+}
+
+/// A finished job, as it is printed and logged.
+#[derive(Clone, Debug)]
+pub struct JobRecord {
+    /// 1-based job number, in input order.
+    pub seq: usize,
+    /// Indices of its inputs in the whole input.
+    pub inputs: Range<usize>,
+    /// The command as one line of shell text.
+    pub command: String,
+    /// When it started.
+    pub start: SystemTime,
+    /// Its wall time, from start to exit.
+    pub runtime: Duration,
+    /// CPU time (user + system) of the job and the children it waited for.
+    pub cpu: Duration,
+    /// Peak resident memory of the job's largest process, in bytes.
+    pub max_rss: u64,
+    /// How it ended.
+    pub exit: Exit,
+    /// Set when the runner ended it (timeout, interruption).
+    pub stopped: Option<Stopped>,
+    /// Everything it wrote to standard output.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl JobRecord {
+    /// Whether the job exited with code 0 by itself.
+    pub fn succeeded(&self) -> bool {
+        self.exit == Exit::Code(0) && self.stopped.is_none()
+    }
+
+    /// The exit code (0 when a signal ended it), as GNU parallel's job log writes it.
+    pub fn exit_code(&self) -> i32 {
+        match self.exit {
+            Exit::Code(c) => c,
+            Exit::Signal(_) => 0,
+        }
+    }
+
+    /// The number of the signal that ended it, 0 if none.
+    pub fn signal(&self) -> i32 {
+        match self.exit {
+            Exit::Code(_) => 0,
+            Exit::Signal(s) => s,
+        }
+    }
+}
+
+/// A started job.
+pub(crate) struct Started {
+    pub pid: i32,
+    pub began: Instant,
+    start: SystemTime,
+    stdout: File,
+    stderr: File,
+}
+
+/// Starts the job: stdin from `/dev/null` (inputs come from arguments, and a job must not eat
+/// the runner's own standard input), output into anonymous files, in a new process group so
+/// that a timeout or an interruption can end the job with every process it started.
+pub(crate) fn start(template: &Template, inputs: &[OsString]) -> io::Result<Started> {
+    let argv = template.argv(inputs);
+    let stdout = sys::output_file()?;
+    let stderr = sys::output_file()?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?)
+        .process_group(0);
+    let start = SystemTime::now();
+    let began = Instant::now();
+    let child = cmd.spawn()?;
+    Ok(Started {
+        pid: child.id() as i32,
+        began,
+        start,
+        stdout,
+        stderr,
+    })
+}
+
+/// What a reaped job left behind, before the runner adds who it was.
+pub(crate) struct Ended {
+    pub start: SystemTime,
+    pub runtime: Duration,
+    pub status: sys::Status,
+    pub usage: sys::Usage,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Reaps a job that [`sys::wait_ended`] saw end, and reads its output back.
+pub(crate) fn finish(mut job: Started) -> io::Result<Ended> {
+    let (status, usage) = sys::reap(job.pid)?;
+    let runtime = job.began.elapsed();
+    Ok(Ended {
+        start: job.start,
+        runtime,
+        status,
+        usage,
+        stdout: read_all(&mut job.stdout)?,
+        stderr: read_all(&mut job.stderr)?,
+    })
+}
+
+fn read_all(f: &mut File) -> io::Result<Vec<u8>> {
+    let len = f.seek(SeekFrom::End(0))?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+impl Ended {
+    /// Turns the raw ending into a record.
+    pub(crate) fn into_record(
+        self,
+        spec: &Spec,
+        command: String,
+        stopped: Option<Stopped>,
+    ) -> JobRecord {
+        JobRecord {
+            seq: spec.seq,
+            inputs: spec.inputs.clone(),
+            command,
+            start: self.start,
+            runtime: self.runtime,
+            cpu: self.usage.cpu,
+            max_rss: self.usage.max_rss,
+            exit: match self.status {
+                sys::Status::Exited(c) => Exit::Code(c),
+                sys::Status::Signaled(s) => Exit::Signal(s),
+            },
+            stopped,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+}
