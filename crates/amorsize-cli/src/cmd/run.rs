@@ -387,7 +387,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if inputs.is_empty() && options.plan {
-        println!("no inputs: nothing to sample, nothing to plan");
+        writeln!(
+            io::stdout(),
+            "no inputs: nothing to sample, nothing to plan"
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -430,7 +433,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_summary(&summary);
     }
     if options.plan && summary.plan.is_none() && !options.json {
-        println!("every input was done before: nothing to sample, nothing to plan");
+        writeln!(
+            io::stdout(),
+            "every input was done before: nothing to sample, nothing to plan"
+        )?;
     }
     Ok(ExitCode::from(summary.exit_code()))
 }

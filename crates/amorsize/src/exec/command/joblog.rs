@@ -2,10 +2,11 @@
 //! that tools reading GNU parallel's logs read ours:
 //!
 //! ```text
-//! Seq	Host	Starttime	JobRuntime	Send	Receive	Exitval	Signal	Command
-//! 1	:	1764412345.123	0.002	0	2	0	0	echo a
+//! Seq⇥Host⇥Starttime⇥JobRuntime⇥Send⇥Receive⇥Exitval⇥Signal⇥Command
+//! 1⇥:⇥1764412345.123⇥0.002⇥0⇥2⇥0⇥0⇥echo a
 //! ```
 //!
+//! (`⇥` is a tab.)
 //! `Host` is always `:` (this machine), `Send` 0 (inputs are arguments), `Receive` the bytes of
 //! standard output; times are seconds with three decimals. This module formats and parses; the
 //! caller owns the file. Each line is written whole by one call, so a log cut short by a crash

@@ -166,20 +166,21 @@ mod tests {
 
     #[test]
     fn reap_reports_exit_codes_and_signals() {
-        let child = std::process::Command::new("/bin/sh")
+        // Reaped by `reap`, not by `Child::wait`.
+        let pid = std::process::Command::new("/bin/sh")
             .args(["-c", "exit 3"])
             .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
+            .unwrap()
+            .id() as i32;
         wait_ended(pid).unwrap();
         assert_eq!(reap(pid).unwrap().0, Status::Exited(3));
 
-        let child = std::process::Command::new("/bin/sh")
+        let pid = std::process::Command::new("/bin/sh")
             .args(["-c", "sleep 5"])
             .process_group(0)
             .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
+            .unwrap()
+            .id() as i32;
         kill_group(pid, libc::SIGKILL).unwrap();
         wait_ended(pid).unwrap();
         assert_eq!(reap(pid).unwrap().0, Status::Signaled(libc::SIGKILL));
