@@ -238,14 +238,14 @@ where
     /// Claims the next chunk: `start..end` of the items, or `None` when none is left.
     fn claim(&self) -> Option<(usize, usize)> {
         let n = self.items.len();
-        let c = self.chunk.load(Relaxed).max(1);
+        let c = self.chunk.load(Relaxed);
         let start = self
             .cursor
             .fetch_update(Relaxed, Relaxed, |s| {
-                (s < n).then(|| s.saturating_add(c).min(n))
+                (s < n).then(|| s + claim_size(c, n - s, self.workers))
             })
             .ok()?;
-        Some((start, start.saturating_add(c).min(n)))
+        Some((start, start + claim_size(c, n - start, self.workers)))
     }
 
     fn run_chunk(&self, start: usize, end: usize) -> ChunkEnd<O> {
@@ -331,6 +331,15 @@ where
         finished.busy += busy;
         finished.count += count;
     }
+}
+
+/// Items to claim next: the chunk size, but no more than an even share of half of what is
+/// left, so that the last chunks shrink and the workers finish together (guided
+/// self-scheduling, Polychronopoulos & Kuck 1987, with half shares for a gentler tail).
+/// Always at least 1 and at most `remaining` (when anything remains).
+fn claim_size(chunk: usize, remaining: usize, workers: usize) -> usize {
+    let share = remaining.div_ceil(2 * workers.max(1));
+    chunk.min(share).max(1).min(remaining.max(1))
 }
 
 /// Sets the stop flag if the coordinating thread unwinds (a panicking progress callback), so
@@ -511,4 +520,44 @@ fn assemble<O>(n: usize, mut chunks: Vec<(usize, Vec<O>)>, sampled: Vec<(usize, 
     out.extend(sampled.map(|(_, s)| s));
     debug_assert_eq!(out.len(), n);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_tail_shrinks_to_single_items() {
+        assert_eq!(claim_size(100, 10_000, 4), 100);
+        assert_eq!(claim_size(100, 800, 4), 100);
+        assert_eq!(claim_size(100, 400, 4), 50);
+        assert_eq!(claim_size(100, 3, 4), 1);
+        assert_eq!(claim_size(100, 1, 4), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn claims_are_within_bounds(chunk in 1usize..10_000, remaining in 1usize..1_000_000, workers in 1usize..64) {
+            let c = claim_size(chunk, remaining, workers);
+            prop_assert!(c >= 1 && c <= chunk && c <= remaining);
+        }
+
+        #[test]
+        fn assembling_restores_input_order(n in 0usize..300, cuts in prop::collection::vec(1usize..20, 1..40), sampled_every in 1usize..50) {
+            // Chunks (of varied sizes, shuffled) and sampled indices together cover 0..n.
+            let sampled: Vec<(usize, usize)> = (0..n).step_by(sampled_every).map(|i| (i, i)).collect();
+            let mut chunks = Vec::new();
+            let (mut start, mut k) = (0, 0);
+            while start < n {
+                let end = (start + cuts[k % cuts.len()]).min(n);
+                let results: Vec<usize> = (start..end).filter(|i| i % sampled_every != 0).collect();
+                chunks.push((start, results));
+                start = end;
+                k += 1;
+            }
+            chunks.reverse();
+            prop_assert_eq!(assemble(n, chunks, sampled), (0..n).collect::<Vec<_>>());
+        }
+    }
 }

@@ -1,0 +1,298 @@
+//! Execution speed, side by side in one run, as ratios (these machines are noisy):
+//!
+//! 1. uniform CPU-bound work, 2k items of ≥ 100 µs: `execute` against rayon `par_iter`;
+//! 2. tiny work, 1k items of ~20 ns: `execute` against the serial loop (and rayon);
+//! 3. streaming 1M items of ~1 µs from a plain iterator: `stream` against `par_bridge`;
+//! 4. peak memory (VmHWM) of a stream over 1M and over 10M items, each in a child process.
+//!
+//! `cargo bench -p amorsize --bench exec` (add `-- --quick` for fewer repetitions).
+#![allow(clippy::print_stdout)]
+
+use rayon::prelude::*;
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A CPU-bound item: `iters` rounds of xorshift.
+fn spin(seed: u64, iters: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..iters {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    black_box(x)
+}
+
+/// Rounds of `spin` per nanosecond on this machine, measured once.
+fn spin_rate() -> f64 {
+    let iters = 5_000_000;
+    let best = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            spin(black_box(7), iters);
+            t.elapsed()
+        })
+        .min()
+        .unwrap();
+    iters as f64 / best.as_nanos() as f64
+}
+
+fn iters_for(rate: f64, d: Duration) -> u64 {
+    ((rate * d.as_nanos() as f64) as u64).max(1)
+}
+
+/// Median wall time of `reps` runs of each contender, interleaved so that drift in the
+/// machine's load affects all of them alike.
+fn race(reps: usize, contenders: &mut [(&str, &mut dyn FnMut() -> u64)]) -> Vec<Duration> {
+    let mut times = vec![Vec::new(); contenders.len()];
+    for _ in 0..reps {
+        for (i, (_, f)) in contenders.iter_mut().enumerate() {
+            let t = Instant::now();
+            black_box(f());
+            times[i].push(t.elapsed());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
+fn show(title: &str, names: &[&str], times: &[Duration], reference: usize) {
+    println!("\n{title}");
+    for (name, t) in names.iter().zip(times) {
+        let ratio = times[reference].as_secs_f64() / t.as_secs_f64();
+        println!(
+            "  {name:<28} {:>12.3?}   throughput ×{ratio:.3} of {}",
+            t, names[reference]
+        );
+    }
+}
+
+fn uniform(rate: f64, reps: usize) {
+    let iters = iters_for(rate, Duration::from_micros(100));
+    let items: Vec<u64> = (0..2000).collect();
+    let names = ["serial loop", "rayon par_iter", "amorsize execute"];
+    let times = race(
+        reps,
+        &mut [
+            (names[0], &mut || {
+                items.iter().map(|&x| spin(x, iters)).sum()
+            }),
+            (names[1], &mut || {
+                items
+                    .par_iter()
+                    .map(|&x| spin(x, iters))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .sum()
+            }),
+            (names[2], &mut || {
+                amorsize::execute(&items, |&x| spin(x, iters))
+                    .unwrap()
+                    .iter()
+                    .sum()
+            }),
+        ],
+    );
+    show(
+        "uniform: 2000 items × 100 µs (target: amorsize ≥ 0.95× rayon)",
+        &names,
+        &times,
+        1,
+    );
+    let run = amorsize::Options::new()
+        .run(&items, |&x| spin(x, iters))
+        .unwrap();
+    println!(
+        "  amorsize's last run:\n{}",
+        indent(&run.report.to_string())
+    );
+}
+
+fn tiny(rate: f64, reps: usize) {
+    let iters = iters_for(rate, Duration::from_nanos(20));
+    let items: Vec<u64> = (0..1000).collect();
+    let names = [
+        "serial loop",
+        "rayon par_iter",
+        "amorsize execute",
+        "amorsize, serial plan",
+    ];
+    let serial_plan = amorsize::Plan::fixed(
+        std::num::NonZeroUsize::MIN,
+        std::num::NonZeroUsize::new(1000).unwrap(),
+    );
+    let calls = 200;
+    let times = race(
+        reps,
+        &mut [
+            (names[0], &mut || {
+                (0..calls)
+                    .map(|_| items.iter().map(|&x| spin(x, iters)).collect::<Vec<_>>()[999])
+                    .sum()
+            }),
+            (names[1], &mut || {
+                (0..calls)
+                    .map(|_| {
+                        items
+                            .par_iter()
+                            .map(|&x| spin(x, iters))
+                            .collect::<Vec<_>>()[999]
+                    })
+                    .sum()
+            }),
+            (names[2], &mut || {
+                (0..calls)
+                    .map(|_| amorsize::execute(&items, |&x| spin(x, iters)).unwrap()[999])
+                    .sum()
+            }),
+            (names[3], &mut || {
+                (0..calls)
+                    .map(|_| {
+                        serial_plan
+                            .run(&items, |&x| spin(x, iters))
+                            .unwrap()
+                            .results[999]
+                    })
+                    .sum()
+            }),
+        ],
+    );
+    let per_call: Vec<Duration> = times.iter().map(|t| *t / calls).collect();
+    show(
+        "tiny: 1000 items × 20 ns, per call (target: amorsize within 1.2× the serial loop)",
+        &names,
+        &per_call,
+        0,
+    );
+    let plan = amorsize::Options::new()
+        .run(&items, |&x| spin(x, iters))
+        .unwrap()
+        .report
+        .plan;
+    println!(
+        "  amorsize's plan: {}, {} worker(s), predicted speedup {:.2?}",
+        if plan.is_parallel() {
+            "parallel"
+        } else {
+            "serial"
+        },
+        plan.workers(),
+        plan.predicted_speedup()
+    );
+}
+
+fn streaming(rate: f64, reps: usize, n: u64) {
+    let iters = iters_for(rate, Duration::from_micros(1));
+    let names = [
+        "serial loop",
+        "rayon par_bridge",
+        "amorsize stream",
+        "amorsize stream unordered",
+    ];
+    let times = race(
+        reps,
+        &mut [
+            (names[0], &mut || (0..n).map(|x| spin(x, iters)).sum()),
+            (names[1], &mut || {
+                (0..n).par_bridge().map(|x| spin(x, iters)).sum()
+            }),
+            (names[2], &mut || {
+                amorsize::stream(0..n, move |&x| spin(x, iters)).sum()
+            }),
+            (names[3], &mut || {
+                amorsize::stream(0..n, move |&x| spin(x, iters))
+                    .unordered()
+                    .sum()
+            }),
+        ],
+    );
+    show(
+        &format!("streaming: {n} items × 1 µs from a plain iterator (target: ≥ 1.5× par_bridge)"),
+        &names,
+        &times,
+        1,
+    );
+}
+
+/// Peak resident memory of this process, from `VmHWM` in /proc/self/status (proc(5)).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Child mode: stream `n` items of ~1 µs, print the peak RSS.
+fn rss_child(n: u64) {
+    let iters = iters_for(spin_rate(), Duration::from_micros(1));
+    let before = peak_rss_kib().unwrap_or(0);
+    let t = Instant::now();
+    let s = amorsize::stream(0..n, move |&x| spin(x, iters));
+    let sum: u64 = s.sum();
+    black_box(sum);
+    println!(
+        "{} {} {}",
+        before,
+        peak_rss_kib().unwrap_or(0),
+        t.elapsed().as_millis()
+    );
+}
+
+fn rss(sizes: &[u64]) {
+    println!("\npeak memory of a stream (VmHWM, child process per size; target: the same)");
+    let exe = std::env::current_exe().unwrap();
+    for &n in sizes {
+        let out = Command::new(&exe)
+            .args(["--rss-child", &n.to_string()])
+            .output()
+            .expect("child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let f: Vec<&str> = text.split_whitespace().collect();
+        if let [before, peak, ms] = f[..] {
+            println!("  {n:>10} items: peak {peak:>7} KiB (at start {before} KiB), {ms} ms");
+        } else {
+            println!(
+                "  {n:>10} items: child failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--rss-child") {
+        rss_child(args[at + 1].parse().unwrap());
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let rate = spin_rate();
+    println!(
+        "rayon threads: {}, spin rate {rate:.2} rounds/ns",
+        rayon::current_num_threads()
+    );
+    let reps = if quick { 3 } else { 7 };
+    uniform(rate, reps);
+    tiny(rate, reps * 3);
+    streaming(rate, if quick { 1 } else { 3 }, 1_000_000);
+    rss(if quick {
+        &[100_000, 1_000_000]
+    } else {
+        &[1_000_000, 10_000_000]
+    });
+}
