@@ -68,6 +68,11 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(classify)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+    // SQLite opens a write-protected file read-only instead of failing; a cache that cannot
+    // record is not worth the reads (and a WAL file cannot be read without its index).
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(classify)? {
+        return Err(Problem::Other("the file is read-only".into()));
+    }
     // Write-ahead logging lets readers and one writer proceed at once across processes
     // (<https://sqlite.org/wal.html>); NORMAL synchronous is durable up to the last
     // checkpoint in WAL mode, which is what a cache of measurements needs.

@@ -400,6 +400,15 @@ fn a_read_only_directory_leaves_the_run_without_a_cache() {
         assert!(opened.is_ok());
     } else {
         assert!(matches!(opened, Err(CacheWarning::Unavailable { .. })));
+        // A write-protected file in a writable directory is not used either.
+        let file = dir.path().join("amorsize.db");
+        drop(Cache::open_at(&file, machine("m")).unwrap());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let opened = Cache::open_at(&file, machine("m"));
+        assert!(
+            matches!(&opened, Err(CacheWarning::Unavailable { reason, .. }) if reason.contains("read-only")),
+            "{opened:?}"
+        );
     }
 }
 
