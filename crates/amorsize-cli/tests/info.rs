@@ -21,6 +21,8 @@ fn table_shows_figures_and_sources() {
         .arg(fixture())
         .assert()
         .success()
+        .stdout(predicate::str::contains("Example CPU @ 3.00GHz"))
+        .stdout(predicate::str::contains("6.1.0-example-amd64"))
         .stdout(predicate::str::contains("logical CPUs      8 "))
         .stdout(predicate::str::contains("4 (0-1,4-5)"))
         .stdout(predicate::str::contains("/proc/self/status"))
@@ -59,6 +61,11 @@ fn json_has_the_documented_fields() {
         536_870_912u64 - 104_857_600
     );
     assert_eq!(json["memory"]["host_total"]["value"], 16u64 << 30);
+    assert_eq!(json["system"]["kernel"]["value"], "6.1.0-example-amd64");
+    assert_eq!(
+        json["system"]["cpu_model"]["source"]["path"],
+        "/proc/cpuinfo"
+    );
     assert_eq!(json["warnings"], serde_json::json!([]));
 }
 

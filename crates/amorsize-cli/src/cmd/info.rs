@@ -54,6 +54,19 @@ fn write_table(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
     let memory = m.memory();
     writeln!(out, "machine at root {}", m.root().display())?;
     writeln!(out)?;
+    let system = m.system();
+    row(
+        out,
+        "CPU model",
+        m.cpu_model().unwrap_or("unknown"),
+        system.cpu_model(),
+    )?;
+    row(
+        out,
+        "kernel",
+        m.kernel_release().unwrap_or("unknown"),
+        system.kernel(),
+    )?;
     row(out, "logical CPUs", cpu.logical().get(), cpu.logical())?;
     row(
         out,

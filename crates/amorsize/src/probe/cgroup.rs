@@ -252,8 +252,9 @@ pub(crate) fn cpu_quota(fs: &mut Fs, located: &Located) -> Figure<Option<f64>> {
             match parse_cfs(&quota, &period) {
                 Ok(Some(cpus)) => keep(
                     cpus,
-                    Source::Files {
-                        paths: vec![quota_path, period_path],
+                    Source::CfsQuota {
+                        quota: quota_path,
+                        period: period_path,
                     },
                 ),
                 Ok(None) => {}
@@ -306,8 +307,9 @@ pub(crate) fn memory_limits(fs: &mut Fs, located: &Located) -> MemoryLimits {
         ) {
             Some(usage) => headroom.keep(
                 limit.saturating_sub(usage),
-                Source::Files {
-                    paths: vec![limit_path, usage_path],
+                Source::Headroom {
+                    limit: limit_path,
+                    usage: usage_path,
                 },
             ),
             None => headroom.keep(limit, Source::file(limit_path)),

@@ -28,6 +28,7 @@ mod memory;
 pub mod overhead;
 pub mod parse;
 mod source;
+mod system;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -40,6 +41,7 @@ pub use cpu_set::CpuSet;
 pub use cpus::Cpus;
 pub use memory::Memory;
 pub use source::{Fallback, Figure, Source, Warning, WarningKind};
+pub use system::System;
 
 /// The machine's figures that bound a plan, each with the place it came from.
 ///
@@ -73,13 +75,18 @@ pub use source::{Fallback, Figure, Source, Warning, WarningKind};
 ///     "total":          Figure<u64 | null>,       tightest of MemTotal and cgroup limits
 ///     "available":      Figure<u64 | null>        tightest of MemAvailable and headrooms
 ///   },
+///   "system": {
+///     "cpu_model": Figure<string | null>,         model name in /proc/cpuinfo
+///     "kernel":    Figure<string | null>          /proc/sys/kernel/osrelease (uname -r)
+///   },
 ///   "warnings": [ { "kind": "missing" | "unreadable" | "malformed" | "inconsistent",
 ///                   "path": "/proc/..." | null, "message": "..." } ]
 /// }
 /// ```
 ///
 /// A `Figure<T>` is `{"value": T, "source": Source}`; a [`Source`] is an object tagged by
-/// `"kind"`: `{"kind": "file", "path": ...}`, `{"kind": "files", "paths": [...]}`,
+/// `"kind"`: `{"kind": "file", "path": ...}`, `{"kind": "cfs_quota", "quota": ..., "period": ...}`,
+/// `{"kind": "headroom", "limit": ..., "usage": ...}`,
 /// `{"kind": "topology", "dir": ...}`, `{"kind": "syscall", "name": ...}`,
 /// `{"kind": "fallback", "fallback": "one_cpu" | "all_online_cpus" | "cores_are_cpus"}`,
 /// `{"kind": "absent"}` or `{"kind": "given"}`. Paths are as on the probed machine, whatever
@@ -90,6 +97,8 @@ pub struct Machine {
     cpu: Cpus,
     cgroup: Cgroup,
     memory: Memory,
+    #[serde(default)]
+    system: System,
     warnings: Vec<Warning>,
 }
 
@@ -209,6 +218,7 @@ impl Machine {
         let cpu_quota = cgroup::cpu_quota(&mut fs, &located);
         let limits = cgroup::memory_limits(&mut fs, &located);
         let memory = memory::probe(&mut fs, &limits);
+        let system = system::probe(&mut fs);
         let cgroup = Cgroup {
             version: located.version(),
             dirs: located.dirs(),
@@ -223,6 +233,7 @@ impl Machine {
             cpu,
             cgroup,
             memory,
+            system,
             warnings: fs.into_warnings(),
         }
     }
@@ -247,6 +258,7 @@ impl Machine {
             cpu: Cpus::given(logical_cpus, usable_cores),
             cgroup: Cgroup::none(None),
             memory: Memory::given(None, None),
+            system: System::default(),
             warnings: Vec::new(),
         }
     }
@@ -333,6 +345,21 @@ impl Machine {
     /// Memory figures with their sources.
     pub fn memory(&self) -> &Memory {
         &self.memory
+    }
+
+    /// The CPU model (`model name` in `/proc/cpuinfo`), when known.
+    pub fn cpu_model(&self) -> Option<&str> {
+        self.system.cpu_model().value().as_deref()
+    }
+
+    /// The kernel release (`uname -r`), when known.
+    pub fn kernel_release(&self) -> Option<&str> {
+        self.system.kernel().value().as_deref()
+    }
+
+    /// The CPU model and kernel release with their sources.
+    pub fn system(&self) -> &System {
+        &self.system
     }
 
     /// What could not be read as expected, and what the probe did instead.

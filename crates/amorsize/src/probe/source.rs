@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// Where a figure came from.
 ///
 /// Serialized with a `kind` tag: `{"kind": "file", "path": "/proc/meminfo"}`,
-/// `{"kind": "files", "paths": [...]}`, `{"kind": "topology", "dir": "..."}`,
+/// `{"kind": "cfs_quota", "quota": "...", "period": "..."}`,
+/// `{"kind": "headroom", "limit": "...", "usage": "..."}`, `{"kind": "topology", "dir": "..."}`,
 /// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "fallback", "fallback": "..."}`,
 /// `{"kind": "absent"}`, `{"kind": "given"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,10 +22,19 @@ pub enum Source {
         /// The file.
         path: PathBuf,
     },
-    /// Computed from these files together (a cgroup limit and its usage).
-    Files {
-        /// The files.
-        paths: Vec<PathBuf>,
+    /// A cgroup v1 CPU quota: `cpu.cfs_quota_us` divided by `cpu.cfs_period_us`.
+    CfsQuota {
+        /// The `cpu.cfs_quota_us` file.
+        quota: PathBuf,
+        /// The `cpu.cfs_period_us` file beside it.
+        period: PathBuf,
+    },
+    /// Room under a cgroup memory limit: the limit file minus the usage file beside it.
+    Headroom {
+        /// The limit (`memory.max`, `memory.high`, v1 `memory.limit_in_bytes`).
+        limit: PathBuf,
+        /// The usage (`memory.current`, v1 `memory.usage_in_bytes`).
+        usage: PathBuf,
     },
     /// Read from the per-CPU sysfs topology files (`cpuN/topology/core_cpus_list` or
     /// `thread_siblings_list`, and `physical_package_id`) under this directory.
@@ -60,14 +70,11 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::File { path } => write!(f, "{}", path.display()),
-            Source::Files { paths } => {
-                for (i, path) in paths.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" − ")?;
-                    }
-                    write!(f, "{}", path.display())?;
-                }
-                Ok(())
+            Source::CfsQuota { quota, period } => {
+                write!(f, "{} / {}", quota.display(), period.display())
+            }
+            Source::Headroom { limit, usage } => {
+                write!(f, "{} − {}", limit.display(), usage.display())
             }
             Source::Topology { dir } => write!(f, "{}/cpu*/topology", dir.display()),
             Source::Syscall { name } => write!(f, "{name}()"),

@@ -20,9 +20,10 @@ fn file(path: &str) -> Source {
     }
 }
 
-fn files(paths: &[&str]) -> Source {
-    Source::Files {
-        paths: paths.iter().map(PathBuf::from).collect(),
+fn headroom(limit: &str, usage: &str) -> Source {
+    Source::Headroom {
+        limit: limit.into(),
+        usage: usage.into(),
     }
 }
 
@@ -63,10 +64,10 @@ fn v2_container_with_one_and_a_half_cpus_and_512_mib() {
     assert_eq!(m.available_memory(), Some(412 * MIB));
     assert_eq!(
         m.memory().available().source(),
-        &files(&[
+        &headroom(
             "/sys/fs/cgroup/system.slice/docker-abc.scope/memory.max",
-            "/sys/fs/cgroup/system.slice/docker-abc.scope/memory.current",
-        ])
+            "/sys/fs/cgroup/system.slice/docker-abc.scope/memory.current"
+        )
     );
     assert_eq!(m.cgroup().memory_high().get(), None);
     assert!(m.warnings().is_empty(), "{:?}", m.warnings());
@@ -114,10 +115,10 @@ fn v1_container() {
     assert_eq!(m.quota_workers(), Some(2));
     assert_eq!(
         m.cgroup().cpu_quota().source(),
-        &files(&[
-            "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
-            "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us",
-        ])
+        &Source::CfsQuota {
+            quota: "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us".into(),
+            period: "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us".into(),
+        }
     );
     assert_eq!(m.total_memory(), Some(GIB));
     assert_eq!(m.available_memory(), Some(768 * MIB));
@@ -213,10 +214,10 @@ fn nested_cgroups_keep_the_tighter_parent() {
     assert_eq!(m.available_memory(), Some(124 * MIB));
     assert_eq!(
         m.memory().available().source(),
-        &files(&[
+        &headroom(
             "/sys/fs/cgroup/a/memory.max",
             "/sys/fs/cgroup/a/memory.current"
-        ])
+        )
     );
 }
 

@@ -82,3 +82,29 @@ fn available_memory_is_read_again_from_the_files() {
     assert_eq!(again.get(), Some(12 * MIB));
     assert_eq!(again.source(), probed.memory().available().source());
 }
+
+#[test]
+fn cpu_model_and_kernel_release() {
+    let tree = Tree::host(2, 1);
+    assert_eq!(Machine::read(tree.root()).kernel_release(), None);
+    tree.file("proc/sys/kernel/osrelease", "6.8.0-31-generic\n");
+    let m = Machine::read(tree.root());
+    assert_eq!(m.kernel_release(), Some("6.8.0-31-generic"));
+    assert_eq!(
+        m.cpu_model(),
+        None,
+        "the host fixture's cpuinfo names no model"
+    );
+    tree.file(
+        "proc/cpuinfo",
+        "processor\t: 0\nmodel name\t: Example CPU\n",
+    );
+    assert_eq!(Machine::read(tree.root()).cpu_model(), Some("Example CPU"));
+    tree.file("proc/sys/kernel/osrelease", "\n");
+    let m = Machine::read(tree.root());
+    assert_eq!(m.kernel_release(), None);
+    assert!(m
+        .warnings()
+        .iter()
+        .any(|w| w.path() == Some(std::path::Path::new("/proc/sys/kernel/osrelease"))));
+}

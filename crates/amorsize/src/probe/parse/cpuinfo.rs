@@ -78,6 +78,31 @@ pub fn parse_cpuinfo(text: &str) -> Result<Vec<CpuInfoEntry>, ParseError> {
     Ok(entries)
 }
 
+/// The CPU model: the first `model name` line (x86, `show_cpuinfo` in the kernel's
+/// `arch/x86/kernel/cpu/proc.c`), else the first `Model`, `cpu model` or `uarch` line other
+/// architectures print (arm64 boards, mips, riscv); `None` when there is none or it is empty.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::probe::parse::cpuinfo::parse_cpu_model;
+///
+/// let text = "processor\t: 0\nmodel name\t: Example CPU @ 3.00GHz\n";
+/// assert_eq!(parse_cpu_model(text).as_deref(), Some("Example CPU @ 3.00GHz"));
+/// assert_eq!(parse_cpu_model("processor : 0\n"), None);
+/// ```
+pub fn parse_cpu_model(text: &str) -> Option<String> {
+    ["model name", "Model", "cpu model", "uarch"]
+        .into_iter()
+        .find_map(|wanted| {
+            text.lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(key, _)| key.trim() == wanted)
+                .map(|(_, value)| value.trim().to_owned())
+        })
+        .filter(|model| !model.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +130,20 @@ mod tests {
     }
 
     #[test]
+    fn cpu_model_by_architecture() {
+        assert_eq!(
+            parse_cpu_model("processor : 0\nmodel name : A\n\nprocessor : 1\nmodel name : B\n")
+                .as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            parse_cpu_model("Hardware : x\nModel : Raspberry Pi 4\n").as_deref(),
+            Some("Raspberry Pi 4")
+        );
+        assert_eq!(parse_cpu_model("model name :   \n"), None);
+    }
+
+    #[test]
     fn rejects_bad_numbers() {
         assert!(parse_cpuinfo("processor : x\n").is_err());
         assert!(parse_cpuinfo("processor : 0\ncore id : -1\n").is_err());
@@ -114,6 +153,7 @@ mod tests {
         #[test]
         fn never_panics(text in "\\PC*") {
             let _ = parse_cpuinfo(&text);
+            let _ = parse_cpu_model(&text);
         }
 
         #[test]
