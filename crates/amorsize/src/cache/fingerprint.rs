@@ -29,15 +29,14 @@ impl Fingerprint {
     /// This machine's fingerprint, from [`probe`](crate::probe) and this library's version.
     pub fn current() -> Fingerprint {
         let machine = crate::probe::machine();
-        let system = super::system::read();
         Fingerprint {
-            cpu_model: system.cpu_model,
+            cpu_model: machine.cpu_model().unwrap_or_default().to_owned(),
             logical_cpus: machine.logical_cpus(),
             affinity_cpus: machine.affinity_cpus(),
             usable_cores: machine.usable_cores(),
             cpu_quota: machine.cpu_quota(),
             memory_limit: machine.total_memory(),
-            kernel: system.kernel,
+            kernel: machine.kernel_release().unwrap_or_default().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }

@@ -50,7 +50,6 @@ mod location;
 mod open;
 mod records;
 mod schema;
-mod system;
 mod warning;
 
 pub use correction::{fade_correction, update_correction};
