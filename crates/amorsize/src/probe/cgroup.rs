@@ -13,7 +13,7 @@ use super::fs::{Fs, Need};
 use super::parse::cgroup::{
     parse_cfs, parse_cpu_max, parse_memory_limit, parse_memory_usage, parse_v1_memory_limit,
 };
-use super::parse::mountinfo::{parse_mountinfo, Mount};
+use super::parse::mountinfo::{parse_mountinfo_lines, Mount};
 use super::parse::proc_cgroup::{parse_proc_cgroup, CgroupEntry};
 use super::source::{Figure, Source, WarningKind};
 
@@ -123,12 +123,7 @@ pub(crate) fn locate(fs: &mut Fs) -> Located {
         );
         return Located::default();
     }
-    let Some(mounts) = fs.load(
-        Path::new(MOUNTINFO),
-        Need::Required,
-        CONSEQUENCE,
-        parse_mountinfo,
-    ) else {
+    let Some(mounts) = read_mounts(fs) else {
         return Located::default();
     };
     // Which hierarchies lack a mount, to say so below.
@@ -172,6 +167,32 @@ pub(crate) fn locate(fs: &mut Fs) -> Located {
         }
     }
     located
+}
+
+/// The mounts of `/proc/self/mountinfo`. A malformed line is skipped, not fatal: the cgroup
+/// mounts on the other lines still carry the limits, and losing them would be worse.
+fn read_mounts(fs: &mut Fs) -> Option<Vec<Mount>> {
+    let path = Path::new(MOUNTINFO);
+    let text = fs.read(path, Need::Required, "cgroup limits not checked")?;
+    let mut mounts = Vec::new();
+    let mut bad = Vec::new();
+    for line in parse_mountinfo_lines(&text) {
+        match line {
+            Ok(mount) => mounts.push(mount),
+            Err(err) => bad.push(err),
+        }
+    }
+    if let Some(first) = bad.first() {
+        fs.warn(
+            WarningKind::Malformed,
+            Some(path),
+            format!(
+                "{} malformed line(s) skipped, the first: {first}; mounts on them not considered",
+                bad.len()
+            ),
+        );
+    }
+    Some(mounts)
 }
 
 /// The directory of `entry`'s cgroup under the mount whose root contains it (the longest such

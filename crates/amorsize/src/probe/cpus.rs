@@ -216,21 +216,15 @@ fn cores_from_sysfs(fs: &mut Fs, cpus: &CpuSet) -> Option<usize> {
     for &cpu in cpus.ids() {
         let dir = PathBuf::from(format!("{CPU_DIR}/cpu{cpu}/topology"));
         // `core_cpus_list` since Linux 5.3; `thread_siblings_list` before (cputopology.rst).
-        let siblings = fs
-            .load(
-                &dir.join("core_cpus_list"),
-                Need::Optional,
-                CONSEQUENCE,
-                parse_cpu_list,
-            )
-            .or_else(|| {
-                fs.load(
-                    &dir.join("thread_siblings_list"),
-                    Need::Required,
-                    CONSEQUENCE,
-                    parse_cpu_list,
-                )
-            })?;
+        // The older file is the fallback only for a missing newer one: a malformed newer file
+        // says the topology cannot be trusted.
+        let core_cpus = dir.join("core_cpus_list");
+        let siblings_path = if fs.exists(&core_cpus) {
+            core_cpus
+        } else {
+            dir.join("thread_siblings_list")
+        };
+        let siblings = fs.load(&siblings_path, Need::Required, CONSEQUENCE, parse_cpu_list)?;
         // Some platforms write -1 when the package is unknown; it is still one package.
         let package = fs.load(
             &dir.join("physical_package_id"),
@@ -241,7 +235,7 @@ fn cores_from_sysfs(fs: &mut Fs, cpus: &CpuSet) -> Option<usize> {
         if !siblings.contains(cpu) {
             fs.warn(
                 WarningKind::Inconsistent,
-                Some(&dir.join("core_cpus_list")),
+                Some(&siblings_path),
                 format!("does not list CPU {cpu} itself; {CONSEQUENCE}"),
             );
             return None;

@@ -118,6 +118,11 @@ impl Fs {
         }
     }
 
+    /// Whether `path` (as on the probed machine) exists.
+    pub(crate) fn exists(&self, path: &Path) -> bool {
+        self.real_path(path).exists()
+    }
+
     /// Where `path` of the probed machine lies under the root.
     fn real_path(&self, path: &Path) -> PathBuf {
         self.root.join(path.strip_prefix("/").unwrap_or(path))

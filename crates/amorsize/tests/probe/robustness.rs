@@ -151,3 +151,34 @@ fn cgroup_paths_cannot_climb_out_of_the_mount() {
         .iter()
         .any(|w| w.path() == Some(Path::new("/proc/self/cgroup"))));
 }
+
+#[test]
+fn a_malformed_mountinfo_line_keeps_the_others() {
+    let tree = container();
+    tree.file(
+        "proc/self/mountinfo",
+        "garbage line\n30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+    );
+    let m = Machine::read(tree.root());
+    assert_eq!(m.cpu_quota(), Some(1.5));
+    let warning = &m.warnings()[0];
+    assert_eq!(warning.path(), Some(Path::new("/proc/self/mountinfo")));
+    assert!(warning.message().contains("1 malformed line(s) skipped"));
+}
+
+#[test]
+fn malformed_core_cpus_list_does_not_fall_back_to_older_file() {
+    let tree = container();
+    tree.file(
+        "sys/devices/system/cpu/cpu1/topology/core_cpus_list",
+        "1,x\n",
+    );
+    let m = Machine::read(tree.root());
+    assert_eq!(
+        m.cpu().usable_cores().source(),
+        &Source::File {
+            path: "/proc/cpuinfo".into()
+        }
+    );
+    assert_eq!(m.usable_cores(), 2);
+}

@@ -49,10 +49,25 @@ impl Mount {
 /// assert!(mounts[0].has_v1_controller("memory"));
 /// ```
 pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, ParseError> {
+    parse_mountinfo_lines(text).collect()
+}
+
+/// Parses `/proc/self/mountinfo` line by line (blank lines skipped), so a caller can keep the
+/// good lines when one is malformed.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::probe::parse::mountinfo::parse_mountinfo_lines;
+///
+/// let text = "garbage\n30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+/// let (good, bad): (Vec<_>, Vec<_>) = parse_mountinfo_lines(text).partition(Result::is_ok);
+/// assert_eq!((good.len(), bad.len()), (1, 1));
+/// ```
+pub fn parse_mountinfo_lines(text: &str) -> impl Iterator<Item = Result<Mount, ParseError>> + '_ {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(parse_line)
-        .collect()
 }
 
 fn parse_line(line: &str) -> Result<Mount, ParseError> {

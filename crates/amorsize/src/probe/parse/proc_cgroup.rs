@@ -1,5 +1,5 @@
 //! `/proc/self/cgroup`: one line per hierarchy, `hierarchy-ID:controller-list:cgroup-path`
-//! (`cgroups(7)`, "/proc/[pid]/cgroup"). cgroup v1 lines name their controllers
+//! (`cgroups(7)`, `/proc/[pid]/cgroup`). cgroup v1 lines name their controllers
 //! (`4:cpu,cpuacct:/user.slice`); the cgroup v2 line is `0::/path`.
 
 use super::ParseError;
