@@ -17,6 +17,7 @@ pub mod report;
 pub mod sample;
 
 pub use error::{Error, ErrorKind, Result};
+pub use exec::tune::{tune, Tuning};
 pub use exec::{execute, execute_iter, stream, try_execute, Progress, Run, Stream};
 pub use plan::{Mode, Options, Plan};
 

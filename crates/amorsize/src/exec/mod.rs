@@ -41,6 +41,7 @@ mod progress;
 mod settings;
 mod stream;
 mod threads;
+pub mod tune;
 
 pub use batch::{execute, execute_iter, try_execute, Run};
 pub use progress::Progress;
