@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cmd;
 
 /// Parallelism that never makes things slower.
@@ -23,6 +24,9 @@ enum Command {
     /// Run a command over many inputs, with a measured number of parallel jobs (like xargs -P or
     /// GNU parallel, without guessing -j).
     Run(cmd::run::Args),
+    /// Benchmark amorsize on this machine against the serial loop, rayon, a naive hand-out and
+    /// the measured best (oracle), over built-in workloads; print a table, JSON and SVG charts.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Cache(args) => cmd::cache::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,40 @@
+//! The amorsize calls the benchmark times: exactly what a user writes, planning included.
+
+use amorsize::{Options, Plan};
+use std::num::NonZeroUsize;
+
+/// `Options::new().run(items, f)` — the same work as [`amorsize::execute`], which also returns
+/// the plan it chose — optionally held to `workers` workers (for the worker curve).
+///
+/// # Errors
+///
+/// What amorsize reports (a panic of `f`, threads that cannot start).
+pub fn run_slice<F>(
+    items: &[u64],
+    f: &F,
+    workers: Option<NonZeroUsize>,
+) -> anyhow::Result<(Vec<u64>, Plan)>
+where
+    F: Fn(&u64) -> u64 + Sync,
+{
+    let options = match workers {
+        Some(w) => Options::new().workers(w),
+        None => Options::new(),
+    };
+    let run = options.run(items, f)?;
+    Ok((run.results, run.report.plan))
+}
+
+/// [`amorsize::execute_iter`] over `iter`. Its entry point does not return the plan, so none is
+/// reported for iterator input.
+///
+/// # Errors
+///
+/// As [`run_slice`].
+pub fn run_iter<I, F>(iter: I, f: &F) -> anyhow::Result<(Vec<u64>, Option<Plan>)>
+where
+    I: Iterator<Item = u64>,
+    F: Fn(&u64) -> u64 + Sync,
+{
+    Ok((amorsize::execute_iter(iter, f)?, None))
+}

@@ -1,0 +1,127 @@
+//! amorsize's first call in a fresh process: nothing probed, calibrated or started yet. The
+//! benchmark runs itself as a child (a hidden flag) that builds the workload, times a single
+//! call and prints the time and the plan as one JSON line.
+
+use super::amz;
+use super::kernels::Calibration;
+use super::workloads::{Kind, Scale, Visit, Workload};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The hidden flag that makes `amorsize bench` a cold-call child.
+pub const CHILD_FLAG: &str = "--cold-child";
+
+/// What one child measured.
+#[derive(Clone, Debug)]
+pub struct ColdRun {
+    /// Wall time of the first call, planning included.
+    pub time: Duration,
+    /// The plan it chose, as the library serializes it.
+    pub plan: serde_json::Value,
+}
+
+/// Runs `runs` children for `kind`, one after the other.
+pub fn measure(kind: Kind, scale: Scale, cal: &Calibration, runs: usize) -> Result<Vec<ColdRun>> {
+    let exe = std::env::current_exe().context("finding this executable to run it as a child")?;
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let output = Command::new(&exe)
+            .arg("bench")
+            .arg(CHILD_FLAG)
+            .arg(kind.name())
+            .arg("--scale")
+            .arg(scale.name())
+            .arg("--calibration")
+            .arg(cal.to_arg())
+            .output()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        if !output.status.success() {
+            bail!(
+                "the cold-call child for {} failed ({}): {}",
+                kind.name(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        out.push(parse(&output.stdout).with_context(|| {
+            format!(
+                "reading the cold-call child's output for {}: {:?}",
+                kind.name(),
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+fn parse(stdout: &[u8]) -> Result<ColdRun> {
+    let value: serde_json::Value = serde_json::from_slice(stdout)?;
+    let secs = value["time_s"]
+        .as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .context("no time_s")?;
+    Ok(ColdRun {
+        time: Duration::from_secs_f64(secs),
+        plan: value["plan"].clone(),
+    })
+}
+
+/// The child's side: builds the workload (not timed), times one call, prints one JSON line.
+pub fn child(kind: Kind, scale: Scale, cal: &Calibration) -> Result<()> {
+    let workload = Workload::build(kind, scale, cal);
+    let (time, plan) = workload.visit(FirstCall)?;
+    let line = serde_json::json!({
+        "time_s": time.as_secs_f64(),
+        "plan": plan.map(|p| serde_json::to_value(&p)).transpose()?,
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+struct FirstCall;
+
+impl Visit for FirstCall {
+    type Out = Result<(Duration, Option<amorsize::Plan>)>;
+
+    fn slice<F>(self, items: &[u64], f: F) -> Self::Out
+    where
+        F: Fn(&u64) -> u64 + Sync + Send,
+    {
+        let start = Instant::now();
+        let (results, plan) = amz::run_slice(items, &f, None)?;
+        let time = start.elapsed();
+        drop(results);
+        Ok((time, Some(plan)))
+    }
+
+    fn iter<I, M, F>(self, make: M, f: F) -> Self::Out
+    where
+        I: Iterator<Item = u64> + Send,
+        M: Fn() -> I,
+        F: Fn(&u64) -> u64 + Sync + Send,
+    {
+        let iter = make();
+        let start = Instant::now();
+        let (results, plan) = amz::run_iter(iter, &f)?;
+        let time = start.elapsed();
+        drop(results);
+        Ok((time, plan))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_child_line_and_rejects_garbage() {
+        let run = parse(br#"{"time_s": 0.25, "plan": {"mode": "serial"}}"#).unwrap();
+        assert_eq!(run.time, Duration::from_millis(250));
+        assert_eq!(run.plan["mode"], "serial");
+        assert!(parse(b"nonsense").is_err());
+        assert!(parse(br#"{"time_s": -1}"#).is_err());
+    }
+}

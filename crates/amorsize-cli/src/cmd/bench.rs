@@ -1,0 +1,158 @@
+//! `amorsize bench`: the benchmark of amorsize against the serial loop, rayon, a naive
+//! all-cores hand-out and the measured oracle, over the built-in workloads.
+
+use crate::bench::kernels::Calibration;
+use crate::bench::measure::{Bench, Settings};
+use crate::bench::report::{targets, Row};
+use crate::bench::workloads::{Kind, Scale, Workload};
+use crate::bench::{charts, cold, output, Run};
+use anyhow::Context;
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Options of `amorsize bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Small sizes and fewer rounds: the whole suite in under 20 s on 2 cores (CI).
+    #[arg(long)]
+    quick: bool,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these workloads (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAMES")]
+    workloads: Vec<Kind>,
+    /// Write the SVG charts into this folder.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
+    /// The workload whose measured and predicted speedup against the worker count is charted.
+    #[arg(long, value_enum, default_value = "medium", value_name = "NAME")]
+    curve: Kind,
+    /// Counted rounds per strategy (default 5; 3 with --quick).
+    #[arg(long, value_name = "N")]
+    rounds: Option<NonZeroUsize>,
+    /// First calls in fresh processes per workload (default 3; 2 with --quick; 0 skips them).
+    #[arg(long, value_name = "N")]
+    cold_runs: Option<usize>,
+    /// Tiny sizes and nominal kernel costs: checks that a run completes (tests).
+    #[arg(long, hide = true)]
+    smoke: bool,
+    /// Run as the child that times amorsize's first call in a fresh process.
+    #[arg(long = "cold-child", hide = true, value_enum)]
+    cold_child: Option<Kind>,
+    /// The cold-call child's scale.
+    #[arg(long, hide = true, value_enum, default_value = "full")]
+    scale: Scale,
+    /// The cold-call child's kernel costs (from the parent's calibration).
+    #[arg(long, hide = true)]
+    calibration: Option<String>,
+}
+
+/// Runs the benchmark and prints the table or JSON.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(kind) = args.cold_child {
+        let text = args
+            .calibration
+            .as_deref()
+            .context("--cold-child needs --calibration")?;
+        cold::child(kind, args.scale, &Calibration::from_arg(text)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = Instant::now();
+    let scale = if args.smoke {
+        Scale::Smoke
+    } else if args.quick {
+        Scale::Quick
+    } else {
+        Scale::Full
+    };
+    let measured_calibration = scale != Scale::Smoke;
+    let calibration = if measured_calibration {
+        Calibration::measure()
+    } else {
+        Calibration::nominal()
+    };
+    let rounds = args.rounds.map_or(
+        match scale {
+            Scale::Smoke => 1,
+            Scale::Quick => 3,
+            Scale::Full => 5,
+        },
+        NonZeroUsize::get,
+    );
+    let cold_runs = args.cold_runs.unwrap_or(match scale {
+        Scale::Smoke => 1,
+        Scale::Quick => 2,
+        Scale::Full => 3,
+    });
+    let cpus =
+        NonZeroUsize::new(amorsize::probe::machine().logical_cpus()).unwrap_or(NonZeroUsize::MIN);
+    let kinds: Vec<Kind> = if args.workloads.is_empty() {
+        Kind::ALL.to_vec()
+    } else {
+        let mut kinds = args.workloads.clone();
+        kinds.dedup();
+        kinds
+    };
+
+    let mut rows = Vec::with_capacity(kinds.len());
+    for &kind in &kinds {
+        let t = Instant::now();
+        let settings = Settings {
+            rounds,
+            cpus,
+            curve: kind == args.curve,
+            coarse_grid: scale != Scale::Full,
+        };
+        let workload = Workload::build(kind, scale, &calibration);
+        let measured = workload
+            .visit(Bench(&settings))
+            .with_context(|| format!("benchmarking {}", kind.name()))?;
+        // Free a large input before the children build their own.
+        drop(workload);
+        let cold = cold::measure(kind, scale, &calibration, cold_runs)?;
+        eprintln!(
+            "bench: {:<10} done in {}",
+            kind.name(),
+            output::human(t.elapsed())
+        );
+        rows.push(Row {
+            kind,
+            measured,
+            cold,
+        });
+    }
+
+    let mut chart_paths = Vec::new();
+    if let Some(dir) = &args.charts {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the charts folder {}", dir.display()))?;
+        chart_paths.push(charts::speedups(dir, &rows, cpus.get())?);
+        if let Some(row) = rows.iter().find(|r| r.kind == args.curve) {
+            chart_paths.extend(charts::worker_curve(dir, row)?);
+        }
+    }
+    let run = Run {
+        scale,
+        rounds,
+        cpus: cpus.get(),
+        calibration,
+        calibration_measured: measured_calibration,
+        targets: targets(&rows),
+        rows,
+        charts: chart_paths,
+        wall: started.elapsed(),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &output::json(&run))?;
+        writeln!(out)?;
+    } else {
+        output::table(&mut out, &run)?;
+        writeln!(out, "wall time {}", output::human(run.wall))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
