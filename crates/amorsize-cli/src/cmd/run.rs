@@ -483,13 +483,18 @@ fn print_summary(s: &Summary) {
     line += &format!(" in {:.2} s", s.elapsed.as_secs_f64());
     eprintln!("{line}");
     for a in &s.adaptations {
+        let why = if a.reverted {
+            "back: more jobs did not finish faster".to_owned()
+        } else {
+            format!(
+                "CPU {:.1}% of wall, {:.1} ms a job",
+                a.cpu_ratio * 100.0,
+                a.job_time * 1e3
+            )
+        };
         eprintln!(
-            "amorsize: after {} jobs, {} → {} jobs at once (CPU {:.1}% of wall, {:.1} ms a job)",
-            a.after_jobs,
-            a.from,
-            a.to,
-            a.cpu_ratio * 100.0,
-            a.job_time * 1e3
+            "amorsize: after {} jobs, {} → {} jobs at once ({why}; {:.0} jobs/s)",
+            a.after_jobs, a.from, a.to, a.throughput
         );
     }
 }

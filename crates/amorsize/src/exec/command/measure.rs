@@ -19,6 +19,8 @@ pub(crate) struct Obs {
     pub cpu: Seconds,
     pub rss: u64,
     pub out: u64,
+    /// When it ended, in seconds since the Unix epoch.
+    pub end: Seconds,
 }
 
 impl Obs {
@@ -29,6 +31,9 @@ impl Obs {
             cpu: job.cpu.as_secs_f64(),
             rss: job.max_rss,
             out: (job.stdout.len() + job.stderr.len()) as u64,
+            end: (job.start + job.runtime)
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         }
     }
 }
@@ -80,6 +85,14 @@ pub(crate) fn summarize(obs: &[Obs], start_cost: Seconds) -> Measured {
         fixed_per_job: fixed,
         per_input,
     }
+}
+
+/// Jobs finished per second over `obs`, from their end times (not from when the runner saw
+/// them, which lags when it is busy).
+pub(crate) fn throughput(obs: &[Obs]) -> Option<f64> {
+    let first = obs.iter().map(|o| o.end).fold(f64::INFINITY, f64::min);
+    let last = obs.iter().map(|o| o.end).fold(f64::NEG_INFINITY, f64::max);
+    (obs.len() >= 2 && last > first).then(|| (obs.len() - 1) as f64 / (last - first))
 }
 
 /// The start cost used when the probe cannot start `true` (named so that a report shows it):
@@ -173,6 +186,7 @@ mod tests {
             cpu,
             rss: 1000,
             out: 10,
+            end: 0.0,
         }
     }
 
@@ -198,6 +212,17 @@ mod tests {
         assert!((m.cpu_ratio - 0.02).abs() < 1e-9);
         assert_eq!(m.cv, 0.0);
         assert_eq!(summarize(&[], 0.1).jobs, 0);
+    }
+
+    #[test]
+    fn throughput_counts_intervals_between_ends() {
+        let at = |end| Obs {
+            end,
+            ..obs(1, 0.1, 0.0)
+        };
+        assert_eq!(throughput(&[at(10.0), at(10.5), at(11.0)]), Some(2.0));
+        assert_eq!(throughput(&[at(10.0)]), None);
+        assert_eq!(throughput(&[at(10.0), at(10.0)]), None);
     }
 
     #[test]

@@ -167,6 +167,10 @@ pub struct Adaptation {
     pub cpu_ratio: f64,
     /// Mean wall time of the recent jobs, in seconds.
     pub job_time: f64,
+    /// Jobs finished per second over the recent jobs.
+    pub throughput: f64,
+    /// Set when this undoes a larger job count that did not finish jobs faster.
+    pub reverted: bool,
 }
 
 /// How a run went.

@@ -43,6 +43,9 @@ const ADAPT_MIN_JOBS: usize = 8;
 /// The job count changes on drift only when the new count differs by this share or more.
 const ADAPT_CHANGE: f64 = 0.25;
 
+/// A larger job count is kept only if it finishes at least this much more jobs per second.
+const ADAPT_MIN_GAIN: f64 = 0.10;
+
 /// Worker threads only start and wait for a process.
 const WORKER_STACK: usize = 256 * 1024;
 
@@ -302,6 +305,10 @@ struct Controller<'s, 'o> {
     decided: bool,
     plan: Option<CommandPlan>,
     window: Vec<Obs>,
+    /// A growth on trial: the job count before it and the jobs per second then.
+    trial: Option<(usize, f64)>,
+    /// Cleared once a growth did not pay: the count only shrinks from then on.
+    grow: bool,
     adaptations: Vec<Adaptation>,
     succeeded: usize,
     failed: usize,
@@ -445,6 +452,11 @@ impl Controller<'_, '_> {
         }
     }
 
+    /// Reconsiders the job count once enough jobs ran since the last look. The measured CPU
+    /// ratio proposes a count; a proposal to grow is a trial, kept only if the jobs finished per
+    /// second rose by [`ADAPT_MIN_GAIN`]. The check matters because a job's wall time also
+    /// grows while it waits for a busy CPU (other programs, or too many jobs): that looks like
+    /// waiting work and asks for still more jobs, which a throughput that stays flat refutes.
     fn maybe_adapt(&mut self) {
         let Some(plan) = &self.plan else { return };
         if self.options.jobs.is_some() || self.sh.state() != RUN {
@@ -454,6 +466,9 @@ impl Controller<'_, '_> {
         if self.window.len() < ADAPT_MIN_JOBS.max(2 * current) {
             return;
         }
+        let Some(throughput) = measure::throughput(&self.window) else {
+            return;
+        };
         let m = measure::summarize(&std::mem::take(&mut self.window), plan.measured.start_cost);
         let left = {
             let q = lock(&self.sh.queue);
@@ -462,20 +477,45 @@ impl Controller<'_, '_> {
         if left == 0 {
             return;
         }
+        let after_jobs = self.succeeded + self.failed;
+        if let Some((from, baseline)) = self.trial.take() {
+            if throughput < baseline * (1.0 + ADAPT_MIN_GAIN) {
+                lock(&self.sh.queue).limit = from;
+                self.grow = false;
+                self.adaptations.push(Adaptation {
+                    after_jobs,
+                    from: current,
+                    to: from,
+                    cpu_ratio: m.cpu_ratio,
+                    job_time: m.job_time,
+                    throughput,
+                    reverted: true,
+                });
+                return;
+            }
+        }
         let fixed = Fixed {
             batch: Some(plan.batch),
             ..self.fixed
         };
         let wanted = decide::decide(&m, &self.limits, left, fixed).jobs.get();
+        if wanted > current && !self.grow {
+            return;
+        }
         if (wanted as f64 - current as f64).abs() >= ADAPT_CHANGE * current as f64 {
+            if wanted > current {
+                self.trial = Some((current, throughput));
+            }
             lock(&self.sh.queue).limit = wanted;
             self.sh.wake.notify_all();
             self.adaptations.push(Adaptation {
-                after_jobs: self.succeeded + self.failed,
+                after_jobs,
                 from: current,
                 to: wanted,
                 cpu_ratio: m.cpu_ratio,
                 job_time: m.job_time,
+                throughput,
+                reverted: false,
             });
         }
     }
@@ -603,6 +643,8 @@ pub(crate) fn run(
         decided: false,
         plan: None,
         window: Vec::new(),
+        trial: None,
+        grow: true,
         adaptations: Vec::new(),
         succeeded: 0,
         failed: 0,
