@@ -311,10 +311,9 @@ fn halt_now_stops_after_the_first_failure() {
         .assert()
         .code(1);
     let text = std::fs::read_to_string(&log).unwrap();
-    // Header, the success, the failure, and at most the one job that may have started before
-    // the failure was seen (if it was still running it was stopped, and is not logged).
+    // Header, the success, the failure; with one job at a time, nothing after it starts.
     assert!(text.contains("\t1\t0\tsh -c 'exit $0' 1\n"), "{text}");
-    assert!(text.lines().count() <= 4, "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
 }
 
 #[test]
@@ -329,6 +328,6 @@ fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
         .assert()
         .code(1);
     let text = std::fs::read_to_string(&log).unwrap();
-    // Header, the failure, and at most the one job that started before it was seen.
-    assert!(text.lines().count() <= 3, "{text}");
+    // Header and the failure: with one job at a time, nothing after it starts.
+    assert_eq!(text.lines().count(), 2, "{text}");
 }

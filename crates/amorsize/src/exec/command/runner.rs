@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use super::job::{self, JobRecord, Spec, Stopped};
 use super::measure::{self, Obs};
 use super::template::Template;
 use super::{sys, Adaptation, Observer, RunOptions, Summary};
-use crate::exec::command::halt::HaltHow;
+use crate::exec::command::halt::{Halt, HaltHow};
 use crate::{Error, ErrorKind, Result};
 
 /// After a job is sent SIGTERM (or the interrupting signal), it gets this long to exit before
@@ -143,6 +143,11 @@ struct Shared<'s> {
     running: Mutex<HashMap<usize, Running>>,
     state: AtomicU8,
     tx: Sender<Msg>,
+    halt: Halt,
+    /// Failed and succeeded jobs, counted by the workers so that `--halt` acts before the
+    /// worker that saw the deciding job takes another one.
+    outcomes: Mutex<(usize, usize)>,
+    halted: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,6 +183,30 @@ impl Shared<'_> {
                     return None;
                 }
                 Next::Wait => q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    /// Counts a finished job and halts the run when `--halt` says so.
+    fn count(&self, succeeded: bool) {
+        let mut outcomes = lock(&self.outcomes);
+        if succeeded {
+            outcomes.1 += 1;
+        } else {
+            outcomes.0 += 1;
+        }
+        if self.halted.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(how) = self.halt.triggered(outcomes.0, outcomes.1) {
+            self.halted.store(true, Ordering::SeqCst);
+            drop(outcomes);
+            match how {
+                HaltHow::Now => {
+                    self.set_state(KILL);
+                    self.stop_all(libc::SIGTERM);
+                }
+                HaltHow::Soon => self.set_state(DRAIN),
             }
         }
     }
@@ -245,10 +274,11 @@ fn run_job(sh: &Shared, spec: Spec) -> Msg {
         Ok(ended) => {
             let command = sh.template.display(inputs);
             let sampled = spec.sampled;
-            Msg::Done(
-                Box::new(ended.into_record(&spec, command, stopped)),
-                sampled,
-            )
+            let record = ended.into_record(&spec, command, stopped);
+            if record.stopped != Some(Stopped::Cancelled) {
+                sh.count(record.succeeded());
+            }
+            Msg::Done(Box::new(record), sampled)
         }
         Err(e) => Msg::Failed(spec, e, "cannot collect"),
     }
@@ -314,7 +344,6 @@ struct Controller<'s, 'o> {
     failed: usize,
     cancelled: usize,
     done_inputs: usize,
-    halted: bool,
     interrupted: Option<i32>,
     error: Option<Error>,
 }
@@ -364,18 +393,6 @@ impl Controller<'_, '_> {
                 self.window.push(obs);
             }
             self.deliver(job);
-        }
-        if !self.halted {
-            if let Some(how) = self.options.halt.triggered(self.failed, self.succeeded) {
-                self.halted = true;
-                match how {
-                    HaltHow::Now => {
-                        self.sh.set_state(KILL);
-                        self.sh.stop_all(libc::SIGTERM);
-                    }
-                    HaltHow::Soon => self.sh.set_state(DRAIN),
-                }
-            }
         }
         self.maybe_decide(false);
         self.maybe_adapt();
@@ -623,6 +640,9 @@ pub(crate) fn run(
         running: Mutex::new(HashMap::new()),
         state: AtomicU8::new(RUN),
         tx,
+        halt: options.halt,
+        outcomes: Mutex::new((0, 0)),
+        halted: AtomicBool::new(false),
     };
     let mut ctl = Controller {
         sh: &shared,
@@ -650,7 +670,6 @@ pub(crate) fn run(
         failed: 0,
         cancelled: 0,
         done_inputs: 0,
-        halted: false,
         interrupted: None,
         error: None,
     };
@@ -718,7 +737,7 @@ pub(crate) fn run(
         skipped: q.skipped_jobs,
         not_run: inputs.len() - q.next_input,
         interrupted: ctl.interrupted,
-        halted: ctl.halted,
+        halted: shared.halted.load(Ordering::SeqCst),
         plan: ctl.plan.take(),
         adaptations: std::mem::take(&mut ctl.adaptations),
         elapsed: began.elapsed(),
