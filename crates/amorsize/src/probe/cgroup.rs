@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::fs::{Fs, Need};
 use super::parse::cgroup::{
-    parse_cfs, parse_cpu_max, parse_memory_limit, parse_memory_usage, parse_v1_memory_limit,
+    parse_cfs, parse_cpu_max, parse_memory_limit, parse_memory_stat, parse_memory_usage,
+    parse_v1_memory_limit,
 };
 use super::parse::mountinfo::{parse_mountinfo_lines, Mount};
 use super::parse::proc_cgroup::{parse_proc_cgroup, CgroupEntry};
@@ -302,7 +303,7 @@ pub(crate) struct MemoryLimits {
     /// reclaims.
     pub(crate) high: Figure<Option<u64>>,
     /// The least room left under any level's limit: the smaller of its `max` and `high`,
-    /// minus its usage.
+    /// minus its working set (usage less inactive page cache).
     pub(crate) headroom: Figure<Option<u64>>,
 }
 
@@ -312,7 +313,7 @@ pub(crate) fn memory_limits(fs: &mut Fs, located: &Located) -> MemoryLimits {
     let mut max = Tightest::default();
     let mut high = Tightest::default();
     let mut headroom = Tightest::default();
-    let mut level = |fs: &mut Fs, limits: [(Option<u64>, PathBuf); 2], usage_path: PathBuf| {
+    let mut level = |fs: &mut Fs, limits: [(Option<u64>, PathBuf); 2], usage: Usage| {
         let Some((limit, limit_path)) = limits
             .into_iter()
             .filter_map(|(limit, path)| Some((limit?, path)))
@@ -320,19 +321,8 @@ pub(crate) fn memory_limits(fs: &mut Fs, located: &Located) -> MemoryLimits {
         else {
             return;
         };
-        match fs.load(
-            &usage_path,
-            Need::Required,
-            "room under the limit taken as the whole limit",
-            parse_memory_usage,
-        ) {
-            Some(usage) => headroom.keep(
-                limit.saturating_sub(usage),
-                Source::Headroom {
-                    limit: limit_path,
-                    usage: usage_path,
-                },
-            ),
+        match usage.read(fs, limit_path.clone()) {
+            Some((used, source)) => headroom.keep(limit.saturating_sub(used), source),
             None => headroom.keep(limit, Source::file(limit_path)),
         }
     };
@@ -352,11 +342,12 @@ pub(crate) fn memory_limits(fs: &mut Fs, located: &Located) -> MemoryLimits {
             if let Some(bytes) = level_high {
                 high.keep(bytes, Source::file(&high_path));
             }
-            level(
-                fs,
-                [(level_max, max_path), (level_high, high_path)],
-                dir.join("memory.current"),
-            );
+            let usage = Usage {
+                usage: dir.join("memory.current"),
+                stat: dir.join("memory.stat"),
+                inactive_key: "inactive_file",
+            };
+            level(fs, [(level_max, max_path), (level_high, high_path)], usage);
         }
     }
     if let Some(v1) = &located.memory_v1 {
@@ -373,17 +364,59 @@ pub(crate) fn memory_limits(fs: &mut Fs, located: &Located) -> MemoryLimits {
             if let Some(bytes) = level_max {
                 max.keep(bytes, Source::file(&limit_path));
             }
-            level(
-                fs,
-                [(level_max, limit_path), (None, PathBuf::new())],
-                dir.join("memory.usage_in_bytes"),
-            );
+            let usage = Usage {
+                usage: dir.join("memory.usage_in_bytes"),
+                stat: dir.join("memory.stat"),
+                // Hierarchical, like `memory.usage_in_bytes` (cgroup-v1/memory.rst, 5.2).
+                inactive_key: "total_inactive_file",
+            };
+            level(fs, [(level_max, limit_path), (None, PathBuf::new())], usage);
         }
     }
     MemoryLimits {
         max: max.figure(),
         high: high.figure(),
         headroom: headroom.figure(),
+    }
+}
+
+/// Where one cgroup level's memory usage is read.
+struct Usage {
+    /// `memory.current` (v2) or `memory.usage_in_bytes` (v1).
+    usage: PathBuf,
+    /// `memory.stat` beside it.
+    stat: PathBuf,
+    /// The key of the reclaimable page cache in `memory.stat`.
+    inactive_key: &'static str,
+}
+
+impl Usage {
+    /// The working set in bytes, usage minus inactive page cache (which the kernel reclaims
+    /// before it lets the limit bite, as `MemAvailable` counts it available), with the source
+    /// of the room left under `limit`. Without `memory.stat` the whole usage counts: less
+    /// room, never more.
+    fn read(self, fs: &mut Fs, limit: PathBuf) -> Option<(u64, Source)> {
+        let usage = fs.load(
+            &self.usage,
+            Need::Required,
+            "room under the limit taken as the whole limit",
+            parse_memory_usage,
+        )?;
+        let key = self.inactive_key;
+        let inactive = fs
+            .load(
+                &self.stat,
+                Need::Optional,
+                "inactive page cache counted as used",
+                |text| parse_memory_stat(text, key),
+            )
+            .flatten();
+        let source = Source::Headroom {
+            limit,
+            usage: self.usage,
+            inactive_file: inactive.map(|_| self.stat),
+        };
+        Some((usage.saturating_sub(inactive.unwrap_or(0)), source))
     }
 }
 

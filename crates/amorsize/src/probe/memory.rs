@@ -42,7 +42,7 @@ impl Memory {
 
     /// Memory available to the process: the tightest of `MemAvailable` and, at every cgroup
     /// level, the smaller of `memory.max` and `memory.high` (v1: `memory.limit_in_bytes`)
-    /// minus the level's usage.
+    /// minus the level's working set (usage less inactive page cache).
     pub fn available(&self) -> &Figure<Option<u64>> {
         &self.available
     }

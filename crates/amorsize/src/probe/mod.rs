@@ -86,7 +86,7 @@ pub use system::System;
 ///
 /// A `Figure<T>` is `{"value": T, "source": Source}`; a [`Source`] is an object tagged by
 /// `"kind"`: `{"kind": "file", "path": ...}`, `{"kind": "cfs_quota", "quota": ..., "period": ...}`,
-/// `{"kind": "headroom", "limit": ..., "usage": ...}`,
+/// `{"kind": "headroom", "limit": ..., "usage": ..., "inactive_file": ... | null}`,
 /// `{"kind": "topology", "dir": ...}`, `{"kind": "syscall", "name": ...}`,
 /// `{"kind": "fallback", "fallback": "one_cpu" | "all_online_cpus" | "cores_are_cpus"}`,
 /// `{"kind": "absent"}` or `{"kind": "given"}`. Paths are as on the probed machine, whatever
@@ -142,7 +142,8 @@ impl Cgroup {
     }
 
     /// The least room left under any level's limit (its `memory.max` or `memory.high`,
-    /// whichever is smaller, minus its usage), in bytes.
+    /// whichever is smaller, minus its working set: usage less the inactive page cache of
+    /// `memory.stat`, which the kernel reclaims first), in bytes.
     pub fn memory_headroom(&self) -> &Figure<Option<u64>> {
         &self.memory_headroom
     }
@@ -320,7 +321,8 @@ impl Machine {
 
     /// Memory available to this process when probed, in bytes: the tightest of `MemAvailable`
     /// and, at each cgroup level, its limit (`memory.max` or `memory.high`, whichever is
-    /// smaller) minus its usage; `None` when unknown. For a fresher figure, see
+    /// smaller) minus its working set (usage less inactive page cache, as `MemAvailable`
+    /// counts that cache available); `None` when unknown. For a fresher figure, see
     /// [`available_memory_now`].
     pub fn available_memory(&self) -> Option<u64> {
         self.memory.available().get()

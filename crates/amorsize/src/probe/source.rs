@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Serialized with a `kind` tag: `{"kind": "file", "path": "/proc/meminfo"}`,
 /// `{"kind": "cfs_quota", "quota": "...", "period": "..."}`,
-/// `{"kind": "headroom", "limit": "...", "usage": "..."}`, `{"kind": "topology", "dir": "..."}`,
+/// `{"kind": "headroom", "limit": "...", "usage": "...", "inactive_file": "..." | null}`, `{"kind": "topology", "dir": "..."}`,
 /// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "fallback", "fallback": "..."}`,
 /// `{"kind": "absent"}`, `{"kind": "given"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,12 +29,17 @@ pub enum Source {
         /// The `cpu.cfs_period_us` file beside it.
         period: PathBuf,
     },
-    /// Room under a cgroup memory limit: the limit file minus the usage file beside it.
+    /// Room under a cgroup memory limit: the limit file minus the usage file beside it, plus
+    /// the inactive page cache of `memory.stat` when it was read (the kernel reclaims that
+    /// cache before the limit bites).
     Headroom {
         /// The limit (`memory.max`, `memory.high`, v1 `memory.limit_in_bytes`).
         limit: PathBuf,
         /// The usage (`memory.current`, v1 `memory.usage_in_bytes`).
         usage: PathBuf,
+        /// The `memory.stat` whose `inactive_file` (v1: `total_inactive_file`) was taken off
+        /// the usage; `None` when it was missing.
+        inactive_file: Option<PathBuf>,
     },
     /// Read from the per-CPU sysfs topology files (`cpuN/topology/core_cpus_list` or
     /// `thread_siblings_list`, and `physical_package_id`) under this directory.
@@ -73,8 +78,16 @@ impl fmt::Display for Source {
             Source::CfsQuota { quota, period } => {
                 write!(f, "{} / {}", quota.display(), period.display())
             }
-            Source::Headroom { limit, usage } => {
-                write!(f, "{} − {}", limit.display(), usage.display())
+            Source::Headroom {
+                limit,
+                usage,
+                inactive_file,
+            } => {
+                write!(f, "{} − {}", limit.display(), usage.display())?;
+                match inactive_file {
+                    Some(stat) => write!(f, " + inactive_file in {}", stat.display()),
+                    None => Ok(()),
+                }
             }
             Source::Topology { dir } => write!(f, "{}/cpu*/topology", dir.display()),
             Source::Syscall { name } => write!(f, "{name}()"),

@@ -24,6 +24,7 @@ fn headroom(limit: &str, usage: &str) -> Source {
     Source::Headroom {
         limit: limit.into(),
         usage: usage.into(),
+        inactive_file: None,
     }
 }
 
@@ -318,4 +319,73 @@ fn cgroup_outside_the_mount_root_reads_the_mount_point() {
         .iter()
         .any(|w| w.kind() == WarningKind::Inconsistent
             && w.path() == Some(std::path::Path::new("/proc/self/mountinfo"))));
+}
+
+#[test]
+fn inactive_page_cache_counts_as_available() {
+    let tree = Tree::host(4, 1);
+    tree.file("proc/self/cgroup", "0::/job\n");
+    tree.file("sys/fs/cgroup/job/memory.max", &format!("{}\n", GIB));
+    tree.file(
+        "sys/fs/cgroup/job/memory.current",
+        &format!("{}\n", 900 * MIB),
+    );
+    tree.file(
+        "sys/fs/cgroup/job/memory.stat",
+        &format!(
+            "anon {}\nfile {}\ninactive_file {}\n",
+            300 * MIB,
+            600 * MIB,
+            500 * MIB
+        ),
+    );
+    let m = Machine::read(tree.root());
+    assert_eq!(m.available_memory(), Some(624 * MIB));
+    assert_eq!(
+        m.memory().available().source(),
+        &Source::Headroom {
+            limit: "/sys/fs/cgroup/job/memory.max".into(),
+            usage: "/sys/fs/cgroup/job/memory.current".into(),
+            inactive_file: Some("/sys/fs/cgroup/job/memory.stat".into()),
+        }
+    );
+}
+
+#[test]
+fn v1_counts_the_hierarchical_inactive_cache() {
+    let tree = Tree::host(8, 1);
+    tree.file("proc/self/cgroup", "4:memory:/docker/abc\n");
+    tree.file("proc/self/mountinfo", V1_MOUNTS);
+    tree.file(
+        "sys/fs/cgroup/memory/memory.limit_in_bytes",
+        &format!("{}\n", GIB),
+    );
+    tree.file(
+        "sys/fs/cgroup/memory/memory.usage_in_bytes",
+        &format!("{}\n", GIB),
+    );
+    tree.file(
+        "sys/fs/cgroup/memory/memory.stat",
+        &format!("inactive_file 0\ntotal_inactive_file {}\n", 256 * MIB),
+    );
+    let m = Machine::read(tree.root());
+    assert_eq!(m.available_memory(), Some(256 * MIB));
+}
+
+#[test]
+fn malformed_memory_stat_counts_the_whole_usage() {
+    let tree = Tree::host(4, 1);
+    tree.file("proc/self/cgroup", "0::/job\n");
+    tree.file("sys/fs/cgroup/job/memory.max", &format!("{}\n", GIB));
+    tree.file(
+        "sys/fs/cgroup/job/memory.current",
+        &format!("{}\n", 900 * MIB),
+    );
+    tree.file("sys/fs/cgroup/job/memory.stat", "inactive_file lots\n");
+    let m = Machine::read(tree.root());
+    assert_eq!(m.available_memory(), Some(124 * MIB));
+    assert!(m
+        .warnings()
+        .iter()
+        .any(|w| w.path() == Some(std::path::Path::new("/sys/fs/cgroup/job/memory.stat"))));
 }

@@ -129,6 +129,40 @@ pub fn parse_v1_memory_limit(text: &str) -> Result<Option<u64>, ParseError> {
     Ok((bytes < V1_UNLIMITED_BYTES).then_some(bytes))
 }
 
+/// Reads the value of `key` in a cgroup `memory.stat` file (flat keyed: `key value` lines);
+/// `None` when the key is absent.
+///
+/// The probe wants `inactive_file` (v2) or `total_inactive_file` (v1, counted over the whole
+/// subtree as `memory.usage_in_bytes` is): page cache the kernel reclaims first, which
+/// `docker stats` and cAdvisor subtract from usage to get the working set.
+///
+/// # Errors
+///
+/// A [`ParseError`] when the key's value is not a number.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::probe::parse::cgroup::parse_memory_stat;
+///
+/// let stat = "anon 4096\nfile 8192\ninactive_file 2048\n";
+/// assert_eq!(parse_memory_stat(stat, "inactive_file").unwrap(), Some(2048));
+/// assert_eq!(parse_memory_stat(stat, "total_inactive_file").unwrap(), None);
+/// ```
+pub fn parse_memory_stat(text: &str, key: &str) -> Result<Option<u64>, ParseError> {
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        if fields.next() == Some(key) {
+            let value = fields.next().unwrap_or("");
+            if fields.next().is_some() {
+                return Err(ParseError::new("a key and a number (memory.stat)", line));
+            }
+            return parse_u64(value, "a number of bytes (memory.stat)").map(Some);
+        }
+    }
+    Ok(None)
+}
+
 fn positive(text: &str, expected: &'static str) -> Result<u64, ParseError> {
     match parse_u64(text, expected)? {
         0 => Err(ParseError::new(expected, text.trim())),
@@ -160,6 +194,20 @@ mod tests {
     }
 
     #[test]
+    fn memory_stat_forms() {
+        assert_eq!(
+            parse_memory_stat("total_inactive_file 7\n", "total_inactive_file").unwrap(),
+            Some(7)
+        );
+        assert!(parse_memory_stat("inactive_file x\n", "inactive_file").is_err());
+        assert!(parse_memory_stat("inactive_file 1 2\n", "inactive_file").is_err());
+        assert_eq!(
+            parse_memory_stat("garbage\n", "inactive_file").unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn memory_forms() {
         assert_eq!(parse_memory_limit(" 4096 ").unwrap(), Some(4096));
         assert!(parse_memory_limit("4k").is_err());
@@ -178,6 +226,8 @@ mod tests {
             let _ = parse_memory_limit(&a);
             let _ = parse_memory_usage(&a);
             let _ = parse_v1_memory_limit(&a);
+            let _ = parse_memory_stat(&a, "inactive_file");
+            let _ = parse_memory_stat(&a, &b);
         }
 
         #[test]
