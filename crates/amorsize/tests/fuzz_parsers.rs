@@ -17,42 +17,9 @@
 #![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
 
 use amorsize::probe::parse::{cgroup, cpu_list, cpuinfo, meminfo, mountinfo, proc_cgroup, status};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-/// Inputs per parser in the default (CI) run.
-const DEFAULT_ITERS: u64 = if cfg!(debug_assertions) {
-    3_000
-} else {
-    50_000
-};
-
-/// A parser call that makes no progress for this long is a hang. It is not a timing assertion:
-/// a correct parser takes microseconds on inputs of a few kilobytes, so only a real hang (an
-/// endless loop) trips it.
-const HANG: Duration = Duration::from_secs(30);
-
-/// Longest generated input: enough to hold many records, small enough to stay fast.
-const MAX_LEN: usize = 8 * 1024;
-
-/// splitmix64: tiny, deterministic, good enough to drive mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+mod common;
+use common::fuzz::{fuzz, Corpus};
 
 const SEEDS: &[&str] = &[
     // cpu lists
@@ -136,179 +103,58 @@ const DICTIONARY: &[&str] = &[
     "\r\n",
 ];
 
-fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
-    let rounds = 1 + rng.below(8);
-    for _ in 0..rounds {
-        match rng.below(8) {
-            0 if !input.is_empty() => {
-                let i = rng.below(input.len());
-                input[i] ^= 1 << rng.below(8);
-            }
-            1 => {
-                let token = DICTIONARY[rng.below(DICTIONARY.len())].as_bytes();
-                let at = rng.below(input.len() + 1);
-                input.splice(at..at, token.iter().copied());
-            }
-            2 if !input.is_empty() => {
-                let a = rng.below(input.len());
-                let b = (a + rng.below(16)).min(input.len());
-                input.drain(a..b);
-            }
-            3 if !input.is_empty() => {
-                let a = rng.below(input.len());
-                let b = (a + 1 + rng.below(64)).min(input.len());
-                let copy = input[a..b].to_vec();
-                let at = rng.below(input.len() + 1);
-                input.splice(at..at, copy);
-            }
-            4 => {
-                let other = SEEDS[rng.below(SEEDS.len())].as_bytes();
-                let at = rng.below(input.len() + 1);
-                input.splice(at..at, other.iter().copied());
-            }
-            5 => input.truncate(rng.below(input.len() + 1)),
-            6 => {
-                let at = rng.below(input.len() + 1);
-                input.insert(at, (rng.next() & 0xFF) as u8);
-            }
-            _ => {
-                let digits = rng.next().to_string();
-                let at = rng.below(input.len() + 1);
-                input.splice(at..at, digits.bytes());
-            }
-        }
-    }
-    input.truncate(MAX_LEN);
-}
-
-/// Figures of one parser's run, printed for the record.
-#[derive(Default)]
-struct Figures {
-    inputs: u64,
-    ok: u64,
-    err: u64,
-    longest_input: usize,
-    slowest: Duration,
-}
-
-/// Feeds `iters` generated inputs to `parse`, which returns whether the input parsed; it
-/// panics (failing the test, with the input shown) when an invariant breaks.
-fn fuzz(name: &str, parse: impl Fn(&str) -> bool) {
-    let iters = std::env::var("AMORSIZE_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_ITERS);
-    let seed = std::env::var("AMORSIZE_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5EED_u64);
-    let mut rng = Rng(seed
-        ^ name
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
-
-    // The watchdog: progress is a counter the loop bumps; if it stalls, show the input.
-    let progress = Arc::new(AtomicU64::new(0));
-    let current = Arc::new(Mutex::new(String::new()));
-    let done = Arc::new(AtomicU64::new(0));
-    let watchdog = {
-        let (progress, current, done) = (progress.clone(), current.clone(), done.clone());
-        let name = name.to_owned();
-        std::thread::spawn(move || {
-            let mut last = u64::MAX;
-            let mut since = Instant::now();
-            while done.load(Ordering::Relaxed) == 0 {
-                std::thread::sleep(Duration::from_millis(100));
-                let now = progress.load(Ordering::Relaxed);
-                if now != last {
-                    last = now;
-                    since = Instant::now();
-                } else if since.elapsed() > HANG {
-                    let input = current.lock().map(|s| s.clone()).unwrap_or_default();
-                    eprintln!("{name}: no progress for {HANG:?} on input {input:?}");
-                    std::process::abort();
-                }
-            }
-        })
-    };
-
-    let started = Instant::now();
-    let mut figures = Figures::default();
-    for i in 0..iters {
-        let mut bytes = if rng.below(16) == 0 {
-            (0..rng.below(256))
-                .map(|_| (rng.next() & 0xFF) as u8)
-                .collect()
-        } else {
-            SEEDS[rng.below(SEEDS.len())].as_bytes().to_vec()
-        };
-        mutate(&mut rng, &mut bytes);
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if let Ok(mut slot) = current.try_lock() {
-            slot.clone_from(&text);
-        }
-        let t0 = Instant::now();
-        let outcome = catch_unwind(AssertUnwindSafe(|| parse(&text)));
-        let took = t0.elapsed();
-        match outcome {
-            Ok(true) => figures.ok += 1,
-            Ok(false) => figures.err += 1,
-            Err(_) => panic!("{name} panicked (or broke an invariant) on input {text:?}"),
-        }
-        figures.inputs += 1;
-        figures.longest_input = figures.longest_input.max(text.len());
-        figures.slowest = figures.slowest.max(took);
-        progress.store(i + 1, Ordering::Relaxed);
-    }
-    done.store(1, Ordering::Relaxed);
-    watchdog.join().expect("the watchdog thread never panics");
-    let elapsed = started.elapsed();
-    println!(
-        "{name:<22} {:>9} inputs  {:>8} ok  {:>9} err  longest {:>5} B  slowest {:>9.1?}  total {:>7.2?}",
-        figures.inputs, figures.ok, figures.err, figures.longest_input, figures.slowest, elapsed
-    );
-    assert_eq!(figures.inputs, iters);
-}
+const PROBE_FILES: Corpus = Corpus {
+    seeds: SEEDS,
+    dictionary: DICTIONARY,
+};
 
 #[test]
 fn cpu_list() {
-    fuzz("cpu_list", |text| match cpu_list::parse_cpu_list(text) {
-        Ok(set) => {
-            let ids = set.ids();
-            assert!(
-                ids.windows(2).all(|w| w[0] < w[1]),
-                "ids sorted and distinct"
-            );
-            assert!(ids.iter().all(|&id| id <= cpu_list::MAX_CPU_ID));
-            // Round trip: the set written back as a list parses to the same set.
-            let written: Vec<String> = ids.iter().map(u32::to_string).collect();
-            let again =
-                cpu_list::parse_cpu_list(&written.join(",")).expect("a written list parses");
-            assert_eq!(again.ids(), ids);
-            true
-        }
-        Err(_) => false,
-    });
+    fuzz(
+        "cpu_list",
+        &PROBE_FILES,
+        |text| match cpu_list::parse_cpu_list(text) {
+            Ok(set) => {
+                let ids = set.ids();
+                assert!(
+                    ids.windows(2).all(|w| w[0] < w[1]),
+                    "ids sorted and distinct"
+                );
+                assert!(ids.iter().all(|&id| id <= cpu_list::MAX_CPU_ID));
+                // Round trip: the set written back as a list parses to the same set.
+                let written: Vec<String> = ids.iter().map(u32::to_string).collect();
+                let again =
+                    cpu_list::parse_cpu_list(&written.join(",")).expect("a written list parses");
+                assert_eq!(again.ids(), ids);
+                true
+            }
+            Err(_) => false,
+        },
+    );
 }
 
 #[test]
 fn cgroup_cpu_max() {
-    fuzz("cgroup_cpu_max", |text| match cgroup::parse_cpu_max(text) {
-        Ok(Some(cpus)) => {
-            assert!(
-                cpus.is_finite() && cpus > 0.0,
-                "a quota is a positive number of CPUs: {cpus}"
-            );
-            true
-        }
-        Ok(None) => true,
-        Err(_) => false,
-    });
+    fuzz(
+        "cgroup_cpu_max",
+        &PROBE_FILES,
+        |text| match cgroup::parse_cpu_max(text) {
+            Ok(Some(cpus)) => {
+                assert!(
+                    cpus.is_finite() && cpus > 0.0,
+                    "a quota is a positive number of CPUs: {cpus}"
+                );
+                true
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        },
+    );
 }
 
 #[test]
 fn cgroup_v1_cfs() {
-    fuzz("cgroup_v1_cfs", |text| {
+    fuzz("cgroup_v1_cfs", &PROBE_FILES, |text| {
         // Both files from one input: the first line is the quota, the rest the period.
         let (quota, period) = text.split_once('\n').unwrap_or((text, "100000"));
         match cgroup::parse_cfs(quota, period) {
@@ -327,7 +173,7 @@ fn cgroup_v1_cfs() {
 
 #[test]
 fn cgroup_memory_files() {
-    fuzz("cgroup_memory_files", |text| {
+    fuzz("cgroup_memory_files", &PROBE_FILES, |text| {
         let limit = cgroup::parse_memory_limit(text).is_ok();
         let usage = cgroup::parse_memory_usage(text).is_ok();
         let v1 = cgroup::parse_v1_memory_limit(text).is_ok();
@@ -337,47 +183,57 @@ fn cgroup_memory_files() {
 
 #[test]
 fn proc_self_cgroup() {
-    fuzz("proc_self_cgroup", |text| {
+    fuzz("proc_self_cgroup", &PROBE_FILES, |text| {
         proc_cgroup::parse_proc_cgroup(text).is_ok()
     });
 }
 
 #[test]
 fn mountinfo() {
-    fuzz("mountinfo", |text| match mountinfo::parse_mountinfo(text) {
-        Ok(mounts) => {
-            assert!(
-                mounts.len() <= text.lines().count(),
-                "at most one mount per line"
-            );
-            true
-        }
-        Err(_) => false,
-    });
+    fuzz(
+        "mountinfo",
+        &PROBE_FILES,
+        |text| match mountinfo::parse_mountinfo(text) {
+            Ok(mounts) => {
+                assert!(
+                    mounts.len() <= text.lines().count(),
+                    "at most one mount per line"
+                );
+                true
+            }
+            Err(_) => false,
+        },
+    );
 }
 
 #[test]
 fn cpuinfo() {
-    fuzz("cpuinfo", |text| cpuinfo::parse_cpuinfo(text).is_ok());
-}
-
-#[test]
-fn meminfo() {
-    fuzz("meminfo", |text| match meminfo::parse_meminfo(text) {
-        Ok(info) => {
-            // Values are kB in the file: whatever is reported in bytes did not overflow.
-            for bytes in [info.total, info.available].into_iter().flatten() {
-                assert_eq!(bytes % 1024, 0, "meminfo figures are whole kB: {bytes}");
-            }
-            true
-        }
-        Err(_) => false,
+    fuzz("cpuinfo", &PROBE_FILES, |text| {
+        cpuinfo::parse_cpuinfo(text).is_ok()
     });
 }
 
 #[test]
+fn meminfo() {
+    fuzz(
+        "meminfo",
+        &PROBE_FILES,
+        |text| match meminfo::parse_meminfo(text) {
+            Ok(info) => {
+                // Values are kB in the file: whatever is reported in bytes did not overflow.
+                for bytes in [info.total, info.available].into_iter().flatten() {
+                    assert_eq!(bytes % 1024, 0, "meminfo figures are whole kB: {bytes}");
+                }
+                true
+            }
+            Err(_) => false,
+        },
+    );
+}
+
+#[test]
 fn status_cpus_allowed() {
-    fuzz("status_cpus_allowed", |text| {
+    fuzz("status_cpus_allowed", &PROBE_FILES, |text| {
         status::parse_cpus_allowed(text).is_ok()
     });
 }
