@@ -30,8 +30,12 @@ pub const KILL_GRACE: Duration = Duration::from_millis(350);
 /// How often the controller checks timeouts and the interrupt flag when no job ends.
 const TICK: Duration = Duration::from_millis(10);
 
-/// Jobs sampled at least before the plan is made.
-const MIN_SAMPLE_JOBS: usize = 4;
+/// Jobs sampled at least before the plan is made (with `{+}`: one of each batch size).
+///
+/// The sample is one round of jobs, one per CPU: a round takes as long as one job, which for
+/// long jobs that mostly wait is the price of not knowing yet; the runner keeps measuring after
+/// the plan, so a small first sample is corrected as the run goes.
+const MIN_SAMPLE_JOBS: usize = 2;
 
 /// With `{+}` and an automatic batch size, half the sampled jobs take this many inputs (the
 /// other half one), so that the fixed and the per-input cost of an invocation can be told apart.
@@ -603,7 +607,7 @@ pub(crate) fn run(
     let auto_batch = template.batches() && options.batch.is_none();
     let deciding = options.jobs.is_none() || auto_batch || options.plan_only;
     let concurrency = options.jobs.map_or(limits.cpus, |j| j.get());
-    let sample_jobs = (2 * concurrency.min(limits.cpus)).max(MIN_SAMPLE_JOBS);
+    let sample_jobs = concurrency.min(limits.cpus).max(MIN_SAMPLE_JOBS);
     let batch = options.batch.map_or(1, |b| b.get());
     let sample: std::collections::VecDeque<usize> = (0..sample_jobs)
         .map(|k| {
@@ -722,7 +726,9 @@ pub(crate) fn run(
         }
         Ok(())
     })?;
-    ctl.maybe_decide(true);
+    if ctl.error.is_none() {
+        ctl.maybe_decide(true);
+    }
     if let Err(e) = ctl.delivery.flush(ctl.observer) {
         ctl.fail(Error::new(ErrorKind::Io, "cannot write a job's output").with_source(e));
     }
