@@ -117,7 +117,10 @@ impl Options {
         R: Send,
         F: Fn(&T) -> R + Sync,
     {
-        self.run(items, f).map(|run| run.results)
+        let (plan, sampled) = plan::plan_slice(items, &f, self)?;
+        run_batch(items, sampled.results, 0, &f, no_failure, &plan, self)
+            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+            .map(|(results, _)| results)
     }
 
     /// Plans and runs `f` on every item of `items`, returning the results and the run's
@@ -144,8 +147,12 @@ impl Options {
         F: Fn(&T) -> R + Sync,
     {
         let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        run_batch(items, sampled.results, 0, &f, no_failure, &plan, self)
-            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+        let (results, report) = run_batch(items, sampled.results, 0, &f, no_failure, &plan, self)
+            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        Ok(Run {
+            results,
+            report: report.build(&plan),
+        })
     }
 
     /// [`execute_iter`] with these options.
@@ -181,14 +188,15 @@ impl Options {
         let rest: Vec<I::Item> = iter.collect();
         let k = sampled.results.len();
         let plan = plan::decide(&sampled.figures, k + rest.len(), self);
-        let mut run = run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
-            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        let (mut rest_results, report) =
+            run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
+                .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
         let mut results: Vec<R> = Vec::with_capacity(k + rest.len());
         results.extend(sampled.results.into_iter().map(|(_, r)| r));
-        results.append(&mut run.results);
+        results.append(&mut rest_results);
         Ok(Run {
             results,
-            report: run.report,
+            report: report.build(&plan),
         })
     }
 
@@ -205,9 +213,9 @@ impl Options {
         F: Fn(&T) -> std::result::Result<R, E> + Sync,
     {
         let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        let run = run_batch(items, sampled.results, 0, &f, Result::is_err, &plan, self)
+        let (results, _) = run_batch(items, sampled.results, 0, &f, Result::is_err, &plan, self)
             .map_err(|failure| failure.into_error(item_failed))??;
-        run.results
+        results
             .into_iter()
             .enumerate()
             .map(|(i, r)| r.map_err(|e| item_failed::<R, E>(i, Err(e))))
@@ -241,7 +249,7 @@ impl Plan {
         R: Send,
         F: Fn(&T) -> R + Sync,
     {
-        run_batch(
+        let (results, report) = run_batch(
             items,
             Vec::new(),
             0,
@@ -250,7 +258,11 @@ impl Plan {
             self,
             &Options::default(),
         )
-        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        Ok(Run {
+            results,
+            report: report.build(self),
+        })
     }
 }
 
@@ -282,8 +294,33 @@ where
     }
 }
 
-/// Runs a planned batch and builds its report. The outer error is the engine's (threads could
-/// not start); the inner one a failure of the user's function.
+/// What a batch measured, made into a [`RunReport`] only when the caller asks for one.
+struct Measured {
+    items: usize,
+    reused: usize,
+    stats: threads::Stats,
+}
+
+impl Measured {
+    fn build(self, plan: &Plan) -> RunReport {
+        let stats = self.stats;
+        RunReport {
+            plan: plan.clone(),
+            items: self.items,
+            reused_from_sample: self.reused,
+            workers: stats.workers,
+            chunks: stats.chunks,
+            wall: stats.wall,
+            busy: stats.busy,
+            nested: stats.nested,
+            adjustments: stats.adjustments,
+            assumed_items: None,
+        }
+    }
+}
+
+/// Runs a planned batch. The outer error is the engine's (threads could not start); the inner
+/// one a failure of the user's function.
 fn run_batch<T, O, F, P>(
     items: &[T],
     sampled: Vec<(usize, O)>,
@@ -292,7 +329,7 @@ fn run_batch<T, O, F, P>(
     fails: P,
     plan: &Plan,
     options: &Options,
-) -> std::result::Result<Result<Run<O>>, Failure<O>>
+) -> std::result::Result<Result<(Vec<O>, Measured)>, Failure<O>>
 where
     T: Sync,
     O: Send,
@@ -315,17 +352,10 @@ where
         Err(e) => return Ok(Err(e)),
     };
     let Done { results, stats } = done;
-    let report = RunReport {
-        plan: plan.clone(),
+    let measured = Measured {
         items: base + items.len(),
-        reused_from_sample: reused,
-        workers: stats.workers,
-        chunks: stats.chunks,
-        wall: stats.wall,
-        busy: stats.busy,
-        nested: stats.nested,
-        adjustments: stats.adjustments,
-        assumed_items: None,
+        reused,
+        stats,
     };
-    Ok(Ok(Run { results, report }))
+    Ok(Ok((results, measured)))
 }

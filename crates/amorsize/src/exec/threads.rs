@@ -137,21 +137,26 @@ where
     };
     let mut out = Vec::with_capacity(n);
     let mut sampled = sampled.into_iter().peekable();
-    let mut current = 0;
+    // The next sampled index, so that the loop pays one comparison per item for them.
+    let mut next_sampled = sampled.peek().map_or(usize::MAX, |(i, _)| *i);
     let mut failed = None;
     let mut chunks = 0;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut lo = 0;
         while lo < n {
             let hi = lo.saturating_add(step).min(n);
-            let mut ran = 0;
-            for (idx, item) in items[lo..hi].iter().enumerate() {
-                let idx = lo + idx;
-                if let Some((_, o)) = sampled.next_if(|(i, _)| *i == idx) {
-                    out.push(o);
+            let mut reused = 0;
+            for item in &items[lo..hi] {
+                // `out` holds one result per item before this one.
+                let idx = out.len();
+                if idx == next_sampled {
+                    if let Some((_, o)) = sampled.next() {
+                        out.push(o);
+                    }
+                    next_sampled = sampled.peek().map_or(usize::MAX, |(i, _)| *i);
+                    reused += 1;
                     continue;
                 }
-                current = idx;
                 let o = f(item);
                 if fails(&o) {
                     failed = Some(Failure {
@@ -161,18 +166,18 @@ where
                     return;
                 }
                 out.push(o);
-                ran += 1;
             }
             chunks += 1;
             if let Some(r) = reporter.as_mut() {
-                r.add(ran);
+                r.add(hi - lo - reused);
             }
             lo = hi;
         }
     }));
     if let Err(payload) = outcome {
         return Err(Failure {
-            index: base + current,
+            // The item that panicked is the one after the last result.
+            index: base + out.len(),
             cause: Cause::Panic(payload),
         });
     }
