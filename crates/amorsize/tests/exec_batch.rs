@@ -258,3 +258,17 @@ fn the_report_matches_the_run() {
     assert!(r.busy <= r.wall * (r.workers as u32) + std::time::Duration::from_millis(50));
     assert!(r.to_string().contains("ran 1000 items"));
 }
+
+#[test]
+fn a_panicking_progress_callback_reaches_the_caller_without_a_hang() {
+    let items: Vec<u32> = (0..10_000).collect();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Options::new()
+            .workers(nz(2))
+            .threshold(0.0)
+            .chunk_size(nz(10))
+            .progress(|p| assert!(p.done < 100, "progress bar broke"))
+            .execute(&items, |x| x + 1)
+    }));
+    assert!(outcome.is_err());
+}

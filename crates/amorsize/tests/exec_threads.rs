@@ -1,6 +1,6 @@
-//! Dropping a stream early stops its workers and waits for them: nothing of the stream keeps
-//! running and no thread is left behind. One test in this binary, so that no other test's
-//! threads change the count.
+//! No thread is left behind: by an early-dropped stream (whose workers stop and are waited
+//! for), by a batch whose function panics, or by many back-to-back runs (pools are reused).
+//! One test in this binary, so that no other test's threads change the count.
 
 use amorsize::Options;
 use std::num::NonZeroUsize;
@@ -13,7 +13,7 @@ fn threads() -> usize {
 }
 
 #[test]
-fn an_early_dropped_stream_stops_its_workers_and_leaves_no_thread() {
+fn no_thread_is_left_behind() {
     let options = Options::new()
         .workers(NonZeroUsize::new(3).unwrap())
         .chunk_size(NonZeroUsize::new(4).unwrap())
@@ -46,5 +46,26 @@ fn an_early_dropped_stream_stops_its_workers_and_leaves_no_thread() {
         after_drop <= 20 + 2 * 3 * 4 + 4 + 16,
         "{after_drop} items computed"
     );
+    assert_eq!(threads(), before);
+
+    // A panicking batch returns only once its workers are done, and leaves no thread.
+    let items: Vec<u32> = (0..1000).collect();
+    for at in [0, 500, 999] {
+        let err =
+            amorsize::Plan::fixed(NonZeroUsize::new(3).unwrap(), NonZeroUsize::new(7).unwrap())
+                .run(&items, |&x| {
+                    assert!(x != at, "panic at {at}");
+                    x
+                })
+                .unwrap_err();
+        assert_eq!(err.item(), Some(at as usize));
+        assert_eq!(threads(), before);
+    }
+
+    // Back-to-back runs reuse their pools.
+    for round in 0..300u32 {
+        let out = options.execute(&items, |x| x ^ round).unwrap();
+        assert_eq!(out[999], 999 ^ round);
+    }
     assert_eq!(threads(), before);
 }
