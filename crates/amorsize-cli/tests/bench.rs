@@ -126,3 +126,28 @@ fn unknown_workload_is_a_clear_error() {
         .failure()
         .stderr(predicates::str::contains("nope"));
 }
+
+#[test]
+fn markdown_output_has_the_table_and_the_targets() {
+    let out = Command::cargo_bin("amorsize")
+        .unwrap()
+        .args([
+            "bench",
+            "--smoke",
+            "--markdown",
+            "--workloads",
+            "tiny",
+            "--cold-runs",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("Machine: "), "{text}");
+    assert!(text.contains("\n| tiny | 1000 |"), "{text}");
+    assert_eq!(
+        text.matches("| met |").count() + text.matches("| **missed** |").count(),
+        5
+    );
+}

@@ -25,16 +25,17 @@ where
     Ok((run.results, run.report.plan))
 }
 
-/// [`amorsize::execute_iter`] over `iter`. Its entry point does not return the plan, so none is
-/// reported for iterator input.
+/// `Options::new().run_iter(iter, f)` — the same work as [`amorsize::execute_iter`], which
+/// also returns the plan it chose.
 ///
 /// # Errors
 ///
 /// As [`run_slice`].
-pub fn run_iter<I, F>(iter: I, f: &F) -> anyhow::Result<(Vec<u64>, Option<Plan>)>
+pub fn run_iter<I, F>(iter: I, f: &F) -> anyhow::Result<(Vec<u64>, Plan)>
 where
     I: Iterator<Item = u64>,
     F: Fn(&u64) -> u64 + Sync,
 {
-    Ok((amorsize::execute_iter(iter, f)?, None))
+    let run = Options::new().run_iter(iter, f)?;
+    Ok((run.results, run.report.plan))
 }

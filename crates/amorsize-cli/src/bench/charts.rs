@@ -14,13 +14,14 @@ const HEIGHT: u32 = 520;
 type Series<'a> = (&'a str, RGBColor, Box<dyn Fn(&Row) -> Option<f64> + 'a>);
 
 /// Draws the speedup-per-workload chart into `dir/speedup.svg` and returns the path.
-pub fn speedups(dir: &Path, rows: &[Row], cpus: usize) -> Result<PathBuf> {
+/// `machine` names the machine in the caption.
+pub fn speedups(dir: &Path, rows: &[Row], machine: &str) -> Result<PathBuf> {
     let path = dir.join("speedup.svg");
-    draw_speedups(&path, rows, cpus)?;
+    draw_speedups(&path, rows, machine)?;
     Ok(path)
 }
 
-fn draw_speedups(path: &Path, rows: &[Row], cpus: usize) -> Result<()> {
+fn draw_speedups(path: &Path, rows: &[Row], machine: &str) -> Result<()> {
     let series: Vec<Series> = vec![
         (
             "amorsize",
@@ -54,8 +55,8 @@ fn draw_speedups(path: &Path, rows: &[Row], cpus: usize) -> Result<()> {
     root.fill(&WHITE).map_err(draw)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("Speedup over the serial loop ({cpus} logical CPUs)"),
-            ("sans-serif", 22),
+            format!("Speedup over the serial loop: {machine}"),
+            ("sans-serif", 16),
         )
         .margin(12)
         .x_label_area_size(40)
@@ -133,6 +134,13 @@ fn draw_curve(path: &Path, row: &Row) -> Result<()> {
         .map(|p| (p.workers as f64, row.speedup_of(p.time)))
         .filter(|p| p.1.is_finite())
         .collect();
+    let grid: Vec<(f64, f64)> = curve
+        .iter()
+        .filter_map(|p| {
+            let t = row.measured.best_trial(p.workers)?;
+            Some((p.workers as f64, row.speedup_of(t))).filter(|p| p.1.is_finite())
+        })
+        .collect();
     let predicted: Vec<(f64, f64)> = curve
         .iter()
         .filter_map(|p| Some((p.workers as f64, p.predicted.filter(|v| v.is_finite())?)))
@@ -141,6 +149,7 @@ fn draw_curve(path: &Path, row: &Row) -> Result<()> {
     let top = measured
         .iter()
         .chain(&predicted)
+        .chain(&grid)
         .map(|p| p.1)
         .fold(most.min(2.0), f64::max)
         * 1.15;
@@ -179,15 +188,27 @@ fn draw_curve(path: &Path, row: &Row) -> Result<()> {
     chart
         .draw_series(LineSeries::new(measured.clone(), blue.stroke_width(2)))
         .map_err(draw)?
-        .label("measured")
+        .label("amorsize, measured")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], blue.stroke_width(2)));
     chart
         .draw_series(measured.iter().map(|&p| Circle::new(p, 4, blue.filled())))
         .map_err(draw)?;
+    let green = RGBColor(0x2c, 0xa0, 0x2c);
+    chart
+        .draw_series(LineSeries::new(grid.clone(), green.stroke_width(1)))
+        .map_err(draw)?
+        .label("best chunk of the oracle grid (one run each)")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], green.stroke_width(1)));
+    chart
+        .draw_series(
+            grid.iter()
+                .map(|&p| Cross::new(p, 4, green.stroke_width(1))),
+        )
+        .map_err(draw)?;
     chart
         .draw_series(LineSeries::new(predicted.clone(), grey.stroke_width(2)))
         .map_err(draw)?
-        .label("predicted")
+        .label("amorsize, predicted")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], grey.stroke_width(2)));
     chart
         .draw_series(

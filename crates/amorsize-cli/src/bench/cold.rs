@@ -74,7 +74,7 @@ pub fn child(kind: Kind, scale: Scale, cal: &Calibration) -> Result<()> {
     let (time, plan) = workload.visit(FirstCall)?;
     let line = serde_json::json!({
         "time_s": time.as_secs_f64(),
-        "plan": plan.map(|p| serde_json::to_value(&p)).transpose()?,
+        "plan": serde_json::to_value(&plan)?,
     });
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
@@ -84,7 +84,7 @@ pub fn child(kind: Kind, scale: Scale, cal: &Calibration) -> Result<()> {
 struct FirstCall;
 
 impl Visit for FirstCall {
-    type Out = Result<(Duration, Option<amorsize::Plan>)>;
+    type Out = Result<(Duration, amorsize::Plan)>;
 
     fn slice<F>(self, items: &[u64], f: F) -> Self::Out
     where
@@ -94,7 +94,7 @@ impl Visit for FirstCall {
         let (results, plan) = amz::run_slice(items, &f, None)?;
         let time = start.elapsed();
         drop(results);
-        Ok((time, Some(plan)))
+        Ok((time, plan))
     }
 
     fn iter<I, M, F>(self, make: M, f: F) -> Self::Out

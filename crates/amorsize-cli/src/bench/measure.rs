@@ -4,7 +4,7 @@
 use super::amz;
 use super::timing::{interleaved, median, timed, Digest};
 use super::workloads::Visit;
-use amorsize::exec::tune::{tune_with, ChunkedPool, Grid};
+use amorsize::exec::tune::{tune_with, ChunkedPool, Grid, Trial};
 use amorsize::model::Candidate;
 use amorsize::Plan;
 use anyhow::{Context, Result};
@@ -84,10 +84,10 @@ pub struct Measured {
     pub oracle: Candidate,
     /// How long finding it took.
     pub tune_time: Duration,
-    /// Candidates the oracle tried.
-    pub trials: usize,
-    /// The plan amorsize chose in the warm-up call, when the entry point reports one.
-    pub plan: Option<Plan>,
+    /// The oracle's grid: every candidate tried, with its first measured time.
+    pub trials: Vec<Trial>,
+    /// The plan amorsize chose in the warm-up call.
+    pub plan: Plan,
     /// amorsize's predicted speedup at each worker count (when [`Settings::curve`]).
     pub curve: Vec<CurvePoint>,
 }
@@ -96,6 +96,16 @@ impl Measured {
     /// The median time of `s`.
     pub fn median(&self, s: Strategy) -> Duration {
         median(&self.times[s as usize])
+    }
+
+    /// The oracle grid's fastest completed trial with `workers` workers (one run each, so
+    /// noisier than the medians).
+    pub fn best_trial(&self, workers: usize) -> Option<Duration> {
+        self.trials
+            .iter()
+            .filter(|t| t.candidate.workers.get() == workers)
+            .filter_map(|t| t.time)
+            .min()
     }
 }
 
@@ -149,6 +159,7 @@ impl Visit for Bench<'_> {
                 &mut amorsize,
             ],
         )?;
+        let plan = plan.context("amorsize never ran")?;
 
         let mut curve = Vec::new();
         if settings.curve {
@@ -222,9 +233,7 @@ impl Visit for Bench<'_> {
         let mut amorsize = || {
             timed(&want, true, "amorsize", || {
                 let (results, p) = amz::run_iter(make(), &f)?;
-                if let Some(p) = p {
-                    plan.get_or_insert(p);
-                }
+                plan.get_or_insert(p);
                 Ok(results)
             })
         };
@@ -238,6 +247,7 @@ impl Visit for Bench<'_> {
                 &mut amorsize,
             ],
         )?;
+        let plan = plan.context("amorsize never ran")?;
         Ok(Measured {
             items: make().count(),
             times,
@@ -252,7 +262,7 @@ impl Visit for Bench<'_> {
 
 /// Runs the oracle's grid (workers 1..2 × CPUs, chunks in powers of two, or of four for a
 /// coarse grid).
-fn tune<F>(items: &[u64], f: &F, settings: &Settings) -> Result<(Candidate, Duration, usize)>
+fn tune<F>(items: &[u64], f: &F, settings: &Settings) -> Result<(Candidate, Duration, Vec<Trial>)>
 where
     F: Fn(&u64) -> u64 + Sync,
 {
@@ -270,5 +280,5 @@ where
     }
     let start = Instant::now();
     let tuning = tune_with(items, f, &grid).context("tuning the oracle")?;
-    Ok((tuning.best(), start.elapsed(), tuning.trials().len()))
+    Ok((tuning.best(), start.elapsed(), tuning.trials().to_vec()))
 }

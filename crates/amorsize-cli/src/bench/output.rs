@@ -30,10 +30,10 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(
         out,
-        "amorsize bench ({} scale, median of {} rounds, {} logical CPUs)",
+        "amorsize bench ({} scale, median of {} rounds) on {}",
         run.scale.name(),
         run.rounds,
-        run.cpus
+        machine_line()
     )?;
     writeln!(out)?;
     writeln!(
@@ -115,6 +115,87 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
     Ok(())
 }
 
+/// The machine in one line: CPU model, CPUs, cores, quota, kernel.
+pub fn machine_line() -> String {
+    let m = amorsize::probe::machine();
+    let mut line = format!(
+        "{}, {} logical CPUs, {} usable cores",
+        m.cpu_model().unwrap_or("unknown CPU"),
+        m.logical_cpus(),
+        m.usable_cores()
+    );
+    if let Some(q) = m.cpu_quota() {
+        line.push_str(&format!(", CPU quota {q:.2}"));
+    }
+    if let Some(k) = m.kernel_release() {
+        line.push_str(&format!(", Linux {k}"));
+    }
+    line
+}
+
+/// Writes the table and the targets as Markdown, for the README.
+pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
+    writeln!(
+        out,
+        "Machine: {}. Scale: {}, median of {} rounds; run took {}.",
+        machine_line(),
+        run.scale.name(),
+        run.rounds,
+        human(run.wall)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| workload | items | per item | serial | rayon | naive | oracle (w×chunk) | amorsize first call | amorsize warm | ÷ best other | predicted | measured | error | plan |"
+    )?;
+    writeln!(
+        out,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    )?;
+    for row in &run.rows {
+        let t = |s| human(row.time(s));
+        let oracle = row.measured.oracle;
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} ({}×{}) | {} | {} | {:.2} | {} | {:.2}× | {} | {} |",
+            row.kind.name(),
+            row.measured.items,
+            human(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
+            t(Strategy::Serial),
+            t(Strategy::Rayon),
+            t(Strategy::Naive),
+            t(Strategy::Oracle),
+            oracle.workers,
+            oracle.chunk,
+            row.cold_time().map_or_else(|| "–".to_owned(), human),
+            t(Strategy::Amorsize),
+            row.ratio(),
+            opt(row.predicted(), |v| format!("{v:.2}×")),
+            row.speedup(Strategy::Amorsize),
+            opt(row.error(), |v| format!("{:+.0} %", v * 100.0)),
+            row.plan_text(),
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "| target | goal | measured | |")?;
+    writeln!(out, "|---|---|--:|---|")?;
+    for target in &run.targets {
+        let worst = target
+            .worst
+            .map(|k| format!(" ({})", k.name()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "| {} | {} | {}{worst} | {} |",
+            target.name.replace('|', "\\|"),
+            target.goal,
+            format_target(target),
+            if target.met { "met" } else { "**missed**" }
+        )?;
+    }
+    Ok(())
+}
+
 fn format_target(t: &Target) -> String {
     if !t.value.is_finite() {
         "–".to_owned()
@@ -175,7 +256,7 @@ pub fn json(run: &Run) -> Value {
                 "oracle": {
                     "workers": m.oracle.workers.get(),
                     "chunk": m.oracle.chunk.get(),
-                    "trials": m.trials,
+                    "trials": m.trials.len(),
                     "tune_time_s": secs(m.tune_time),
                 },
                 "curve": m.curve.iter().map(|p| json!({
@@ -183,6 +264,7 @@ pub fn json(run: &Run) -> Value {
                     "predicted_speedup": p.predicted,
                     "measured_speedup": row.speedup_of(p.time),
                     "time_s": secs(p.time),
+                    "oracle_grid_speedup": m.best_trial(p.workers).map(|t| row.speedup_of(t)),
                 })).collect::<Vec<_>>(),
             })
         })
@@ -204,6 +286,7 @@ pub fn json(run: &Run) -> Value {
         "scale": run.scale.name(),
         "rounds": run.rounds,
         "logical_cpus": run.cpus,
+        "machine_summary": machine_line(),
         "machine": serde_json::to_value(amorsize::probe::machine()).unwrap_or(Value::Null),
         "calibration": {
             "ns_per_round": run.calibration.ns_per_round,

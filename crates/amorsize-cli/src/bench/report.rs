@@ -69,7 +69,7 @@ impl Row {
 
     /// The speedup amorsize's plan predicted.
     pub fn predicted(&self) -> Option<f64> {
-        self.measured.plan.as_ref()?.predicted_speedup()
+        self.measured.plan.predicted_speedup()
     }
 
     /// predicted ÷ measured − 1, for the warm runs.
@@ -82,12 +82,11 @@ impl Row {
 
     /// The plan in a few words: `serial`, or `4 × 128`.
     pub fn plan_text(&self) -> String {
-        match &self.measured.plan {
-            Some(plan) if plan.is_parallel() => {
-                format!("{} × {}", plan.workers(), plan.chunk_size())
-            }
-            Some(_) => "serial".to_owned(),
-            None => "(not reported)".to_owned(),
+        let plan = &self.measured.plan;
+        if plan.is_parallel() {
+            format!("{} × {}", plan.workers(), plan.chunk_size())
+        } else {
+            "serial".to_owned()
         }
     }
 }

@@ -20,8 +20,11 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Print JSON instead of the table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print the table and targets as Markdown (for a README).
+    #[arg(long)]
+    markdown: bool,
     /// Run only these workloads (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "NAMES")]
     workloads: Vec<Kind>,
@@ -130,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.charts {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the charts folder {}", dir.display()))?;
-        chart_paths.push(charts::speedups(dir, &rows, cpus.get())?);
+        chart_paths.push(charts::speedups(dir, &rows, &output::machine_line())?);
         if let Some(row) = rows.iter().find(|r| r.kind == args.curve) {
             chart_paths.extend(charts::worker_curve(dir, row)?);
         }
@@ -150,6 +153,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         serde_json::to_writer_pretty(&mut out, &output::json(&run))?;
         writeln!(out)?;
+    } else if args.markdown {
+        output::markdown(&mut out, &run)?;
     } else {
         output::table(&mut out, &run)?;
         writeln!(out, "wall time {}", output::human(run.wall))?;

@@ -345,9 +345,10 @@ impl Tuning {
     }
 }
 
-/// A trial slower than this many times the best so far is stopped: it cannot win, and a tiny
-/// chunk on a tiny function can be a hundred times slower than the loop.
-pub const CUT_OFF_FACTOR: f64 = 2.0;
+/// A trial slower than this many times the best so far is stopped: it is all but sure not to
+/// win (only the three fastest are confirmed anyway), and a tiny chunk on a tiny function can
+/// be a hundred times slower than the loop.
+pub const CUT_OFF_FACTOR: f64 = 1.5;
 
 /// How many of the fastest candidates are run again to confirm the winner; one pass alone
 /// picks whichever candidate the machine's noise favoured.
