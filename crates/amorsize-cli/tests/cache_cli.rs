@@ -21,6 +21,7 @@ fn fill(path: &Path) {
         worker_start: 25e-6,
         chunk_dispatch: 2e-6,
         transfer_per_byte: 0.0,
+        fallbacks: Default::default(),
     }));
     assert!(cache.record_run(
         &WorkloadKey::named("thumbnails"),
@@ -28,6 +29,7 @@ fn fill(path: &Path) {
             count: 5,
             item_time: 3e-3,
             cv: 0.2,
+            ..Default::default()
         },
         &amorsize::Plan::fixed(
             NonZeroUsize::new(4).unwrap(),

@@ -25,3 +25,53 @@ pub use plan::{Mode, Options, Plan};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// An iterator given back whole after planning: the items the sample pulled, then the rest.
+pub type Preserved<I> = std::iter::Chain<std::vec::IntoIter<<I as Iterator>::Item>, I>;
+
+/// Samples `f` on a few of `items`, measures what parallelism costs here, and decides serial
+/// or parallel, the workers and the chunk size, with the reasons. The defaults of [`Options`];
+/// [`Options::optimize`] takes others.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`] with the item's index when `f` panics on a sampled item.
+///
+/// # Examples
+///
+/// ```
+/// let items: Vec<u64> = (0..1000).collect();
+/// let plan = amorsize::optimize(&items, |x| x * x).unwrap();
+/// // Nanoseconds of work in all: never worth a thread.
+/// assert!(!plan.is_parallel());
+/// println!("{plan}");
+/// ```
+pub fn optimize<T, R, F>(items: &[T], f: F) -> Result<Plan>
+where
+    F: Fn(&T) -> R,
+{
+    Options::new().optimize(items, f)
+}
+
+/// Samples `f` on the first items of `iter` and decides; gives back the plan and the whole
+/// iterator (the sampled items first), so that nothing pulled is lost.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`] with the item's index when `f` panics on a sampled item.
+///
+/// # Examples
+///
+/// ```
+/// let lines = (0..100).map(|i| format!("line {i}"));
+/// let (plan, lines) = amorsize::optimize_iter(lines, |s| s.len()).unwrap();
+/// assert_eq!(lines.count(), 100);
+/// assert!(plan.sample().is_some());
+/// ```
+pub fn optimize_iter<I, R, F>(iter: I, f: F) -> Result<(Plan, Preserved<I>)>
+where
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+{
+    Options::new().optimize_iter(iter, f)
+}

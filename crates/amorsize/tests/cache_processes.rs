@@ -64,12 +64,14 @@ fn child(role: &str) -> ExitCode {
                 count: 1,
                 item_time: 1e-3,
                 cv: 0.0,
+                ..Default::default()
             };
             let costs = Costs {
                 backend: Backend::Threads,
                 worker_start: 1e-5,
                 chunk_dispatch: 1e-6,
                 transfer_per_byte: 0.0,
+                fallbacks: Default::default(),
             };
             let mut written = 0;
             for i in 0..RUNS_PER_WRITER {
@@ -211,6 +213,7 @@ fn fill_up_to_a_size_limit() -> ExitCode {
         count: 1,
         item_time: 1e-3,
         cv: 0.0,
+        ..Default::default()
     };
     let measured = Measured {
         wall: Duration::from_millis(5),

@@ -37,6 +37,7 @@
 //!     worker_start: 20e-6,
 //!     chunk_dispatch: 1e-6,
 //!     transfer_per_byte: 0.0,
+//!     fallbacks: Default::default(),
 //! };
 //! assert!(cache.store_costs(&costs));
 //! assert_eq!(cache.load_costs(Backend::Threads), Some(costs));

@@ -29,6 +29,7 @@ fn costs(backend: Backend, start: f64) -> Costs {
         worker_start: start,
         chunk_dispatch: 2e-6,
         transfer_per_byte: 1e-9,
+        fallbacks: Default::default(),
     }
 }
 
@@ -52,6 +53,7 @@ fn sample(item_time: f64) -> Sample {
         count: 5,
         item_time,
         cv: 0.1,
+        ..Default::default()
     }
 }
 

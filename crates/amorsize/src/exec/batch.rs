@@ -184,10 +184,14 @@ impl Options {
         F: Fn(&I::Item) -> R + Sync,
     {
         let mut iter = items.into_iter();
-        let sampled = sample::sample_iter(&mut iter, &f)?;
+        let len = match iter.size_hint() {
+            (lower, Some(upper)) if lower == upper => Some(lower),
+            _ => None,
+        };
+        let (_, sampled) = sample::sample_iter(&mut iter, &f, &self.sample, len)?;
         let rest: Vec<I::Item> = iter.collect();
         let k = sampled.results.len();
-        let plan = plan::decide(&sampled.figures, k + rest.len(), self);
+        let plan = plan::plan_sample(&sampled.figures, rest.len(), self);
         let (mut rest_results, report) =
             run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
                 .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;

@@ -34,6 +34,7 @@
 
 mod adapt;
 mod batch;
+pub(crate) mod calibrate;
 pub mod command;
 mod pool;
 pub mod process;

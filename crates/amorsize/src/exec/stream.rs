@@ -157,8 +157,12 @@ where
         else {
             return;
         };
-        let sampled = match sample::sample_iter(&mut iter, &f) {
-            Ok(sampled) => sampled,
+        let len = match iter.size_hint() {
+            (lower, Some(upper)) if lower == upper => Some(lower),
+            _ => None,
+        };
+        let sampled = match sample::sample_iter(&mut iter, &f, &self.options.sample, len) {
+            Ok((_, sampled)) => sampled,
             Err(e) => panic!("{e}"),
         };
         let k = sampled.results.len();
@@ -166,7 +170,7 @@ where
         let assumed = upper.is_none().then_some(lower.max(UNKNOWN_LENGTH_ITEMS));
         let length = k.saturating_add(upper.unwrap_or(lower.max(UNKNOWN_LENGTH_ITEMS)));
         let total = (Some(lower) == upper).then(|| k.saturating_add(lower));
-        let plan = plan::decide(&sampled.figures, length, &self.options);
+        let plan = plan::plan_sample(&sampled.figures, length.saturating_sub(k), &self.options);
         let nested = pool::nested();
         let prefix: Vec<R> = sampled.results.into_iter().map(|(_, r)| r).collect();
         let pool = if plan.is_parallel() && plan.workers().get() > 1 && !nested {

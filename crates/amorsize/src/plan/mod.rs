@@ -1,12 +1,28 @@
 //! The decision: serial or parallel, how many workers, what chunk size, and why.
+//!
+//! [`decide`] is pure and serves every backend: give it the [`Workload`] a sample measured,
+//! the [`Costs`] the backend measured and the machine's [`Caps`]. [`plan_slice`] and
+//! [`plan_iter`] sample the user's function first and use the thread backend's measured costs.
+//! A [`Plan`] explains itself: [`Display`](std::fmt::Display) prints a report, serde gives
+//! JSON, and a saved plan loads back with [`Plan::from_json`].
 
-use crate::model::{Backend, Seconds};
+use crate::model::{Backend, Candidate, Costs, Prediction, Seconds, Term, Workload};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+mod caps;
+mod decide;
+pub(crate) mod display;
 mod options;
-pub use options::Options;
+mod reason;
+mod sampled;
+
+pub use caps::{Caps, Limit, LimitKind, MAX_WORKERS, WAITING_WORKERS_PER_CORE};
+pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK, MIN_CHUNKS_PER_WORKER};
+pub use options::{Options, DEFAULT_THRESHOLD};
+pub use reason::{Reason, Warning, HIGH_SPREAD_CV, NESTED_PARALLELISM_RATIO};
+pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};
 
 /// Serial or parallel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +35,21 @@ pub enum Mode {
 }
 
 /// A decision with the figures behind it.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::model::{Backend, Costs, Workload};
+/// use amorsize::plan::{decide, Caps, Plan};
+/// use amorsize::Options;
+///
+/// let costs = Costs { worker_start: 50e-6, chunk_dispatch: 2e-6, ..Costs::zero(Backend::Threads) };
+/// let plan = decide(&Workload::new(2000, 1e-3), &costs, &Caps::cores(2, "test"), &Options::new());
+/// assert!(plan.is_parallel());
+/// assert!(plan.to_string().contains("parallel"));
+/// let again = Plan::from_json(&plan.to_json()).unwrap();
+/// assert_eq!(again, plan);
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     mode: Mode,
@@ -31,11 +62,63 @@ pub struct Plan {
     predicted_serial: Option<Seconds>,
     /// Predicted time of the chosen plan.
     predicted: Option<Seconds>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    items: Option<usize>,
+    #[serde(default = "default_threshold")]
+    threshold: f64,
+    #[serde(default = "fixed_reason")]
+    reason: Reason,
+    #[serde(default)]
+    warnings: Vec<Warning>,
+    #[serde(default)]
+    limits: Vec<Limit>,
+    /// The best parallel candidate's prediction (the chosen one, or the best one refused).
+    #[serde(default)]
+    prediction: Option<Prediction>,
+    #[serde(default)]
+    workload: Option<Workload>,
+    #[serde(default)]
+    costs: Option<Costs>,
+    #[serde(default)]
+    caps: Option<Caps>,
+    #[serde(default)]
+    sample: Option<crate::sample::Sample>,
+}
+
+fn default_threshold() -> f64 {
+    DEFAULT_THRESHOLD
+}
+
+fn fixed_reason() -> Reason {
+    Reason::Fixed
+}
+
+/// The overhead that costs most in the best parallel plan, and what would remove it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bottleneck {
+    /// The term.
+    pub term: Term,
+    /// What it costs.
+    pub cost: Seconds,
+    /// What would make it smaller, for people.
+    pub remedy: &'static str,
 }
 
 impl Plan {
     /// A plan fixed by the caller, with no prediction behind it: `workers` workers (serial when
     /// 1) and chunks of `chunk` items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// let plan = amorsize::Plan::fixed(NonZeroUsize::new(4).unwrap(), NonZeroUsize::new(16).unwrap());
+    /// assert!(plan.is_parallel());
+    /// assert_eq!(plan.chunk_size().get(), 16);
+    /// assert_eq!(plan.predicted_speedup(), None);
+    /// ```
     pub fn fixed(workers: NonZeroUsize, chunk: NonZeroUsize) -> Plan {
         let mode = if workers.get() == 1 {
             Mode::Serial
@@ -50,7 +133,33 @@ impl Plan {
             item_time: None,
             predicted_serial: None,
             predicted: None,
+            name: None,
+            items: None,
+            threshold: DEFAULT_THRESHOLD,
+            reason: Reason::Fixed,
+            warnings: Vec::new(),
+            limits: Vec::new(),
+            prediction: None,
+            workload: None,
+            costs: None,
+            caps: None,
+            sample: None,
         }
+    }
+
+    /// A serial plan over `items` items, chunks of `chunk`, to be filled in by [`decide`].
+    fn fixed_serial(items: usize, chunk: usize) -> Plan {
+        let mut plan = Plan::fixed(NonZeroUsize::MIN, Candidate::new(1, chunk).chunk);
+        plan.items = Some(items);
+        plan
+    }
+
+    /// Takes the workers, chunk and predicted time of `p`.
+    fn adopt(&mut self, p: &Prediction) {
+        self.workers = p.candidate.workers;
+        self.chunk = p.candidate.chunk;
+        self.predicted = Some(p.total());
+        self.prediction = Some(*p);
     }
 
     /// Serial or parallel.
@@ -93,49 +202,130 @@ impl Plan {
         self.predicted_serial.map(Duration::from_secs_f64)
     }
 
-    /// Predicted speedup over the serial loop, when predicted.
+    /// Predicted speedup over the serial loop, when predicted (1 for a serial plan).
     pub fn predicted_speedup(&self) -> Option<f64> {
         match (self.predicted_serial, self.predicted) {
             (Some(s), Some(p)) if p > 0.0 => Some(s / p),
+            (Some(_), Some(_)) => Some(1.0),
             _ => None,
         }
     }
-}
 
-/// Samples `items` with `f`, then decides. The sampled results are returned so that execution
-/// does not run those items again.
-pub(crate) fn plan_slice<T, R, F>(
-    items: &[T],
-    f: &F,
-    options: &Options,
-) -> crate::Result<(Plan, crate::sample::Sampled<R>)>
-where
-    F: Fn(&T) -> R,
-{
-    let sampled = crate::sample::sample_slice(items, f)?;
-    let plan = decide(&sampled.figures, items.len(), options);
-    Ok((plan, sampled))
-}
-
-/// Decides from a sample of a workload of `items` items.
-pub(crate) fn decide(sample: &crate::sample::Sample, items: usize, options: &Options) -> Plan {
-    let cores = crate::probe::machine().logical_cpus();
-    let workers = options
-        .workers
-        .unwrap_or_else(|| NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN));
-    let per_worker = items.div_ceil(4 * workers.get()).max(1);
-    let chunk = options
-        .chunk
-        .unwrap_or(NonZeroUsize::new(per_worker).unwrap_or(NonZeroUsize::MIN));
-    let serial = sample.item_time * items as f64;
-    let parallel = serial / workers.get() as f64;
-    let mut plan = Plan::fixed(workers, chunk);
-    plan.item_time = Some(sample.item_time);
-    plan.predicted_serial = Some(serial);
-    plan.predicted = Some(parallel);
-    if serial / parallel.max(f64::MIN_POSITIVE) < options.threshold {
-        plan.mode = Mode::Serial;
-        plan.workers = NonZeroUsize::MIN;
+    /// The name of the workload, when the options gave one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
-    plan
+
+    /// Items the plan is for (those the sample did not run), when known.
+    pub fn items(&self) -> Option<usize> {
+        self.items
+    }
+
+    /// The speedup parallelism had to reach.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// Why the plan is serial or parallel.
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
+
+    /// What the caller should know.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// The limits on workers and their sources; the smallest bounded the search.
+    pub fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
+    /// The limit that bounded the workers (the smallest), when the plan was decided.
+    pub fn binding_limit(&self) -> Option<&Limit> {
+        self.limits.iter().min_by_key(|l| l.workers)
+    }
+
+    /// The best parallel candidate's prediction, term by term: the chosen plan's when
+    /// parallel, the best refused one's when serial.
+    pub fn prediction(&self) -> Option<&Prediction> {
+        self.prediction.as_ref()
+    }
+
+    /// The workload figures the plan was decided from.
+    pub fn workload(&self) -> Option<&Workload> {
+        self.workload.as_ref()
+    }
+
+    /// The backend costs the plan was decided with.
+    pub fn costs(&self) -> Option<&Costs> {
+        self.costs.as_ref()
+    }
+
+    /// The machine's caps the plan was decided within.
+    pub fn caps(&self) -> Option<&Caps> {
+        self.caps.as_ref()
+    }
+
+    /// What the sample measured, when the plan came from one.
+    pub fn sample(&self) -> Option<&crate::sample::Sample> {
+        self.sample.as_ref()
+    }
+
+    /// The overhead that costs most in the best parallel plan, and what would remove it.
+    pub fn bottleneck(&self) -> Option<Bottleneck> {
+        let (term, cost) = self.prediction?.bottleneck()?;
+        Some(Bottleneck {
+            term,
+            cost,
+            remedy: term.remedy(),
+        })
+    }
+
+    /// The plan as JSON, to save and [load](Plan::from_json) later.
+    pub fn to_json(&self) -> String {
+        // A Plan holds only numbers, strings and enums with string keys: serializing it cannot
+        // fail, and serde_json writes non-finite floats as null (read back as an error below).
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Loads a plan saved with [`Plan::to_json`], to reuse it without sampling again.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the text is not a plan.
+    pub fn from_json(text: &str) -> crate::Result<Plan> {
+        serde_json::from_str(text).map_err(|e| {
+            crate::Error::new(
+                crate::ErrorKind::InvalidInput,
+                format!("not a saved amorsize plan: {e}"),
+            )
+            .with_source(e)
+        })
+    }
+
+    pub(crate) fn push_warning(&mut self, warning: Warning) {
+        self.warnings.push(warning);
+    }
+
+    pub(crate) fn set_sample(&mut self, sample: crate::sample::Sample) {
+        self.sample = Some(sample);
+    }
+
+    /// Turns a plan decided with ideal costs serial for `reason`: the costs were never
+    /// measured, so neither they nor a prediction made with them are kept.
+    pub(crate) fn refuse_from_bound(&mut self, reason: Reason) {
+        self.mode = Mode::Serial;
+        self.workers = NonZeroUsize::MIN;
+        self.predicted = self.predicted_serial;
+        self.reason = reason;
+        self.threshold = match &self.reason {
+            Reason::TooSmall { threshold, .. } => *threshold,
+            _ => self.threshold,
+        };
+        self.costs = None;
+        self.prediction = None;
+        self.warnings
+            .retain(|w| !matches!(w, Warning::FallbackUsed { .. }));
+    }
 }

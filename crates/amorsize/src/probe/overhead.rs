@@ -1,2 +1,246 @@
 //! What each backend costs on this machine: worker start and per-chunk dispatch, measured once
-//! per process.
+//! per process, with a quality check and a named fallback for each figure.
+//!
+//! For threads (the timings themselves run in `exec::calibrate`, the only place that starts
+//! threads):
+//! - worker start: a pool of 2 workers against a pool of 1, built, woken and dropped; the
+//!   marginal cost of one more worker is the difference of the least of a few interleaved
+//!   repeats (noise only adds time);
+//! - chunk dispatch: a pool of 2 workers runs many empty chunks, each its own task, against a
+//!   few; the difference per chunk, times the workers (each worker pays for the chunks it runs,
+//!   as the model counts it).
+//!
+//! Each figure passes a quality check (signal far above the clock's overhead, a plausible
+//! range, repeats that agree) or is replaced by its fallback constant, and the plan says so.
+//! The whole calibration takes a few milliseconds and is skipped altogether when the sample
+//! already proves that no parallel plan can win ([`plan::speedup_bound`](crate::plan::speedup_bound)).
+
+use crate::model::{Backend, Costs, Fallbacks, Seconds};
+use crate::plan::Warning;
+use crate::sample::{Clock, SystemClock};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Fallback marginal cost of starting one more thread worker: creating and waking a Linux
+/// thread takes 10–50 µs (pthread_create plus the first scheduling); the upper end is taken so
+/// that an unmeasured machine leans serial.
+pub const FALLBACK_THREAD_START: Seconds = 50e-6;
+
+/// Fallback cost of handing one chunk to a thread worker: a forced rayon split costs a few µs
+/// on 2–8 workers (rayon's own measurements of `join`; see DESIGN.md's reference numbers).
+pub const FALLBACK_THREAD_DISPATCH: Seconds = 3e-6;
+
+/// The least any parallel plan on threads costs, used to prove a workload too small before any
+/// overhead is measured: waking one sleeping worker and handing it one chunk takes at least a
+/// futex wake and a context switch, some 5 µs on Linux (`perf bench sched pipe` measures
+/// 2–10 µs per round trip). Once the real costs are measured
+/// (cached for the process) planning uses them instead.
+pub const PARALLEL_FLOOR: Seconds = 5e-6;
+
+/// Repeats of each timing; the median is kept.
+const REPEATS: usize = 5;
+/// Chunks in the long and the short dispatch run.
+const MANY_CHUNKS: usize = 512;
+const FEW_CHUNKS: usize = 16;
+/// The spread between repeats (largest ÷ smallest around the median) above which a
+/// measurement is not trusted.
+const MAX_REPEAT_SPREAD: f64 = 4.0;
+/// A measured difference must exceed the clock's own overhead this many times.
+const MIN_SIGNAL: f64 = 20.0;
+
+/// The thread backend's costs and how they were obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// The costs (fallbacks flagged in [`Costs::fallbacks`]).
+    pub costs: Costs,
+    /// What measuring took.
+    pub took: Duration,
+}
+
+static THREADS: OnceLock<Calibration> = OnceLock::new();
+
+/// The thread backend's costs on this machine, measured on first use and cached for the
+/// process.
+///
+/// # Examples
+///
+/// ```
+/// let c = amorsize::probe::overhead::threads();
+/// assert!(c.costs.worker_start > 0.0 && c.costs.chunk_dispatch > 0.0);
+/// ```
+pub fn threads() -> &'static Calibration {
+    THREADS.get_or_init(calibrate_threads)
+}
+
+/// The thread backend's costs if they have been measured already in this process.
+pub fn threads_if_measured() -> Option<&'static Calibration> {
+    THREADS.get()
+}
+
+fn calibrate_threads() -> Calibration {
+    let began = Instant::now();
+    let resolution = SystemClock.overhead().max(1e-9);
+    let mut fallbacks = Fallbacks::default();
+
+    let start = measure_start(resolution);
+    let worker_start = start.unwrap_or_else(|| {
+        fallbacks.worker_start = true;
+        FALLBACK_THREAD_START
+    });
+    let dispatch = measure_dispatch(resolution);
+    let chunk_dispatch = dispatch.unwrap_or_else(|| {
+        fallbacks.chunk_dispatch = true;
+        FALLBACK_THREAD_DISPATCH
+    });
+    Calibration {
+        costs: Costs {
+            backend: Backend::Threads,
+            worker_start,
+            chunk_dispatch,
+            transfer_per_byte: 0.0,
+            fallbacks,
+        },
+        took: began.elapsed(),
+    }
+}
+
+fn measure_start(resolution: Seconds) -> Option<Seconds> {
+    let (mut ones, mut twos) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        ones.push(crate::exec::calibrate::pool_start(1)?);
+        twos.push(crate::exec::calibrate::pool_start(2)?);
+    }
+    // Noise on a busy machine only ever adds time, so the least of each is the best estimate
+    // of what starting costs; the marginal worker is their difference.
+    let one = least(&mut ones)?;
+    let two = least(&mut twos)?;
+    let marginal = two - one;
+    let signal = marginal >= MIN_SIGNAL * resolution;
+    (signal && (1e-6..=10e-3).contains(&marginal)).then_some(marginal)
+}
+
+fn measure_dispatch(resolution: Seconds) -> Option<Seconds> {
+    let bench = crate::exec::calibrate::DispatchBench::new(2)?;
+    let workers = bench.workers() as f64;
+    let per_chunk = workers / (MANY_CHUNKS - FEW_CHUNKS) as f64;
+    // The first run after the pool went idle pays for waking its threads; not a dispatch cost.
+    bench.run(FEW_CHUNKS);
+    let mut diffs = Vec::with_capacity(REPEATS);
+    for _ in 0..REPEATS {
+        let few = bench.run(FEW_CHUNKS);
+        let many = bench.run(MANY_CHUNKS);
+        diffs.push(many - few);
+    }
+    accept(&mut diffs, resolution, 10e-9 / per_chunk..=1e-3 / per_chunk).map(|d| d * per_chunk)
+}
+
+/// The least of `values` when the two least agree (within [`MAX_REPEAT_SPREAD`]).
+fn least(values: &mut [Seconds]) -> Option<Seconds> {
+    if values.len() < 2 || values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    (values[1] / values[0] <= MAX_REPEAT_SPREAD).then_some(values[0])
+}
+
+/// The median of `values` if it passes the quality check: far above the clock's overhead,
+/// within `plausible`, and repeats that agree.
+fn accept(
+    values: &mut [Seconds],
+    resolution: Seconds,
+    plausible: std::ops::RangeInclusive<Seconds>,
+) -> Option<Seconds> {
+    if values.len() < 3 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    let median = values[mid];
+    let (low, high) = (values[mid - 1], values[mid + 1]);
+    let signal = median >= MIN_SIGNAL * resolution;
+    let consistent = low > 0.0 && high / low <= MAX_REPEAT_SPREAD;
+    (signal && consistent && plausible.contains(&median)).then_some(median)
+}
+
+/// The warnings for the fallback constants `costs` used.
+pub(crate) fn fallback_warnings(costs: &Costs) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let names = |thread: &str| -> String {
+        if costs.backend == Backend::Threads {
+            thread.to_owned()
+        } else {
+            format!("the {} backend's fallback", costs.backend)
+        }
+    };
+    if costs.fallbacks.worker_start {
+        out.push(Warning::FallbackUsed {
+            cost: "worker start".to_owned(),
+            constant: names("FALLBACK_THREAD_START"),
+            value: costs.worker_start,
+        });
+    }
+    if costs.fallbacks.chunk_dispatch {
+        out.push(Warning::FallbackUsed {
+            cost: "chunk dispatch".to_owned(),
+            constant: names("FALLBACK_THREAD_DISPATCH"),
+            value: costs.chunk_dispatch,
+        });
+    }
+    if costs.fallbacks.transfer_per_byte {
+        out.push(Warning::FallbackUsed {
+            cost: "transfer per byte".to_owned(),
+            constant: names("transfer fallback"),
+            value: costs.transfer_per_byte,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_keeps_consistent_plausible_signals() {
+        let ok = accept(&mut [2e-5, 2.2e-5, 1.9e-5, 2.1e-5, 9e-5], 1e-8, 1e-6..=1e-2);
+        assert_eq!(ok, Some(2.1e-5));
+    }
+
+    #[test]
+    fn the_check_rejects_noise_implausible_and_inconsistent_figures() {
+        // Below the clock's resolution.
+        assert_eq!(accept(&mut [1e-8; 5], 1e-8, 0.0..=1.0), None);
+        // Negative or out of range.
+        assert_eq!(accept(&mut [-1e-5; 5], 1e-9, 1e-6..=1e-2), None);
+        assert_eq!(accept(&mut [1.0; 5], 1e-9, 1e-6..=1e-2), None);
+        // Repeats that disagree.
+        assert_eq!(
+            accept(&mut [1e-6, 1e-5, 1e-4, 1e-3, 1e-2], 1e-9, 0.0..=1.0),
+            None
+        );
+        // Too few repeats.
+        assert_eq!(accept(&mut [1e-5, 1e-5], 1e-9, 0.0..=1.0), None);
+    }
+
+    #[test]
+    fn the_least_counts_when_the_two_least_agree() {
+        assert_eq!(least(&mut [3e-5, 9e-5, 2e-5, 2.5e-5]), Some(2e-5));
+        assert_eq!(least(&mut [1e-6, 9e-5, 8e-5]), None);
+        assert_eq!(least(&mut [1e-5, -1.0]), None);
+    }
+
+    #[test]
+    fn calibration_gives_positive_figures_and_flags_fallbacks() {
+        let c = threads();
+        assert!(c.costs.worker_start > 0.0 && c.costs.chunk_dispatch > 0.0);
+        if c.costs.fallbacks.worker_start {
+            assert_eq!(c.costs.worker_start, FALLBACK_THREAD_START);
+        }
+        let warnings = fallback_warnings(&c.costs);
+        assert_eq!(
+            warnings.len(),
+            usize::from(c.costs.fallbacks.worker_start)
+                + usize::from(c.costs.fallbacks.chunk_dispatch)
+        );
+    }
+}

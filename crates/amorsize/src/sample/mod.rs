@@ -1,11 +1,27 @@
 //! Runs the user's function on a few items and measures it. Sampled results are kept, so that
 //! execution never runs an item twice.
+//!
+//! Per item: wall time (its spread as the coefficient of variation); over the sample: the
+//! thread's CPU time (CPU ÷ wall tells CPU-bound from waiting work) and the process's CPU time
+//! (above the thread's, the function runs threads of its own). Sampling adapts ([`SampleBounds`]): at
+//! least 3 items, more until 100 µs have been measured, never more than 5 % of the input nor
+//! 1000 items. A slice is sampled at indices spread across it (inputs are often sorted by
+//! size), an iterator by its prefix.
 
-use crate::model::Seconds;
-use crate::{Error, Result};
+use crate::model::{Seconds, Workload};
+use crate::Result;
 use serde::{Deserialize, Serialize};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
+use std::collections::HashSet;
+use std::time::Duration;
+
+mod clock;
+mod meter;
+mod transfer;
+
+use meter::Meter;
+
+pub use clock::{Clock, Reading, SystemClock};
+pub use transfer::measure_transfer;
 
 /// What the sample measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,6 +32,56 @@ pub struct Sample {
     pub item_time: Seconds,
     /// Coefficient of variation of the per-item wall time.
     pub cv: f64,
+    /// Thread CPU time ÷ wall time, in `0..=1`.
+    #[serde(default = "one")]
+    pub cpu_fraction: f64,
+    /// Process CPU time ÷ thread CPU time over the sample, at least 1.
+    #[serde(default = "one")]
+    pub self_parallelism: f64,
+    /// `size_of` the result type, bytes.
+    #[serde(default)]
+    pub result_bytes: u64,
+    /// Wall time measured in all.
+    #[serde(default)]
+    pub measured: Seconds,
+    /// Whether the sample ran every item of the input.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for Sample {
+    /// An empty sample: no item measured, figures of CPU-bound single-threaded work.
+    fn default() -> Self {
+        Sample {
+            count: 0,
+            item_time: 0.0,
+            cv: 0.0,
+            cpu_fraction: 1.0,
+            self_parallelism: 1.0,
+            result_bytes: 0,
+            measured: 0.0,
+            complete: false,
+        }
+    }
+}
+
+impl Sample {
+    /// The workload of `items` more items like the sampled ones.
+    pub fn workload(&self, items: usize) -> Workload {
+        Workload {
+            items,
+            item_time: self.item_time,
+            cpu_fraction: self.cpu_fraction,
+            cv: self.cv,
+            self_parallelism: self.self_parallelism,
+            result_bytes: self.result_bytes,
+            ..Workload::default()
+        }
+    }
 }
 
 /// The results of the sampled items, with their input indices, and the measurements.
@@ -27,64 +93,232 @@ pub struct Sampled<R> {
     pub figures: Sample,
 }
 
-/// How many items a sample takes at most.
-const MAX_SAMPLE_ITEMS: usize = 5;
+/// How many items a sample takes and how long it measures.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use amorsize::sample::SampleBounds;
+/// let b = SampleBounds::default().items(5, 5); // the original library's fixed 5 items
+/// assert_eq!(b.limit(Some(1000)), 5);
+/// assert_eq!(SampleBounds::default().limit(Some(2)), 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleBounds {
+    /// Items measured at least (fewer only when the input is shorter): 3, enough for a spread.
+    pub min_items: usize,
+    /// Items measured at most: 1000, so that very fast functions reach the target time without
+    /// a long serial prelude.
+    pub max_items: usize,
+    /// Measuring stops once this much wall time has been measured (and `min_items` run):
+    /// 100 µs, thousands of times the clocks' resolution and overhead.
+    pub target_time: Duration,
+    /// Never more than this fraction of a known-length input (beyond `min_items`): 5 %, so that
+    /// the serial sample costs at most a twentieth of the work.
+    pub max_fraction: f64,
+}
 
-/// Samples a slice at indices spread across it.
-pub(crate) fn sample_slice<T, R, F>(items: &[T], f: &F) -> Result<Sampled<R>>
+impl Default for SampleBounds {
+    fn default() -> Self {
+        SampleBounds {
+            min_items: 3,
+            max_items: 1000,
+            target_time: Duration::from_micros(100),
+            max_fraction: 0.05,
+        }
+    }
+}
+
+impl SampleBounds {
+    /// Between `min` and `max` items (`max` at least `min`, `min` at least 1).
+    pub fn items(mut self, min: usize, max: usize) -> Self {
+        self.min_items = min.max(1);
+        self.max_items = max.max(self.min_items);
+        self
+    }
+
+    /// Stop measuring after `d` (once `min_items` have run).
+    pub fn target_time(mut self, d: Duration) -> Self {
+        self.target_time = d;
+        self
+    }
+
+    /// The most items a sample of an input of `len` items (unknown: `None`) takes.
+    pub fn limit(&self, len: Option<usize>) -> usize {
+        let max = self.max_items.max(self.min_items);
+        match len {
+            Some(n) => {
+                let by_fraction = (n as f64 * self.max_fraction).floor() as usize;
+                by_fraction.clamp(self.min_items, max).min(n)
+            }
+            None => max,
+        }
+    }
+}
+
+/// Below this much measured wall time a sample that did not cover its input is reported as too
+/// small to trust: a few clock readings' worth of noise would be a large share of it.
+pub const MIN_TRUSTED_SAMPLE: Seconds = 10e-6;
+
+/// Samples a slice at indices spread across it, with the real clocks.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) naming the item when `f` panics.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::sample::{sample_slice, SampleBounds};
+/// let items: Vec<u64> = (0..1000).collect();
+/// let s = sample_slice(&items, &|x: &u64| x * 2, &SampleBounds::default()).unwrap();
+/// assert!(s.figures.count >= 3);
+/// assert!(s.results.iter().all(|(i, r)| *r == items[*i] * 2));
+/// ```
+pub fn sample_slice<T, R, F>(items: &[T], f: &F, bounds: &SampleBounds) -> Result<Sampled<R>>
 where
     F: Fn(&T) -> R,
 {
-    let n = items.len();
-    let k = n.min(MAX_SAMPLE_ITEMS);
-    let indices: Vec<usize> = (0..k).map(|j| j * n / k.max(1)).collect();
-    measure(indices.into_iter().map(|i| (i, &items[i])), f)
+    sample_slice_with(items, f, bounds, &SystemClock)
 }
 
-/// Samples the first items of an iterator; the items pulled are returned beside the results.
-pub(crate) fn sample_iter<I, R, F>(iter: &mut I, f: &F) -> Result<Sampled<R>>
+/// [`sample_slice`] reading time from `clock`.
+///
+/// # Errors
+///
+/// As [`sample_slice`].
+pub fn sample_slice_with<T, R, F, C>(
+    items: &[T],
+    f: &F,
+    bounds: &SampleBounds,
+    clock: &C,
+) -> Result<Sampled<R>>
+where
+    F: Fn(&T) -> R,
+    C: Clock,
+{
+    let n = items.len();
+    let limit = bounds.limit(Some(n));
+    let mut meter = Meter::new(clock, bounds, limit);
+    let mut results = Vec::new();
+    // The indices are drawn before timing starts, so that drawing them is not timed.
+    let indices: Vec<usize> = spread(n, limit).collect();
+    for index in indices {
+        if meter.done() {
+            break;
+        }
+        results.push((index, meter.run(index, &items[index], f)?));
+    }
+    results.sort_unstable_by_key(|(i, _)| *i);
+    let complete = results.len() == n;
+    Ok(Sampled {
+        results,
+        figures: meter.finish::<R>(complete),
+    })
+}
+
+/// Samples the first items of `iter` (whose length is `len` when known); returns the items
+/// pulled, in order (input indices `0..`), beside the results, so that none is lost.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) naming the item when `f` panics.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::sample::{sample_iter, SampleBounds};
+/// let mut iter = 0..100u64;
+/// let (prefix, s) = sample_iter(&mut iter, &|x: &u64| x + 1, &SampleBounds::default(), Some(100)).unwrap();
+/// assert_eq!(prefix.len(), s.results.len());
+/// assert_eq!(prefix.len() + iter.count(), 100);
+/// ```
+pub fn sample_iter<I, R, F>(
+    iter: &mut I,
+    f: &F,
+    bounds: &SampleBounds,
+    len: Option<usize>,
+) -> Result<(Vec<I::Item>, Sampled<R>)>
 where
     I: Iterator,
     F: Fn(&I::Item) -> R,
 {
-    let prefix: Vec<I::Item> = iter.by_ref().take(MAX_SAMPLE_ITEMS).collect();
-    measure(prefix.iter().enumerate(), f)
+    sample_iter_with(iter, f, bounds, len, &SystemClock)
 }
 
-fn measure<'a, T: 'a, R, F>(
-    items: impl Iterator<Item = (usize, &'a T)>,
+/// [`sample_iter`] reading time from `clock`.
+///
+/// # Errors
+///
+/// As [`sample_iter`].
+pub fn sample_iter_with<I, R, F, C>(
+    iter: &mut I,
     f: &F,
-) -> Result<Sampled<R>>
+    bounds: &SampleBounds,
+    len: Option<usize>,
+    clock: &C,
+) -> Result<(Vec<I::Item>, Sampled<R>)>
 where
-    F: Fn(&T) -> R,
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+    C: Clock,
 {
+    let limit = bounds.limit(len);
+    let mut meter = Meter::new(clock, bounds, limit);
+    let mut prefix = Vec::new();
     let mut results = Vec::new();
-    let mut times = Vec::new();
-    for (index, item) in items {
-        let start = Instant::now();
-        let r = catch_unwind(AssertUnwindSafe(|| f(item)))
-            .map_err(|payload| Error::panicked(index, payload.as_ref()))?;
-        times.push(start.elapsed().as_secs_f64());
-        results.push((index, r));
+    let mut exhausted = false;
+    while !meter.done() {
+        let Some(item) = iter.next() else {
+            exhausted = true;
+            break;
+        };
+        let index = prefix.len();
+        results.push((index, meter.run(index, &item, f)?));
+        prefix.push(item);
     }
-    let count = times.len();
-    let mean = if count == 0 {
-        0.0
-    } else {
-        times.iter().sum::<f64>() / count as f64
-    };
-    let var = if count < 2 {
-        0.0
-    } else {
-        times.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (count - 1) as f64
-    };
-    let cv = if mean > 0.0 { var.sqrt() / mean } else { 0.0 };
-    Ok(Sampled {
-        results,
-        figures: Sample {
-            count,
-            item_time: mean,
-            cv,
+    let complete = exhausted || len == Some(prefix.len());
+    Ok((
+        prefix,
+        Sampled {
+            results,
+            figures: meter.finish::<R>(complete),
         },
+    ))
+}
+
+/// Indices of `0..n` spread across it: the van der Corput sequence (0, ½, ¼, ¾, …) scaled to
+/// `n`, so that however early sampling stops the indices seen so far cover the input evenly;
+/// when `limit` is most of the input, simply every index.
+fn spread(n: usize, limit: usize) -> impl Iterator<Item = usize> {
+    let dense = limit.saturating_mul(2) >= n;
+    let mut seen = HashSet::new();
+    let mut k: u64 = 0;
+    let mut linear = 0usize;
+    let mut emitted = 0usize;
+    std::iter::from_fn(move || {
+        if emitted >= limit.min(n) {
+            return None;
+        }
+        if dense {
+            emitted += 1;
+            linear += 1;
+            return Some(linear - 1);
+        }
+        // Each new index needs few steps: at most about n / limit positions collide.
+        loop {
+            let i = ((van_der_corput(k) * n as f64) as usize).min(n - 1);
+            k += 1;
+            if seen.insert(i) {
+                emitted += 1;
+                return Some(i);
+            }
+        }
     })
+}
+
+/// The `k`-th element of the base-2 van der Corput sequence, in `[0, 1)`.
+fn van_der_corput(k: u64) -> f64 {
+    k.reverse_bits() as f64 / 2f64.powi(64)
 }

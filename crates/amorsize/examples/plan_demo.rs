@@ -1,0 +1,26 @@
+//! Prints the plans amorsize makes for a few workloads on this machine.
+#![allow(clippy::print_stdout)]
+
+fn spin(x: &u64, rounds: u64) -> u64 {
+    let mut a = *x;
+    for i in 0..rounds {
+        a = std::hint::black_box(a.wrapping_mul(31) ^ i);
+    }
+    a
+}
+
+fn main() {
+    let items: Vec<u64> = (0..10_000).collect();
+    println!("{:?}\n", amorsize::probe::overhead::threads());
+    for (label, rounds) in [
+        ("~1 ns items", 0),
+        ("~1 µs items", 1_000),
+        ("~100 µs items", 100_000),
+    ] {
+        let plan = amorsize::Options::new()
+            .name(label)
+            .optimize(&items, |x| spin(x, rounds))
+            .unwrap();
+        println!("{plan}");
+    }
+}

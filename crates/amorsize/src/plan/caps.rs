@@ -1,0 +1,116 @@
+//! The machine's limits on workers, and where each figure came from.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the machine lets a plan use. Built from the probe ([`Caps::from_machine`]) or filled in
+/// by a backend or a test; [`decide`](crate::plan::decide) turns these into worker limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Caps {
+    /// Cores the work can run on (usable physical cores within the affinity mask).
+    pub cores: usize,
+    /// Where `cores` came from, for the report.
+    pub cores_source: String,
+    /// CPU quota in CPUs (cgroup `cpu.max` or v1 CFS quota), when one is set.
+    pub quota: Option<f64>,
+    /// Memory available to this process in bytes, when known.
+    pub available_memory: Option<u64>,
+    /// Processes this user may still start (`ulimit -u` less those running), when it matters.
+    pub processes: Option<usize>,
+}
+
+impl Caps {
+    /// `cores` cores and nothing else known; `source` says where the figure came from.
+    pub fn cores(cores: usize, source: impl Into<String>) -> Caps {
+        Caps {
+            cores: cores.max(1),
+            cores_source: source.into(),
+            quota: None,
+            available_memory: None,
+            processes: None,
+        }
+    }
+
+    /// The caps of this machine, from what [`probe`](crate::probe) found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let caps = amorsize::plan::Caps::from_machine(amorsize::probe::machine());
+    /// assert!(caps.cores >= 1);
+    /// ```
+    pub fn from_machine(machine: &crate::probe::Machine) -> Caps {
+        Caps::cores(
+            machine.logical_cpus(),
+            "logical CPUs the process may run on",
+        )
+    }
+
+    /// Cores the model may count on: the cores, or the quota when it is lower (fractional).
+    pub fn usable_cores(&self) -> f64 {
+        let cores = self.cores.max(1) as f64;
+        match self.quota {
+            Some(q) if q > 0.0 && q < cores => q,
+            _ => cores,
+        }
+    }
+}
+
+/// What bounded the number of workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// The cores (divided by the CPU one item keeps busy; above the cores for waiting work).
+    Cores,
+    /// The CPU quota.
+    Quota,
+    /// Available memory ÷ memory per worker.
+    Memory,
+    /// Processes the user may still start.
+    Processes,
+    /// The caller's `max_workers` option.
+    MaxWorkers,
+    /// No more workers than items.
+    Items,
+    /// The documented ceiling for waiting work, [`WAITING_WORKERS_PER_CORE`] per core.
+    Waiting,
+    /// The absolute ceiling, [`MAX_WORKERS`].
+    Ceiling,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::Cores => "cores",
+            LimitKind::Quota => "CPU quota",
+            LimitKind::Memory => "memory",
+            LimitKind::Processes => "process limit",
+            LimitKind::MaxWorkers => "max_workers option",
+            LimitKind::Items => "items",
+            LimitKind::Waiting => "waiting-work ceiling",
+            LimitKind::Ceiling => "absolute ceiling",
+        })
+    }
+}
+
+/// One limit on the workers: its kind, the most workers it allows, and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limit {
+    /// What limits.
+    pub kind: LimitKind,
+    /// The most workers it allows.
+    pub workers: usize,
+    /// The figures behind it, for people.
+    pub source: String,
+}
+
+/// Workers per usable core that waiting work may use at most. Work that mostly waits (sleep,
+/// I/O, child processes) gains from workers beyond the cores, but each worker costs a thread or
+/// process, memory and scheduler time; 16 per core covers work that waits 94 % of the time or
+/// more (200 × `sleep 0.05` on 2 cores runs in 7 rounds instead of 100) while keeping a
+/// runaway estimate from starting thousands of workers.
+pub const WAITING_WORKERS_PER_CORE: usize = 16;
+
+/// The most workers any plan uses, whatever the machine: beyond this, per-worker costs the model
+/// does not see (scheduler, file descriptors, stacks) dominate.
+pub const MAX_WORKERS: usize = 1024;

@@ -1,0 +1,175 @@
+//! The plan as a report for people (the original's verbose output).
+
+use super::{Mode, Plan};
+use crate::model::Seconds;
+use std::fmt;
+
+/// Seconds with a unit that keeps three significant digits or so.
+pub(crate) fn secs(s: Seconds) -> String {
+    let a = s.abs();
+    if !s.is_finite() {
+        format!("{s}")
+    } else if a == 0.0 {
+        "0 s".to_owned()
+    } else if a < 1e-6 {
+        format!("{:.1} ns", s * 1e9)
+    } else if a < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if a < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// Bytes in binary units.
+pub(crate) fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "amorsize plan")?;
+        if let Some(name) = &self.name {
+            write!(f, " for {name:?}")?;
+        }
+        match self.mode {
+            Mode::Serial => writeln!(f, ": serial")?,
+            Mode::Parallel => writeln!(
+                f,
+                ": parallel on {} {}, chunks of {} items",
+                self.workers, self.backend, self.chunk
+            )?,
+        }
+        writeln!(f, "  why: {}", self.reason)?;
+        if let Some(w) = &self.workload {
+            writeln!(
+                f,
+                "  workload: {} items of {} (cv {:.2}, CPU {:.0} % of wall{})",
+                w.items,
+                secs(w.item_time),
+                w.cv,
+                w.cpu_fraction * 100.0,
+                if w.self_parallelism > 1.0 {
+                    format!(", {:.1} CPUs per call", w.self_parallelism)
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+        if let (Some(s), Some(p)) = (self.predicted_serial, self.predicted) {
+            writeln!(
+                f,
+                "  predicted: {} (serial {}, speedup {:.2}×)",
+                secs(p),
+                secs(s),
+                self.predicted_speedup().unwrap_or(1.0)
+            )?;
+        }
+        if let Some(p) = &self.prediction {
+            let label = if self.is_parallel() {
+                "chosen"
+            } else {
+                "best refused"
+            };
+            writeln!(
+                f,
+                "  {label} parallel plan: {} workers × chunks of {} → {} ({:.2}×)",
+                p.candidate.workers,
+                p.candidate.chunk,
+                secs(p.total()),
+                p.speedup()
+            )?;
+            writeln!(f, "    {:<16}{:>12}", "compute", secs(p.compute))?;
+            for (term, cost) in p.overheads() {
+                writeln!(f, "    {:<16}{:>12}", term.to_string(), secs(cost))?;
+            }
+        }
+        if let Some(b) = self.bottleneck() {
+            writeln!(
+                f,
+                "  bottleneck: {} ({}): {}",
+                b.term,
+                secs(b.cost),
+                b.remedy
+            )?;
+        }
+        if !self.limits.is_empty() {
+            writeln!(f, "  limits on workers:")?;
+            let binding = self.binding_limit().map(|l| l.kind);
+            for l in &self.limits {
+                writeln!(
+                    f,
+                    "    {:<22}{:>6}  {}{}",
+                    l.kind.to_string(),
+                    l.workers,
+                    l.source,
+                    if Some(l.kind) == binding {
+                        "  (binding)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+        }
+        if let Some(c) = &self.costs {
+            writeln!(
+                f,
+                "  costs ({}): worker start {}{}, chunk dispatch {}{}, transfer {}/KiB",
+                c.backend,
+                secs(c.worker_start),
+                if c.fallbacks.worker_start {
+                    " (fallback)"
+                } else {
+                    ""
+                },
+                secs(c.chunk_dispatch),
+                if c.fallbacks.chunk_dispatch {
+                    " (fallback)"
+                } else {
+                    ""
+                },
+                secs(c.transfer_per_byte * 1024.0)
+            )?;
+        }
+        if let Some(s) = &self.sample {
+            writeln!(
+                f,
+                "  sample: {} items, {} measured",
+                s.count,
+                secs(s.measured)
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_naturally() {
+        assert_eq!(secs(0.0), "0 s");
+        assert_eq!(secs(12e-9), "12.0 ns");
+        assert_eq!(secs(1.5e-5), "15.0 µs");
+        assert_eq!(secs(0.25), "250.0 ms");
+        assert_eq!(secs(3.0), "3.00 s");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+    }
+}

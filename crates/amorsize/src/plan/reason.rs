@@ -1,0 +1,282 @@
+//! Why a plan is what it is: one typed reason for the decision, and warnings.
+
+use super::caps::LimitKind;
+use crate::model::{Seconds, Term};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why the plan chose serial or parallel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+#[non_exhaustive]
+pub enum Reason {
+    /// Nothing is left to run (an empty input, or the sample ran every item).
+    Empty,
+    /// The caller fixed the workers or the chunk size.
+    Fixed,
+    /// The limits allow a single worker.
+    OneWorker {
+        /// The limit that allows one.
+        limit: LimitKind,
+    },
+    /// The whole workload is too small to repay what going parallel costs.
+    TooSmall {
+        /// Predicted serial time.
+        serial: Seconds,
+        /// The best speedup any parallel plan could reach.
+        best_speedup: f64,
+        /// The threshold it had to reach.
+        threshold: f64,
+        /// Decided from a bound (zero measured overheads, all cores) without measuring the
+        /// overheads: even that bound is below the threshold.
+        from_bound: bool,
+    },
+    /// Items are so fast that handing them out costs more than parallelism gains.
+    TooFast {
+        /// Mean time of one item.
+        item_time: Seconds,
+        /// The best speedup any parallel plan could reach.
+        best_speedup: f64,
+        /// The threshold it had to reach.
+        threshold: f64,
+    },
+    /// Moving inputs and results between processes costs more than parallelism gains.
+    TransferDominates {
+        /// Predicted serialization time of the best parallel plan.
+        transfer: Seconds,
+        /// The best speedup any parallel plan could reach.
+        best_speedup: f64,
+        /// The threshold it had to reach.
+        threshold: f64,
+    },
+    /// Workers slow each other down more than they help.
+    Contended {
+        /// The best speedup any parallel plan could reach.
+        best_speedup: f64,
+        /// The threshold it had to reach.
+        threshold: f64,
+    },
+    /// Parallel is predicted faster by at least the threshold.
+    Faster {
+        /// Predicted speedup.
+        speedup: f64,
+        /// The threshold it reached.
+        threshold: f64,
+    },
+}
+
+impl Reason {
+    /// The serial reason for a best parallel plan whose bottleneck is `term`.
+    pub(crate) fn refused(
+        term: Option<Term>,
+        serial: Seconds,
+        item_time: Seconds,
+        transfer: Seconds,
+        best_speedup: f64,
+        threshold: f64,
+    ) -> Reason {
+        match term {
+            Some(Term::Dispatch) => Reason::TooFast {
+                item_time,
+                best_speedup,
+                threshold,
+            },
+            Some(Term::Transfer) => Reason::TransferDominates {
+                transfer,
+                best_speedup,
+                threshold,
+            },
+            Some(Term::Contention) => Reason::Contended {
+                best_speedup,
+                threshold,
+            },
+            _ => Reason::TooSmall {
+                serial,
+                best_speedup,
+                threshold,
+                from_bound: false,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::display::secs;
+        match self {
+            Reason::Empty => f.write_str("nothing left to run"),
+            Reason::Fixed => f.write_str("workers and chunk size fixed by the caller"),
+            Reason::OneWorker { limit } => write!(f, "the {limit} allow only one worker"),
+            Reason::TooSmall {
+                serial,
+                best_speedup,
+                threshold,
+                from_bound,
+            } => {
+                write!(
+                    f,
+                    "too small: the whole workload takes {} serially; ",
+                    secs(*serial)
+                )?;
+                if *from_bound {
+                    write!(
+                        f,
+                        "even with free workers on every core parallel could reach at most \
+                         {best_speedup:.2}× (threshold {threshold}×)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "the best parallel plan reaches {best_speedup:.2}× (threshold {threshold}×)"
+                    )
+                }
+            }
+            Reason::TooFast {
+                item_time,
+                best_speedup,
+                threshold,
+            } => write!(
+                f,
+                "too fast: items take {} each and handing out chunks eats the gain; \
+                 best parallel plan {best_speedup:.2}× (threshold {threshold}×)",
+                secs(*item_time)
+            ),
+            Reason::TransferDominates {
+                transfer,
+                best_speedup,
+                threshold,
+            } => write!(
+                f,
+                "serialization dominates: moving data costs {}; best parallel plan \
+                 {best_speedup:.2}× (threshold {threshold}×)",
+                secs(*transfer)
+            ),
+            Reason::Contended {
+                best_speedup,
+                threshold,
+            } => write!(
+                f,
+                "workers contend: best parallel plan {best_speedup:.2}× (threshold {threshold}×)"
+            ),
+            Reason::Faster { speedup, threshold } => write!(
+                f,
+                "parallel is predicted {speedup:.2}× faster (threshold {threshold}×)"
+            ),
+        }
+    }
+}
+
+/// Something the caller should know about a plan, with what to do about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "warning")]
+#[non_exhaustive]
+pub enum Warning {
+    /// Memory caps the workers below what the cores allow.
+    MemoryCapsWorkers {
+        /// Workers the memory allows.
+        workers: usize,
+        /// Memory one worker needs, bytes.
+        per_worker: u64,
+        /// Memory available, bytes.
+        available: u64,
+    },
+    /// A CPU quota gives fewer CPUs than there are cores.
+    QuotaBelowCores {
+        /// The quota, in CPUs.
+        quota: f64,
+        /// The cores.
+        cores: usize,
+    },
+    /// Item times spread widely; chunks were made smaller to balance the tail.
+    HighSpread {
+        /// Coefficient of variation of the item time.
+        cv: f64,
+    },
+    /// The function runs threads of its own; fewer workers fit on the cores.
+    NestedParallelism {
+        /// Process CPU ÷ thread CPU over the sample.
+        self_parallelism: f64,
+    },
+    /// The sample was too small to trust its figures.
+    SampleTooSmall {
+        /// Items sampled.
+        items: usize,
+        /// Wall time measured in all.
+        measured: Seconds,
+    },
+    /// A named fallback constant stood in for a measurement that failed its quality check.
+    FallbackUsed {
+        /// Which cost.
+        cost: String,
+        /// The constant's name.
+        constant: String,
+        /// Its value.
+        value: Seconds,
+    },
+    /// The input's length is unknown; the plan assumed a length.
+    UnknownLength {
+        /// Items assumed.
+        assumed: usize,
+    },
+}
+
+/// Above this coefficient of variation a [`Warning::HighSpread`] is reported: the standard
+/// deviation exceeds the mean, as for exponentially distributed item times (cv = 1).
+pub const HIGH_SPREAD_CV: f64 = 1.0;
+
+/// Above this ratio of process CPU to thread CPU the function is taken to run threads of its
+/// own; below it, other threads of the process (a logger, an allocator's background thread)
+/// may explain the difference.
+pub const NESTED_PARALLELISM_RATIO: f64 = 1.5;
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::display::{bytes, secs};
+        match self {
+            Warning::MemoryCapsWorkers {
+                workers,
+                per_worker,
+                available,
+            } => write!(
+                f,
+                "memory caps the workers at {workers}: each needs {}, {} available; \
+                 use less memory per item to use more cores",
+                bytes(*per_worker),
+                bytes(*available)
+            ),
+            Warning::QuotaBelowCores { quota, cores } => write!(
+                f,
+                "the CPU quota ({quota:.2} CPUs) is below the {cores} cores; raise the \
+                 container's CPU limit to use them"
+            ),
+            Warning::HighSpread { cv } => write!(
+                f,
+                "item times spread widely (cv {cv:.2}); chunks are smaller to keep the tail short"
+            ),
+            Warning::NestedParallelism { self_parallelism } => write!(
+                f,
+                "the function keeps {self_parallelism:.1} CPUs busy per call (threads of its \
+                 own); fewer workers fit — limit its inner threads to use more workers"
+            ),
+            Warning::SampleTooSmall { items, measured } => write!(
+                f,
+                "the sample ({items} items, {}) is too small to trust; predictions may be off",
+                secs(*measured)
+            ),
+            Warning::FallbackUsed {
+                cost,
+                constant,
+                value,
+            } => write!(
+                f,
+                "{cost} could not be measured reliably; used the fallback {constant} = {}",
+                secs(*value)
+            ),
+            Warning::UnknownLength { assumed } => write!(
+                f,
+                "the input's length is unknown; planned as if it had {assumed} items \
+                 (set Options::items to say)"
+            ),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Planning from a sample of the user's function on the thread backend: sample, prove serial
+//! from a bound or measure the overheads, decide.
+
+use super::{decide, speedup_bound, Caps, Options, Plan, Reason, Warning};
+use crate::model::Workload;
+use crate::probe::overhead;
+use crate::sample::{self, Sample, Sampled, MIN_TRUSTED_SAMPLE};
+use crate::Result;
+
+/// Items an iterator of unknown length is planned for: long enough that a stream of
+/// millisecond items goes parallel, short enough that microsecond items are not sent to workers
+/// on the strength of a guess. Reported as [`Warning::UnknownLength`];
+/// [`Options::items`] replaces it.
+pub const ASSUMED_ITEMS: usize = 10_000;
+
+/// Samples `items` with `f`, then decides. The sampled results are returned (with their input
+/// indices) so that execution does not run those items again; the plan is for the others.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics on
+/// a sampled item.
+///
+/// # Examples
+///
+/// ```
+/// let items: Vec<u64> = (0..100).collect();
+/// let (plan, sampled) = amorsize::plan::plan_slice(&items, &|x: &u64| x + 1, &amorsize::Options::new()).unwrap();
+/// assert!(!plan.is_parallel()); // a microsecond of work in all: serial
+/// assert_eq!(plan.items(), Some(items.len() - sampled.results.len()));
+/// assert!(sampled.results.iter().all(|(i, r)| *r == items[*i] + 1));
+/// ```
+pub fn plan_slice<T, R, F>(items: &[T], f: &F, options: &Options) -> Result<(Plan, Sampled<R>)>
+where
+    F: Fn(&T) -> R,
+{
+    let sampled = sample::sample_slice(items, f, &options.sample)?;
+    let rest = items.len() - sampled.results.len();
+    let plan = plan_sampled(
+        sampled.figures.workload(rest),
+        &sampled.figures,
+        options,
+        None,
+    );
+    Ok((plan, sampled))
+}
+
+/// What [`plan_iter`] returns: the plan, the sampled results, and the items to continue with.
+#[derive(Debug)]
+pub struct PlannedIter<I: Iterator, R> {
+    /// The plan for the items after the sample.
+    pub plan: Plan,
+    /// Results of the sampled prefix, with indices `0..prefix.len()`.
+    pub sampled: Sampled<R>,
+    /// The items the sample pulled, in order; already run (their results are in `sampled`).
+    pub prefix: Vec<I::Item>,
+    /// The rest of the iterator; its first item has index `prefix.len()`.
+    pub rest: I,
+}
+
+/// Samples the first items of `iter` with `f`, then decides for the rest. The pulled items are
+/// returned (never lost) beside their results. The length is taken from
+/// [`Options::items`], else an exact `size_hint`, else assumed ([`ASSUMED_ITEMS`], with a
+/// warning).
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics on
+/// a sampled item.
+///
+/// # Examples
+///
+/// ```
+/// let planned = amorsize::plan::plan_iter(0..500u64, &|x: &u64| x * 3, &amorsize::Options::new()).unwrap();
+/// let all: Vec<u64> = planned.prefix.into_iter().chain(planned.rest).collect();
+/// assert_eq!(all, (0..500).collect::<Vec<_>>());
+/// ```
+pub fn plan_iter<I, R, F>(mut iter: I, f: &F, options: &Options) -> Result<PlannedIter<I, R>>
+where
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+{
+    let (lower, upper) = iter.size_hint();
+    let known = options.items.or(if upper == Some(lower) {
+        Some(lower)
+    } else {
+        None
+    });
+    let (prefix, sampled) = sample::sample_iter(&mut iter, f, &options.sample, known)?;
+    let (total, assumed) = match known {
+        _ if sampled.figures.complete => (prefix.len(), None),
+        Some(n) => (n, None),
+        None => {
+            let n = ASSUMED_ITEMS.max(lower.saturating_add(prefix.len()));
+            (n, Some(n))
+        }
+    };
+    let rest = total.saturating_sub(prefix.len());
+    let plan = plan_sampled(
+        sampled.figures.workload(rest),
+        &sampled.figures,
+        options,
+        assumed,
+    );
+    Ok(PlannedIter {
+        plan,
+        sampled,
+        prefix,
+        rest: iter,
+    })
+}
+
+/// Decides for `items` more items like the sampled ones (`figures`) on the thread backend,
+/// for a caller that sampled by itself (with [`sample`](crate::sample)).
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::sample::{sample_iter, SampleBounds};
+/// let mut iter = 0..1000u64;
+/// let (_, sampled) = sample_iter(&mut iter, &|x: &u64| x + 1, &SampleBounds::default(), None).unwrap();
+/// let rest: Vec<u64> = iter.collect();
+/// let plan = amorsize::plan::plan_sample(&sampled.figures, rest.len(), &amorsize::Options::new());
+/// assert_eq!(plan.items(), Some(rest.len()));
+/// ```
+pub fn plan_sample(figures: &Sample, items: usize, options: &Options) -> Plan {
+    plan_sampled(figures.workload(items), figures, options, None)
+}
+
+/// Decides for `workload` on the thread backend: from the bound alone when it proves that no
+/// parallel plan can win, otherwise with the measured (cached) thread costs.
+fn plan_sampled(
+    workload: Workload,
+    figures: &Sample,
+    options: &Options,
+    assumed: Option<usize>,
+) -> Plan {
+    let caps = Caps::from_machine(crate::probe::machine());
+    let measured = overhead::threads_if_measured();
+    let bound = speedup_bound(&workload, &caps, options, overhead::PARALLEL_FLOOR);
+    let mut plan = match measured {
+        None if options.workers.is_none() && workload.items > 0 && bound < options.threshold => {
+            // Proven serial without measuring anything: decide with ideal costs for the
+            // figures, then refuse, saying why.
+            let ideal = crate::model::Costs::zero(crate::model::Backend::Threads);
+            let refuse_all = Options {
+                threshold: f64::MAX,
+                ..options.clone()
+            };
+            let mut plan = decide(&workload, &ideal, &caps, &refuse_all);
+            plan.refuse_from_bound(Reason::TooSmall {
+                serial: workload.serial_time(),
+                best_speedup: bound,
+                threshold: options.threshold,
+                from_bound: true,
+            });
+            plan
+        }
+        _ => decide(&workload, &overhead::threads().costs, &caps, options),
+    };
+    if !figures.complete
+        && (figures.count < options.sample.min_items || figures.measured < MIN_TRUSTED_SAMPLE)
+    {
+        plan.push_warning(Warning::SampleTooSmall {
+            items: figures.count,
+            measured: figures.measured,
+        });
+    }
+    if let Some(assumed) = assumed {
+        plan.push_warning(Warning::UnknownLength { assumed });
+    }
+    plan.set_sample(figures.clone());
+    plan
+}

@@ -1,0 +1,121 @@
+//! Clocks a sample reads: wall time, the calling thread's CPU time, the process's CPU time.
+//! Behind a trait so that tests drive sampling with a fake clock instead of timing anything.
+
+use crate::model::Seconds;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// One reading of the three clocks, in seconds from an arbitrary origin each.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reading {
+    /// Wall-clock time (monotonic).
+    pub wall: Seconds,
+    /// CPU time of the calling thread.
+    pub thread_cpu: Seconds,
+    /// CPU time of the whole process (all its threads).
+    pub process_cpu: Seconds,
+}
+
+impl std::ops::Sub for Reading {
+    type Output = Reading;
+    fn sub(self, earlier: Reading) -> Reading {
+        Reading {
+            wall: self.wall - earlier.wall,
+            thread_cpu: self.thread_cpu - earlier.thread_cpu,
+            process_cpu: self.process_cpu - earlier.process_cpu,
+        }
+    }
+}
+
+/// What sampling reads time from.
+pub trait Clock {
+    /// Reads the clocks.
+    fn now(&self) -> Reading;
+
+    /// Reads the wall clock alone: what each item is timed with, because the CPU clocks are
+    /// system calls (hundreds of ns) while the wall clock is read in user space (tens of ns).
+    fn wall(&self) -> Seconds {
+        self.now().wall
+    }
+
+    /// What one timed interval costs with nothing inside it (reading the clocks), subtracted
+    /// from each item's wall time so that very fast items are not overestimated.
+    fn overhead(&self) -> Seconds {
+        0.0
+    }
+}
+
+/// The real clocks: `Instant` for wall time, `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` and
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` for CPU time (see clock_gettime(2)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Reading {
+        Reading {
+            wall: self.wall(),
+            thread_cpu: cpu_time(libc::CLOCK_THREAD_CPUTIME_ID),
+            process_cpu: cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID),
+        }
+    }
+
+    fn wall(&self) -> Seconds {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64()
+    }
+
+    /// The median of empty wall-clock intervals, measured once per process (as criterion and
+    /// divan measure their timer's overhead once); the median, not the least, so that what is
+    /// subtracted is what a typical item's timing pays.
+    fn overhead(&self) -> Seconds {
+        static OVERHEAD: OnceLock<Seconds> = OnceLock::new();
+        *OVERHEAD.get_or_init(|| {
+            let mut empty: Vec<Seconds> = (0..63)
+                .map(|_| {
+                    let a = self.wall();
+                    let b = self.wall();
+                    b - a
+                })
+                .collect();
+            empty.sort_by(f64::total_cmp);
+            empty[empty.len() / 2].max(0.0)
+        })
+    }
+}
+
+/// CPU time of `clock` in seconds; 0 when the clock is unavailable (then CPU figures read as
+/// "unknown" and the sample assumes CPU-bound work).
+fn cpu_time(clock: libc::clockid_t) -> Seconds {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and both clock
+    // ids are defined by POSIX for the calling thread and process.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clocks_never_go_back() {
+        let a = SystemClock.now();
+        let mut x = 0u64;
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let b = SystemClock.now();
+        let d = b - a;
+        assert!(
+            d.wall >= 0.0 && d.thread_cpu >= 0.0 && d.process_cpu >= 0.0,
+            "{d:?}"
+        );
+        assert!(SystemClock.overhead() >= 0.0);
+    }
+}

@@ -1,0 +1,162 @@
+//! Timing of sampled items: one by one while items are slow enough to time alone, in growing
+//! batches once an item takes less than the clock's own overhead many times over.
+
+use super::{Clock, Reading, Sample, SampleBounds};
+use crate::model::Seconds;
+use crate::{Error, Result};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// A timed batch should last this many times the clock's overhead before the overhead's
+/// jitter is a small error (2 %): below it, the next batch holds twice the items.
+const BATCH_OVER_OVERHEAD: f64 = 50.0;
+
+/// ...and at least this long, for clocks whose overhead reads as zero.
+const MIN_BATCH_TIME: Seconds = 1e-6;
+
+/// Times items and keeps the running figures.
+pub(super) struct Meter<'c, C> {
+    clock: &'c C,
+    bounds: &'c SampleBounds,
+    limit: usize,
+    overhead: Seconds,
+    start: Reading,
+    count: usize,
+    /// Items per timed batch now.
+    batch: usize,
+    /// The open batch: when it started, items so far.
+    open: Option<(Seconds, usize)>,
+    /// Closed batches: net wall time, items.
+    batches: Vec<(Seconds, usize)>,
+    measured: Seconds,
+}
+
+impl<'c, C: Clock> Meter<'c, C> {
+    pub(super) fn new(clock: &'c C, bounds: &'c SampleBounds, limit: usize) -> Self {
+        Meter {
+            clock,
+            bounds,
+            limit,
+            overhead: clock.overhead(),
+            start: clock.now(),
+            count: 0,
+            batch: 1,
+            open: None,
+            batches: Vec::new(),
+            measured: 0.0,
+        }
+    }
+
+    /// Whether the sample has enough: the item limit, or the minimum items and the target time.
+    pub(super) fn done(&self) -> bool {
+        self.count >= self.limit
+            || (self.open.is_none()
+                && self.count >= self.bounds.min_items
+                && self.measured >= self.bounds.target_time.as_secs_f64())
+    }
+
+    /// Runs `f` on `item` (input index `index`), timing it alone or within the open batch.
+    pub(super) fn run<T, R, F: Fn(&T) -> R>(&mut self, index: usize, item: &T, f: &F) -> Result<R> {
+        let (since, items) = match self.open {
+            Some(open) => open,
+            None => (self.clock.wall(), 0),
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| f(item)))
+            .map_err(|payload| Error::panicked(index, payload.as_ref()))?;
+        self.count += 1;
+        self.open = Some((since, items + 1));
+        if items + 1 >= self.batch || self.count >= self.limit {
+            self.close();
+        }
+        Ok(result)
+    }
+
+    fn close(&mut self) {
+        let Some((since, items)) = self.open.take() else {
+            return;
+        };
+        let net = (self.clock.wall() - since - self.overhead).max(0.0);
+        self.batches.push((net, items));
+        self.measured += net;
+        if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
+            self.batch = self.batch.saturating_mul(2);
+        }
+    }
+
+    pub(super) fn finish<R>(mut self, complete: bool) -> Sample {
+        self.close();
+        let total = self.clock.now() - self.start;
+        let count = self.count;
+        let measured = self.measured;
+        let mean = if count == 0 {
+            0.0
+        } else {
+            measured / count as f64
+        };
+        let cv = if mean > 0.0 {
+            self.variance(mean).sqrt() / mean
+        } else {
+            0.0
+        };
+        // CPU figures come from the span of the whole sample (the CPU clocks are system calls,
+        // too costly to read around every item); the sampler's own work in that span is CPU
+        // time too, which leans the figure towards CPU-bound, the side that never
+        // oversubscribes the cores. Unknown figures read as CPU-bound single-threaded work.
+        let cpu_fraction = if total.wall > 0.0 && total.thread_cpu > 0.0 {
+            (total.thread_cpu / total.wall).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        // Process CPU counts every thread of the process over the same span as the thread's,
+        // so the sampler's own work cancels out; below the nested-parallelism ratio the
+        // difference is taken for other threads of the process, not for the function.
+        let ratio = if total.thread_cpu > 0.0 {
+            total.process_cpu / total.thread_cpu
+        } else {
+            1.0
+        };
+        let self_parallelism = if ratio >= crate::plan::NESTED_PARALLELISM_RATIO {
+            ratio
+        } else {
+            1.0
+        };
+        Sample {
+            count,
+            item_time: mean,
+            cv,
+            cpu_fraction,
+            self_parallelism,
+            result_bytes: std::mem::size_of::<R>() as u64,
+            measured,
+            complete,
+        }
+    }
+
+    /// The variance of one item's time. A batch of `b` independent items has a per-item mean
+    /// whose variance is σ²/b, so `b (m − mean)²` estimates σ² whatever the batch size. Batches
+    /// too short to time reliably are left out when enough others remain.
+    fn variance(&self, mean: Seconds) -> f64 {
+        let floor = (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME);
+        let reliable: Vec<(Seconds, usize)> = self
+            .batches
+            .iter()
+            .copied()
+            .filter(|(net, _)| *net >= floor)
+            .collect();
+        let used = if reliable.len() >= 2 {
+            &reliable
+        } else {
+            &self.batches
+        };
+        if used.len() < 2 {
+            return 0.0;
+        }
+        let sum: f64 = used
+            .iter()
+            .map(|&(net, b)| {
+                let m = net / b as f64;
+                b as f64 * (m - mean).powi(2)
+            })
+            .sum();
+        sum / (used.len() - 1) as f64
+    }
+}

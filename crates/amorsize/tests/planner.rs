@@ -1,0 +1,500 @@
+//! The planner's acceptance tests: synthetic workloads and a fake clock, no timing.
+
+use amorsize::model::{Backend, Costs, Fallbacks, Transfer, Workload};
+use amorsize::plan::{self, decide, Caps, LimitKind, Plan, Reason, Warning};
+use amorsize::sample::{sample_iter_with, sample_slice_with, Clock, Reading, SampleBounds};
+use amorsize::{ErrorKind, Options};
+use std::cell::Cell;
+use std::num::NonZeroUsize;
+
+/// Thread costs of the order measured on ordinary Linux machines.
+fn threads() -> Costs {
+    Costs {
+        worker_start: 50e-6,
+        chunk_dispatch: 2e-6,
+        ..Costs::zero(Backend::Threads)
+    }
+}
+
+fn caps(cores: usize) -> Caps {
+    Caps::cores(cores, "test machine")
+}
+
+#[test]
+fn tiny_work_is_serial_because_too_small() {
+    let plan = decide(
+        &Workload::new(100, 50e-9),
+        &threads(),
+        &caps(8),
+        &Options::new(),
+    );
+    assert!(!plan.is_parallel());
+    assert_eq!(plan.workers().get(), 1);
+    assert!(matches!(plan.reason(), Reason::TooSmall { .. }), "{plan}");
+    assert!(plan.to_string().contains("too small"), "{plan}");
+}
+
+#[test]
+fn a_tiny_function_on_a_real_sample_is_serial_and_too_small() {
+    let items: Vec<u32> = (0..200).collect();
+    let plan = amorsize::optimize(&items, |x| x + 1).unwrap();
+    assert!(!plan.is_parallel());
+    assert!(matches!(plan.reason(), Reason::TooSmall { .. }), "{plan}");
+}
+
+#[test]
+fn ten_ms_items_times_a_hundred_use_every_core() {
+    for cores in [2, 3, 4, 8, 16] {
+        let plan = decide(
+            &Workload::new(100, 10e-3),
+            &threads(),
+            &caps(cores),
+            &Options::new(),
+        );
+        assert!(plan.is_parallel(), "{plan}");
+        assert_eq!(plan.workers().get(), cores, "{plan}");
+        assert!(matches!(plan.reason(), Reason::Faster { .. }));
+        let speedup = plan.predicted_speedup().unwrap();
+        assert!(speedup <= cores as f64 && speedup > 1.2, "{plan}");
+    }
+}
+
+#[test]
+fn memory_for_one_item_per_worker_caps_the_workers() {
+    let gib = 1u64 << 30;
+    let work = Workload {
+        worker_memory: gib,
+        ..Workload::new(1000, 10e-3)
+    };
+    let caps = Caps {
+        available_memory: Some(3 * gib + gib / 2),
+        ..caps(8)
+    };
+    let plan = decide(&work, &threads(), &caps, &Options::new());
+    assert_eq!(plan.workers().get(), 3, "{plan}");
+    assert_eq!(plan.binding_limit().unwrap().kind, LimitKind::Memory);
+    assert!(plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::MemoryCapsWorkers { workers: 3, .. })));
+}
+
+#[test]
+fn high_spread_gets_smaller_chunks_than_uniform_items() {
+    let costs = Costs {
+        chunk_dispatch: 100e-6,
+        ..threads()
+    };
+    let uniform = decide(
+        &Workload::new(10_000, 1e-3),
+        &costs,
+        &caps(4),
+        &Options::new(),
+    );
+    let spread = decide(
+        &Workload {
+            cv: 2.0,
+            ..Workload::new(10_000, 1e-3)
+        },
+        &costs,
+        &caps(4),
+        &Options::new(),
+    );
+    assert!(uniform.is_parallel() && spread.is_parallel());
+    assert!(
+        spread.chunk_size() < uniform.chunk_size(),
+        "cv 2: {}, cv 0: {}",
+        spread.chunk_size(),
+        uniform.chunk_size()
+    );
+    assert!(spread
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::HighSpread { .. })));
+}
+
+#[test]
+fn waiting_work_uses_more_workers_than_cores() {
+    let sleepy = Workload {
+        cpu_fraction: 0.02,
+        ..Workload::new(200, 50e-3)
+    };
+    let plan = decide(&sleepy, &threads(), &caps(2), &Options::new());
+    assert!(plan.workers().get() > 2, "{plan}");
+    assert!(plan.workers().get() <= 2 * plan::WAITING_WORKERS_PER_CORE);
+    assert!(plan.predicted_speedup().unwrap() > 2.0);
+}
+
+#[test]
+fn cpu_bound_work_never_uses_more_workers_than_cores() {
+    for cores in [1, 2, 5] {
+        let plan = decide(
+            &Workload::new(100_000, 1e-3),
+            &threads(),
+            &caps(cores),
+            &Options::new(),
+        );
+        assert!(plan.workers().get() <= cores, "{plan}");
+    }
+    let one = decide(
+        &Workload::new(100, 1.0),
+        &threads(),
+        &caps(1),
+        &Options::new(),
+    );
+    assert!(matches!(
+        one.reason(),
+        Reason::OneWorker {
+            limit: LimitKind::Cores
+        }
+    ));
+}
+
+#[test]
+fn a_function_with_threads_of_its_own_gets_fewer_workers() {
+    let nested = Workload {
+        self_parallelism: 4.0,
+        ..Workload::new(1000, 10e-3)
+    };
+    let plan = decide(&nested, &threads(), &caps(8), &Options::new());
+    assert_eq!(plan.workers().get(), 2, "{plan}");
+    assert!(plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::NestedParallelism { .. })));
+}
+
+#[test]
+fn a_quota_below_the_cores_caps_the_workers_and_says_so() {
+    let quota = Caps {
+        quota: Some(2.5),
+        ..caps(8)
+    };
+    let plan = decide(
+        &Workload::new(1000, 10e-3),
+        &threads(),
+        &quota,
+        &Options::new(),
+    );
+    assert_eq!(plan.workers().get(), 2, "{plan}");
+    assert_eq!(plan.binding_limit().unwrap().kind, LimitKind::Quota);
+    assert!(plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::QuotaBelowCores { .. })));
+}
+
+#[test]
+fn work_dominated_by_serialization_is_refused_with_that_reason() {
+    let work = Workload {
+        transfer: Transfer {
+            input_time: 2e-3,
+            output_time: 1e-3,
+            input_bytes: 1 << 20,
+            output_bytes: 1 << 10,
+        },
+        ..Workload::new(1000, 1e-3)
+    };
+    let costs = Costs {
+        worker_start: 5e-3,
+        chunk_dispatch: 50e-6,
+        transfer_per_byte: 1e-9,
+        ..Costs::zero(Backend::Processes)
+    };
+    let plan = decide(&work, &costs, &caps(8), &Options::new());
+    assert!(!plan.is_parallel(), "{plan}");
+    assert!(
+        matches!(plan.reason(), Reason::TransferDominates { .. }),
+        "{plan}"
+    );
+    assert_eq!(
+        plan.bottleneck().unwrap().term,
+        amorsize::model::Term::Transfer
+    );
+    assert_eq!(plan.backend(), Backend::Processes);
+}
+
+#[test]
+fn fallback_constants_are_reported() {
+    let costs = Costs {
+        fallbacks: Fallbacks {
+            worker_start: true,
+            ..Fallbacks::default()
+        },
+        ..threads()
+    };
+    let plan = decide(
+        &Workload::new(100, 10e-3),
+        &costs,
+        &caps(4),
+        &Options::new(),
+    );
+    assert!(plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::FallbackUsed { cost, .. } if cost == "worker start")));
+    assert!(plan.to_string().contains("fallback"));
+}
+
+#[test]
+fn fixed_workers_and_chunk_are_kept_with_a_prediction() {
+    let options = Options::new()
+        .workers(NonZeroUsize::new(3).unwrap())
+        .chunk_size(NonZeroUsize::new(7).unwrap());
+    let plan = decide(&Workload::new(1000, 1e-9), &threads(), &caps(8), &options);
+    assert_eq!((plan.workers().get(), plan.chunk_size().get()), (3, 7));
+    assert!(plan.is_parallel());
+    assert_eq!(plan.reason(), &Reason::Fixed);
+    assert!(plan.predicted_speedup().unwrap() < 1.0);
+}
+
+#[test]
+fn max_workers_and_the_threshold_are_honoured() {
+    let work = Workload::new(1000, 10e-3);
+    let capped = decide(
+        &work,
+        &threads(),
+        &caps(8),
+        &Options::new().max_workers(NonZeroUsize::new(3).unwrap()),
+    );
+    assert_eq!(capped.workers().get(), 3);
+    assert_eq!(capped.binding_limit().unwrap().kind, LimitKind::MaxWorkers);
+    let strict = decide(&work, &threads(), &caps(2), &Options::new().threshold(2.5));
+    assert!(!strict.is_parallel(), "{strict}");
+}
+
+#[test]
+fn empty_input_is_serial_with_nothing_to_run() {
+    let plan = decide(
+        &Workload::new(0, 1.0),
+        &threads(),
+        &caps(4),
+        &Options::new(),
+    );
+    assert!(!plan.is_parallel());
+    assert_eq!(plan.reason(), &Reason::Empty);
+}
+
+#[test]
+fn plans_with_nonsense_figures_stay_serial_and_finite() {
+    let nonsense = Workload {
+        item_time: f64::NAN,
+        cv: f64::INFINITY,
+        cpu_fraction: -3.0,
+        ..Workload::new(100, 0.0)
+    };
+    let plan = decide(&nonsense, &threads(), &caps(4), &Options::new());
+    assert!(!plan.is_parallel());
+    assert!(Plan::from_json(&plan.to_json()).is_ok());
+}
+
+#[test]
+fn a_plan_round_trips_through_json_and_explains_itself() {
+    let plan = decide(
+        &Workload::new(500, 2e-3),
+        &threads(),
+        &caps(4),
+        &Options::new().name("resize"),
+    );
+    let text = plan.to_string();
+    for needle in [
+        "resize",
+        "parallel",
+        "why:",
+        "compute",
+        "tail imbalance",
+        "limits",
+        "binding",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let loaded = Plan::from_json(&plan.to_json()).unwrap();
+    assert_eq!(loaded, plan);
+    assert_eq!(loaded.workers(), plan.workers());
+    let json: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    assert_eq!(json["reason"]["reason"], "faster");
+    let err = Plan::from_json("{\"mode\": 3}").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_panicking_sample_is_an_error_naming_the_item() {
+    let items: Vec<u32> = (0..5).collect();
+    let err = plan::plan_slice(
+        &items,
+        &|x: &u32| {
+            assert!(*x != 1, "boom on one");
+            *x
+        },
+        &Options::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panicked);
+    assert_eq!(err.item(), Some(1));
+    assert!(err.to_string().contains("boom on one"), "{err}");
+
+    let err = plan::plan_iter(
+        0..100u32,
+        &|x: &u32| {
+            assert!(*x != 2, "boom on two");
+        },
+        &Options::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.item(), Some(2));
+}
+
+#[test]
+fn iterator_items_are_never_lost_nor_run_twice() {
+    let planned = plan::plan_iter(
+        (0..100_000u64).filter(|x| x % 3 != 0),
+        &|x: &u64| x * 2,
+        &Options::new(),
+    )
+    .unwrap();
+    let expected: Vec<u64> = (0..100_000).filter(|x| x % 3 != 0).collect();
+    assert_eq!(planned.sampled.results.len(), planned.prefix.len());
+    for (i, r) in &planned.sampled.results {
+        assert_eq!(*r, planned.prefix[*i] * 2);
+    }
+    // Unknown length (a filter): planned for an assumed length, and said so.
+    assert!(planned
+        .plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::UnknownLength { .. })));
+    let all: Vec<u64> = planned.prefix.into_iter().chain(planned.rest).collect();
+    assert_eq!(all, expected);
+
+    let (_, preserved) = amorsize::optimize_iter(0..10u8, |x| *x).unwrap();
+    assert_eq!(preserved.collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+}
+
+/// A clock that advances by fixed steps at each reading: wall by `step`, the thread's CPU by
+/// `cpu` × `step`, the process's CPU by `process` × that.
+struct FakeClock {
+    readings: Cell<u32>,
+    step: f64,
+    cpu: f64,
+    process: f64,
+}
+
+impl FakeClock {
+    fn new(step: f64) -> Self {
+        FakeClock {
+            readings: Cell::new(0),
+            step,
+            cpu: 1.0,
+            process: 1.0,
+        }
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Reading {
+        let k = self.readings.get();
+        self.readings.set(k + 1);
+        let wall = f64::from(k) * self.step;
+        Reading {
+            wall,
+            thread_cpu: wall * self.cpu,
+            process_cpu: wall * self.cpu * self.process,
+        }
+    }
+}
+
+#[test]
+fn sampling_stops_once_the_target_time_is_measured() {
+    let items: Vec<u32> = (0..100_000).collect();
+    let bounds = SampleBounds::default();
+    // 10 µs per item: 100 µs after 10 items.
+    let s = sample_slice_with(&items, &|x: &u32| *x, &bounds, &FakeClock::new(10e-6)).unwrap();
+    assert_eq!(s.figures.count, 10);
+    assert!((s.figures.item_time - 10e-6).abs() < 1e-12);
+    assert!(s.figures.cv < 1e-9);
+    // 1 ms per item: the minimum of 3.
+    let s = sample_slice_with(&items, &|x: &u32| *x, &bounds, &FakeClock::new(1e-3)).unwrap();
+    assert_eq!(s.figures.count, bounds.min_items);
+    // 1 ns per item: the cap (5 % of the input, at most 1000).
+    let s = sample_slice_with(&items, &|x: &u32| *x, &bounds, &FakeClock::new(1e-9)).unwrap();
+    assert_eq!(s.figures.count, 1000);
+    let small: Vec<u32> = (0..100).collect();
+    let s = sample_slice_with(&small, &|x: &u32| *x, &bounds, &FakeClock::new(1e-9)).unwrap();
+    assert_eq!(s.figures.count, 5);
+}
+
+#[test]
+fn a_slice_is_sampled_across_its_length_and_results_keep_their_indices() {
+    let items: Vec<u32> = (0..10_000).collect();
+    let s = sample_slice_with(
+        &items,
+        &|x: &u32| x + 1,
+        &SampleBounds::default(),
+        &FakeClock::new(1e-9),
+    )
+    .unwrap();
+    let indices: Vec<usize> = s.results.iter().map(|(i, _)| *i).collect();
+    assert!(
+        indices.windows(2).all(|w| w[0] < w[1]),
+        "sorted and distinct"
+    );
+    assert!(indices.iter().any(|&i| i < 2500) && indices.iter().any(|&i| i >= 7500));
+    assert!(s.results.iter().all(|(i, r)| *r == items[*i] + 1));
+    assert!(!s.figures.complete);
+}
+
+#[test]
+fn cpu_and_process_time_tell_waiting_and_nested_work() {
+    let waiting = FakeClock {
+        cpu: 0.1,
+        ..FakeClock::new(1e-3)
+    };
+    let mut iter = 0..100u32;
+    let (prefix, s) = sample_iter_with(
+        &mut iter,
+        &|x: &u32| *x,
+        &SampleBounds::default(),
+        Some(100),
+        &waiting,
+    )
+    .unwrap();
+    assert_eq!(prefix, vec![0, 1, 2]);
+    assert!((s.figures.cpu_fraction - 0.1).abs() < 1e-9);
+    assert_eq!(s.figures.self_parallelism, 1.0);
+
+    let nested = FakeClock {
+        process: 4.0,
+        ..FakeClock::new(1e-3)
+    };
+    let (_, s) = sample_iter_with(
+        &mut (0..100u32),
+        &|x: &u32| *x,
+        &SampleBounds::default(),
+        None,
+        &nested,
+    )
+    .unwrap();
+    assert!((s.figures.self_parallelism - 4.0).abs() < 1e-9);
+    assert!(!s.figures.complete);
+
+    // An iterator shorter than the sample is sampled whole.
+    let (prefix, s) = sample_iter_with(
+        &mut (0..2u32),
+        &|x: &u32| *x,
+        &SampleBounds::default(),
+        None,
+        &nested,
+    )
+    .unwrap();
+    assert_eq!(prefix.len(), 2);
+    assert!(s.figures.complete);
+}
+
+#[test]
+fn a_fully_sampled_input_leaves_nothing_to_run() {
+    let items = [1u8, 2];
+    let (plan, sampled) = plan::plan_slice(&items, &|x: &u8| *x, &Options::new()).unwrap();
+    assert_eq!(sampled.results.len(), 2);
+    assert_eq!(plan.reason(), &Reason::Empty);
+    assert!(!plan.is_parallel());
+}
