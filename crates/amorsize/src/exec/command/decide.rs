@@ -403,6 +403,7 @@ pub(crate) fn decide(
         self_parallelism: m.cpu_ratio.max(1.0),
         result_bytes: m.output_bytes,
         transfer: Transfer::default(),
+        ..Workload::default()
     };
     let costs = Costs {
         backend: Backend::Commands,
@@ -413,6 +414,7 @@ pub(crate) fn decide(
             m.start_cost
         },
         transfer_per_byte: 0.0,
+        fallbacks: Default::default(),
     };
     CommandPlan {
         jobs: nz(jobs),
