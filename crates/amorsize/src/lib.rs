@@ -40,9 +40,9 @@ pub type Preserved<I> = std::iter::Chain<std::vec::IntoIter<<I as Iterator>::Ite
 /// # Examples
 ///
 /// ```
-/// let items: Vec<u64> = (0..1000).collect();
+/// let items: Vec<u64> = (0..100).collect();
 /// let plan = amorsize::optimize(&items, |x| x * x).unwrap();
-/// // Nanoseconds of work in all: never worth a thread.
+/// // A microsecond of work in all: never worth a thread.
 /// assert!(!plan.is_parallel());
 /// println!("{plan}");
 /// ```

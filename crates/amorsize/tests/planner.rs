@@ -399,6 +399,8 @@ impl Clock for FakeClock {
             wall,
             thread_cpu: wall * self.cpu,
             process_cpu: wall * self.cpu * self.process,
+            // Work that is not all CPU blocks at every item.
+            blocked: if self.cpu < 1.0 { u64::from(k) } else { 0 },
         }
     }
 }
@@ -461,6 +463,30 @@ fn cpu_and_process_time_tell_waiting_and_nested_work() {
     assert_eq!(prefix, vec![0, 1, 2]);
     assert!((s.figures.cpu_fraction - 0.1).abs() < 1e-9);
     assert_eq!(s.figures.self_parallelism, 1.0);
+
+    // A thread that never blocked was preempted, not waiting: CPU-bound.
+    struct Preempted(FakeClock);
+    impl Clock for Preempted {
+        fn now(&self) -> Reading {
+            Reading {
+                blocked: 0,
+                ..self.0.now()
+            }
+        }
+    }
+    let preempted = Preempted(FakeClock {
+        cpu: 0.3,
+        ..FakeClock::new(1e-3)
+    });
+    let (_, s) = sample_iter_with(
+        &mut (0..100u32),
+        &|x: &u32| *x,
+        &SampleBounds::default(),
+        None,
+        &preempted,
+    )
+    .unwrap();
+    assert_eq!(s.figures.cpu_fraction, 1.0);
 
     let nested = FakeClock {
         process: 4.0,

@@ -2,20 +2,63 @@
 //! ([`probe::overhead`](crate::probe::overhead) holds the protocol: repeats, quality checks,
 //! fallbacks, the cache). Here because only `exec` starts threads.
 
+use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Wall time, in seconds, to build a rayon pool of `workers` threads, run a no-op on every
-/// thread (so that each has really started) and drop the pool; `None` when the pool cannot be
-/// built (out of threads).
+/// How long dropping a calibration pool may take to see its threads exit.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// A rayon pool whose threads say when they have exited, so that calibration leaves no thread
+/// behind it (rayon's `ThreadPool` lets its threads exit on their own after the drop).
+struct Pool {
+    pool: Option<rayon::ThreadPool>,
+    workers: usize,
+    exited: Receiver<()>,
+}
+
+impl Pool {
+    fn new(workers: usize) -> Option<Pool> {
+        let (tx, exited): (Sender<()>, Receiver<()>) = crossbeam_channel::unbounded();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("amorsize-calibrate-{i}"))
+            .exit_handler(move |_| {
+                let _ = tx.send(());
+            })
+            .build()
+            .ok()?;
+        Some(Pool {
+            workers: pool.current_num_threads(),
+            pool: Some(pool),
+            exited,
+        })
+    }
+
+    fn get(&self) -> &rayon::ThreadPool {
+        self.pool.as_ref().expect("the pool lives until drop")
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        drop(self.pool.take());
+        let deadline = Instant::now() + EXIT_WAIT;
+        for _ in 0..self.workers {
+            if self.exited.recv_deadline(deadline).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Wall time, in seconds, to build a rayon pool of `workers` threads and run a no-op on every
+/// thread (so that each has really started); the pool is then dropped and its threads waited
+/// for, untimed. `None` when the pool cannot be built (out of threads).
 pub(crate) fn pool_start(workers: usize) -> Option<f64> {
     let start = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("amorsize-calibrate-{i}"))
-        .build()
-        .ok()?;
-    pool.broadcast(|_| ());
+    let pool = Pool::new(workers)?;
+    pool.get().broadcast(|_| ());
     let elapsed = start.elapsed().as_secs_f64();
     drop(pool);
     Some(elapsed)
@@ -23,30 +66,26 @@ pub(crate) fn pool_start(workers: usize) -> Option<f64> {
 
 /// A pool for timing dispatch, kept while the timings repeat.
 pub(crate) struct DispatchBench {
-    pool: rayon::ThreadPool,
+    pool: Pool,
 }
 
 impl DispatchBench {
     /// A pool of `workers` threads, woken once.
     pub(crate) fn new(workers: usize) -> Option<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
-            .thread_name(|i| format!("amorsize-calibrate-{i}"))
-            .build()
-            .ok()?;
-        pool.broadcast(|_| ());
+        let pool = Pool::new(workers)?;
+        pool.get().broadcast(|_| ());
         Some(DispatchBench { pool })
     }
 
     /// Workers of the pool.
     pub(crate) fn workers(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.workers
     }
 
     /// Wall time, in seconds, to run `chunks` empty chunks through the pool, each its own task.
     pub(crate) fn run(&self, chunks: usize) -> f64 {
         let start = Instant::now();
-        self.pool.install(|| {
+        self.pool.get().install(|| {
             (0..chunks).into_par_iter().with_max_len(1).for_each(|i| {
                 std::hint::black_box(i);
             });

@@ -14,6 +14,10 @@ pub struct Reading {
     pub thread_cpu: Seconds,
     /// CPU time of the whole process (all its threads).
     pub process_cpu: Seconds,
+    /// Voluntary context switches of the calling thread: each is a time it blocked (sleep,
+    /// I/O, a lock). Without any, a gap between CPU and wall time is preemption by other
+    /// processes, not waiting.
+    pub blocked: u64,
 }
 
 impl std::ops::Sub for Reading {
@@ -23,6 +27,7 @@ impl std::ops::Sub for Reading {
             wall: self.wall - earlier.wall,
             thread_cpu: self.thread_cpu - earlier.thread_cpu,
             process_cpu: self.process_cpu - earlier.process_cpu,
+            blocked: self.blocked.saturating_sub(earlier.blocked),
         }
     }
 }
@@ -56,6 +61,7 @@ impl Clock for SystemClock {
             wall: self.wall(),
             thread_cpu: cpu_time(libc::CLOCK_THREAD_CPUTIME_ID),
             process_cpu: cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID),
+            blocked: voluntary_switches(),
         }
     }
 
@@ -99,6 +105,20 @@ fn cpu_time(clock: libc::clockid_t) -> Seconds {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// Voluntary context switches of the calling thread (`getrusage(RUSAGE_THREAD)`, see
+/// getrusage(2): `ru_nvcsw`); 0 when unavailable, which reads as "never blocked".
+fn voluntary_switches() -> u64 {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage for the duration of the call;
+    // RUSAGE_THREAD is defined on Linux for the calling thread.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(usage.ru_nvcsw).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +137,13 @@ mod tests {
             "{d:?}"
         );
         assert!(SystemClock.overhead() >= 0.0);
+    }
+
+    #[test]
+    fn sleeping_counts_as_blocking() {
+        let a = SystemClock.now();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let b = SystemClock.now();
+        assert!((b - a).blocked >= 1);
     }
 }

@@ -100,8 +100,10 @@ impl<'c, C: Clock> Meter<'c, C> {
         // CPU figures come from the span of the whole sample (the CPU clocks are system calls,
         // too costly to read around every item); the sampler's own work in that span is CPU
         // time too, which leans the figure towards CPU-bound, the side that never
-        // oversubscribes the cores. Unknown figures read as CPU-bound single-threaded work.
-        let cpu_fraction = if total.wall > 0.0 && total.thread_cpu > 0.0 {
+        // oversubscribes the cores. A thread that never blocked was not waiting, whatever the
+        // gap between CPU and wall time (other processes preempting it on a busy machine).
+        // Unknown figures read as CPU-bound single-threaded work.
+        let cpu_fraction = if total.blocked > 0 && total.wall > 0.0 && total.thread_cpu > 0.0 {
             (total.thread_cpu / total.wall).clamp(0.0, 1.0)
         } else {
             1.0
