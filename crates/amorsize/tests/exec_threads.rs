@@ -41,9 +41,9 @@ fn no_thread_is_left_behind() {
     let after_drop = started.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(20));
     assert_eq!(started.load(Ordering::SeqCst), after_drop);
-    // Bounded: two chunks per worker at most beyond what was taken (plus the sample).
+    // Bounded: CHUNKS_AHEAD chunks per worker at most beyond what was taken (plus the sample).
     assert!(
-        after_drop <= 20 + 2 * 3 * 4 + 4 + 16,
+        after_drop <= 20 + amorsize::exec::CHUNKS_AHEAD * 3 * 4 + 4 + 16,
         "{after_drop} items computed"
     );
     assert_eq!(threads(), before);

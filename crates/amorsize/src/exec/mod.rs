@@ -29,7 +29,8 @@
 //!
 //! # Streams
 //!
-//! [`stream`] maps an iterator lazily, holding at most about two chunks per worker at once.
+//! [`stream`] maps an iterator lazily, holding at most about
+//! [`CHUNKS_AHEAD`] chunks per worker at once.
 //! See [`Stream`].
 
 mod adapt;
@@ -47,4 +48,4 @@ pub mod tune;
 pub use batch::{execute, execute_iter, try_execute, Run};
 pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
-pub use stream::{stream, Stream, STREAM_CHUNK_TIME_MAX, UNKNOWN_LENGTH_ITEMS};
+pub use stream::{stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_TIME_MAX, UNKNOWN_LENGTH_ITEMS};

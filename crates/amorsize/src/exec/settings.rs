@@ -59,7 +59,7 @@ impl Options {
     }
 
     /// Bounds the items a stream holds at once (inputs handed out and results not yet taken)
-    /// to about `items`, instead of two chunks per worker.
+    /// to about `items`, instead of [`CHUNKS_AHEAD`](crate::exec::CHUNKS_AHEAD) chunks per worker.
     pub fn in_flight(mut self, items: NonZeroUsize) -> Self {
         self.exec.in_flight = Some(items);
         self

@@ -29,9 +29,14 @@ use std::time::{Duration, Instant};
 
 /// The longest predicted duration of one chunk of a stream. A stream sizes its chunks by
 /// time, not by the input's length (which may be unknown or unbounded), so that its memory
-/// (about two chunks per worker) does not grow with the input. Handing out a chunk costs a few
-/// µs on threads, so 5 ms keeps that cost near 0.1 % of the work.
+/// (about [`CHUNKS_AHEAD`] chunks per worker) does not grow with the input. Handing out a
+/// chunk costs a few µs on threads, so 5 ms keeps that cost near 0.1 % of the work.
 pub const STREAM_CHUNK_TIME_MAX: Duration = Duration::from_millis(5);
+
+/// Chunks per worker a stream keeps in flight by default: one running and the rest queued, so
+/// that the workers keep busy while the pulling thread is away (busy with the results, or
+/// descheduled on a loaded machine).
+pub const CHUNKS_AHEAD: usize = 4;
 
 /// The input length a stream plans for when its iterator gives no upper bound: a stand-in
 /// (reported in [`RunReport::assumed_items`]). It only decides whether the work is large enough
@@ -39,9 +44,9 @@ pub const STREAM_CHUNK_TIME_MAX: Duration = Duration::from_millis(5);
 pub const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
 
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
-/// (or in completion order after [`Stream::unordered`]), while at most about two chunks per
-/// worker are held at once. The input is pulled only as results are taken, so it may be
-/// unbounded.
+/// (or in completion order after [`Stream::unordered`]), while at most about
+/// [`CHUNKS_AHEAD`] chunks per worker are held at once. The input is pulled only as results
+/// are taken, so it may be unbounded.
 ///
 /// This is [`Options::stream`] with the default options.
 ///
@@ -407,11 +412,10 @@ where
         }
     }
 
-    /// The bound on items in flight: the caller's, or two chunks per worker (one running,
-    /// one waiting), so that workers do not idle while the puller is away.
+    /// The bound on items in flight: the caller's, or [`CHUNKS_AHEAD`] chunks per worker.
     fn limit(&self) -> usize {
         self.limit
-            .unwrap_or_else(|| 2 * self.plan.workers().get() * self.chunk)
+            .unwrap_or_else(|| CHUNKS_AHEAD * self.plan.workers().get() * self.chunk)
     }
 
     /// Hands out chunks while the in-flight bound allows (always at least one when nothing is
