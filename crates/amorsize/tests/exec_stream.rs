@@ -64,6 +64,15 @@ fn an_unbounded_input_is_pulled_lazily_within_the_bound() {
 }
 
 #[test]
+fn a_bound_below_one_chunk_still_makes_progress() {
+    let out: Vec<u32> = parallel(2, 8)
+        .in_flight(nz(1))
+        .stream(0..100u32, |x| x + 1)
+        .collect();
+    assert_eq!(out, (1..=100).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_panic_reaches_the_puller_with_its_index() {
     for ordered in [true, false] {
         let s = parallel(3, 5).stream(0..10_000usize, |&i| {

@@ -48,4 +48,7 @@ pub mod tune;
 pub use batch::{execute, execute_iter, try_execute, Run};
 pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
-pub use stream::{stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_TIME_MAX, UNKNOWN_LENGTH_ITEMS};
+pub use stream::{
+    stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_ITEMS_MAX, STREAM_CHUNK_TIME_MAX,
+    UNKNOWN_LENGTH_ITEMS,
+};

@@ -33,6 +33,11 @@ use std::time::{Duration, Instant};
 /// chunk costs a few µs on threads, so 5 ms keeps that cost near 0.1 % of the work.
 pub const STREAM_CHUNK_TIME_MAX: Duration = Duration::from_millis(5);
 
+/// The most items in one chunk of a stream, whatever the prediction: for items so cheap that
+/// [`STREAM_CHUNK_TIME_MAX`] holds more, this bounds the memory held (64 Ki items; below about
+/// 75 ns per item, where this binds, a chunk still takes several times its dispatch cost).
+pub const STREAM_CHUNK_ITEMS_MAX: usize = 1 << 16;
+
 /// Chunks per worker a stream keeps in flight by default: one running and the rest queued, so
 /// that the workers keep busy while the pulling thread is away (busy with the results, or
 /// descheduled on a loaded machine).
@@ -345,7 +350,7 @@ where
         ordered: bool,
         options: &Options,
     ) -> Self {
-        let mut chunk = plan.chunk_size().get();
+        let mut chunk = plan.chunk_size().get().min(STREAM_CHUNK_ITEMS_MAX);
         if let Some(item) = plan.item_time().filter(|t| !t.is_zero()) {
             let most = (STREAM_CHUNK_TIME_MAX.as_secs_f64() / item.as_secs_f64()).max(1.0);
             chunk = chunk.min(most as usize);
