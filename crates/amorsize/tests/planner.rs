@@ -167,7 +167,7 @@ fn a_function_with_threads_of_its_own_gets_fewer_workers() {
 #[test]
 fn a_quota_below_the_cores_caps_the_workers_and_says_so() {
     let quota = Caps {
-        quota: Some(2.5),
+        quota: Some(2.4),
         ..caps(8)
     };
     let plan = decide(

@@ -31,19 +31,28 @@ impl Caps {
         }
     }
 
-    /// The caps of this machine, from what [`probe`](crate::probe) found.
+    /// The caps of this machine, from what [`probe`](crate::probe) found: usable physical
+    /// cores (within the affinity mask), the cgroup CPU quota and the available memory, each
+    /// with its source.
     ///
     /// # Examples
     ///
     /// ```
-    /// let caps = amorsize::plan::Caps::from_machine(amorsize::probe::machine());
-    /// assert!(caps.cores >= 1);
+    /// use amorsize::probe::Machine;
+    /// let caps = amorsize::plan::Caps::from_machine(&Machine::fixed(8, 4).with_cpu_quota(2.5));
+    /// assert_eq!(caps.cores, 4);
+    /// assert_eq!(caps.usable_cores(), 2.5);
+    /// assert!(amorsize::plan::Caps::from_machine(amorsize::probe::machine()).cores >= 1);
     /// ```
     pub fn from_machine(machine: &crate::probe::Machine) -> Caps {
-        Caps::cores(
-            machine.logical_cpus(),
-            "logical CPUs the process may run on",
-        )
+        let cores = machine.cpu().usable_cores();
+        Caps {
+            cores: machine.usable_cores().max(1),
+            cores_source: format!("usable physical cores, {}", cores.source()),
+            quota: machine.cpu_quota(),
+            available_memory: machine.available_memory(),
+            processes: None,
+        }
     }
 
     /// Cores the model may count on: the cores, or the quota when it is lower (fractional).

@@ -175,9 +175,11 @@ fn limits(w: &Workload, caps: &Caps, options: &Options) -> Vec<Limit> {
     let demand = w.cpu_demand();
     let mut out = Vec::new();
     // Workers the cores keep busy: the usable cores ÷ the CPU an item keeps busy (above the
-    // cores for waiting work, below for work that runs threads of its own).
+    // cores for waiting work, below for work that runs threads of its own), to the nearest
+    // whole worker as the probe rounds a quota (1.5 CPUs → 2, 2.4 → 2): the model then says
+    // what the fraction is worth.
     let by_cpu = if demand > 0.0 {
-        (usable / demand).floor()
+        (usable / demand).round()
     } else {
         f64::INFINITY
     };

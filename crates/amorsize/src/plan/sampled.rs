@@ -135,7 +135,9 @@ fn plan_sampled(
     options: &Options,
     assumed: Option<usize>,
 ) -> Plan {
-    let caps = Caps::from_machine(crate::probe::machine());
+    let mut caps = Caps::from_machine(crate::probe::machine());
+    // Available memory changes while a program runs; the probe keeps a fresh figure.
+    caps.available_memory = crate::probe::available_memory_now().or(caps.available_memory);
     let measured = overhead::threads_if_measured();
     let bound = speedup_bound(&workload, &caps, options, overhead::PARALLEL_FLOOR);
     let mut plan = match measured {
