@@ -38,7 +38,6 @@ fn fill(path: &Path) {
         &Measured {
             wall: Duration::from_millis(120),
             items: 400,
-            correction_applied: 1.0,
         },
     ));
 }

@@ -25,7 +25,11 @@ fn main() -> ExitCode {
     if let Ok(role) = std::env::var(ROLE) {
         return child(&role);
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
+        (
+            "a_second_process_plans_from_what_the_first_learned",
+            a_second_process_plans_from_what_the_first_learned,
+        ),
         (
             "a_file_size_limit_stops_writing_not_reading",
             a_file_size_limit_stops_writing_not_reading,
@@ -78,7 +82,6 @@ fn child(role: &str) -> ExitCode {
                 let measured = Measured {
                     wall: Duration::from_millis(1 + i as u64),
                     items: 10,
-                    correction_applied: 1.0,
                 };
                 written += usize::from(cache.record_run(&key, &sample, &plan, &measured));
                 // Reads interleave with the other processes' writes.
@@ -97,6 +100,7 @@ fn child(role: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         "fsize" => fill_up_to_a_size_limit(),
+        "learn" => learn(),
         "open" => {
             let opened = Cache::open_default().is_some();
             let again = Cache::open_default().is_some();
@@ -218,7 +222,6 @@ fn fill_up_to_a_size_limit() -> ExitCode {
     let measured = Measured {
         wall: Duration::from_millis(5),
         items: 10,
-        correction_applied: 1.0,
     };
     assert!(cache.record_run(&key(0), &sample, &plan, &measured));
     let path = std::path::PathBuf::from(std::env::var_os(cache::ENV_VAR).unwrap());
@@ -284,4 +287,69 @@ fn a_file_size_limit_stops_writing_not_reading() {
     let cache = Cache::open_at(&path, Fingerprint::current()).unwrap();
     assert_eq!(cache.take_warnings(), vec![]);
     assert_eq!(cache.summary().unwrap().workloads.len(), written);
+}
+
+/// About 20 µs of integer work, enough that a run of 4000 items is worth remembering.
+fn spin(x: &u64) -> u64 {
+    let mut v = *x | 1;
+    for _ in 0..20_000 {
+        v ^= v << 13;
+        v ^= v >> 7;
+        v ^= v << 17;
+    }
+    std::hint::black_box(v)
+}
+
+/// Plans and runs a named workload through the library's front door, and prints what the plan
+/// started from: the thread costs (bit for bit) and the item time.
+fn learn() -> ExitCode {
+    let items: Vec<u64> = (0..4000).collect();
+    let run = amorsize::Options::new()
+        .name("learned")
+        .run(&items, spin)
+        .expect("run");
+    let plan = &run.report.plan;
+    let costs = plan
+        .costs()
+        .map(|c| (c.worker_start.to_bits(), c.chunk_dispatch.to_bits()));
+    let item_time = plan.workload().map(|w| w.item_time.to_bits());
+    println!("costs {costs:?} item {item_time:?}");
+    for w in cache::take_warnings() {
+        println!("warning {w}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn a_second_process_plans_from_what_the_first_learned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    let first = finish(spawn("learn", &path));
+    assert!(first.status.success(), "{}", stdout(&first));
+    let cache = Cache::open_at(&path, Fingerprint::current()).unwrap();
+    let key = WorkloadKey::named("learned");
+    let history = cache.workload(&key).expect("the run was recorded");
+    assert_eq!(history.runs, 1);
+    let stored = cache.load_costs(Backend::Threads);
+    drop(cache);
+
+    let second = finish(spawn("learn", &path));
+    let text = stdout(&second);
+    assert!(second.status.success(), "{text}");
+    // The calibration was read, not measured again: the same figures, bit for bit.
+    if let Some(costs) = stored {
+        let expected = format!(
+            "costs Some(({}, {}))",
+            costs.worker_start.to_bits(),
+            costs.chunk_dispatch.to_bits()
+        );
+        assert!(text.starts_with(&expected), "{expected} vs {text}");
+    }
+    // The plan started from the remembered per-item cost when its sample confirmed it: the
+    // item time is then the median over the remembered samples and the new one, or else the
+    // new sample's own; either way the run is recorded again.
+    let cache = Cache::open_at(&path, Fingerprint::current()).unwrap();
+    let history = cache.workload(&key).unwrap();
+    assert_eq!(history.runs, 2);
+    assert_eq!(history.samples.len(), 2);
+    assert!(!text.contains("warning"), "{text}");
 }

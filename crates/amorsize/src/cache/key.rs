@@ -43,6 +43,18 @@ impl WorkloadKey {
         ))
     }
 
+    /// The key of a run: `name` when the caller gave one, else [`WorkloadKey::unnamed`].
+    pub fn of_run<T: ?Sized, R, F: Fn(&T) -> R>(
+        name: Option<&str>,
+        f: &F,
+        items: usize,
+    ) -> WorkloadKey {
+        match name {
+            Some(name) => WorkloadKey::named(name),
+            None => WorkloadKey::unnamed(f, items),
+        }
+    }
+
     /// The key's text.
     pub fn as_str(&self) -> &str {
         &self.0

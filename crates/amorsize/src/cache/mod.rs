@@ -7,11 +7,11 @@
 //!
 //! - per machine [`Fingerprint`] and backend, the measured [`Costs`]
 //!   ([`Cache::load_costs`], [`Cache::store_costs`]);
-//! - per [`WorkloadKey`], the recent samples, plans and measured runs, and a correction —
-//!   measured ÷ predicted time of parallel runs, smoothed ([`update_correction`]), fading
-//!   toward 1 over serial runs ([`fade_correction`]) — that the model multiplies its parallel
-//!   prediction by ([`Cache::workload`], [`Cache::record_run`],
-//!   [`Cache::correction`]).
+//! - per [`WorkloadKey`], the recent samples, plans and measured runs, and the correction the
+//!   model applies: contention between workers (the Universal Scalability Law's α), learned
+//!   from measured ÷ predicted time of parallel runs ([`contention_of_run`],
+//!   [`update_contention`]) and fading over serial runs ([`fade_contention`])
+//!   ([`Cache::workload`], [`Cache::record_run`], [`Cache::contention`]).
 //!
 //! **A cache problem never fails a run.** Every operation returns an `Option` or nothing; a
 //! failure becomes a [`CacheWarning`] (each kind once per process, see [`take_warnings`]) and the
@@ -41,19 +41,23 @@
 //! };
 //! assert!(cache.store_costs(&costs));
 //! assert_eq!(cache.load_costs(Backend::Threads), Some(costs));
-//! assert_eq!(cache.correction(&WorkloadKey::named("resize")), 1.0);
+//! assert_eq!(cache.contention(&WorkloadKey::named("resize")), 0.0);
 //! ```
 
-mod correction;
+mod contention;
 mod fingerprint;
 mod key;
+pub(crate) mod learn;
+pub use learn::MIN_WORTH;
 mod location;
 mod open;
 mod records;
 mod schema;
 mod warning;
 
-pub use correction::{fade_correction, update_correction};
+pub use contention::{
+    contention_of_run, fade_contention, update_contention, FADE, MAX_CONTENTION, MIN_WEIGHT,
+};
 pub use fingerprint::Fingerprint;
 pub use key::WorkloadKey;
 pub use location::{from_env as location, resolve as resolve_location, Location, ENV_VAR};
@@ -214,7 +218,7 @@ impl Cache {
         self.read(|conn| {
             let head = conn
                 .query_row(
-                    "SELECT id, runs, learned, correction FROM workload
+                    "SELECT id, runs, learned, contention FROM workload
                      WHERE machine = ?1 AND key = ?2",
                     params![self.machine_key, key.as_str()],
                     |r| {
@@ -227,7 +231,7 @@ impl Cache {
                     },
                 )
                 .optional()?;
-            let Some((id, runs, learned, correction)) = head else {
+            let Some((id, runs, learned, alpha)) = head else {
                 return Ok(None);
             };
             let samples = {
@@ -243,7 +247,7 @@ impl Cache {
             let recent = {
                 let mut stmt = conn.prepare_cached(
                     "SELECT plan, parallel, workers, chunk, items, wall, predicted,
-                            predicted_serial, correction_used
+                            predicted_serial, contention_used
                      FROM run WHERE workload = ?1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([id], |r| {
@@ -257,14 +261,14 @@ impl Cache {
                         wall: secs(r.get(5)?).unwrap_or_default(),
                         predicted: r.get::<_, Option<f64>>(6)?.and_then(secs),
                         predicted_serial: r.get::<_, Option<f64>>(7)?.and_then(secs),
-                        correction_used: r.get(8)?,
+                        contention_used: r.get(8)?,
                     })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
             Ok(Some(WorkloadHistory {
                 runs: runs.max(0) as u64,
-                correction: correction::sanitize(correction),
+                contention: contention::sanitize(alpha),
                 learned: learned.max(0) as u64,
                 samples,
                 recent,
@@ -273,24 +277,24 @@ impl Cache {
         .flatten()
     }
 
-    /// The correction the model's parallel prediction for `key` is multiplied by: 1 for an
-    /// unknown workload (or when the cache cannot be read).
-    pub fn correction(&self, key: &WorkloadKey) -> f64 {
+    /// The contention (α) learned for `key` on this machine: 0 for an unknown workload (or when
+    /// the cache cannot be read).
+    pub fn contention(&self, key: &WorkloadKey) -> f64 {
         self.read(|conn| {
             conn.query_row(
-                "SELECT correction FROM workload WHERE machine = ?1 AND key = ?2",
+                "SELECT contention FROM workload WHERE machine = ?1 AND key = ?2",
                 params![self.machine_key, key.as_str()],
                 |r| r.get::<_, f64>(0),
             )
             .optional()
         })
         .flatten()
-        .map_or(1.0, correction::sanitize)
+        .map_or(0.0, contention::sanitize)
     }
 
     /// Records a finished run of `key`: its sample, its plan and what it measured. A parallel
-    /// run with a prediction updates the correction ([`update_correction`]); a serial run fades
-    /// it toward 1 ([`fade_correction`]). One short transaction; returns
+    /// run with a prediction updates the contention ([`contention_of_run`],
+    /// [`update_contention`]); a serial run fades it ([`fade_contention`]). One short transaction; returns
     /// whether it was stored.
     pub fn record_run(
         &self,
@@ -306,18 +310,30 @@ impl Cache {
         };
         let predicted = plan.predicted_time().map(|d| d.as_secs_f64());
         let predicted_serial = plan.predicted_serial_time().map(|d| d.as_secs_f64());
-        let applied = correction::sanitize(measured.correction_applied);
         let wall = measured.wall.as_secs_f64();
-        // The model's own error: the prediction without the correction it included.
-        let raw_ratio = match predicted {
-            Some(p) if plan.is_parallel() && p > 0.0 => Some(wall / (p / applied)),
-            _ => None,
+        let items = plan.items().unwrap_or(measured.items);
+        let (estimate, used) = match plan.prediction() {
+            Some(p) if plan.is_parallel() => {
+                // The workers that got a chunk, as the model counts them.
+                let busy = p
+                    .candidate
+                    .workers
+                    .get()
+                    .min(items.div_ceil(p.candidate.chunk.get()));
+                let used = if busy > 1 && p.compute > 0.0 {
+                    p.contention / (p.compute * (busy - 1) as f64)
+                } else {
+                    0.0
+                };
+                (contention_of_run(p, busy, wall), used)
+            }
+            _ => (None, 0.0),
         };
         let now = now_secs();
         self.write_tx(|tx| {
             let existing = tx
                 .query_row(
-                    "SELECT id, learned, correction FROM workload WHERE machine = ?1 AND key = ?2",
+                    "SELECT id, learned, contention FROM workload WHERE machine = ?1 AND key = ?2",
                     params![self.machine_key, key.as_str()],
                     |r| {
                         Ok((
@@ -328,26 +344,20 @@ impl Cache {
                     },
                 )
                 .optional()?;
-            let (learned, old) = existing.map_or((0, 1.0), |(_, l, c)| (l.max(0) as u64, c));
-            let (learned, corrected) = match raw_ratio {
-                Some(r) => (learned + 1, update_correction(old, learned, r)),
-                None if !plan.is_parallel() => (learned, fade_correction(old)),
-                None => (learned, correction::sanitize(old)),
+            let (learned, old) = existing.map_or((0, 0.0), |(_, l, a)| (l.max(0) as u64, a));
+            let (learned, alpha) = match estimate {
+                Some(estimate) => (learned + 1, update_contention(old, learned, estimate)),
+                None if !plan.is_parallel() => (learned, fade_contention(old)),
+                None => (learned, contention::sanitize(old)),
             };
             let id: i64 = tx.query_row(
-                "INSERT INTO workload (machine, key, runs, learned, correction, updated_at)
+                "INSERT INTO workload (machine, key, runs, learned, contention, updated_at)
                  VALUES (?1, ?2, 1, ?3, ?4, ?5)
                  ON CONFLICT (machine, key) DO UPDATE SET
                      runs = runs + 1, learned = excluded.learned,
-                     correction = excluded.correction, updated_at = excluded.updated_at
+                     contention = excluded.contention, updated_at = excluded.updated_at
                  RETURNING id",
-                params![
-                    self.machine_key,
-                    key.as_str(),
-                    learned as i64,
-                    corrected,
-                    now
-                ],
+                params![self.machine_key, key.as_str(), learned as i64, alpha, now],
                 |r| r.get(0),
             )?;
             tx.execute(
@@ -356,7 +366,7 @@ impl Cache {
             )?;
             tx.execute(
                 "INSERT INTO run (workload, plan, parallel, workers, chunk, items, wall,
-                                  predicted, predicted_serial, correction_used, at)
+                                  predicted, predicted_serial, contention_used, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     id,
@@ -368,7 +378,7 @@ impl Cache {
                     wall,
                     predicted,
                     predicted_serial,
-                    applied,
+                    used,
                     now
                 ],
             )?;
@@ -424,7 +434,7 @@ impl Cache {
                     .collect()
             };
             let mut stmt = conn.prepare(
-                "SELECT w.key, w.machine, w.runs, w.correction, w.updated_at,
+                "SELECT w.key, w.machine, w.runs, w.contention, w.updated_at,
                         (SELECT item_time FROM sample s WHERE s.workload = w.id
                          ORDER BY s.id DESC LIMIT 1),
                         r.workers, r.chunk, r.wall, r.predicted
@@ -439,7 +449,7 @@ impl Cache {
                     key: r.get(0)?,
                     this_machine: r.get::<_, String>(1)? == self.machine_key,
                     runs: r.get::<_, i64>(2)?.max(0) as u64,
-                    correction: correction::sanitize(r.get(3)?),
+                    contention: contention::sanitize(r.get(3)?),
                     age_secs: age(r.get(4)?),
                     item_time: r.get(5)?,
                     last_workers: r.get::<_, Option<i64>>(6)?.map(to_usize),
@@ -563,7 +573,7 @@ impl Cache {
 ///
 /// // Turned off, there is no cache, and asking still does not fail.
 /// std::env::set_var("AMORSIZE_CACHE", "off");
-/// assert_eq!(with_default(|c| c.correction(&WorkloadKey::named("x"))), None);
+/// assert_eq!(with_default(|c| c.contention(&WorkloadKey::named("x"))), None);
 /// ```
 pub fn with_default<T>(f: impl FnOnce(&Cache) -> T) -> Option<T> {
     static DEFAULT: OnceLock<Option<Mutex<Cache>>> = OnceLock::new();

@@ -1,22 +1,24 @@
 //! What the cache gives back: calibrations, a workload's history, and summaries for people.
 
 use super::Fingerprint;
-use crate::model::{Costs, Seconds};
+use crate::model::{Costs, Seconds, Workload};
 use crate::plan::Plan;
 use crate::sample::Sample;
 use serde::Serialize;
 use std::time::Duration;
+
+/// How far a light sample's item time may be from the remembered one (either way) and still
+/// confirm that the workload is the same: a factor 2 covers the run-to-run noise of a sample of
+/// a few items (caches, frequency scaling) and catches a changed input or function.
+pub const CONFIRM_FACTOR: f64 = 2.0;
 
 /// What a finished run measured, as [`Cache::record_run`](super::Cache::record_run) takes it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Measured {
     /// Wall time of the whole run, sampling included.
     pub wall: Duration,
-    /// Items the run processed.
+    /// Items the run processed (those the plan was for), when the plan does not say.
     pub items: usize,
-    /// The correction the plan's prediction was multiplied by (1 when none was applied), so
-    /// that the model's own error can be told from the corrected one.
-    pub correction_applied: f64,
 }
 
 /// One past run of a workload.
@@ -34,12 +36,12 @@ pub struct RunRecord {
     pub items: usize,
     /// Measured wall time.
     pub wall: Duration,
-    /// Predicted wall time, as planned (correction included).
+    /// Predicted wall time, as planned (contention included).
     pub predicted: Option<Duration>,
     /// Predicted wall time of the serial loop.
     pub predicted_serial: Option<Duration>,
-    /// The correction the prediction included.
-    pub correction_used: f64,
+    /// The contention (α) the prediction included.
+    pub contention_used: f64,
 }
 
 impl RunRecord {
@@ -70,10 +72,9 @@ impl RunRecord {
 pub struct WorkloadHistory {
     /// Runs recorded, over the whole history.
     pub runs: u64,
-    /// The smoothed measured ÷ predicted time of parallel runs, by which the model's parallel
-    /// prediction is multiplied (1 until a parallel run is recorded).
-    pub correction: f64,
-    /// Parallel runs the correction was learned from.
+    /// Contention between workers (α) learned from parallel runs, 0 until one is recorded.
+    pub contention: f64,
+    /// Parallel runs the contention was learned from.
     pub learned: u64,
     /// The most recent samples, oldest first.
     pub samples: Vec<Sample>,
@@ -82,19 +83,74 @@ pub struct WorkloadHistory {
 }
 
 impl WorkloadHistory {
-    /// The measured per-item cost to start from: the median item time of the recent samples.
+    /// The measured per-item cost to start from: over whole serial runs (wall time ÷ items),
+    /// the median of the recent ones; else the median item time of the recent samples. A
+    /// serial run measures every item of an input, where a sample measures a few, which may
+    /// have run from warmer caches than the whole.
     pub fn item_time(&self) -> Option<Seconds> {
-        let mut times: Vec<Seconds> = self
-            .samples
+        let per_item = self
+            .recent
             .iter()
-            .map(|s| s.item_time)
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .collect();
-        if times.is_empty() {
-            return None;
+            .filter(|r| !r.parallel && r.items > 0)
+            .map(|r| r.wall.as_secs_f64() / r.items as f64);
+        median(per_item).or_else(|| self.sample_item_time())
+    }
+
+    /// The median item time of the recent samples.
+    pub fn sample_item_time(&self) -> Option<Seconds> {
+        median(self.samples.iter().map(|s| s.item_time))
+    }
+
+    /// Brings what past runs measured into `workload`, which a new (light) `sample` measured,
+    /// when the sample confirms that the workload is still the same one: its item time is
+    /// within [`CONFIRM_FACTOR`] of the remembered samples'. Then the item time is the
+    /// remembered per-item cost ([`item_time`](Self::item_time), with this sample counted among
+    /// the samples when no serial run measured it), and the learned contention applies. Returns
+    /// whether it was confirmed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use amorsize::cache::WorkloadHistory;
+    /// use amorsize::model::Workload;
+    /// use amorsize::sample::Sample;
+    ///
+    /// let s = |t| Sample { item_time: t, ..Default::default() };
+    /// let history = WorkloadHistory {
+    ///     runs: 3, contention: 0.3, learned: 2,
+    ///     samples: vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)], recent: vec![],
+    /// };
+    /// let mut w = Workload::new(1000, 1.2e-3);
+    /// assert!(history.inform(&mut w, &s(1.2e-3)));
+    /// assert_eq!((w.item_time, w.contention), (1.1e-3, 0.3));
+    ///
+    /// let mut changed = Workload::new(1000, 9e-3);
+    /// assert!(!history.inform(&mut changed, &s(9e-3)));
+    /// assert_eq!((changed.item_time, changed.contention), (9e-3, 0.0));
+    /// ```
+    pub fn inform(&self, workload: &mut Workload, sample: &Sample) -> bool {
+        let Some(remembered) = self.sample_item_time() else {
+            return false;
+        };
+        let now = sample.item_time;
+        let confirmed = now.is_finite()
+            && now > 0.0
+            && remembered > 0.0
+            && (1.0 / CONFIRM_FACTOR..=CONFIRM_FACTOR).contains(&(now / remembered));
+        if !confirmed {
+            return false;
         }
-        times.sort_by(f64::total_cmp);
-        Some(times[times.len() / 2])
+        let from_runs = self.recent.iter().any(|r| !r.parallel && r.items > 0);
+        let item_time = if from_runs {
+            self.item_time()
+        } else {
+            median(self.samples.iter().map(|s| s.item_time).chain([now]))
+        };
+        if let Some(t) = item_time {
+            workload.item_time = t;
+        }
+        workload.contention = self.contention;
+        true
     }
 
     /// The chunk size of the most recent run.
@@ -106,6 +162,16 @@ impl WorkloadHistory {
     pub fn last_plan(&self) -> Option<&Plan> {
         self.recent.last()?.plan.as_ref()
     }
+}
+
+/// The median of the finite, non-negative `values`.
+fn median(values: impl Iterator<Item = Seconds>) -> Option<Seconds> {
+    let mut v: Vec<Seconds> = values.filter(|t| t.is_finite() && *t >= 0.0).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
 }
 
 /// A stored calibration.
@@ -130,8 +196,8 @@ pub struct WorkloadSummary {
     pub this_machine: bool,
     /// Runs recorded.
     pub runs: u64,
-    /// The current correction.
-    pub correction: f64,
+    /// The contention learned.
+    pub contention: f64,
     /// Median sampled item time, seconds.
     pub item_time: Option<Seconds>,
     /// Workers of the last run.

@@ -5,7 +5,8 @@
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema this code writes. Bump it on any change to the tables below.
-pub(crate) const VERSION: i64 = 1;
+/// 2: the learned correction is the contention α, not a ratio.
+pub(crate) const VERSION: i64 = 2;
 
 /// The tables. A workload's samples and runs are kept for its [`super::KEEP_RECENT`] most recent
 /// runs; figures the planner may extend (samples, plans) are stored as JSON beside the columns
@@ -24,7 +25,7 @@ CREATE TABLE workload (
     key         TEXT    NOT NULL,
     runs        INTEGER NOT NULL,
     learned     INTEGER NOT NULL,
-    correction  REAL    NOT NULL,
+    contention  REAL    NOT NULL,
     updated_at  INTEGER NOT NULL,
     UNIQUE (machine, key)
 );
@@ -47,7 +48,7 @@ CREATE TABLE run (
     wall             REAL    NOT NULL,
     predicted        REAL,
     predicted_serial REAL,
-    correction_used  REAL    NOT NULL,
+    contention_used  REAL    NOT NULL,
     at               INTEGER NOT NULL
 );
 CREATE INDEX run_by_workload ON run (workload, id);

@@ -33,13 +33,20 @@ fn costs(backend: Backend, start: f64) -> Costs {
     }
 }
 
-/// A parallel plan predicting `predicted` seconds (and 4× that serially), built from its
-/// serialized form as a stored plan would be.
-fn parallel_plan(predicted: f64) -> Plan {
+/// A parallel plan on 4 workers for 100 items in chunks of 8, predicting `compute` seconds of
+/// compute plus the contention term of `alpha`, built from its serialized form as a stored plan
+/// would be.
+fn parallel_plan(compute: f64, alpha: f64) -> Plan {
+    let contention = compute * alpha * 3.0;
     serde_json::from_value(serde_json::json!({
-        "mode": "parallel", "backend": "threads", "workers": 4, "chunk": 8,
-        "item_time": predicted * 4.0 / 100.0,
-        "predicted_serial": predicted * 4.0, "predicted": predicted,
+        "mode": "parallel", "backend": "threads", "workers": 4, "chunk": 8, "items": 100,
+        "item_time": compute * 4.0 / 100.0,
+        "predicted_serial": compute * 4.0, "predicted": compute + contention,
+        "prediction": {
+            "candidate": {"workers": 4, "chunk": 8}, "serial": compute * 4.0,
+            "worker_start": 0.0, "compute": compute, "contention": contention,
+            "dispatch": 0.0, "transfer": 0.0, "tail": 0.0,
+        },
     }))
     .unwrap()
 }
@@ -57,11 +64,10 @@ fn sample(item_time: f64) -> Sample {
     }
 }
 
-fn measured(wall: f64, applied: f64) -> Measured {
+fn measured(wall: f64) -> Measured {
     Measured {
         wall: Duration::from_secs_f64(wall),
         items: 100,
-        correction_applied: applied,
     }
 }
 
@@ -98,19 +104,19 @@ fn stale_calibrations_are_not_used() {
 }
 
 #[test]
-fn an_unknown_workload_has_no_history_and_no_correction() {
+fn an_unknown_workload_has_no_history_and_no_contention() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("never ran");
     assert_eq!(cache.workload(&key), None);
-    assert_eq!(cache.correction(&key), 1.0);
+    assert_eq!(cache.contention(&key), 0.0);
 }
 
 #[test]
 fn a_run_is_remembered_with_its_sample_and_plan() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
-    let plan = parallel_plan(1.0);
-    assert!(cache.record_run(&key, &sample(0.04), &plan, &measured(2.0, 1.0)));
+    let plan = parallel_plan(1.0, 0.0);
+    assert!(cache.record_run(&key, &sample(0.04), &plan, &measured(2.0)));
     let h = cache.workload(&key).unwrap();
     assert_eq!((h.runs, h.learned), (1, 1));
     assert_eq!(h.samples, vec![sample(0.04)]);
@@ -121,45 +127,74 @@ fn a_run_is_remembered_with_its_sample_and_plan() {
     assert_eq!(run.error_ratio(), Some(2.0));
     assert_eq!(run.predicted_speedup(), Some(4.0));
     assert_eq!(run.measured_speedup(), Some(2.0));
-    assert_eq!(h.correction, 2.0);
-    assert_eq!(cache.correction(&key), 2.0);
+    // 1 s more than predicted over 1 s of compute on 3 extra workers.
+    assert!((h.contention - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(cache.contention(&key), h.contention);
     assert_eq!(cache.take_warnings(), vec![]);
 }
 
 #[test]
-fn the_correction_learns_the_model_error_not_the_corrected_one() {
+fn contention_learns_the_model_error_not_the_corrected_one() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
-    // The raw model says 1 s, the truth is 3 s.
+    // Without contention the model says 1 s; the run takes 1.6 s: α = 0.6 / 3.
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0),
-        &measured(3.0, 1.0),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.6),
     );
-    let c = cache.correction(&key);
-    assert_eq!(c, 3.0);
-    // The next plan applied it and was right: the correction stays.
-    cache.record_run(&key, &sample(0.04), &parallel_plan(c), &measured(3.0, c));
-    assert!((cache.correction(&key) - 3.0).abs() < 1e-9);
+    let alpha = cache.contention(&key);
+    assert!((alpha - 0.2).abs() < 1e-12);
+    // The next plan included it, predicted 1.6 s and was right: it stays.
+    let plan = parallel_plan(1.0, alpha);
+    assert!((plan.predicted_time().unwrap().as_secs_f64() - 1.6).abs() < 1e-9);
+    cache.record_run(&key, &sample(0.04), &plan, &measured(1.6));
+    assert!((cache.contention(&key) - 0.2).abs() < 1e-9);
+    let h = cache.workload(&key).unwrap();
+    assert!((h.recent[1].contention_used - 0.2).abs() < 1e-9);
+    assert_eq!(h.recent[0].contention_used, 0.0);
 }
 
 #[test]
-fn serial_runs_fade_the_correction_without_learning_from_it() {
+fn serial_runs_fade_the_contention_without_learning_from_it() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0),
-        &measured(2.0, 1.0),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.6),
     );
-    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(9.0, 1.0));
+    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(9.0));
     let h = cache.workload(&key).unwrap();
     assert_eq!((h.runs, h.learned), (2, 1));
-    assert_eq!(h.correction, fade_correction(2.0));
-    assert!(1.0 < h.correction && h.correction < 2.0);
+    assert!((h.contention - fade_contention(0.2)).abs() < 1e-12);
     assert!(!h.recent[1].parallel);
+}
+
+#[test]
+fn serial_runs_measure_the_item_time_to_start_from() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    // The samples saw 10 ms items; two whole serial runs of 100 items took 2.5 s and 3 s.
+    cache.record_run(
+        &key,
+        &sample(0.01),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.0),
+    );
+    assert_eq!(cache.workload(&key).unwrap().item_time(), Some(0.01));
+    cache.record_run(&key, &sample(0.01), &serial_plan(), &measured(2.5));
+    cache.record_run(&key, &sample(0.01), &serial_plan(), &measured(3.0));
+    let h = cache.workload(&key).unwrap();
+    assert_eq!(h.item_time(), Some(0.03));
+    assert_eq!(h.sample_item_time(), Some(0.01));
+    // A light sample like the remembered ones confirms, and the runs' figure is used.
+    let mut w = crate::model::Workload::new(90, 0.012);
+    assert!(h.inform(&mut w, &sample(0.012)));
+    assert_eq!(w.item_time, 0.03);
+    assert_eq!(w.contention, h.contention);
 }
 
 #[test]
@@ -167,7 +202,7 @@ fn only_the_most_recent_runs_are_kept() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
     for i in 0..KEEP_RECENT + 5 {
-        cache.record_run(&key, &sample(i as f64), &serial_plan(), &measured(1.0, 1.0));
+        cache.record_run(&key, &sample(i as f64), &serial_plan(), &measured(1.0));
     }
     let h = cache.workload(&key).unwrap();
     assert_eq!(h.runs, (KEEP_RECENT + 5) as u64);
@@ -183,8 +218,8 @@ fn workloads_of_other_machines_are_separate() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0),
-        &measured(2.0, 1.0),
+        &parallel_plan(1.0, 0.0),
+        &measured(2.0),
     );
     let other = Cache::open_at(cache.path(), machine("another cpu")).unwrap();
     assert_eq!(other.workload(&key), None);
@@ -200,14 +235,14 @@ fn summary_lists_calibrations_and_workloads() {
     cache.record_run(
         &WorkloadKey::named("a"),
         &sample(0.01),
-        &parallel_plan(1.0),
-        &measured(1.5, 1.0),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.5),
     );
     cache.record_run(
         &WorkloadKey::named("b"),
         &sample(0.02),
         &serial_plan(),
-        &measured(2.0, 1.0),
+        &measured(2.0),
     );
     let s = cache.summary().unwrap();
     assert_eq!(s.calibrations.len(), 1);
@@ -233,8 +268,8 @@ fn a_full_disk_stops_writing_but_not_reading() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0),
-        &measured(2.0, 1.0),
+        &parallel_plan(1.0, 0.0),
+        &measured(2.0),
     );
     let pages: u32 = cache
         .conn
@@ -242,7 +277,7 @@ fn a_full_disk_stops_writing_but_not_reading() {
         .unwrap();
     cache.limit_pages(pages);
     let big = WorkloadKey::named("x".repeat(64 * 1024));
-    assert!(!cache.record_run(&big, &sample(0.04), &serial_plan(), &measured(1.0, 1.0)));
+    assert!(!cache.record_run(&big, &sample(0.04), &serial_plan(), &measured(1.0)));
     assert_eq!(
         cache.take_warnings(),
         vec![CacheWarning::Full {
@@ -255,10 +290,10 @@ fn a_full_disk_stops_writing_but_not_reading() {
         "the failed transaction left nothing"
     );
     // Writing stops (no second warning), reading goes on.
-    assert!(!cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0, 1.0)));
+    assert!(!cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0)));
     assert_eq!(cache.take_warnings(), vec![]);
     assert_eq!(cache.workload(&key).unwrap().runs, 1);
-    assert_eq!(cache.correction(&key), 2.0);
+    assert!((cache.contention(&key) - 1.0 / 3.0).abs() < 1e-12);
     assert!(cache.load_costs(Backend::Threads).is_some());
 }
 
@@ -278,7 +313,7 @@ fn a_file_that_is_not_a_database_is_rebuilt() {
         "{warnings:?}"
     );
     let key = WorkloadKey::named("w");
-    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0, 1.0));
+    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0));
     assert_eq!(cache.workload(&key).unwrap().runs, 1);
 }
 
@@ -292,8 +327,8 @@ fn a_truncated_file_is_rebuilt() {
             cache.record_run(
                 &WorkloadKey::named(format!("workload {i} {}", "x".repeat(200))),
                 &sample(0.04),
-                &parallel_plan(1.0),
-                &measured(2.0, 1.0),
+                &parallel_plan(1.0, 0.0),
+                &measured(2.0),
             );
         }
         // Fold the log into the file, so that cutting the file loses committed pages.

@@ -361,5 +361,12 @@ where
         reused,
         stats,
     };
+    crate::cache::learn::remember(
+        &crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, measured.items),
+        plan,
+        measured.stats.wall,
+        measured.items - measured.reused,
+        measured.stats.nested,
+    );
     Ok(Ok((results, measured)))
 }

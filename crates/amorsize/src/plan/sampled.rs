@@ -36,12 +36,13 @@ where
 {
     let sampled = sample::sample_slice(items, f, &options.sample)?;
     let rest = items.len() - sampled.results.len();
-    let plan = plan_sampled(
-        sampled.figures.workload(rest),
-        &sampled.figures,
-        options,
-        None,
-    );
+    let mut workload = sampled.figures.workload(rest);
+    // A workload the cache knows starts from its remembered figures when the sample confirms them.
+    let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, items.len());
+    if let Some(known) = crate::cache::learn::recall(&key, &workload) {
+        known.inform(&mut workload, &sampled.figures);
+    }
+    let plan = plan_sampled(workload, &sampled.figures, options, None);
     Ok((plan, sampled))
 }
 

@@ -69,7 +69,19 @@ static THREADS: OnceLock<Calibration> = OnceLock::new();
 /// assert!(c.costs.worker_start > 0.0 && c.costs.chunk_dispatch > 0.0);
 /// ```
 pub fn threads() -> &'static Calibration {
-    THREADS.get_or_init(calibrate_threads)
+    THREADS.get_or_init(|| {
+        // A calibration the cache remembers for this machine skips the measuring.
+        let began = Instant::now();
+        if let Some(costs) = crate::cache::learn::recall_costs(Backend::Threads) {
+            return Calibration {
+                costs,
+                took: began.elapsed(),
+            };
+        }
+        let calibration = calibrate_threads();
+        crate::cache::learn::remember_costs(&calibration.costs);
+        calibration
+    })
 }
 
 /// The thread backend's costs if they have been measured already in this process.
