@@ -41,6 +41,12 @@ impl Obs {
 /// Summarizes observed jobs. With jobs of two batch sizes, the fixed and per-input times come
 /// from the line through the fastest times at the smallest and the largest size: the fastest,
 /// because a busy machine only ever adds time to a job, and two sizes are compared.
+///
+/// The per-input time is also estimated from CPU time (the per-input CPU time ÷ the CPU
+/// ratio), and the smaller estimate is kept: on a busy machine a few milliseconds of wall-time
+/// noise between two jobs would otherwise read as a large per-input cost and shrink the
+/// batches to a few inputs, while CPU time is not inflated by waiting for a CPU. Erring low is
+/// safe: the batch is also bounded by balance across the job slots.
 pub(crate) fn summarize(obs: &[Obs], start_cost: Seconds) -> Measured {
     let n = obs.len();
     if n == 0 {
@@ -65,9 +71,22 @@ pub(crate) fn summarize(obs: &[Obs], start_cost: Seconds) -> Measured {
     };
     let small = obs.iter().map(|o| o.inputs).min().unwrap_or(1);
     let large = obs.iter().map(|o| o.inputs).max().unwrap_or(1);
+    let cpu_ratio = if wall > 0.0 { cpu / wall } else { 0.0 };
     let (fixed, per_input) = if large > small {
+        let mean_cpu_at = |size: usize| {
+            let at: Vec<f64> = obs
+                .iter()
+                .filter(|o| o.inputs == size)
+                .map(|o| o.cpu)
+                .collect();
+            at.iter().sum::<f64>() / at.len().max(1) as f64
+        };
+        let span = (large - small) as f64;
         let (ts, tl) = (fastest_at(small), fastest_at(large));
-        let c = ((tl - ts) / (large - small) as f64).max(0.0);
+        let by_wall = ((tl - ts) / span).max(0.0);
+        let by_cpu = ((mean_cpu_at(large) - mean_cpu_at(small)) / span).max(0.0)
+            / cpu_ratio.max(1.0 / super::decide::MAX_OVERSUBSCRIPTION as f64);
+        let c = by_wall.min(by_cpu);
         ((ts - c * small as f64).max(0.0), c)
     } else {
         (mean, 0.0)
@@ -76,7 +95,7 @@ pub(crate) fn summarize(obs: &[Obs], start_cost: Seconds) -> Measured {
         jobs: n,
         inputs: obs.iter().map(|o| o.inputs).sum(),
         job_time: mean,
-        cpu_ratio: if wall > 0.0 { cpu / wall } else { 0.0 },
+        cpu_ratio,
         cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
         peak_rss: obs.iter().map(|o| o.rss).max().unwrap_or(0),
         output_bytes: obs.iter().map(|o| o.out).sum::<u64>() / n as u64,
@@ -204,6 +223,15 @@ mod tests {
         assert!((m.fixed_per_job - 0.001).abs() < 1e-9);
         assert_eq!(m.inputs, 13);
         assert_eq!(m.peak_rss, 1000);
+    }
+
+    #[test]
+    fn wall_noise_does_not_read_as_per_input_cost() {
+        // The 64-input job waited 10 ms longer for a CPU; its CPU time says inputs cost ~nothing.
+        let m = summarize(&[obs(1, 0.002, 0.001), obs(64, 0.012, 0.001064)], 0.001);
+        // By wall time it would be 159 µs an input; by CPU time about 7 µs.
+        assert!(m.per_input < 1e-5, "{}", m.per_input);
+        assert!(m.fixed_per_job > 0.0019);
     }
 
     #[test]

@@ -39,7 +39,7 @@ const MIN_SAMPLE_JOBS: usize = 2;
 
 /// With `{+}` and an automatic batch size, half the sampled jobs take this many inputs (the
 /// other half one), so that the fixed and the per-input cost of an invocation can be told apart.
-const SAMPLE_BATCH: usize = 32;
+const SAMPLE_BATCH: usize = 64;
 
 /// Post-plan jobs measured at least before the job count is reconsidered.
 const ADAPT_MIN_JOBS: usize = 8;
@@ -495,7 +495,8 @@ impl Controller<'_, '_> {
             let q = lock(&self.sh.queue);
             self.sh.inputs.len() - q.next_input
         };
-        if left == 0 {
+        // Near the end the jobs left, not the measurements, bound the count: nothing to adapt.
+        if left < 2 * current * plan.batch.get() {
             return;
         }
         let after_jobs = self.succeeded + self.failed;
@@ -607,7 +608,13 @@ pub(crate) fn run(
     let auto_batch = template.batches() && options.batch.is_none();
     let deciding = options.jobs.is_none() || auto_batch || options.plan_only;
     let concurrency = options.jobs.map_or(limits.cpus, |j| j.get());
-    let sample_jobs = concurrency.min(limits.cpus).max(MIN_SAMPLE_JOBS);
+    // With an automatic batch, two jobs of each size, so that the fastest of each can be used.
+    let min_sample = if auto_batch {
+        2 * MIN_SAMPLE_JOBS
+    } else {
+        MIN_SAMPLE_JOBS
+    };
+    let sample_jobs = concurrency.min(limits.cpus).max(min_sample);
     let batch = options.batch.map_or(1, |b| b.get());
     let sample: std::collections::VecDeque<usize> = (0..sample_jobs)
         .map(|k| {
