@@ -4,8 +4,9 @@
 //! The rule follows joblib's auto-batching (`BatchCompletionCallBack` and
 //! `_BatchedCalls` in joblib/parallel.py): a moving average of the measured durations
 //! (weights 0.8 old / 0.2 new), and a batch size that changes by at most a factor of two per
-//! step. Here the average is kept per item, so that it stays meaningful across chunk sizes, and
-//! the target is the chunk duration the plan predicted.
+//! step. Here the average is kept per item, so that it stays meaningful across chunk sizes,
+//! each observation is clipped to a factor [`CLIP`] of the average (so that one chunk stalled by
+//! the scheduler does not swing it), and the target is the chunk duration the plan predicted.
 //!
 //! The rule itself, [`next_chunk`], is a pure function; [`Adapter`] only feeds it measurements.
 
@@ -20,6 +21,18 @@ pub(crate) const DRIFT: f64 = 2.0;
 
 /// Weight of the newest chunk in the moving average of the per-item time (joblib's 0.2).
 pub(crate) const SMOOTHING: f64 = 0.2;
+
+/// How far (as a factor, either way) one chunk's per-item time may pull the moving average:
+/// beyond it the observation is clipped. A single chunk stalled by the scheduler on a loaded
+/// machine (seen at 25× its neighbours) then moves the average by less than the drift bound, so
+/// one outlier never changes the chunk size, while a sustained drift does within two chunks.
+pub(crate) const CLIP: f64 = 4.0;
+
+/// The moving average after one more chunk measured at `per_item` per item.
+pub(crate) fn smooth(avg: Seconds, per_item: Seconds) -> Seconds {
+    let clipped = per_item.clamp(avg / CLIP, avg * CLIP);
+    (1.0 - SMOOTHING) * avg + SMOOTHING * clipped
+}
 
 /// The chunk size for the remaining work, given the current chunk size, the moving average of
 /// the per-item time, the target chunk duration and an optional upper bound (so that a growing
@@ -100,7 +113,7 @@ impl Adapter {
         }
         self.done += items;
         let per_item = elapsed.as_secs_f64() / items as f64;
-        self.avg_item = (1.0 - SMOOTHING) * self.avg_item + SMOOTHING * per_item;
+        self.avg_item = smooth(self.avg_item, per_item);
         let cap = remaining.map(|r| (r / workers.max(1)).max(1));
         let next = next_chunk(self.chunk, self.avg_item, self.target, cap);
         if next == self.chunk {
@@ -170,6 +183,20 @@ mod tests {
     }
 
     #[test]
+    fn one_outlier_changes_nothing() {
+        let mut a = Adapter::new(
+            Some(Duration::from_micros(10)),
+            NonZeroUsize::new(100).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(a.observe(100, Duration::from_millis(1), None, 2), None);
+        // One chunk 25× slower (a stalled thread), then back to normal.
+        assert_eq!(a.observe(100, Duration::from_millis(25), None, 2), None);
+        assert_eq!(a.observe(100, Duration::from_millis(1), None, 2), None);
+        assert!(a.adjustments().is_empty());
+    }
+
+    #[test]
     fn adapter_records_each_change() {
         let mut a = Adapter::new(
             Some(Duration::from_micros(10)),
@@ -178,16 +205,20 @@ mod tests {
         .unwrap();
         // Chunks run at the predicted rate: nothing changes.
         assert_eq!(a.observe(100, Duration::from_millis(1), None, 2), None);
-        // Then items turn out 100× slower: the average crosses the drift bound at once.
-        assert_eq!(
-            a.observe(100, Duration::from_millis(100), None, 2),
-            Some(50)
-        );
-        assert_eq!(a.observe(50, Duration::from_millis(50), None, 2), Some(25));
+        // Then items turn out 100× slower, and stay so: halving within two chunks, then on.
+        let mut changes = Vec::new();
+        for _ in 0..6 {
+            let chunk = a.adjustments().last().map_or(100, |c| c.to);
+            let took = Duration::from_millis(chunk as u64);
+            changes.extend(a.observe(chunk, took, None, 2));
+        }
+        assert!(changes.len() >= 3, "{changes:?}");
+        assert_eq!(changes[0], 50);
+        assert!(changes.windows(2).all(|w| w[1] * 2 >= w[0] && w[1] < w[0]));
         let adj = a.clone().into_adjustments();
-        assert_eq!(adj.len(), 2);
-        assert_eq!((adj[0].from, adj[0].to, adj[0].after_items), (100, 50, 200));
-        assert_eq!((adj[1].from, adj[1].to, adj[1].after_items), (50, 25, 250));
+        assert_eq!(adj.len(), changes.len());
+        assert_eq!((adj[0].from, adj[0].to), (100, 50));
+        assert!(adj[0].after_items <= 300);
         assert!(adj[0].measured_item_time > adj[0].predicted_item_time);
     }
 
@@ -196,6 +227,15 @@ mod tests {
         let one = NonZeroUsize::MIN;
         assert!(Adapter::new(None, one).is_none());
         assert!(Adapter::new(Some(Duration::ZERO), one).is_none());
+    }
+
+    #[test]
+    fn smoothing_clips_outliers() {
+        assert!((smooth(1.0, 1.0) - 1.0).abs() < 1e-12);
+        assert!((smooth(1.0, 100.0) - smooth(1.0, CLIP)).abs() < 1e-12);
+        assert!((smooth(1.0, 0.0) - smooth(1.0, 1.0 / CLIP)).abs() < 1e-12);
+        // One clipped outlier stays within the drift bound.
+        assert!(smooth(1.0, 1e9) < DRIFT);
     }
 
     proptest! {
