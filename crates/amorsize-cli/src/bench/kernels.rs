@@ -166,6 +166,28 @@ impl Calibration {
     }
 }
 
+/// How many CPUs' worth of work this machine delivers right now: the same integer work run on
+/// `threads` threads at once, against one thread alone. On an idle machine it is close to the
+/// number of cores; when other programs share the machine it is lower, and no strategy can
+/// beat it, which explains a benchmark's low speedups.
+pub fn parallel_capacity(threads: usize, work: Duration, cal: &Calibration) -> f64 {
+    let rounds = cal.rounds(work);
+    let once = || {
+        let start = Instant::now();
+        black_box(spin(black_box(11), rounds));
+        start.elapsed()
+    };
+    let alone = once();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(once);
+        }
+    });
+    let together = start.elapsed();
+    threads as f64 * alone.as_secs_f64() / together.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
 /// Smoke-run stand-ins for the measured kernel costs: about what a 3 GHz x86 core does.
 const NOMINAL_NS_PER_ROUND: f64 = 3.0;
 /// See [`NOMINAL_NS_PER_ROUND`].

@@ -35,6 +35,9 @@ pub struct Run {
     pub calibration: Calibration,
     /// Whether the calibration was measured (false: nominal figures of a smoke run).
     pub calibration_measured: bool,
+    /// CPUs' worth of work the machine delivered when the run started and when it ended
+    /// ([`kernels::parallel_capacity`]); `None` for smoke runs.
+    pub capacity: Option<(f64, f64)>,
     /// One row per workload.
     pub rows: Vec<Row>,
     /// The targets, evaluated.

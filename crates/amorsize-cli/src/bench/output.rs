@@ -35,6 +35,14 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
         run.rounds,
         machine_line()
     )?;
+    if let Some((before, after)) = run.capacity {
+        writeln!(
+            out,
+            "parallel capacity measured: {before:.2} CPUs at the start, {after:.2} at the end \
+             (of {}; lower means other programs share the machine)",
+            run.cpus
+        )?;
+    }
     writeln!(out)?;
     writeln!(
         out,
@@ -143,6 +151,14 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
         run.rounds,
         human(run.wall)
     )?;
+    if let Some((before, after)) = run.capacity {
+        writeln!(
+            out,
+            "Parallel capacity measured (CPUs' worth of work delivered to {} threads at once): \
+             {before:.2} at the start, {after:.2} at the end.",
+            run.cpus
+        )?;
+    }
     writeln!(out)?;
     writeln!(
         out,
@@ -287,6 +303,10 @@ pub fn json(run: &Run) -> Value {
         "rounds": run.rounds,
         "logical_cpus": run.cpus,
         "machine_summary": machine_line(),
+        "parallel_capacity": run.capacity.map(|(before, after)| json!({
+            "start": before,
+            "end": after,
+        })),
         "machine": serde_json::to_value(amorsize::probe::machine()).unwrap_or(Value::Null),
         "calibration": {
             "ns_per_round": run.calibration.ns_per_round,

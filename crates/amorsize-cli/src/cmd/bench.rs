@@ -1,7 +1,7 @@
 //! `amorsize bench`: the benchmark of amorsize against the serial loop, rayon, a naive
 //! all-cores hand-out and the measured oracle, over the built-in workloads.
 
-use crate::bench::kernels::Calibration;
+use crate::bench::kernels::{self, Calibration};
 use crate::bench::measure::{Bench, Settings};
 use crate::bench::report::{targets, Row};
 use crate::bench::workloads::{Kind, Scale, Workload};
@@ -11,7 +11,11 @@ use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Work per thread of the parallel-capacity probe: long enough to span several scheduler
+/// slices, short enough to cost nothing next to the suite.
+const CAPACITY_PROBE: Duration = Duration::from_millis(30);
 
 /// Options of `amorsize bench`.
 #[derive(Debug, clap::Args)]
@@ -101,6 +105,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         kinds
     };
 
+    let capacity_now = || kernels::parallel_capacity(cpus.get(), CAPACITY_PROBE, &calibration);
+    let capacity_before = measured_calibration.then(capacity_now);
     let mut rows = Vec::with_capacity(kinds.len());
     for &kind in &kinds {
         let t = Instant::now();
@@ -129,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         });
     }
 
+    let capacity = capacity_before.map(|before| (before, capacity_now()));
     let mut chart_paths = Vec::new();
     if let Some(dir) = &args.charts {
         std::fs::create_dir_all(dir)
@@ -144,6 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cpus: cpus.get(),
         calibration,
         calibration_measured: measured_calibration,
+        capacity,
         targets: targets(&rows),
         rows,
         charts: chart_paths,
