@@ -83,12 +83,13 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 /// (firmware, a hypervisor's neighbours).
 pub const CALIBRATION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Samples and runs kept per workload; older ones are dropped, so the file stays small (a few
-/// kilobytes per workload) and opening it stays fast.
-pub const KEEP_RECENT: usize = 16;
+/// Samples and runs kept per workload; older ones are dropped. Only the newest run keeps its
+/// plan (about 2 KB of JSON), so with [`MAX_WORKLOADS`] the file stays near a megabyte, and the
+/// integrity check on opening it (which reads every page) within milliseconds.
+pub const KEEP_RECENT: usize = 8;
 
 /// Workloads kept per file, least recently run dropped first.
-pub const MAX_WORKLOADS: usize = 1000;
+pub const MAX_WORKLOADS: usize = 256;
 
 /// What the cache may still do after a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,6 +382,13 @@ impl Cache {
                     used,
                     now
                 ],
+            )?;
+            // Only the newest run keeps its plan (2 KB of JSON, where the other columns take
+            // a few dozen bytes), so that the file and its check on opening stay small.
+            tx.execute(
+                "UPDATE run SET plan = '' WHERE workload = ?1 AND id < last_insert_rowid()
+                   AND plan != ''",
+                [id],
             )?;
             let keep = KEEP_RECENT as i64;
             tx.execute(

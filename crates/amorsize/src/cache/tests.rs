@@ -209,6 +209,9 @@ fn only_the_most_recent_runs_are_kept() {
     assert_eq!(h.samples.len(), KEEP_RECENT);
     assert_eq!(h.recent.len(), KEEP_RECENT);
     assert_eq!(h.samples[0].item_time, 5.0, "the oldest ones go first");
+    let (last, older) = h.recent.split_last().unwrap();
+    assert!(last.plan.is_some() && older.iter().all(|r| r.plan.is_none()));
+    assert!(older.iter().all(|r| r.wall == Duration::from_secs(1)));
 }
 
 #[test]
