@@ -3,10 +3,13 @@
 //! as a worker serves chunks instead of running the tests. Hence `harness = false`.
 
 use amorsize::exec::process::{self, Function, Pool, ProcessOptions};
-use amorsize::{ErrorKind, Plan};
+use amorsize::model::Backend;
+use amorsize::plan::Reason;
+use amorsize::{ErrorKind, Options, Plan};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The item every failing function fails on.
@@ -111,6 +114,8 @@ struct Functions {
     crashes_once: Function<(u64, PathBuf), u64>,
     picky_identity: Function<Picky, u64>,
     picky_result: Function<u64, Picky>,
+    counted_sleep: Function<u64, u64>,
+    sum: Function<Vec<u64>, u64>,
 }
 
 fn plan(workers: usize, chunk: usize) -> Plan {
@@ -373,6 +378,91 @@ fn dropping_a_run_half_way_leaves_no_busy_worker(f: &Functions) {
     assert_eq!(children().len(), idle, "only idle workers remain");
 }
 
+static CALLS_HERE: AtomicUsize = AtomicUsize::new(0);
+
+/// Sleeps 2 ms: slow enough that worker processes may pay, whatever this machine measures.
+fn counted_sleep(x: &u64) -> u64 {
+    CALLS_HERE.fetch_add(1, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2));
+    square(x)
+}
+
+/// A trivial pass over a large vector: encoding it costs far more than the pass.
+// A registered function takes `&T` for its item type `T = Vec<u64>`.
+#[allow(clippy::ptr_arg)]
+fn sum(v: &Vec<u64>) -> u64 {
+    v.iter().fold(0, |a, &x| a.wrapping_add(x))
+}
+
+fn execute_equals_the_serial_map_and_runs_each_item_once(f: &Functions) {
+    let items = items(300);
+    CALLS_HERE.store(0, Ordering::Relaxed);
+    let outcome = process::execute(
+        f.counted_sleep,
+        &items,
+        &Options::new(),
+        &ProcessOptions::new(),
+    )
+    .unwrap();
+    let plan = outcome.plan().clone();
+    let here = CALLS_HERE.load(Ordering::Relaxed);
+    let sampled = plan.sample().expect("the plan keeps its sample").count;
+    assert_eq!(
+        outcome.into_results().unwrap(),
+        items.iter().map(square).collect::<Vec<_>>()
+    );
+    if plan.is_parallel() {
+        // Workers ran the rest; this process ran only the sample, whose results were kept.
+        assert_eq!(here, sampled);
+    } else {
+        assert_eq!(here, items.len());
+    }
+}
+
+fn execute_refuses_serialization_bound_work(f: &Functions) {
+    let vectors: Vec<Vec<u64>> = (0..40).map(|i| vec![u64::MAX - i; 50_000]).collect();
+    let outcome =
+        process::execute(f.sum, &vectors, &Options::new(), &ProcessOptions::new()).unwrap();
+    let plan = outcome.plan();
+    assert!(!plan.is_parallel(), "{plan}");
+    assert!(
+        matches!(plan.reason(), Reason::TransferDominates { .. }),
+        "{plan}"
+    );
+    let transfer = plan.workload().unwrap().transfer;
+    assert!(transfer.input_bytes >= 50_000, "{transfer:?}");
+    assert_eq!(
+        outcome.into_results().unwrap(),
+        vectors.iter().map(sum).collect::<Vec<_>>()
+    );
+}
+
+fn execute_on_nothing_is_empty(f: &Functions) {
+    let outcome = process::execute(f.square, &[], &Options::new(), &ProcessOptions::new()).unwrap();
+    assert!(outcome.into_results().unwrap().is_empty());
+}
+
+fn execute_with_fixed_workers_uses_processes(f: &Functions) {
+    let options = Options::new().workers(NonZeroUsize::new(2).unwrap());
+    let items = items(100);
+    let outcome = process::execute(f.square, &items, &options, &ProcessOptions::new()).unwrap();
+    assert!(outcome.plan().is_parallel());
+    assert_eq!(outcome.plan().backend(), Backend::Processes);
+    assert!(outcome.stats().chunks >= 1);
+    assert_eq!(
+        outcome.into_results().unwrap(),
+        items.iter().map(square).collect::<Vec<_>>()
+    );
+}
+
+fn the_calibration_is_plausible_and_cached() {
+    let first = process::calibration().unwrap();
+    let c = first.costs;
+    assert_eq!(c.backend, Backend::Processes);
+    assert!(c.worker_start > 0.0 && c.chunk_dispatch > 0.0 && c.transfer_per_byte > 0.0);
+    assert!(std::ptr::eq(first, process::calibration().unwrap()));
+}
+
 fn no_process_is_left_behind(f: &Functions) {
     {
         let pool = Pool::new();
@@ -399,6 +489,8 @@ fn main() {
         crashes_once: process::register("crashes_once", crashes_once),
         picky_identity: process::register("picky_identity", picky_identity),
         picky_result: process::register("picky_result", picky_result),
+        counted_sleep: process::register("counted_sleep", counted_sleep),
+        sum: process::register("sum", sum),
     };
     process::init();
 
@@ -455,6 +547,22 @@ fn main() {
             "dropping_a_run_half_way_leaves_no_busy_worker",
             dropping_a_run_half_way_leaves_no_busy_worker,
         ),
+        (
+            "execute_equals_the_serial_map_and_runs_each_item_once",
+            execute_equals_the_serial_map_and_runs_each_item_once,
+        ),
+        (
+            "execute_refuses_serialization_bound_work",
+            execute_refuses_serialization_bound_work,
+        ),
+        ("execute_on_nothing_is_empty", execute_on_nothing_is_empty),
+        (
+            "execute_with_fixed_workers_uses_processes",
+            execute_with_fixed_workers_uses_processes,
+        ),
+        ("the_calibration_is_plausible_and_cached", |_| {
+            the_calibration_is_plausible_and_cached()
+        }),
         // Last: it stops every worker and checks that none is left.
         ("no_process_is_left_behind", no_process_is_left_behind),
     ];

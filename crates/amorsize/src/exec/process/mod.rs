@@ -3,7 +3,7 @@
 //!
 //! Use it for work that needs a process of its own: code that is not thread-safe, may crash,
 //! leaks or keeps global state. Every process pays for it in start-up and serialization, which
-//! the planner weighs before it uses workers at all.
+//! [`execute`] measures and weighs before it uses workers at all.
 //!
 //! # Setup
 //!
@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! use amorsize::exec::process::{self, ProcessOptions};
-//! use amorsize::Plan;
+//! use amorsize::{Options, Plan};
 //! use std::num::NonZeroUsize;
 //!
 //! fn square(x: &u64) -> u64 {
@@ -25,10 +25,15 @@
 //!     process::init();
 //!
 //!     let items: Vec<u64> = (0..10_000).collect();
+//!     // Planned: sampled, measured, on worker processes only if they pay.
+//!     let outcome = process::execute(square, &items, &Options::new(), &ProcessOptions::new())?;
+//!     println!("{}", outcome.plan());
+//!     assert_eq!(outcome.into_results()?[3], 9);
+//!
+//!     // Fixed: always on two worker processes, isolated from this one.
 //!     let plan = Plan::fixed(NonZeroUsize::new(2).unwrap(), NonZeroUsize::new(500).unwrap());
-//!     let outcome = process::run(square, &items, &plan, &ProcessOptions::new())?;
-//!     let results = outcome.into_results()?;
-//!     assert_eq!(results[3], 9);
+//!     let outcome = process::run(square, &items, &plan, &ProcessOptions::new().retries(1))?;
+//!     assert_eq!(outcome.into_results()?[3], 9);
 //!     Ok(())
 //! }
 //! ```
@@ -43,6 +48,8 @@
 //! results of other chunks are kept ([`Outcome`]). Workers receive SIGKILL when the process
 //! that started them dies, so none is left behind, whatever happens to the parent.
 
+mod costs;
+mod execute;
 mod options;
 mod outcome;
 mod pool;
@@ -53,6 +60,11 @@ mod sys;
 mod wire;
 mod worker;
 
+pub use costs::{
+    calibration, calibration_if_measured, ProcessCalibration, FALLBACK_PIPE_PER_BYTE,
+    FALLBACK_PROCESS_DISPATCH, FALLBACK_PROCESS_START,
+};
+pub use execute::execute;
 pub use options::ProcessOptions;
 pub use outcome::{Failure, Outcome, RunStats};
 pub use pool::Pool;

@@ -1,0 +1,190 @@
+//! What worker processes cost on this machine, measured once per process: worker start, the
+//! round trip of a chunk, and the pipe's throughput. Each figure passes a quality check
+//! (plausible, repeats that agree) or is replaced by its named fallback, and the plan says so.
+//!
+//! - worker start: spawning this executable in worker mode until its hello arrives, three
+//!   times one after another (the workers are kept in the global pool for the run);
+//! - chunk dispatch: the round trip of an empty chunk to a live worker (two pipe writes, two
+//!   wake-ups), mean of a batch, median of the batches;
+//! - transfer per byte: a chunk padded with 1 MiB against an empty one, per byte.
+
+use super::pool::{Pool, Worker};
+use super::wire::{self, Request};
+use super::NOOP;
+use crate::model::{Backend, Costs, Fallbacks, Seconds};
+use crate::Result;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Fallback time to start one worker process: fork and exec of a Rust executable, dynamic
+/// loading and the runtime's start take 1–10 ms on Linux (more for a large binary with a cold
+/// page cache); the upper end is taken so that an unmeasured machine leans serial.
+pub const FALLBACK_PROCESS_START: Seconds = 10e-3;
+
+/// Fallback round trip of one chunk to a worker process: a pipe write and a wake-up each way,
+/// 10–50 µs on Linux (`perf bench sched pipe` measures 2–10 µs per one-way hop, more with
+/// postcard framing and a busy machine); the upper end is taken.
+pub const FALLBACK_PROCESS_DISPATCH: Seconds = 50e-6;
+
+/// Fallback time per byte through a pipe: Linux pipes move 1–10 GB/s with 64 KiB buffers
+/// (pipe(7)); 1 GB/s is taken.
+pub const FALLBACK_PIPE_PER_BYTE: Seconds = 1e-9;
+
+/// Workers started to time the start (kept for later runs).
+const STARTS: usize = 3;
+/// Repeats of the dispatch and throughput timings; the median is kept.
+const REPEATS: usize = 5;
+/// Empty round trips averaged in one dispatch repeat.
+const ROUND_TRIPS: usize = 20;
+/// Padding of the throughput chunk.
+const PADDING: usize = 1 << 20;
+/// The spread between repeats (largest ÷ smallest of the middle three) above which a
+/// measurement is not trusted.
+const MAX_REPEAT_SPREAD: f64 = 4.0;
+
+/// The process backend's costs and how they were obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessCalibration {
+    /// The costs (fallbacks flagged in [`Costs::fallbacks`]).
+    pub costs: Costs,
+    /// What measuring took.
+    pub took: Duration,
+}
+
+static PROCESSES: OnceLock<ProcessCalibration> = OnceLock::new();
+
+/// The process backend's costs on this machine, measured on first use (which starts worker
+/// processes into the [global](Pool::global) pool) and cached for the process.
+///
+/// # Errors
+///
+/// When no worker process can be started; nothing is cached then.
+pub fn calibration() -> Result<&'static ProcessCalibration> {
+    if let Some(c) = PROCESSES.get() {
+        return Ok(c);
+    }
+    let measured = calibrate(Pool::global())?;
+    Ok(PROCESSES.get_or_init(|| measured))
+}
+
+/// The process backend's costs if they have been measured already in this process.
+pub fn calibration_if_measured() -> Option<&'static ProcessCalibration> {
+    PROCESSES.get()
+}
+
+fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
+    let began = Instant::now();
+    let mut fallbacks = Fallbacks::default();
+    let mut workers = Vec::with_capacity(STARTS);
+    let mut starts = Vec::with_capacity(STARTS);
+    for _ in 0..STARTS {
+        let worker = Worker::spawn()?;
+        starts.extend(worker.start_time().map(|d| d.as_secs_f64()));
+        workers.push(worker);
+    }
+    let worker_start = accept(&mut starts, 100e-6..=5.0).unwrap_or_else(|| {
+        fallbacks.worker_start = true;
+        FALLBACK_PROCESS_START
+    });
+    let timed = time_exchanges(&mut workers[0]);
+    let (dispatch, per_byte) = match timed {
+        Some((mut empty, padded)) => {
+            let mut per_byte: Vec<Seconds> = padded
+                .iter()
+                .zip(&empty)
+                .map(|(p, e)| (p - e) / PADDING as f64)
+                .collect();
+            (
+                accept(&mut empty, 1e-6..=10e-3),
+                accept(&mut per_byte, 10e-12..=100e-9),
+            )
+        }
+        None => (None, None),
+    };
+    let chunk_dispatch = dispatch.unwrap_or_else(|| {
+        fallbacks.chunk_dispatch = true;
+        FALLBACK_PROCESS_DISPATCH
+    });
+    let transfer_per_byte = per_byte.unwrap_or_else(|| {
+        fallbacks.transfer_per_byte = true;
+        FALLBACK_PIPE_PER_BYTE
+    });
+    for worker in workers {
+        pool.put(worker);
+    }
+    Ok(ProcessCalibration {
+        costs: Costs {
+            backend: Backend::Processes,
+            worker_start,
+            chunk_dispatch,
+            transfer_per_byte,
+            fallbacks,
+        },
+        took: began.elapsed(),
+    })
+}
+
+/// Per repeat: the mean round trip of an empty chunk, and the round trip of a padded one;
+/// `None` if the worker failed (its figures then fall back).
+fn time_exchanges(worker: &mut Worker) -> Option<(Vec<Seconds>, Vec<Seconds>)> {
+    let mut header = Vec::new();
+    let request = Request::Chunk {
+        function: NOOP,
+        first: 0,
+        count: 0,
+    };
+    wire::encode_into(&request, &mut header).ok()?;
+    let padding = vec![0u8; PADDING];
+    let mut response = Vec::new();
+    let timeout = Some(Duration::from_secs(10));
+    // One round trip first, so that the worker's pages and buffers are warm.
+    worker.exchange(&[&header], timeout, &mut response).ok()?;
+    let mut empty = Vec::with_capacity(REPEATS);
+    let mut padded = Vec::with_capacity(REPEATS);
+    for _ in 0..REPEATS {
+        let start = Instant::now();
+        for _ in 0..ROUND_TRIPS {
+            worker.exchange(&[&header], timeout, &mut response).ok()?;
+        }
+        empty.push(start.elapsed().as_secs_f64() / ROUND_TRIPS as f64);
+        let start = Instant::now();
+        worker
+            .exchange(&[&header, &padding], timeout, &mut response)
+            .ok()?;
+        padded.push(start.elapsed().as_secs_f64());
+    }
+    Some((empty, padded))
+}
+
+/// The median of `values` if it passes the quality check: within `plausible`, and repeats
+/// that agree.
+fn accept(values: &mut [Seconds], plausible: std::ops::RangeInclusive<Seconds>) -> Option<Seconds> {
+    if values.len() < 3 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    let median = values[mid];
+    let (low, high) = (values[mid - 1], values[mid + 1]);
+    let consistent = low > 0.0 && high / low <= MAX_REPEAT_SPREAD;
+    (consistent && plausible.contains(&median)).then_some(median)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accept;
+
+    #[test]
+    fn the_check_keeps_the_median_of_agreeing_plausible_repeats() {
+        assert_eq!(accept(&mut [3e-3, 2e-3, 2.5e-3], 1e-4..=5.0), Some(2.5e-3));
+    }
+
+    #[test]
+    fn the_check_rejects_disagreeing_implausible_or_too_few_repeats() {
+        assert_eq!(accept(&mut [1e-3, 9e-3, 5e-3], 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [10.0, 10.0, 10.0], 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [-1e-3, -1e-3, -1e-3], 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [1e-3, 1e-3], 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [f64::NAN, 1e-3, 1e-3], 1e-4..=5.0), None);
+    }
+}
