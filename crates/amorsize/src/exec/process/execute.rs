@@ -29,6 +29,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// A panic on an item is reported in [`Outcome::failures`] on every path except threads, where
 /// it stops the run as in [`execute`](crate::execute).
 ///
+/// The sample, and a serial plan, run in this process: for a function that may crash the
+/// process it runs in, use [`run`](super::run) with a fixed [`Plan`], which runs every item on
+/// worker processes.
+///
 /// # Errors
 ///
 /// [`ErrorKind::Panicked`] when the function panics on a sampled item (or on threads); the
