@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// Repeats of each side-by-side comparison; the median ratio is reported.
 const ROUNDS: usize = 3;
+/// Repeats of the short serialization-bound comparison (tens of milliseconds each, so more
+/// repeats are cheap and steady the median on a busy machine); the order alternates.
+const SHORT_ROUNDS: usize = 11;
 const ITEMS: usize = 2000;
 /// Elements of one item of the serialization-bound workload.
 const VECTOR_LEN: usize = 4096;
@@ -66,7 +69,7 @@ fn main() {
     process::init();
 
     let cpus = amorsize::probe::machine().logical_cpus();
-    println!("process backend benchmark: {cpus} logical CPUs, {ROUNDS} rounds, median ratio\n");
+    println!("process backend benchmark: {cpus} logical CPUs, median ratio of the rounds\n");
 
     let (took, calibration) = time(process::calibration);
     let calibration = calibration.expect("worker processes start");
@@ -157,9 +160,9 @@ fn main() {
         .collect();
     let mut ratios = Vec::new();
     let mut last = None;
-    for _ in 0..ROUNDS {
-        let (serial, expected) = time(|| vectors.iter().map(checksum).collect::<Vec<_>>());
-        let (planned, outcome) = time(|| {
+    let serial_run = || time(|| vectors.iter().map(checksum).collect::<Vec<_>>());
+    let planned_run = || {
+        time(|| {
             process::execute(
                 checksum_fn,
                 &vectors,
@@ -167,7 +170,16 @@ fn main() {
                 &ProcessOptions::new(),
             )
             .unwrap()
-        });
+        })
+    };
+    for round in 0..SHORT_ROUNDS {
+        let ((serial, expected), (planned, outcome)) = if round % 2 == 0 {
+            let s = serial_run();
+            (s, planned_run())
+        } else {
+            let p = planned_run();
+            (serial_run(), p)
+        };
         let plan = outcome.plan().clone();
         assert_eq!(outcome.into_results().unwrap(), expected);
         let ratio = serial.as_secs_f64() / planned.as_secs_f64();
