@@ -2,8 +2,8 @@
 //! round trip of a chunk, and the pipe's throughput. Each figure passes a quality check
 //! (plausible, repeats that agree) or is replaced by its named fallback, and the plan says so.
 //!
-//! - worker start: spawning this executable in worker mode until its hello arrives, three
-//!   times one after another (the workers are kept in the global pool for the run);
+//! - worker start: spawning this executable in worker mode until its hello arrives, five
+//!   times one after another (up to one worker per CPU is kept in the global pool);
 //! - chunk dispatch: the round trip of an empty chunk to a live worker (two pipe writes, two
 //!   wake-ups), mean of a batch, median of the batches;
 //! - transfer per byte: a chunk padded with 1 MiB against an empty one, per byte.
@@ -30,8 +30,9 @@ pub const FALLBACK_PROCESS_DISPATCH: Seconds = 50e-6;
 /// (pipe(7)); 1 GB/s is taken.
 pub const FALLBACK_PIPE_PER_BYTE: Seconds = 1e-9;
 
-/// Workers started to time the start (kept for later runs).
-const STARTS: usize = 3;
+/// Workers started to time the start; as many as the machine has CPUs are kept for later
+/// runs, the others are stopped.
+const STARTS: usize = 5;
 /// Repeats of the dispatch and throughput timings; the median is kept.
 const REPEATS: usize = 5;
 /// Empty round trips averaged in one dispatch repeat.
@@ -109,8 +110,13 @@ fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
         fallbacks.transfer_per_byte = true;
         FALLBACK_PIPE_PER_BYTE
     });
-    for worker in workers {
-        pool.put(worker);
+    let keep = crate::probe::machine().logical_cpus().max(1);
+    for (i, worker) in workers.into_iter().enumerate() {
+        if i < keep {
+            pool.put(worker);
+        } else {
+            worker.close();
+        }
     }
     Ok(ProcessCalibration {
         costs: Costs {
