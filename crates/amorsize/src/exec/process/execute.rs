@@ -51,7 +51,13 @@ where
     let sampled = sample::sample_slice(items, &f, &options.sample)?;
     let rest = items.len() - sampled.results.len();
     let mut workload = sampled.figures.workload(rest);
-    workload.transfer = transfer(items, &sampled.results);
+    // One item first: when moving it already costs more than running it, that is the
+    // decision's whole story, and timing more of a large value is time the caller pays for.
+    workload.transfer = transfer(items, &sampled.results, 1);
+    let round_trip = workload.transfer.input_time + workload.transfer.output_time;
+    if round_trip < workload.item_time {
+        workload.transfer = transfer(items, &sampled.results, TRANSFER_SAMPLE);
+    }
     let caps = Caps::from_machine(crate::probe::machine());
     let mut plan = decide(&workload, &caps, options)?;
     plan.set_sample(sampled.figures.clone());
@@ -98,13 +104,17 @@ where
         }
     }
 
-    let gather = Gather::new(items.len());
+    // The plain loop, with no lock or allocation per item.
     let done: HashSet<usize> = sampled.results.iter().map(|(i, _)| *i).collect();
-    gather.results(sampled.results);
-    for index in (0..items.len()).filter(|i| !done.contains(i)) {
+    let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for (index, result) in sampled.results {
+        results[index] = Some(result);
+    }
+    let mut failures = Vec::new();
+    for index in gaps(items.len(), &done).into_iter().flatten() {
         match catch_unwind(AssertUnwindSafe(|| f(&items[index]))) {
-            Ok(result) => gather.results(vec![(index, result)]),
-            Err(payload) => gather.failure(Failure {
+            Ok(result) => results[index] = Some(result),
+            Err(payload) => failures.push(Failure {
                 chunk: 0,
                 items: index..index + 1,
                 attempts: 1,
@@ -112,7 +122,12 @@ where
             }),
         }
     }
-    Ok(gather.into_outcome(plan, RunStats::default()))
+    Ok(Outcome {
+        plan,
+        results,
+        failures,
+        stats: RunStats::default(),
+    })
 }
 
 /// Decides for `workload` on worker processes.
@@ -135,9 +150,9 @@ fn decide(workload: &Workload, caps: &Caps, options: &Options) -> Result<Plan> {
 /// for large values, where it matters, each costs as much as items the plan may run serially.
 const TRANSFER_SAMPLE: usize = 3;
 
-/// Serialization per item from the sampled items and results. A value that does not survive
+/// Serialization per item from `count` of the sampled items and results. A value that does not survive
 /// the round trip is left out (the run names it when it meets it); none left means no figure.
-fn transfer<T, R>(items: &[T], sampled: &[(usize, R)]) -> Transfer
+fn transfer<T, R>(items: &[T], sampled: &[(usize, R)], count: usize) -> Transfer
 where
     T: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
@@ -148,7 +163,7 @@ where
             sampled
                 .iter()
                 .filter(|(i, _)| !left_out.contains(i))
-                .take(TRANSFER_SAMPLE)
+                .take(count)
         };
         let inputs = kept().map(|(i, _)| (*i, &items[*i]));
         let results = kept().map(|(i, r)| (*i, r));
