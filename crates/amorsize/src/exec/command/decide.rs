@@ -10,6 +10,8 @@ use std::num::NonZeroUsize;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Backend, Costs, Seconds, Transfer, Workload};
+use crate::plan::{self, Caps};
+use crate::{Options, Plan};
 
 /// What the sampled jobs (and the start-cost probe) measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -234,8 +236,10 @@ pub struct CommandPlan {
     pub workload: Workload,
     /// The backend's costs, as the library's model sees them.
     pub costs: Costs,
-    /// Why.
+    /// Why (the batch size, the user's choices, caps the planner does not know).
     pub reasons: Vec<Reason>,
+    /// The library planner's decision on the job count, with its own reasons and limits.
+    pub planner: Plan,
 }
 
 /// What the user fixed.
@@ -295,32 +299,14 @@ fn wanted_jobs(m: &Measured, cpus: usize, reasons: &mut Vec<Reason>) -> usize {
     }
 }
 
-/// The caps on the job count, tightest first applied.
-fn caps(m: &Measured, limits: &Limits) -> Vec<(Cap, usize)> {
-    let mut caps = vec![(
-        Cap::Oversubscription,
-        limits.cpus.max(1) * MAX_OVERSUBSCRIPTION,
-    )];
-    if let Some(n) = limits.process_limit {
-        let share = (n as f64 * PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1);
-        caps.push((Cap::ProcessLimit, share.max(1)));
-    }
-    if let Some(n) = limits.open_files_limit {
-        caps.push((
-            Cap::OpenFiles,
-            (n.saturating_sub(RESERVED_FILES) / FILES_PER_JOB).max(1) as usize,
-        ));
-    }
-    if let (Some(mem), true) = (limits.available_memory, m.peak_rss > 0) {
-        caps.push((
-            Cap::Memory,
-            ((mem as f64 * MEMORY_SHARE) as u64 / m.peak_rss).max(1) as usize,
-        ));
-    }
-    caps
-}
-
 /// Decides the job count and batch size for `inputs_left` inputs.
+///
+/// The job count is the library planner's ([`crate::plan::decide`]): each job is one item of a
+/// workload whose item time is a job's measured wall time and whose CPU demand is its measured
+/// CPU ratio, on the caps of this machine (cores, memory by peak RSS, `ulimit -u`); the runner
+/// adds the open-file cap the planner does not know. The batch size (with `{+}`) is sized here,
+/// from the invocation's fixed and per-input costs, before the job count is planned for jobs
+/// of that size.
 pub(crate) fn decide(
     m: &Measured,
     limits: &Limits,
@@ -329,21 +315,6 @@ pub(crate) fn decide(
 ) -> CommandPlan {
     let mut reasons = Vec::new();
     let cpus = limits.cpus.max(1);
-    let mut jobs = match fixed.jobs {
-        Some(j) => {
-            reasons.push(Reason::UserJobs);
-            j.get()
-        }
-        None => wanted_jobs(m, cpus, &mut reasons),
-    };
-    if fixed.jobs.is_none() {
-        for (cap, n) in caps(m, limits) {
-            if jobs > n {
-                jobs = n;
-                reasons.push(Reason::Capped { by: cap, jobs });
-            }
-        }
-    }
     let batch = if !fixed.batches {
         1
     } else if let Some(b) = fixed.batch {
@@ -354,6 +325,10 @@ pub(crate) fn decide(
             fixed: m.fixed_per_job,
             per_input: m.per_input,
         });
+        // The slots the batches are spread over: the user's, or what the CPU ratio asks for.
+        let slots = fixed
+            .jobs
+            .map_or_else(|| wanted_jobs(m, cpus, &mut Vec::new()), |j| j.get());
         let amortize = if m.per_input > 0.0 {
             (m.fixed_per_job / (FIXED_COST_SHARE * m.per_input))
                 .ceil()
@@ -361,7 +336,7 @@ pub(crate) fn decide(
         } else {
             usize::MAX
         };
-        let balance = inputs_left.div_ceil(jobs * JOBS_PER_SLOT);
+        let balance = inputs_left.div_ceil(slots.max(1) * JOBS_PER_SLOT);
         let mut b = amortize.min(balance).max(1);
         if let Some(fit) = limits.inputs_per_command_line {
             if b > fit {
@@ -372,49 +347,67 @@ pub(crate) fn decide(
         b
     };
     let jobs_left = inputs_left.div_ceil(batch);
-    if fixed.jobs.is_none() && jobs > jobs_left.max(1) {
-        jobs = jobs_left.max(1);
-        reasons.push(Reason::Capped {
-            by: Cap::JobsLeft,
-            jobs,
-        });
-    }
     let t = job_time(m, batch, fixed.batches);
-    let serial = jobs_left as f64 * t;
-    let mut predicted = predict(m, limits, jobs_left, t, jobs);
-    if fixed.jobs.is_none() && jobs > 1 {
-        let speedup = serial / predicted.max(f64::MIN_POSITIVE);
-        if speedup < THRESHOLD && serial > 0.0 {
-            reasons.push(Reason::Serial { speedup });
-            jobs = 1;
-            predicted = serial;
-        }
-    }
-    let per_input = if fixed.batches {
-        m.per_input
-    } else {
-        m.job_time
-    };
+    let r = m.cpu_ratio.max(0.0);
+    // One job is one item of the planner's workload.
     let workload = Workload {
-        items: inputs_left,
-        item_time: per_input,
-        cpu_fraction: m.cpu_ratio.min(1.0),
+        items: jobs_left,
+        item_time: t,
+        cpu_fraction: r.min(1.0),
         cv: m.cv,
-        self_parallelism: m.cpu_ratio.max(1.0),
+        self_parallelism: r.max(1.0),
         result_bytes: m.output_bytes,
+        worker_memory: m.peak_rss,
         transfer: Transfer::default(),
         ..Workload::default()
     };
     let costs = Costs {
         backend: Backend::Commands,
-        worker_start: m.start_cost,
-        chunk_dispatch: if fixed.batches {
-            m.fixed_per_job
-        } else {
-            m.start_cost
-        },
+        // A job slot is a thread of the runner; the process start is inside each job's
+        // measured time (and, with `{+}`, in the fixed cost of an invocation).
+        worker_start: 0.0,
+        chunk_dispatch: 0.0,
         transfer_per_byte: 0.0,
         fallbacks: Default::default(),
+    };
+    let caps = Caps {
+        cores: cpus,
+        cores_source: "CPUs of the affinity mask, within the CPU quota".to_owned(),
+        quota: None,
+        available_memory: limits
+            .available_memory
+            .map(|mem| (mem as f64 * MEMORY_SHARE) as u64),
+        processes: limits.process_limit.map(|n| {
+            ((n as f64 * PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1)).max(1)
+        }),
+    };
+    let mut options = Options::new().chunk_size(NonZeroUsize::MIN);
+    if let Some(j) = fixed.jobs {
+        reasons.push(Reason::UserJobs);
+        options = options.workers(j);
+    }
+    let planned = plan::decide(&workload, &costs, &caps, &options);
+    let mut jobs = planned.workers().get();
+    if fixed.jobs.is_none() {
+        if let Some(n) = limits.open_files_limit {
+            let cap = (n.saturating_sub(RESERVED_FILES) / FILES_PER_JOB).max(1) as usize;
+            if jobs > cap {
+                jobs = cap;
+                reasons.push(Reason::Capped {
+                    by: Cap::OpenFiles,
+                    jobs,
+                });
+            }
+        }
+    }
+    let serial = jobs_left as f64 * t;
+    let predicted = if jobs == planned.workers().get() {
+        planned.predicted_time().map_or_else(
+            || predict(m, limits, jobs_left, t, jobs),
+            |d| d.as_secs_f64(),
+        )
+    } else {
+        predict(m, limits, jobs_left, t, jobs)
     };
     CommandPlan {
         jobs: nz(jobs),
@@ -427,6 +420,7 @@ pub(crate) fn decide(
         workload,
         costs,
         reasons,
+        planner: planned,
     }
 }
 
@@ -467,6 +461,14 @@ impl fmt::Display for CommandPlan {
             )?;
         }
         writeln!(f, "limits: {} CPUs", self.limits.cpus)?;
+        writeln!(f, "  - job count: {}", self.planner.reason())?;
+        if let Some(limit) = self.planner.binding_limit() {
+            writeln!(
+                f,
+                "  - bound by {}: {} ({})",
+                limit.kind, limit.workers, limit.source
+            )?;
+        }
         for r in &self.reasons {
             writeln!(f, "  - {r}")?;
         }
