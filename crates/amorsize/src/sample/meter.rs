@@ -134,8 +134,10 @@ impl<'c, C: Clock> Meter<'c, C> {
     }
 
     /// The variance of one item's time. A batch of `b` independent items has a per-item mean
-    /// whose variance is σ²/b, so `b (m − mean)²` estimates σ² whatever the batch size. Batches
-    /// too short to time reliably are left out when enough others remain.
+    /// whose variance is σ²/b, so `b (m − mean)²` estimates σ² whatever the batch size. Only
+    /// batches long enough to time reliably count: with fewer than two of them (items far below
+    /// the clock's resolution, a sample cut short) the spread cannot be told from the clock's
+    /// jitter and reads as 0.
     fn variance(&self, mean: Seconds) -> f64 {
         let floor = (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME);
         let reliable: Vec<(Seconds, usize)> = self
@@ -144,21 +146,16 @@ impl<'c, C: Clock> Meter<'c, C> {
             .copied()
             .filter(|(net, _)| *net >= floor)
             .collect();
-        let used = if reliable.len() >= 2 {
-            &reliable
-        } else {
-            &self.batches
-        };
-        if used.len() < 2 {
+        if reliable.len() < 2 {
             return 0.0;
         }
-        let sum: f64 = used
+        let sum: f64 = reliable
             .iter()
             .map(|&(net, b)| {
                 let m = net / b as f64;
                 b as f64 * (m - mean).powi(2)
             })
             .sum();
-        sum / (used.len() - 1) as f64
+        sum / (reliable.len() - 1) as f64
     }
 }
