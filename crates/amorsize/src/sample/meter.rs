@@ -19,6 +19,8 @@ pub(super) struct Meter<'c, C> {
     bounds: &'c SampleBounds,
     limit: usize,
     overhead: Seconds,
+    /// The sampler's own cost per item, subtracted.
+    item_overhead: Seconds,
     start: Reading,
     count: usize,
     /// Items per timed batch now.
@@ -31,11 +33,17 @@ pub(super) struct Meter<'c, C> {
 }
 
 impl<'c, C: Clock> Meter<'c, C> {
-    pub(super) fn new(clock: &'c C, bounds: &'c SampleBounds, limit: usize) -> Self {
+    pub(super) fn with_item_overhead(
+        clock: &'c C,
+        bounds: &'c SampleBounds,
+        limit: usize,
+        item_overhead: Seconds,
+    ) -> Self {
         Meter {
             clock,
             bounds,
             limit,
+            item_overhead,
             overhead: clock.overhead(),
             start: clock.now(),
             count: 0,
@@ -74,7 +82,8 @@ impl<'c, C: Clock> Meter<'c, C> {
         let Some((since, items)) = self.open.take() else {
             return;
         };
-        let net = (self.clock.wall() - since - self.overhead).max(0.0);
+        let net = (self.clock.wall() - since - self.overhead - items as f64 * self.item_overhead)
+            .max(0.0);
         self.batches.push((net, items));
         self.measured += net;
         if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {

@@ -200,7 +200,7 @@ where
 {
     let n = items.len();
     let limit = bounds.limit(Some(n));
-    let mut meter = Meter::new(clock, bounds, limit);
+    let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead());
     let mut results = Vec::new();
     // The indices are drawn before timing starts, so that drawing them is not timed.
     let indices: Vec<usize> = spread(n, limit).collect();
@@ -264,8 +264,27 @@ where
     F: Fn(&I::Item) -> R,
     C: Clock,
 {
+    sample_prefix(iter, f, bounds, len, clock, None)
+}
+
+/// The prefix sampler, with the sampler's own per-item cost given (`Some`, when measuring that
+/// cost itself) or taken from the clock.
+fn sample_prefix<I, R, F, C>(
+    iter: &mut I,
+    f: &F,
+    bounds: &SampleBounds,
+    len: Option<usize>,
+    clock: &C,
+    item_overhead: Option<Seconds>,
+) -> Result<(Vec<I::Item>, Sampled<R>)>
+where
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+    C: Clock,
+{
     let limit = bounds.limit(len);
-    let mut meter = Meter::new(clock, bounds, limit);
+    let item_overhead = item_overhead.unwrap_or_else(|| clock.item_overhead());
+    let mut meter = Meter::with_item_overhead(clock, bounds, limit, item_overhead);
     let mut prefix = Vec::new();
     let mut results = Vec::new();
     let mut exhausted = false;
@@ -286,6 +305,29 @@ where
             figures: meter.finish::<R>(complete),
         },
     ))
+}
+
+/// The sampler's own time per item: the median of a few samples of a function that does
+/// nothing over a plain range, run through the same loop as every prefix sample.
+pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
+    const ITEMS: usize = 256;
+    let bounds = SampleBounds::default().items(ITEMS, ITEMS);
+    let mut means: Vec<Seconds> = (0..5)
+        .map(|_| {
+            let noop = |x: &usize| std::hint::black_box(*x);
+            sample_prefix(
+                &mut (0..ITEMS),
+                &noop,
+                &bounds,
+                Some(ITEMS),
+                clock,
+                Some(0.0),
+            )
+            .map_or(0.0, |(_, s)| s.figures.item_time)
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    means[means.len() / 2]
 }
 
 /// Indices of `0..n` spread across it: the van der Corput sequence (0, ½, ¼, ¾, …) scaled to
