@@ -26,7 +26,6 @@ pub const ASSUMED_ITEMS: usize = 10_000;
 /// ```
 /// let items: Vec<u64> = (0..100).collect();
 /// let (plan, sampled) = amorsize::plan::plan_slice(&items, &|x: &u64| x + 1, &amorsize::Options::new()).unwrap();
-/// assert!(!plan.is_parallel()); // a microsecond of work in all: serial
 /// assert_eq!(plan.items(), Some(items.len() - sampled.results.len()));
 /// assert!(sampled.results.iter().all(|(i, r)| *r == items[*i] + 1));
 /// ```
