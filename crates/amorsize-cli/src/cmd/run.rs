@@ -62,7 +62,8 @@ pub struct Args {
     /// Show a progress bar with ETA on standard error (when it is a terminal).
     #[arg(long)]
     progress: bool,
-    /// Run the sample only, print the plan and its reasons, and stop.
+    /// Run the sample only, print the plan and its reasons, and stop (the sampled jobs' output
+    /// is not shown and they are not logged, so a later run does them again).
     #[arg(long)]
     plan: bool,
     /// With --plan: print the plan as JSON.
