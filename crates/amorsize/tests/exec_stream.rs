@@ -132,14 +132,15 @@ fn an_unrepresentative_prefix_adapts_the_chunk_size() {
     let options = Options::new().workers(nz(2)).threshold(0.0);
     let run = options.run_iter(0..1600usize, f).unwrap();
     assert_eq!(run.results, (0..1600).collect::<Vec<_>>());
-    let first = run.report.adjustments.first().expect("an adjustment");
-    assert!(first.to < first.from, "{}", run.report);
-    assert!(first.measured_item_time > first.predicted_item_time);
+    // The cheap items may first grow the chunk; the slow ones must then shrink it.
+    let shrink = run.report.adjustments.iter().find(|a| a.to < a.from);
+    let shrink = shrink.unwrap_or_else(|| panic!("no smaller chunk: {}", run.report));
+    assert!(shrink.measured_item_time > shrink.predicted_item_time);
 
     let mut s = options.stream(0..1600usize, f);
     assert!(s.by_ref().eq(0..1600));
     let report = s.report().unwrap();
     assert_eq!(report.items, 1600);
-    let first = report.adjustments.first().expect("an adjustment");
-    assert!(first.to < first.from, "{report}");
+    let shrink = report.adjustments.iter().find(|a| a.to < a.from);
+    assert!(shrink.is_some(), "no smaller chunk: {report}");
 }

@@ -5,8 +5,8 @@
 //! `_BatchedCalls` in joblib/parallel.py): a moving average of the measured durations
 //! (weights 0.8 old / 0.2 new), and a batch size that changes by at most a factor of two per
 //! step. Here the average is kept per item, so that it stays meaningful across chunk sizes,
-//! each observation is clipped to a factor [`CLIP`] of the average (so that one chunk stalled by
-//! the scheduler does not swing it), and the target is the chunk duration the plan predicted.
+//! it takes in the median of the last three chunks (so that one chunk stalled by the scheduler
+//! does not swing it), and the target is the chunk duration the plan predicted.
 //!
 //! The rule itself, [`next_chunk`], is a pure function; [`Adapter`] only feeds it measurements.
 
@@ -22,16 +22,11 @@ pub(crate) const DRIFT: f64 = 2.0;
 /// Weight of the newest chunk in the moving average of the per-item time (joblib's 0.2).
 pub(crate) const SMOOTHING: f64 = 0.2;
 
-/// How far (as a factor, either way) one chunk's per-item time may pull the moving average:
-/// beyond it the observation is clipped. A single chunk stalled by the scheduler on a loaded
-/// machine (seen at 25× its neighbours) then moves the average by less than the drift bound, so
-/// one outlier never changes the chunk size, while a sustained drift does within two chunks.
-pub(crate) const CLIP: f64 = 4.0;
-
-/// The moving average after one more chunk measured at `per_item` per item.
-pub(crate) fn smooth(avg: Seconds, per_item: Seconds) -> Seconds {
-    let clipped = per_item.clamp(avg / CLIP, avg * CLIP);
-    (1.0 - SMOOTHING) * avg + SMOOTHING * clipped
+/// The per-item time the moving average takes in after a chunk: the median of the last three
+/// chunks' per-item times. One chunk stalled by the scheduler on a loaded machine (seen at 25×
+/// its neighbours) then changes nothing, while a real drift shows from its second chunk on.
+pub(crate) fn median3(a: Seconds, b: Seconds, c: Seconds) -> Seconds {
+    a.max(b).min(a.min(b).max(c))
 }
 
 /// The chunk size for the remaining work, given the current chunk size, the moving average of
@@ -75,6 +70,8 @@ pub(crate) struct Adapter {
     predicted_item: Seconds,
     target: Seconds,
     avg_item: Seconds,
+    /// Per-item times of the last three chunks, newest last.
+    recent: [Seconds; 3],
     chunk: usize,
     done: usize,
     adjustments: Vec<ChunkAdjustment>,
@@ -92,6 +89,7 @@ impl Adapter {
             predicted_item,
             target: predicted_item * chunk.get() as f64,
             avg_item: predicted_item,
+            recent: [predicted_item; 3],
             chunk: chunk.get(),
             done: 0,
             adjustments: Vec::new(),
@@ -113,7 +111,9 @@ impl Adapter {
         }
         self.done += items;
         let per_item = elapsed.as_secs_f64() / items as f64;
-        self.avg_item = smooth(self.avg_item, per_item);
+        self.recent = [self.recent[1], self.recent[2], per_item];
+        let [a, b, c] = self.recent;
+        self.avg_item = (1.0 - SMOOTHING) * self.avg_item + SMOOTHING * median3(a, b, c);
         let cap = remaining.map(|r| (r / workers.max(1)).max(1));
         let next = next_chunk(self.chunk, self.avg_item, self.target, cap);
         if next == self.chunk {
@@ -205,7 +205,7 @@ mod tests {
         .unwrap();
         // Chunks run at the predicted rate: nothing changes.
         assert_eq!(a.observe(100, Duration::from_millis(1), None, 2), None);
-        // Then items turn out 100× slower, and stay so: halving within two chunks, then on.
+        // Then items turn out 100× slower, and stay so: halving from the second slow chunk on.
         let mut changes = Vec::new();
         for _ in 0..6 {
             let chunk = a.adjustments().last().map_or(100, |c| c.to);
@@ -230,12 +230,12 @@ mod tests {
     }
 
     #[test]
-    fn smoothing_clips_outliers() {
-        assert!((smooth(1.0, 1.0) - 1.0).abs() < 1e-12);
-        assert!((smooth(1.0, 100.0) - smooth(1.0, CLIP)).abs() < 1e-12);
-        assert!((smooth(1.0, 0.0) - smooth(1.0, 1.0 / CLIP)).abs() < 1e-12);
-        // One clipped outlier stays within the drift bound.
-        assert!(smooth(1.0, 1e9) < DRIFT);
+    fn the_median_ignores_one_outlier() {
+        assert_eq!(median3(1.0, 1.0, 25.0), 1.0);
+        assert_eq!(median3(25.0, 1.0, 1.0), 1.0);
+        assert_eq!(median3(1.0, 25.0, 25.0), 25.0);
+        assert_eq!(median3(3.0, 1.0, 2.0), 2.0);
+        assert_eq!(median3(2.0, 3.0, 1.0), 2.0);
     }
 
     proptest! {
