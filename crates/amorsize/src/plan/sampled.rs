@@ -4,7 +4,7 @@
 use super::{decide, speedup_bound, Caps, Options, Plan, Reason, Warning};
 use crate::model::Workload;
 use crate::probe::overhead;
-use crate::sample::{self, Sample, Sampled, MIN_TRUSTED_SAMPLE};
+use crate::sample::{self, Sample, SampleBounds, Sampled, MIN_TRUSTED_SAMPLE};
 use crate::Result;
 
 /// Items an iterator of unknown length is planned for: long enough that a stream of
@@ -33,7 +33,11 @@ pub fn plan_slice<T, R, F>(items: &[T], f: &F, options: &Options) -> Result<(Pla
 where
     F: Fn(&T) -> R,
 {
-    let sampled = sample::sample_slice(items, f, &options.sample)?;
+    let bounds = SampleBounds {
+        wall_only_below: serial_proof(options),
+        ..options.sample.clone()
+    };
+    let sampled = sample::sample_slice(items, f, &bounds)?;
     let rest = items.len() - sampled.results.len();
     let mut workload = sampled.figures.workload(rest);
     // A workload the cache knows starts from its remembered figures when the sample confirms them.
@@ -43,6 +47,25 @@ where
     }
     let plan = plan_sampled(workload, &sampled.figures, options, None);
     Ok((plan, sampled))
+}
+
+/// Serial time below which no parallel plan on threads can reach the threshold, whatever the
+/// CPU figures: the model charges `W × worker start` and every other term is ≥ 0, so a parallel
+/// plan takes at least `serial ÷ W + W × s ≥ 2 √(serial × s)` (least at `W = √(serial ÷ s)`),
+/// a speedup of at most `√(serial ÷ s) ÷ 2`, which is below the threshold `θ` while
+/// `serial < 4 θ² s`. Before the thread costs are measured, the bound of `plan_sampled`
+/// (serial ÷ [`overhead::PARALLEL_FLOOR`] < θ) is the proof instead. `None` when the caller
+/// fixed the workers: the plan is theirs, and the CPU figures are reported.
+fn serial_proof(options: &Options) -> Option<std::time::Duration> {
+    if options.workers.is_some() {
+        return None;
+    }
+    let theta = options.threshold.max(0.0);
+    let limit = match overhead::threads_if_measured() {
+        Some(calibration) => 4.0 * theta * theta * calibration.costs.worker_start,
+        None => theta * overhead::PARALLEL_FLOOR,
+    };
+    (limit.is_finite() && limit > 0.0).then(|| std::time::Duration::from_secs_f64(limit))
 }
 
 /// What [`plan_iter`] returns: the plan, the sampled results, and the items to continue with.

@@ -21,7 +21,11 @@ pub(super) struct Meter<'c, C> {
     overhead: Seconds,
     /// The sampler's own cost per item, subtracted.
     item_overhead: Seconds,
-    start: Reading,
+    /// Items in the whole input, when known: with [`SampleBounds::wall_only_below`], what the
+    /// running estimate of the input's serial time is made from.
+    total: Option<usize>,
+    /// All clocks at the start of the CPU-timed span; `None` while only the wall clock is read.
+    start: Option<Reading>,
     count: usize,
     /// Items per timed batch now.
     batch: usize,
@@ -38,14 +42,17 @@ impl<'c, C: Clock> Meter<'c, C> {
         bounds: &'c SampleBounds,
         limit: usize,
         item_overhead: Seconds,
+        total: Option<usize>,
     ) -> Self {
+        let wall_only = bounds.wall_only_below.is_some() && total.is_some();
         Meter {
             clock,
             bounds,
             limit,
             item_overhead,
+            total,
             overhead: clock.overhead(),
-            start: clock.now(),
+            start: (!wall_only).then(|| clock.now()),
             count: 0,
             batch: 1,
             open: None,
@@ -89,11 +96,33 @@ impl<'c, C: Clock> Meter<'c, C> {
         if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
             self.batch = self.batch.saturating_mul(2);
         }
+        self.start_cpu_span_when_it_matters();
+    }
+
+    /// Starts reading the CPU clocks once the estimate of the whole input's serial time reaches
+    /// [`SampleBounds::wall_only_below`]: from then on the CPU figures may change the decision.
+    fn start_cpu_span_when_it_matters(&mut self) {
+        if self.start.is_some() || self.count == 0 {
+            return;
+        }
+        let (Some(below), Some(total)) = (self.bounds.wall_only_below, self.total) else {
+            return;
+        };
+        let estimate = self.measured / self.count as f64 * total as f64;
+        if estimate >= below.as_secs_f64() {
+            self.start = Some(self.clock.now());
+        }
     }
 
     pub(super) fn finish<R>(mut self, complete: bool) -> Sample {
         self.close();
-        let total = self.clock.now() - self.start;
+        // Without a CPU-timed span the CPU figures are the neutral ones (CPU-bound, single
+        // threaded): the workload was too small for them to matter.
+        let cpu_skipped = self.start.is_none();
+        let total = match self.start {
+            Some(start) => self.clock.now() - start,
+            None => Reading::default(),
+        };
         let count = self.count;
         let measured = self.measured;
         let mean = if count == 0 {
@@ -139,6 +168,7 @@ impl<'c, C: Clock> Meter<'c, C> {
             result_bytes: std::mem::size_of::<R>() as u64,
             measured,
             complete,
+            cpu_skipped,
         }
     }
 

@@ -11,7 +11,6 @@
 use crate::model::{Seconds, Workload};
 use crate::Result;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::time::Duration;
 
 mod clock;
@@ -47,6 +46,10 @@ pub struct Sample {
     /// Whether the sample ran every item of the input.
     #[serde(default)]
     pub complete: bool,
+    /// The CPU clocks were not read ([`SampleBounds::wall_only_below`]): `cpu_fraction` and
+    /// `self_parallelism` are the neutral 1.0, not measurements.
+    #[serde(default)]
+    pub cpu_skipped: bool,
 }
 
 fn one() -> f64 {
@@ -65,6 +68,7 @@ impl Default for Sample {
             result_bytes: 0,
             measured: 0.0,
             complete: false,
+            cpu_skipped: false,
         }
     }
 }
@@ -117,6 +121,11 @@ pub struct SampleBounds {
     /// Never more than this fraction of a known-length input (beyond `min_items`): 5 %, so that
     /// the serial sample costs at most a twentieth of the work.
     pub max_fraction: f64,
+    /// While the sample's estimate of the whole input's serial time stays below this, only the
+    /// wall clock is read: the CPU clocks are system calls (about a microsecond each in a
+    /// virtual machine), and the planner sets this bound where no parallel plan can win
+    /// whatever the CPU figures say. `None` (the default): the CPU clocks are always read.
+    pub wall_only_below: Option<Duration>,
 }
 
 impl Default for SampleBounds {
@@ -126,6 +135,7 @@ impl Default for SampleBounds {
             max_items: 1000,
             target_time: Duration::from_micros(100),
             max_fraction: 0.05,
+            wall_only_below: None,
         }
     }
 }
@@ -200,7 +210,7 @@ where
 {
     let n = items.len();
     let limit = bounds.limit(Some(n));
-    let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead());
+    let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead(), Some(n));
     let mut results = Vec::new();
     // The indices are drawn before timing starts, so that drawing them is not timed.
     let indices: Vec<usize> = spread(n, limit).collect();
@@ -284,7 +294,7 @@ where
 {
     let limit = bounds.limit(len);
     let item_overhead = item_overhead.unwrap_or_else(|| clock.item_overhead());
-    let mut meter = Meter::with_item_overhead(clock, bounds, limit, item_overhead);
+    let mut meter = Meter::with_item_overhead(clock, bounds, limit, item_overhead, len);
     let mut prefix = Vec::new();
     let mut results = Vec::new();
     let mut exhausted = false;
@@ -333,34 +343,46 @@ pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
 /// Indices of `0..n` spread across it: the van der Corput sequence (0, ½, ¼, ¾, …) scaled to
 /// `n`, so that however early sampling stops the indices seen so far cover the input evenly;
 /// when `limit` is most of the input, simply every index.
+///
+/// The scaled points never collide, so no index needs to be remembered: the first `L ≤ limit`
+/// points of the sequence are distinct multiples of `2^-m` with `2^m` the power of two at or
+/// above `L`, so scaled by `n` they are at least `n ÷ 2^m` apart; and `2^m < 2 L ≤ 2 limit ≤ n`
+/// on this path, so that gap is at least 1 and their integer parts are distinct.
 fn spread(n: usize, limit: usize) -> impl Iterator<Item = usize> {
+    let count = limit.min(n);
     let dense = limit.saturating_mul(2) >= n;
-    let mut seen = HashSet::new();
-    let mut k: u64 = 0;
-    let mut linear = 0usize;
-    let mut emitted = 0usize;
-    std::iter::from_fn(move || {
-        if emitted >= limit.min(n) {
-            return None;
-        }
+    (0..count).map(move |k| {
         if dense {
-            emitted += 1;
-            linear += 1;
-            return Some(linear - 1);
-        }
-        // Each new index needs few steps: at most about n / limit positions collide.
-        loop {
-            let i = ((van_der_corput(k) * n as f64) as usize).min(n - 1);
-            k += 1;
-            if seen.insert(i) {
-                emitted += 1;
-                return Some(i);
-            }
+            k
+        } else {
+            // ⌊vdc(k) × n⌋ in integers, exactly: vdc(k) = reverse_bits(k) ÷ 2^64.
+            (((k as u64).reverse_bits() as u128 * n as u128) >> 64) as usize
         }
     })
 }
 
-/// The `k`-th element of the base-2 van der Corput sequence, in `[0, 1)`.
-fn van_der_corput(k: u64) -> f64 {
-    k.reverse_bits() as f64 / 2f64.powi(64)
+#[cfg(test)]
+mod tests {
+    use super::spread;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The law the sampler relies on without remembering indices: every index is in the
+        /// input, none repeats, and there are `min(limit, n)` of them.
+        #[test]
+        fn spread_indices_are_distinct_and_in_range(n in 1usize..1_000_000, limit in 1usize..5_000) {
+            let mut indices: Vec<usize> = spread(n, limit).collect();
+            prop_assert_eq!(indices.len(), limit.min(n));
+            prop_assert!(indices.iter().all(|&i| i < n));
+            indices.sort_unstable();
+            indices.dedup();
+            prop_assert_eq!(indices.len(), limit.min(n));
+        }
+    }
+
+    #[test]
+    fn spread_starts_at_the_ends_and_the_middle() {
+        let first: Vec<usize> = spread(1000, 10).take(4).collect();
+        assert_eq!(first, [0, 500, 250, 750]);
+    }
 }
