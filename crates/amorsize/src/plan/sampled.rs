@@ -35,7 +35,7 @@ where
 {
     let bounds = SampleBounds {
         wall_only_below: serial_proof(options),
-        ..options.sample.clone()
+        ..options.sample
     };
     let sampled = sample::sample_slice(items, f, &bounds)?;
     let rest = items.len() - sampled.results.len();
