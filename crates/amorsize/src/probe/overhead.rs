@@ -177,31 +177,31 @@ fn accept(
 /// The warnings for the fallback constants `costs` used.
 pub(crate) fn fallback_warnings(costs: &Costs) -> Vec<Warning> {
     let mut out = Vec::new();
-    let names = |thread: &str| -> String {
-        if costs.backend == Backend::Threads {
-            thread.to_owned()
-        } else {
-            format!("the {} backend's fallback", costs.backend)
+    let names = |thread: &str, process: &str| -> String {
+        match costs.backend {
+            Backend::Threads => thread.to_owned(),
+            Backend::Processes => process.to_owned(),
+            other => format!("the {other} backend's fallback"),
         }
     };
     if costs.fallbacks.worker_start {
         out.push(Warning::FallbackUsed {
             cost: "worker start".to_owned(),
-            constant: names("FALLBACK_THREAD_START"),
+            constant: names("FALLBACK_THREAD_START", "FALLBACK_PROCESS_START"),
             value: costs.worker_start,
         });
     }
     if costs.fallbacks.chunk_dispatch {
         out.push(Warning::FallbackUsed {
             cost: "chunk dispatch".to_owned(),
-            constant: names("FALLBACK_THREAD_DISPATCH"),
+            constant: names("FALLBACK_THREAD_DISPATCH", "FALLBACK_PROCESS_DISPATCH"),
             value: costs.chunk_dispatch,
         });
     }
     if costs.fallbacks.transfer_per_byte {
         out.push(Warning::FallbackUsed {
             cost: "transfer per byte".to_owned(),
-            constant: names("transfer fallback"),
+            constant: names("transfer fallback", "FALLBACK_PIPE_PER_BYTE"),
             value: costs.transfer_per_byte,
         });
     }

@@ -178,7 +178,34 @@ fn accept(values: &mut [Seconds], plausible: std::ops::RangeInclusive<Seconds>) 
 
 #[cfg(test)]
 mod tests {
-    use super::accept;
+    use super::*;
+
+    #[test]
+    fn a_plan_names_the_process_fallbacks_it_used() {
+        let costs = Costs {
+            backend: Backend::Processes,
+            worker_start: FALLBACK_PROCESS_START,
+            chunk_dispatch: FALLBACK_PROCESS_DISPATCH,
+            transfer_per_byte: FALLBACK_PIPE_PER_BYTE,
+            fallbacks: Fallbacks {
+                worker_start: true,
+                chunk_dispatch: true,
+                transfer_per_byte: true,
+            },
+        };
+        let text: Vec<String> = crate::probe::overhead::fallback_warnings(&costs)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        for name in [
+            "FALLBACK_PROCESS_START",
+            "FALLBACK_PROCESS_DISPATCH",
+            "FALLBACK_PIPE_PER_BYTE",
+        ] {
+            assert!(text.iter().any(|t| t.contains(name)), "{name} in {text:?}");
+        }
+    }
 
     #[test]
     fn the_check_keeps_the_median_of_agreeing_plausible_repeats() {
