@@ -118,9 +118,17 @@ impl Options {
         F: Fn(&T) -> R + Sync,
     {
         let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        run_batch(items, sampled.results, 0, &f, no_failure, &plan, self)
-            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
-            .map(|(results, _)| results)
+        run_batch(
+            items,
+            sampled.results,
+            0,
+            &f,
+            (no_failure, false),
+            &plan,
+            self,
+        )
+        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+        .map(|(results, _)| results)
     }
 
     /// Plans and runs `f` on every item of `items`, returning the results and the run's
@@ -147,8 +155,16 @@ impl Options {
         F: Fn(&T) -> R + Sync,
     {
         let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        let (results, report) = run_batch(items, sampled.results, 0, &f, no_failure, &plan, self)
-            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        let (results, report) = run_batch(
+            items,
+            sampled.results,
+            0,
+            &f,
+            (no_failure, false),
+            &plan,
+            self,
+        )
+        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
         Ok(Run {
             results,
             report: report.build(&plan),
@@ -193,7 +209,7 @@ impl Options {
         let k = sampled.results.len();
         let plan = plan::plan_sample(&sampled.figures, rest.len(), self);
         let (mut rest_results, report) =
-            run_batch(&rest, Vec::new(), k, &f, no_failure, &plan, self)
+            run_batch(&rest, Vec::new(), k, &f, (no_failure, false), &plan, self)
                 .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
         let mut results: Vec<R> = Vec::with_capacity(k + rest.len());
         results.extend(sampled.results.into_iter().map(|(_, r)| r));
@@ -217,8 +233,16 @@ impl Options {
         F: Fn(&T) -> std::result::Result<R, E> + Sync,
     {
         let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        let (results, _) = run_batch(items, sampled.results, 0, &f, Result::is_err, &plan, self)
-            .map_err(|failure| failure.into_error(item_failed))??;
+        let (results, _) = run_batch(
+            items,
+            sampled.results,
+            0,
+            &f,
+            (Result::is_err, true),
+            &plan,
+            self,
+        )
+        .map_err(|failure| failure.into_error(item_failed))??;
         results
             .into_iter()
             .enumerate()
@@ -258,7 +282,7 @@ impl Plan {
             Vec::new(),
             0,
             &f,
-            no_failure,
+            (no_failure, false),
             self,
             &Options::default(),
         )
@@ -330,7 +354,7 @@ fn run_batch<T, O, F, P>(
     sampled: Vec<(usize, O)>,
     base: usize,
     f: &F,
-    fails: P,
+    (fails, fallible): (P, bool),
     plan: &Plan,
     options: &Options,
 ) -> std::result::Result<Result<(Vec<O>, Measured)>, Failure<O>>
@@ -350,6 +374,7 @@ where
         base,
         f,
         fails,
+        fallible,
     };
     let done = match threads::run(batch, plan, &settings) {
         Ok(outcome) => outcome?,

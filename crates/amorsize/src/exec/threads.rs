@@ -53,6 +53,9 @@ pub(crate) struct Batch<'a, T, O, F, P> {
     pub(crate) f: &'a F,
     /// Which results count as failures that stop the run (never, for a plain map).
     pub(crate) fails: P,
+    /// Whether `fails` can ever be true: when not, the serial path runs each stretch between
+    /// sampled items as `extend(map(f))`, the plain loop the compiler optimizes best.
+    pub(crate) fallible: bool,
 }
 
 /// A finished batch: results in input order and what the run measured.
@@ -124,6 +127,7 @@ where
         base,
         f,
         fails,
+        fallible,
     } = batch;
     let n = items.len();
     let mut reporter = settings
@@ -146,26 +150,37 @@ where
         while lo < n {
             let hi = lo.saturating_add(step).min(n);
             let mut reused = 0;
-            for item in &items[lo..hi] {
-                // `out` holds one result per item before this one.
-                let idx = out.len();
-                if idx == next_sampled {
+            let mut i = lo;
+            while i < hi {
+                if i == next_sampled {
                     if let Some((_, o)) = sampled.next() {
                         out.push(o);
                     }
                     next_sampled = sampled.peek().map_or(usize::MAX, |(i, _)| *i);
                     reused += 1;
+                    i += 1;
                     continue;
                 }
-                let o = f(item);
-                if fails(&o) {
-                    failed = Some(Failure {
-                        index: base + idx,
-                        cause: Cause::Value(o),
-                    });
-                    return;
+                // A stretch with no sampled item in it.
+                let end = next_sampled.min(hi);
+                if fallible {
+                    for item in &items[i..end] {
+                        let o = f(item);
+                        if fails(&o) {
+                            failed = Some(Failure {
+                                index: base + out.len(),
+                                cause: Cause::Value(o),
+                            });
+                            return;
+                        }
+                        out.push(o);
+                    }
+                } else {
+                    // On a panic `out` keeps the results written so far, so its length is
+                    // the index of the item that panicked.
+                    out.extend(items[i..end].iter().map(f));
                 }
-                out.push(o);
+                i = end;
             }
             chunks += 1;
             if let Some(r) = reporter.as_mut() {
@@ -206,6 +221,8 @@ struct Shared<'a, T, O, F, P> {
     base: usize,
     f: &'a F,
     fails: &'a P,
+    /// Whether `fails` can be true (see [`Batch::fallible`]).
+    fallible: bool,
     cursor: AtomicUsize,
     chunk: AtomicUsize,
     stop: AtomicBool,
@@ -257,16 +274,32 @@ where
         let mut out = Vec::with_capacity(end - start);
         let lo = self.skip.partition_point(|&i| i < start);
         let mut skip = self.skip[lo..].iter().copied().peekable();
+        // The item being run, or the first of the stretch being run with `before` results
+        // already in `out`: what a panic is attributed to.
         let mut current = start;
+        let mut before = 0;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            for idx in start..end {
+            let mut idx = start;
+            while idx < end {
                 if skip.next_if_eq(&idx).is_some() {
+                    idx += 1;
                     continue;
                 }
                 if self.stop.load(Relaxed) {
                     return Some(ChunkEnd::Stopped);
                 }
+                if !self.fallible {
+                    // Nothing can fail but a panic: the stretch up to the next sampled item
+                    // runs as one plain loop, the stop flag is seen between stretches.
+                    let stretch = skip.peek().map_or(end, |&s| s.min(end));
+                    current = idx;
+                    before = out.len();
+                    out.extend(self.items[idx..stretch].iter().map(self.f));
+                    idx = stretch;
+                    continue;
+                }
                 current = idx;
+                before = out.len();
                 let o = (self.f)(&self.items[idx]);
                 if (self.fails)(&o) {
                     return Some(ChunkEnd::Failed(Failure {
@@ -275,6 +308,7 @@ where
                     }));
                 }
                 out.push(o);
+                idx += 1;
             }
             None
         }));
@@ -284,8 +318,10 @@ where
                 let ran = out.len();
                 ChunkEnd::Complete(out, ran)
             }
+            // `extend` keeps the results written before a panic, so the panicking item is
+            // as many items past the stretch's first as results were added.
             Err(payload) => ChunkEnd::Failed(Failure {
-                index: self.base + current,
+                index: self.base + current + (out.len() - before),
                 cause: Cause::Panic(payload),
             }),
         }
@@ -380,6 +416,7 @@ where
         base,
         f,
         fails,
+        fallible,
     } = batch;
     let n = items.len();
     let nested = pool.is_none();
@@ -401,6 +438,7 @@ where
         base,
         f,
         fails: &fails,
+        fallible,
         cursor: AtomicUsize::new(0),
         chunk: AtomicUsize::new(chunk.get()),
         stop: AtomicBool::new(false),

@@ -92,6 +92,7 @@ where
                 base: 0,
                 f: &f,
                 fails: |_: &R| false,
+                fallible: false,
             };
             let Done { results, .. } = threads::run(batch, &on_threads, &options.exec)?
                 .map_err(|failure| failure.into_error(|i, _| panicked_without_payload(i)))?;
