@@ -10,32 +10,10 @@ use std::hint::black_box;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{spin, spin_rate};
+
 const HOG_ENV: &str = "AMORSIZE_STRESS_HOG";
-
-/// A CPU-bound item: `iters` rounds of xorshift.
-fn spin(seed: u64, iters: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..iters {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    black_box(x)
-}
-
-/// Rounds of `spin` per nanosecond: the best of short runs, so the hog does not hide the rate.
-fn spin_rate() -> f64 {
-    let iters = 200_000;
-    let best = (0..50)
-        .map(|_| {
-            let t = Instant::now();
-            spin(black_box(7), iters);
-            t.elapsed()
-        })
-        .min()
-        .unwrap();
-    iters as f64 / best.as_nanos() as f64
-}
 
 /// The competing process; killed and reaped when dropped, whatever happens to the bench.
 struct Hog(Child);
