@@ -41,6 +41,7 @@ mod pool;
 pub mod process;
 mod progress;
 mod settings;
+mod slots;
 mod stream;
 mod threads;
 pub mod tune;

@@ -3,13 +3,15 @@
 //!
 //! Claiming chunks from one atomic cursor (rather than splitting the input up front) is what
 //! lets the chunk size change in the middle of a run ([`adapt`](super::adapt)); rayon still
-//! runs the workers. Each chunk's results are kept with the chunk's start, and put back in
-//! input order at the end, together with the results the sample already computed.
+//! runs the workers. Each result is written straight into its own slot of the output
+//! ([`slots`](super::slots)), beside the results the sample already computed, so nothing is
+//! copied into order afterwards.
 
 use super::adapt::Adapter;
 use super::pool::{self, Pool};
 use super::progress::Reporter;
 use super::settings::ExecOptions;
+use super::slots::{Slots, Writer};
 use crate::report::ChunkAdjustment;
 use crate::{Plan, Result};
 use std::any::Any;
@@ -223,25 +225,29 @@ struct Shared<'a, T, O, F, P> {
     fails: &'a P,
     /// Whether `fails` can be true (see [`Batch::fallible`]).
     fallible: bool,
+    /// Where results go: each in its own slot, in input order.
+    out: Writer<'a, O>,
     cursor: AtomicUsize,
     chunk: AtomicUsize,
     stop: AtomicBool,
     workers: usize,
     adapter: Option<Mutex<Adapter>>,
     failure: Mutex<Option<Failure<O>>>,
-    finished: Mutex<Finished<O>>,
+    finished: Mutex<Finished>,
 }
 
 /// What the workers hand back when they end.
-struct Finished<O> {
-    chunks: Vec<(usize, Vec<O>)>,
+struct Finished {
+    /// Stretches of slots written (`start..end`).
+    stretches: Vec<(usize, usize)>,
     busy: Duration,
     count: usize,
 }
 
 /// How a chunk ended.
 enum ChunkEnd<O> {
-    Complete(Vec<O>, usize),
+    /// Every item ran; this many (the chunk less its sampled items).
+    Complete(usize),
     Stopped,
     Failed(Failure<O>),
 }
@@ -270,19 +276,32 @@ where
         Some((start, start + claim_size(c, n - start, self.workers)))
     }
 
-    fn run_chunk(&self, start: usize, end: usize) -> ChunkEnd<O> {
-        let mut out = Vec::with_capacity(end - start);
+    /// Runs the items `start..end` (less the sampled ones) into their slots, recording each
+    /// stretch written in `stretches`, also when the chunk stops or fails.
+    fn run_chunk(
+        &self,
+        start: usize,
+        end: usize,
+        stretches: &mut Vec<(usize, usize)>,
+    ) -> ChunkEnd<O> {
         let lo = self.skip.partition_point(|&i| i < start);
         let mut skip = self.skip[lo..].iter().copied().peekable();
-        // The item being run, or the first of the stretch being run with `before` results
-        // already in `out`: what a panic is attributed to.
+        let mut ran = 0;
+        // The first item of the stretch being written, and how many of it were written when
+        // a panic came: the panicking item is the next one.
         let mut current = start;
-        let mut before = 0;
+        let mut done = 0;
+        // A stretch of single writes still to record (the fallible path).
+        let mut open = (start, start);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut idx = start;
             while idx < end {
                 if skip.next_if_eq(&idx).is_some() {
+                    if open.1 > open.0 {
+                        stretches.push(open);
+                    }
                     idx += 1;
+                    open = (idx, idx);
                     continue;
                 }
                 if self.stop.load(Relaxed) {
@@ -293,13 +312,21 @@ where
                     // runs as one plain loop, the stop flag is seen between stretches.
                     let stretch = skip.peek().map_or(end, |&s| s.min(end));
                     current = idx;
-                    before = out.len();
-                    out.extend(self.items[idx..stretch].iter().map(self.f));
+                    // SAFETY: `idx..stretch` lies within the claimed chunk (`claim` hands out
+                    // disjoint ranges of `0..n`, and the slots number `n`), and skipped
+                    // sampled indices are never written.
+                    let written = unsafe {
+                        self.out
+                            .write(idx, &self.items[idx..stretch], self.f, &mut done)
+                    };
+                    stretches.push(written);
+                    ran += stretch - idx;
                     idx = stretch;
+                    open = (idx, idx);
                     continue;
                 }
                 current = idx;
-                before = out.len();
+                done = 0;
                 let o = (self.f)(&self.items[idx]);
                 if (self.fails)(&o) {
                     return Some(ChunkEnd::Failed(Failure {
@@ -307,21 +334,22 @@ where
                         cause: Cause::Value(o),
                     }));
                 }
-                out.push(o);
+                // SAFETY: as above, for the single slot `idx` of the claimed chunk.
+                unsafe { self.out.put(idx, o) };
+                open.1 = idx + 1;
+                ran += 1;
                 idx += 1;
             }
             None
         }));
+        if open.1 > open.0 {
+            stretches.push(open);
+        }
         match outcome {
             Ok(Some(end)) => end,
-            Ok(None) => {
-                let ran = out.len();
-                ChunkEnd::Complete(out, ran)
-            }
-            // `extend` keeps the results written before a panic, so the panicking item is
-            // as many items past the stretch's first as results were added.
+            Ok(None) => ChunkEnd::Complete(ran),
             Err(payload) => ChunkEnd::Failed(Failure {
-                index: self.base + current + (out.len() - before),
+                index: self.base + current + done,
                 cause: Cause::Panic(payload),
             }),
         }
@@ -339,7 +367,7 @@ where
     /// A worker: claims and runs chunks until none is left or the run stops; `on_chunk` hears
     /// of each finished chunk's item count.
     fn work(&self, mut on_chunk: impl FnMut(usize)) {
-        let mut chunks = Vec::new();
+        let mut stretches = Vec::new();
         let mut busy = Duration::ZERO;
         let mut count = 0;
         while !self.stop.load(Relaxed) {
@@ -347,8 +375,8 @@ where
                 break;
             };
             let t0 = Instant::now();
-            let (out, ran) = match self.run_chunk(start, end) {
-                ChunkEnd::Complete(out, ran) => (out, ran),
+            let ran = match self.run_chunk(start, end, &mut stretches) {
+                ChunkEnd::Complete(ran) => ran,
                 ChunkEnd::Stopped => break,
                 ChunkEnd::Failed(failure) => {
                     self.fail(failure);
@@ -358,7 +386,6 @@ where
             let took = t0.elapsed();
             busy += took;
             count += 1;
-            chunks.push((start, out));
             if let Some(adapter) = &self.adapter {
                 let left = self.items.len().saturating_sub(self.cursor.load(Relaxed));
                 if let Some(next) = lock(adapter).observe(ran, took, Some(left), self.workers) {
@@ -368,7 +395,7 @@ where
             on_chunk(ran);
         }
         let mut finished = lock(&self.finished);
-        finished.chunks.append(&mut chunks);
+        finished.stretches.append(&mut stretches);
         finished.busy += busy;
         finished.count += count;
     }
@@ -432,6 +459,7 @@ where
     } else {
         None
     };
+    let mut slots = Slots::new(n);
     let state = Shared {
         items,
         skip: sampled.iter().map(|(i, _)| *i).collect(),
@@ -439,6 +467,7 @@ where
         f,
         fails: &fails,
         fallible,
+        out: slots.writer(),
         cursor: AtomicUsize::new(0),
         chunk: AtomicUsize::new(chunk.get()),
         stop: AtomicBool::new(false),
@@ -446,7 +475,7 @@ where
         adapter,
         failure: Mutex::new(None),
         finished: Mutex::new(Finished {
-            chunks: Vec::new(),
+            stretches: Vec::new(),
             busy: Duration::ZERO,
             count: 0,
         }),
@@ -505,12 +534,14 @@ where
         adapter,
         ..
     } = state;
-    if let Some(failure) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        return Err(failure);
-    }
     let finished = finished
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
+    // The slots own what the workers wrote from here on, and drop it if the run failed.
+    slots.record(finished.stretches);
+    if let Some(failure) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(failure);
+    }
     let adjustments = adapter
         .map(|a| {
             a.into_inner()
@@ -518,7 +549,7 @@ where
                 .into_adjustments()
         })
         .unwrap_or_default();
-    let results = assemble(n, finished.chunks, sampled);
+    let results = slots.finish(sampled);
     if let Some(r) = reporter.as_mut() {
         // A nested run may not have heard of the last chunks of the other workers.
         if r.done() < base + n {
@@ -546,25 +577,6 @@ fn in_scope<'scope, R>(pool: Option<&Pool>, op: impl FnOnce(&rayon::Scope<'scope
     }
 }
 
-/// Puts chunk results (keyed by their start) and sampled results (keyed by their index) back
-/// into input order. Together they cover `0..n` exactly once.
-fn assemble<O>(n: usize, mut chunks: Vec<(usize, Vec<O>)>, sampled: Vec<(usize, O)>) -> Vec<O> {
-    chunks.sort_unstable_by_key(|(start, _)| *start);
-    let mut out = Vec::with_capacity(n);
-    let mut sampled = sampled.into_iter().peekable();
-    for (_, results) in chunks {
-        for o in results {
-            while let Some((_, s)) = sampled.next_if(|(i, _)| *i == out.len()) {
-                out.push(s);
-            }
-            out.push(o);
-        }
-    }
-    out.extend(sampled.map(|(_, s)| s));
-    debug_assert_eq!(out.len(), n);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,28 +591,85 @@ mod tests {
         assert_eq!(claim_size(100, 1, 4), 1);
     }
 
+    /// Runs `items` on a fixed parallel plan of 2 workers × chunks of 3, with results for
+    /// indices 0, 17 and the last taken from a (pretend) sample.
+    fn run_fixed<F, P>(
+        items: &[String],
+        f: F,
+        fails: P,
+        fallible: bool,
+    ) -> std::result::Result<Vec<String>, Failure<String>>
+    where
+        F: Fn(&String) -> String + Sync,
+        P: Fn(&String) -> bool + Sync,
+    {
+        let two = std::num::NonZeroUsize::new(2).unwrap();
+        let three = std::num::NonZeroUsize::new(3).unwrap();
+        let last = items.len() - 1;
+        let sampled = [0, 17, last].iter().map(|&i| (i, f(&items[i]))).collect();
+        let batch = Batch {
+            items,
+            sampled,
+            base: 0,
+            f: &f,
+            fails,
+            fallible,
+        };
+        // No adaptation: the chunk sizes stay as planned whatever the clock says (under Miri
+        // it runs slowly).
+        let settings = ExecOptions {
+            adapt: false,
+            ..ExecOptions::default()
+        };
+        run(batch, &Plan::fixed(two, three), &settings)
+            .unwrap()
+            .map(|done| done.results)
+    }
+
+    // The executor writes results in place through `slots`; these run under Miri too
+    // (`cargo +nightly miri test -p amorsize --lib exec::`).
+    #[test]
+    fn parallel_results_fill_every_slot_in_order() {
+        let items: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        let expected: Vec<String> = items.iter().map(|s| format!("<{s}>")).collect();
+        let plain = run_fixed(&items, |s| format!("<{s}>"), |_| false, false);
+        assert_eq!(plain.ok(), Some(expected.clone()));
+        let checked = run_fixed(&items, |s| format!("<{s}>"), |o| o.is_empty(), true);
+        assert_eq!(checked.ok(), Some(expected));
+    }
+
+    #[test]
+    fn a_failing_or_panicking_item_is_named_and_written_results_are_dropped() {
+        let items: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        let failed = run_fixed(&items, |s| format!("<{s}>"), |o| o == "<23>", true);
+        assert!(
+            matches!(failed, Err(Failure { index: 23, cause: Cause::Value(ref o) }) if o == "<23>")
+        );
+        for fallible in [false, true] {
+            let panicked = run_fixed(
+                &items,
+                |s| {
+                    assert!(s != "29", "item 29");
+                    format!("<{s}>")
+                },
+                |_| false,
+                fallible,
+            );
+            assert!(matches!(
+                panicked,
+                Err(Failure {
+                    index: 29,
+                    cause: Cause::Panic(_)
+                })
+            ));
+        }
+    }
+
     proptest! {
         #[test]
         fn claims_are_within_bounds(chunk in 1usize..10_000, remaining in 1usize..1_000_000, workers in 1usize..64) {
             let c = claim_size(chunk, remaining, workers);
             prop_assert!(c >= 1 && c <= chunk && c <= remaining);
-        }
-
-        #[test]
-        fn assembling_restores_input_order(n in 0usize..300, cuts in prop::collection::vec(1usize..20, 1..40), sampled_every in 1usize..50) {
-            // Chunks (of varied sizes, shuffled) and sampled indices together cover 0..n.
-            let sampled: Vec<(usize, usize)> = (0..n).step_by(sampled_every).map(|i| (i, i)).collect();
-            let mut chunks = Vec::new();
-            let (mut start, mut k) = (0, 0);
-            while start < n {
-                let end = (start + cuts[k % cuts.len()]).min(n);
-                let results: Vec<usize> = (start..end).filter(|i| i % sampled_every != 0).collect();
-                chunks.push((start, results));
-                start = end;
-                k += 1;
-            }
-            chunks.reverse();
-            prop_assert_eq!(assemble(n, chunks, sampled), (0..n).collect::<Vec<_>>());
         }
     }
 }
