@@ -16,7 +16,10 @@
 
 #![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
 
-use amorsize::probe::parse::{cgroup, cpu_list, cpuinfo, meminfo, mountinfo, proc_cgroup, status};
+use amorsize::probe::parse::{
+    autogroup, cgroup, cpu_list, cpuinfo, loadavg, meminfo, mountinfo, proc_cgroup, status,
+    task_stat,
+};
 
 mod common;
 use common::fuzz::{fuzz, Corpus};
@@ -45,6 +48,11 @@ const SEEDS: &[&str] = &[
     "processor\t: 0\nphysical id\t: 0\ncore id\t\t: 0\nmodel name\t: X\n\nprocessor\t: 1\nphysical id\t: 0\ncore id\t\t: 0\n\n",
     // meminfo
     "MemTotal:       24576000 kB\nMemFree:        20000000 kB\nMemAvailable:   22000000 kB\n",
+    // loadavg, autogroup, task stat
+    "0.54 1.33 3.95 3/98 11523\n",
+    "12.00 8.50 4.25 17/1024 99999\n",
+    "1\n",
+    "4242 (my (odd) name) R 1 4242 4242 0 -1 4194560 113 0 0 0\n",
     // status
     "Name:\tamorsize\nCpus_allowed:\tff\nCpus_allowed_list:\t0-7\nMems_allowed_list:\t0\n",
 ];
@@ -101,6 +109,12 @@ const DICTIONARY: &[&str] = &[
     "0x10",
     "  ",
     "\r\n",
+    "(",
+    ")",
+    " R ",
+    " S ",
+    "0.00",
+    "99.99",
 ];
 
 const PROBE_FILES: Corpus = Corpus {
@@ -236,4 +250,42 @@ fn status_cpus_allowed() {
     fuzz("status_cpus_allowed", &PROBE_FILES, |text| {
         status::parse_cpus_allowed(text).is_ok()
     });
+}
+
+#[test]
+fn loadavg() {
+    fuzz(
+        "loadavg",
+        &PROBE_FILES,
+        |text| match loadavg::parse_loadavg(text) {
+            Ok(load) => {
+                assert!(load.runnable <= load.threads, "runnable among existing");
+                assert!(load.averages.iter().all(|a| a.is_finite() && *a >= 0.0));
+                true
+            }
+            Err(_) => false,
+        },
+    );
+}
+
+#[test]
+fn autogroup_enabled() {
+    fuzz("autogroup_enabled", &PROBE_FILES, |text| {
+        autogroup::parse_autogroup_enabled(text).is_ok()
+    });
+}
+
+#[test]
+fn task_stat_state() {
+    fuzz(
+        "task_stat_state",
+        &PROBE_FILES,
+        |text| match task_stat::parse_state(text) {
+            Ok(state) => {
+                assert!(state.is_ascii_alphabetic(), "a state letter: {state:?}");
+                true
+            }
+            Err(_) => false,
+        },
+    );
 }

@@ -7,16 +7,20 @@
 //!
 //! [`predict`] gives the time of a [`Candidate`] as a sum of named terms ([`Prediction`]); its
 //! laws (speedup never above the workers nor the usable cores, more overhead never faster, the
-//! serial prediction is item time × items) are held by property tests.
+//! serial prediction is item time × items, other programs' load never counted twice) are held
+//! by property tests. The cores come in as a [`Capacity`]: what other programs' runnable
+//! threads leave of them, and how the scheduler shares them ([`Sharing`]).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::num::NonZeroUsize;
 
+mod capacity;
 #[cfg(test)]
 mod laws;
 mod predict;
 
+pub use capacity::{Capacity, Sharing};
 pub use predict::{predict, Prediction, Term};
 
 /// Time in seconds, the model's unit.

@@ -1,6 +1,6 @@
 //! The prediction of one candidate, term by term.
 
-use super::{Candidate, Costs, Seconds, Workload};
+use super::{Candidate, Capacity, Costs, Seconds, Workload};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -125,15 +125,18 @@ impl Prediction {
     }
 }
 
-/// Predicts the time of `candidate` for `workload` with a backend's `costs` on `cores` usable
-/// cores (fractional under a CPU quota).
+/// Predicts the time of `candidate` for `workload` with a backend's `costs` on the CPU
+/// `capacity` left to it (usable cores, fractional under a CPU quota, less what other
+/// programs' runnable threads take).
 ///
 /// The terms, with `N` items of `t` seconds, `W` workers, chunks of `c` items, `K = ⌈N/c⌉`
 /// chunks, and `W' = min(W, K)` workers that get any chunk:
 /// - worker start `= W × worker_start` (the coordinator starts them one after another);
-/// - compute `= max(N t' / W', N t d / cores)`, where `t'` adds the workers' half of the
-///   serialization round trip and `d` is [`Workload::cpu_demand`]: a worker cannot run faster
-///   than its share, and the items cannot use more CPU than the cores give — which is also why
+/// - compute `= max(N t' / W', N t d / cores(W'))`, where `t'` adds the workers' half of the
+///   serialization round trip, `d` is [`Workload::cpu_demand`] and `cores(W')` is
+///   [`Capacity::relative_cores`]: a worker cannot run faster than its share, and the items
+///   cannot use more CPU than the cores give `W'` workers beside the other programs' threads
+///   (in units of the one thread the sample ran on, under the same load) — which is also why
 ///   waiting work (`d` well below 1) gains from workers beyond the cores;
 /// - contention `= compute × α (W' − 1)`, the linear term of the Universal Scalability Law;
 /// - dispatch `= ⌈K / W'⌉ × chunk_dispatch`: each worker hands itself its chunks;
@@ -147,20 +150,31 @@ impl Prediction {
 /// # Examples
 ///
 /// ```
-/// use amorsize::model::{predict, Backend, Candidate, Costs, Workload};
+/// use amorsize::model::{predict, Backend, Candidate, Capacity, Costs, Workload};
 /// let work = Workload::new(1000, 1e-3); // 1000 items of 1 ms
-/// let p = predict(&work, &Costs::zero(Backend::Threads), 4.0, Candidate::new(4, 10));
+/// let costs = Costs::zero(Backend::Threads);
+/// let p = predict(&work, &costs, Capacity::idle(4.0), Candidate::new(4, 10));
 /// assert_eq!(p.serial, 1.0);
 /// assert!(p.speedup() <= 4.0 && p.speedup() > 3.5);
+/// // Four other busy threads on the four cores: 4 workers get half of them, the sampled
+/// // thread got 4/5 of one, so the speedup is 2.5 at most.
+/// let busy = Capacity { competing: 4.0, ..Capacity::idle(4.0) };
+/// let p = predict(&work, &costs, busy, Candidate::new(4, 10));
+/// assert!(p.speedup() <= 2.5 && p.speedup() > 2.2);
 /// ```
-pub fn predict(workload: &Workload, costs: &Costs, cores: f64, candidate: Candidate) -> Prediction {
+pub fn predict(
+    workload: &Workload,
+    costs: &Costs,
+    capacity: Capacity,
+    candidate: Candidate,
+) -> Prediction {
     let n = workload.items as f64;
     let t = workload.item_time.max(0.0);
     let c = candidate.chunk.get() as f64;
     let chunks = workload.items.div_ceil(candidate.chunk.get());
     let busy = candidate.workers.get().min(chunks.max(1));
     let w = busy as f64;
-    let cores = cores.max(f64::MIN_POSITIVE);
+    let cores = capacity.relative_cores(busy).max(f64::MIN_POSITIVE);
 
     let round_trip = (workload.transfer.input_time + workload.transfer.output_time).max(0.0);
     let bytes = (workload.transfer.input_bytes + workload.transfer.output_bytes) as f64;

@@ -1,5 +1,6 @@
 //! The machine's limits on workers, and where each figure came from.
 
+use crate::model::{Capacity, Sharing};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -17,6 +18,21 @@ pub struct Caps {
     pub available_memory: Option<u64>,
     /// Processes this user may still start (`ulimit -u` less those running), when it matters.
     pub processes: Option<usize>,
+    /// What other programs' runnable threads take of the cores, when it was read.
+    #[serde(default)]
+    pub load: Option<Load>,
+}
+
+/// Other programs' load on the cores a plan may use, as the probe read it when planning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    /// Runnable threads of other programs on this process's cores: the system-wide count
+    /// times the share of the online CPUs this process may run on.
+    pub competing: f64,
+    /// How the scheduler shares the cores with them.
+    pub sharing: Sharing,
+    /// Where the figures came from, for people.
+    pub source: String,
 }
 
 impl Caps {
@@ -28,12 +44,16 @@ impl Caps {
             quota: None,
             available_memory: None,
             processes: None,
+            load: None,
         }
     }
 
     /// The caps of this machine, from what [`probe`](crate::probe) found: usable physical
-    /// cores (within the affinity mask), the cgroup CPU quota and the available memory, each
-    /// with its source.
+    /// cores (within the affinity mask), the cgroup CPU quota, the available memory and the
+    /// load other programs put on the cores now ([`Machine::cpu_load_now`]), each with its
+    /// source.
+    ///
+    /// [`Machine::cpu_load_now`]: crate::probe::Machine::cpu_load_now
     ///
     /// # Examples
     ///
@@ -52,6 +72,21 @@ impl Caps {
             quota: machine.cpu_quota(),
             available_memory: machine.available_memory(),
             processes: None,
+            load: Load::of_machine(machine),
+        }
+    }
+
+    /// What the cores can give the workers: the [usable cores](Self::usable_cores) less what
+    /// the [`load`](Self::load) takes (none when it is unknown).
+    pub fn capacity(&self) -> Capacity {
+        let cores = self.usable_cores();
+        match &self.load {
+            Some(load) => Capacity {
+                cores,
+                competing: load.competing,
+                sharing: load.sharing,
+            },
+            None => Capacity::idle(cores),
         }
     }
 
@@ -62,6 +97,27 @@ impl Caps {
             Some(q) if q > 0.0 && q < cores => q,
             _ => cores,
         }
+    }
+}
+
+impl Load {
+    /// The load on `machine`'s cores now, when the probe could count it.
+    fn of_machine(machine: &crate::probe::Machine) -> Option<Load> {
+        let load = machine.cpu_load_now();
+        let others = load.competing().get()?;
+        // The count is system-wide; other programs' threads are spread over the online CPUs,
+        // and only those on this process's CPUs compete with its workers.
+        let ours = machine.affinity_cpus() as f64 / machine.logical_cpus().max(1) as f64;
+        Some(Load {
+            competing: others as f64 * ours.min(1.0),
+            sharing: load.sharing().get(),
+            source: format!(
+                "{}; {} ({})",
+                load.competing().source(),
+                load.sharing().get(),
+                load.sharing().source()
+            ),
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use super::caps::{Caps, Limit, LimitKind, MAX_WORKERS, WAITING_WORKERS_PER_CORE};
 use super::reason::{Reason, Warning, HIGH_SPREAD_CV, NESTED_PARALLELISM_RATIO};
 use super::{Mode, Options, Plan};
-use crate::model::{predict, Candidate, Costs, Prediction, Seconds, Workload};
+use crate::model::{predict, Candidate, Capacity, Costs, Prediction, Seconds, Workload};
 
 /// Chunks each worker should get at least, so that dynamic hand-out can balance the load and
 /// adaptation has chunks left to resize (Python's `Pool.map` default chunking gives about 4).
@@ -14,6 +14,10 @@ pub const MIN_CHUNKS_PER_WORKER: usize = 4;
 /// the memory in flight grow and leave online adaptation nothing to adjust; the model picks a
 /// shorter one whenever the dispatch cost allows (it balances dispatch against tail).
 pub const DEFAULT_TARGET_CHUNK: Seconds = 0.2;
+
+/// Other programs' runnable threads from which a plan warns that it counted on less than the
+/// cores: half a thread, the least a count scaled to this process's CPUs rounds up from.
+const MIN_COMPETING: f64 = 0.5;
 
 /// Worker counts searched one by one; above this the search steps geometrically (by 1/8),
 /// which keeps deciding for waiting work on large machines in the microseconds.
@@ -46,7 +50,7 @@ const MIN_GAIN: f64 = 1e-3;
 /// ```
 pub fn decide(workload: &Workload, costs: &Costs, caps: &Caps, options: &Options) -> Plan {
     let w = sanitized(workload);
-    let cores = caps.usable_cores();
+    let capacity = caps.capacity();
     let mut plan = Plan::fixed_serial(w.items, serial_chunk(&w, options));
     plan.backend = costs.backend;
     plan.name.clone_from(&options.name);
@@ -83,7 +87,7 @@ pub fn decide(workload: &Workload, costs: &Costs, caps: &Caps, options: &Options
 
     if let Some(workers) = options.workers {
         // The caller's choice stands, limits or not; the prediction still says what it costs.
-        let best = best_chunk(&w, costs, cores, workers.get(), options);
+        let best = best_chunk(&w, costs, capacity, workers.get(), options);
         plan.adopt(&best);
         plan.mode = if workers.get() > 1 {
             Mode::Parallel
@@ -100,7 +104,7 @@ pub fn decide(workload: &Workload, costs: &Costs, caps: &Caps, options: &Options
 
     let mut best: Option<Prediction> = None;
     for workers in worker_grid(cap) {
-        let p = best_chunk(&w, costs, cores, workers, options);
+        let p = best_chunk(&w, costs, capacity, workers, options);
         if best.map_or(true, |b| p.total() < b.total() * (1.0 - MIN_GAIN)) {
             best = Some(p);
         }
@@ -132,7 +136,7 @@ pub fn decide(workload: &Workload, costs: &Costs, caps: &Caps, options: &Options
 }
 
 /// The best speedup any parallel plan could reach if every overhead but `floor` were free and
-/// every usable core ran the work: what [`decide`] may skip measuring overheads for when it is
+/// every usable core ran the work (as far as other programs' load leaves them): what [`decide`] may skip measuring overheads for when it is
 /// below the threshold.
 ///
 /// # Examples
@@ -153,8 +157,10 @@ pub fn speedup_bound(workload: &Workload, caps: &Caps, options: &Options, floor:
         .min()
         .unwrap_or(1);
     let demand = w.cpu_demand();
+    // The cores the load leaves grow with the workers (model::Capacity::relative_cores):
+    // the most workers allowed get the most.
     let by_cores = if demand > 0.0 {
-        caps.usable_cores() / demand
+        caps.capacity().relative_cores(cap) / demand
     } else {
         f64::INFINITY
     };
@@ -256,6 +262,14 @@ fn warnings(w: &Workload, costs: &Costs, caps: &Caps) -> Vec<Warning> {
             });
         }
     }
+    if let Some(load) = caps.load.as_ref().filter(|l| l.competing >= MIN_COMPETING) {
+        let capacity = caps.capacity();
+        out.push(Warning::Loaded {
+            competing: load.competing,
+            cores: capacity.cores,
+            capacity: capacity.relative_cores(caps.cores.max(1)),
+        });
+    }
     if w.cv > HIGH_SPREAD_CV && w.items > 1 {
         out.push(Warning::HighSpread { cv: w.cv });
     }
@@ -272,13 +286,13 @@ fn warnings(w: &Workload, costs: &Costs, caps: &Caps) -> Vec<Warning> {
 fn best_chunk(
     w: &Workload,
     costs: &Costs,
-    cores: f64,
+    capacity: Capacity,
     workers: usize,
     options: &Options,
 ) -> Prediction {
     let mut best: Option<Prediction> = None;
     let mut consider = |chunk: usize| {
-        let p = predict(w, costs, cores, Candidate::new(workers, chunk));
+        let p = predict(w, costs, capacity, Candidate::new(workers, chunk));
         if best.map_or(true, |b| p.total() < b.total()) {
             best = Some(p);
         }
@@ -287,7 +301,7 @@ fn best_chunk(
         Some(c) => consider(c.get()),
         None => chunk_grid(max_chunk(w, workers, options)).for_each(&mut consider),
     }
-    best.unwrap_or_else(|| predict(w, costs, cores, Candidate::new(workers, 1)))
+    best.unwrap_or_else(|| predict(w, costs, capacity, Candidate::new(workers, 1)))
 }
 
 /// The longest chunk worth considering: at least [`MIN_CHUNKS_PER_WORKER`] chunks per worker,

@@ -123,6 +123,26 @@ impl fmt::Display for Plan {
                 )?;
             }
         }
+        if let Some(caps) = &self.caps {
+            let capacity = caps.capacity();
+            match &caps.load {
+                Some(load) => writeln!(
+                    f,
+                    "  capacity: {:.2} of {:.2} cores for {} workers ({:.1} other runnable \
+                     threads; {})",
+                    capacity.relative_cores(self.workers.get()),
+                    capacity.cores,
+                    self.workers,
+                    load.competing,
+                    load.source
+                )?,
+                None => writeln!(
+                    f,
+                    "  capacity: {:.2} cores (other programs' load not read)",
+                    capacity.cores
+                )?,
+            }
+        }
         if let Some(c) = &self.costs {
             writeln!(
                 f,

@@ -18,7 +18,7 @@ mod options;
 mod reason;
 mod sampled;
 
-pub use caps::{Caps, Limit, LimitKind, MAX_WORKERS, WAITING_WORKERS_PER_CORE};
+pub use caps::{Caps, Limit, LimitKind, Load, MAX_WORKERS, WAITING_WORKERS_PER_CORE};
 pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK, MIN_CHUNKS_PER_WORKER};
 pub use options::{Options, DEFAULT_THRESHOLD};
 pub use reason::{Reason, Warning, HIGH_SPREAD_CV, NESTED_PARALLELISM_RATIO};

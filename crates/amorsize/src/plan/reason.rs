@@ -213,6 +213,17 @@ pub enum Warning {
         /// Its value.
         value: Seconds,
     },
+    /// Other programs keep threads runnable on the cores; the plan counted on the CPU they
+    /// leave.
+    Loaded {
+        /// Their runnable threads on this process's cores.
+        competing: f64,
+        /// The cores usable without them.
+        cores: f64,
+        /// The cores the chosen workers can count on beside them, in units of one unloaded
+        /// thread.
+        capacity: f64,
+    },
     /// The input's length is unknown; the plan assumed a length.
     UnknownLength {
         /// Items assumed.
@@ -271,6 +282,16 @@ impl fmt::Display for Warning {
                 f,
                 "{cost} could not be measured reliably; used the fallback {constant} = {}",
                 secs(*value)
+            ),
+            Warning::Loaded {
+                competing,
+                cores,
+                capacity,
+            } => write!(
+                f,
+                "other programs keep {competing:.1} threads runnable on the {cores:.2} cores; \
+                 planned on the {capacity:.2} they leave the workers (the plan changes when \
+                 they stop)"
             ),
             Warning::UnknownLength { assumed } => write!(
                 f,

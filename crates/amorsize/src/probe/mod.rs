@@ -24,6 +24,7 @@ mod cpu_set;
 mod cpus;
 mod fresh;
 mod fs;
+mod load;
 mod memory;
 pub mod overhead;
 pub mod parse;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroup::{CgroupDirs, CgroupVersion};
 pub use cpu_set::CpuSet;
 pub use cpus::Cpus;
+pub use load::{cpu_load_now, read_cpu_load, CpuLoad, LOAD_TTL};
 pub use memory::Memory;
 pub use source::{Fallback, Figure, Source, Warning, WarningKind};
 pub use system::System;
@@ -87,7 +89,8 @@ pub use system::System;
 /// A `Figure<T>` is `{"value": T, "source": Source}`; a [`Source`] is an object tagged by
 /// `"kind"`: `{"kind": "file", "path": ...}`, `{"kind": "cfs_quota", "quota": ..., "period": ...}`,
 /// `{"kind": "headroom", "limit": ..., "usage": ..., "inactive_file": ... | null}`,
-/// `{"kind": "topology", "dir": ...}`, `{"kind": "syscall", "name": ...}`,
+/// `{"kind": "topology", "dir": ...}`, `{"kind": "runnable", "loadavg": ..., "tasks": ...}`,
+/// `{"kind": "syscall", "name": ...}`,
 /// `{"kind": "fallback", "fallback": "one_cpu" | "all_online_cpus" | "cores_are_cpus"}`,
 /// `{"kind": "absent"}` or `{"kind": "given"}`. Paths are as on the probed machine, whatever
 /// the root. New fields may be added; these will not be renamed or removed.
@@ -326,6 +329,18 @@ impl Machine {
     /// [`available_memory_now`].
     pub fn available_memory(&self) -> Option<u64> {
         self.memory.available().get()
+    }
+
+    /// The load other programs put on the CPUs now: at `/`, [`cpu_load_now`]; under another
+    /// root, that root's files ([`read_cpu_load`]); unknown for [`fixed`](Self::fixed) figures.
+    pub fn cpu_load_now(&self) -> CpuLoad {
+        if self.root.as_os_str().is_empty() {
+            CpuLoad::unknown()
+        } else if self.root == Path::new("/") {
+            cpu_load_now()
+        } else {
+            read_cpu_load(&self.root)
+        }
     }
 
     /// The directory the files were read under (`/` for this machine; empty for

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Serialized with a `kind` tag: `{"kind": "file", "path": "/proc/meminfo"}`,
 /// `{"kind": "cfs_quota", "quota": "...", "period": "..."}`,
 /// `{"kind": "headroom", "limit": "...", "usage": "...", "inactive_file": "..." | null}`, `{"kind": "topology", "dir": "..."}`,
+/// `{"kind": "runnable", "loadavg": "...", "tasks": "..." | null}`,
 /// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "fallback", "fallback": "..."}`,
 /// `{"kind": "absent"}`, `{"kind": "given"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,15 @@ pub enum Source {
     Topology {
         /// The directory holding the `cpuN` directories.
         dir: PathBuf,
+    },
+    /// Runnable threads counted by the kernel (the fourth field of `/proc/loadavg`) less this
+    /// process's own runnable threads (their `stat` files under `/proc/self/task`, when they
+    /// were read).
+    Runnable {
+        /// The `/proc/loadavg` file.
+        loadavg: PathBuf,
+        /// The `/proc/self/task` directory, when this process's threads were counted there.
+        tasks: Option<PathBuf>,
     },
     /// Asked the kernel with this system call.
     Syscall {
@@ -90,6 +100,13 @@ impl fmt::Display for Source {
                 }
             }
             Source::Topology { dir } => write!(f, "{}/cpu*/topology", dir.display()),
+            Source::Runnable { loadavg, tasks } => {
+                write!(f, "runnable threads in {}", loadavg.display())?;
+                match tasks {
+                    Some(tasks) => write!(f, " less this process's in {}", tasks.display()),
+                    None => f.write_str(" less the reader"),
+                }
+            }
             Source::Syscall { name } => write!(f, "{name}()"),
             Source::Fallback { fallback } => write!(f, "fallback: {fallback}"),
             Source::Absent => f.write_str("not found"),

@@ -3,6 +3,7 @@
 
 mod cgroup;
 mod cpus;
+mod load;
 mod memory;
 mod robustness;
 mod support;

@@ -380,6 +380,7 @@ pub(crate) fn decide(
         processes: limits.process_limit.map(|n| {
             ((n as f64 * PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1)).max(1)
         }),
+        load: None,
     };
     let mut options = Options::new().chunk_size(NonZeroUsize::MIN);
     if let Some(j) = fixed.jobs {

@@ -12,15 +12,21 @@
 //! - `/proc/self/cgroup` and `/proc/self/mountinfo`: [`proc_cgroup`], [`mountinfo`], see
 //!   `cgroups(7)` and `proc_pid_mountinfo(5)`;
 //! - `/proc/cpuinfo`, `/proc/meminfo`, `/proc/self/status`: [`cpuinfo`], [`meminfo`],
-//!   [`status`], see `proc_cpuinfo(5)`, `proc_meminfo(5)`, `proc_pid_status(5)`.
+//!   [`status`], see `proc_cpuinfo(5)`, `proc_meminfo(5)`, `proc_pid_status(5)`;
+//! - `/proc/loadavg` and `/proc/sys/kernel/sched_autogroup_enabled`: [`loadavg`],
+//!   [`autogroup`], see `proc_loadavg(5)` and `sched(7)`; `/proc/self/task/*/stat`:
+//!   [`task_stat`], see `proc_pid_stat(5)`.
 
+pub mod autogroup;
 pub mod cgroup;
 pub mod cpu_list;
 pub mod cpuinfo;
+pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;
 pub mod proc_cgroup;
 pub mod status;
+pub mod task_stat;
 
 use std::fmt;
 

@@ -1,0 +1,181 @@
+//! What other programs ask of the CPUs at the moment of reading: their runnable threads, and
+//! how the scheduler shares the cores with them. Read on every plan that could go parallel,
+//! so it costs a few file reads of a few dozen bytes, reused for [`LOAD_TTL`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::fresh::Fresh;
+use super::fs::{Fs, Need};
+use super::parse::{autogroup, loadavg, task_stat};
+use super::source::{Figure, Source};
+use crate::model::Sharing;
+
+const LOADAVG: &str = "/proc/loadavg";
+const AUTOGROUP: &str = "/proc/sys/kernel/sched_autogroup_enabled";
+const TASKS: &str = "/proc/self/task";
+
+/// How long [`cpu_load_now`] reuses a reading: long enough that back-to-back small plans share
+/// one (each reading is a few file reads), short against how long other programs' load holds.
+pub const LOAD_TTL: Duration = Duration::from_millis(20);
+
+/// Other programs' runnable threads at the moment of reading, and how the cores are shared
+/// with them.
+///
+/// Serialized as `{"competing": Figure<u32 | null>, "sharing": Figure<"per_thread" |
+/// "per_session">}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuLoad {
+    competing: Figure<Option<u32>>,
+    sharing: Figure<Sharing>,
+}
+
+impl CpuLoad {
+    /// Nothing known: no competing threads counted, shared per thread.
+    pub fn unknown() -> CpuLoad {
+        CpuLoad {
+            competing: Figure::new(None, Source::Absent),
+            sharing: Figure::new(Sharing::PerThread, Source::Absent),
+        }
+    }
+
+    /// Runnable threads of other processes, system-wide: the kernel's count less this
+    /// process's own runnable threads (the reader among them); `None` when unknown, which the
+    /// planner reads as "no load": every usable core counts.
+    pub fn competing(&self) -> &Figure<Option<u32>> {
+        &self.competing
+    }
+
+    /// How the scheduler shares the cores: per session when autogrouping is on, else per
+    /// thread (also when the file is missing: kernels without autogrouping lack it).
+    pub fn sharing(&self) -> &Figure<Sharing> {
+        &self.sharing
+    }
+}
+
+/// Reads the load under `root` (`/` for this machine), now. Never fails: what cannot be read
+/// is unknown.
+///
+/// Only this process's threads are told apart from the others', as `/proc/self/task` lists
+/// them; a runnable thread of this process that is not the reader (a pool's worker finishing
+/// its spin) is not competition.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::probe::{read_cpu_load, Source};
+///
+/// let empty = std::env::temp_dir().join("amorsize-doc-empty-load-root");
+/// std::fs::create_dir_all(&empty).unwrap();
+/// let load = read_cpu_load(&empty);
+/// assert_eq!((load.competing().get(), load.competing().source()), (None, &Source::Absent));
+/// ```
+pub fn read_cpu_load(root: &Path) -> CpuLoad {
+    let mut fs = Fs::new(root);
+    let unknown = "load unknown; every usable core counts";
+    let sharing = match fs.load(
+        Path::new(AUTOGROUP),
+        Need::Optional,
+        "shared per thread",
+        autogroup::parse_autogroup_enabled,
+    ) {
+        Some(on) => Figure::new(
+            if on {
+                Sharing::PerSession
+            } else {
+                Sharing::PerThread
+            },
+            Source::file(AUTOGROUP),
+        ),
+        None => Figure::new(Sharing::PerThread, Source::Absent),
+    };
+    let Some(load) = fs.load(
+        Path::new(LOADAVG),
+        Need::Optional,
+        unknown,
+        loadavg::parse_loadavg,
+    ) else {
+        return CpuLoad {
+            competing: Figure::new(None, Source::Absent),
+            sharing,
+        };
+    };
+    // The reader is runnable; a copy of the file may count nobody.
+    let mut own = 1;
+    let mut tasks = None;
+    if load.runnable > 1 {
+        if let Some(others) = own_runnable_others(&fs) {
+            own += others;
+            tasks = Some(PathBuf::from(TASKS));
+        }
+    }
+    CpuLoad {
+        competing: Figure::new(
+            Some(load.runnable.saturating_sub(own)),
+            Source::Runnable {
+                loadavg: PathBuf::from(LOADAVG),
+                tasks,
+            },
+        ),
+        sharing,
+    }
+}
+
+/// This process's runnable threads other than the caller, from `/proc/self/task/*/stat`;
+/// `None` when the directory cannot be listed. A thread that exits while listed is skipped.
+fn own_runnable_others(fs: &Fs) -> Option<u32> {
+    let dir = fs.root().join(TASKS.trim_start_matches('/'));
+    let me = if fs.is_host_root() {
+        Some(this_thread_id())
+    } else {
+        None
+    };
+    let mut runnable = 0u32;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name();
+        if me.is_some() && name.to_str() == me.as_deref() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if task_stat::parse_state(&text) == Ok('R') {
+            runnable += 1;
+        }
+    }
+    // Under a fixture root there is no caller among the tasks: one runnable task stands for it.
+    Some(if me.is_some() {
+        runnable
+    } else {
+        runnable.saturating_sub(1)
+    })
+}
+
+/// The calling thread's id as `/proc/self/task` names it (`/proc/thread-self` links to
+/// `/proc/self/task/<tid>`, since Linux 3.17).
+fn this_thread_id() -> String {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+}
+
+/// This machine's load ([`read_cpu_load`] at `/`), read again once the last reading is older
+/// than [`LOAD_TTL`].
+///
+/// # Examples
+///
+/// ```
+/// let load = amorsize::probe::cpu_load_now();
+/// if let Some(others) = load.competing().get() {
+///     assert!(others < 1 << 22, "a thread count, not garbage");
+/// }
+/// ```
+pub fn cpu_load_now() -> CpuLoad {
+    static LAST: Mutex<Fresh<CpuLoad>> = Mutex::new(Fresh::new());
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    last.get(Instant::now(), LOAD_TTL, || read_cpu_load(Path::new("/")))
+}
