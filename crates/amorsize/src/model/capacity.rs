@@ -117,7 +117,7 @@ impl Capacity {
             return cores;
         }
         let alone = cores.min(1.0);
-        let one = self.share(1).min(1.0).max(f64::MIN_POSITIVE);
+        let one = self.share(1).clamp(f64::MIN_POSITIVE, 1.0);
         self.share(workers) * (alone / one)
     }
 }
