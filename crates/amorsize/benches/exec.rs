@@ -2,8 +2,11 @@
 //!
 //! 1. uniform CPU-bound work, 2k items of ≥ 100 µs: `execute` against rayon `par_iter`;
 //! 2. tiny work, 1k items of ~20 ns: `execute` against the serial loop (and rayon);
-//! 3. streaming 1M items of ~1 µs from a plain iterator: `stream` against `par_bridge`;
-//! 4. peak memory (VmHWM) of a stream over 1M and over 10M items, each in a child process.
+//! 3. streaming 1M items of ~1 µs from a plain iterator: `stream` against `par_bridge`, and
+//!    both against one fixed share per thread and the ideal (serial ÷ threads);
+//! 4. the coordination cost per item of each (items of ~1 ns), which bounds their throughput
+//!    on any number of cores;
+//! 5. peak memory (VmHWM) of a stream over 1M and over 10M items, each in a child process.
 //!
 //! `cargo bench -p amorsize --bench exec` (add `-- --quick` for fewer repetitions).
 #![allow(clippy::print_stdout)]
@@ -167,8 +170,10 @@ fn tiny(rate: f64, reps: usize) {
 
 fn streaming(rate: f64, reps: usize, n: u64) {
     let iters = iters_for(rate, Duration::from_micros(1));
+    let threads = rayon::current_num_threads() as u64;
     let names = [
         "serial loop",
+        "fixed shares",
         "rayon par_bridge",
         "amorsize stream",
         "amorsize stream unordered",
@@ -177,13 +182,14 @@ fn streaming(rate: f64, reps: usize, n: u64) {
         reps,
         &mut [
             (names[0], &mut || (0..n).map(|x| spin(x, iters)).sum()),
-            (names[1], &mut || {
+            (names[1], &mut || fixed_shares(n, threads, iters)),
+            (names[2], &mut || {
                 (0..n).par_bridge().map(|x| spin(x, iters)).sum()
             }),
-            (names[2], &mut || {
+            (names[3], &mut || {
                 amorsize::stream(0..n, move |&x| spin(x, iters)).sum()
             }),
-            (names[3], &mut || {
+            (names[4], &mut || {
                 amorsize::stream(0..n, move |&x| spin(x, iters))
                     .unordered()
                     .sum()
@@ -194,8 +200,91 @@ fn streaming(rate: f64, reps: usize, n: u64) {
         &format!("streaming: {n} items × 1 µs from a plain iterator (target: ≥ 1.5× par_bridge)"),
         &names,
         &times,
-        1,
+        2,
     );
+    // On an otherwise idle machine no schedule beats the serial loop split evenly over the
+    // threads, so the most any stream can gain over par_bridge is par_bridge's time over
+    // serial ÷ threads. (Fixed shares measure that ideal but, unlike a dynamic schedule, stall
+    // when one thread is preempted: on a loaded machine they fall behind.)
+    let secs = |i: usize| times[i].as_secs_f64();
+    let ideal = secs(0) / threads as f64;
+    println!(
+        "  on {threads} threads: par_bridge {:.2}× the serial loop, the stream {:.2}×, unordered \
+         {:.2}×; the ideal {threads}× is {:.2}× par_bridge",
+        secs(0) / secs(2),
+        secs(0) / secs(3),
+        secs(0) / secs(4),
+        secs(2) / ideal,
+    );
+}
+
+/// The ideal split of `0..n` over `threads` threads: one contiguous share each, started at
+/// once, nothing coordinated (only possible when the length is known in advance).
+fn fixed_shares(n: u64, threads: u64, iters: u64) -> u64 {
+    let share = n.div_ceil(threads.max(1));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t * share..n.min((t + 1) * share))
+                        .map(|x| spin(x, iters))
+                        .sum::<u64>()
+                })
+            })
+            .collect();
+        let first: u64 = (0..share.min(n)).map(|x| spin(x, iters)).sum();
+        first + handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    })
+}
+
+/// The coordination cost per item: a stream and par_bridge over items that cost nearly
+/// nothing, so that the time is what handing items out and results back costs. Its inverse
+/// bounds the items per second either can sustain whatever the core count (par_bridge takes
+/// a lock per item; a stream's pulling thread touches each item twice, chunks cost the rest).
+fn coordination(reps: usize, n: u64) {
+    let names = [
+        "serial loop",
+        "rayon par_bridge",
+        "amorsize stream",
+        "amorsize stream unordered",
+    ];
+    let parallel = amorsize::Options::new()
+        .threshold(0.0)
+        .workers(std::num::NonZeroUsize::new(rayon::current_num_threads()).unwrap());
+    let cheap = |x: u64| black_box(x).wrapping_mul(3);
+    let times = race(
+        reps,
+        &mut [
+            (names[0], &mut || {
+                (0..n).map(cheap).fold(0, u64::wrapping_add)
+            }),
+            (names[1], &mut || {
+                (0..n)
+                    .par_bridge()
+                    .map(cheap)
+                    .reduce(|| 0, u64::wrapping_add)
+            }),
+            (names[2], &mut || {
+                parallel
+                    .stream(0..n, move |&x| cheap(x))
+                    .fold(0, u64::wrapping_add)
+            }),
+            (names[3], &mut || {
+                parallel
+                    .stream(0..n, move |&x| cheap(x))
+                    .unordered()
+                    .fold(0, u64::wrapping_add)
+            }),
+        ],
+    );
+    println!("\ncoordination cost: {n} items of ~1 ns, per item (parallel forced)");
+    for (name, t) in names.iter().zip(&times) {
+        let per_item = t.as_secs_f64() * 1e9 / n as f64;
+        println!(
+            "  {name:<28} {per_item:>8.2} ns/item   at most {:>6.1} M items/s",
+            1e3 / per_item
+        );
+    }
 }
 
 /// Peak resident memory of this process, from `VmHWM` in /proc/self/status (proc(5)).
@@ -264,7 +353,7 @@ fn main() {
         "rayon threads: {}, spin rate {rate:.2} rounds/ns",
         rayon::current_num_threads()
     );
-    // `--only NAME` runs one part: uniform, tiny, streaming or rss.
+    // `--only NAME` runs one part: uniform, tiny, streaming, coordination or rss.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -279,6 +368,9 @@ fn main() {
     }
     if wanted("streaming") {
         streaming(rate, if quick { 1 } else { 3 }, 1_000_000);
+    }
+    if wanted("coordination") {
+        coordination(if quick { 1 } else { 3 }, 10_000_000);
     }
     if wanted("rss") {
         let sizes: &[u64] = if quick {
