@@ -9,8 +9,18 @@
 //! `(M − rest) ÷ (compute × (W − 1))` ([`contention_of_run`]). Estimates are smoothed: a running
 //! mean over the first runs, then an exponentially weighted one, so that one noisy run moves it
 //! by at most [`MIN_WEIGHT`] of the way ([`update_contention`]).
+//!
+//! **A learned contention does not outlive the load it was learned under.** Other programs'
+//! runnable threads slow a parallel run in a way the model now predicts from the probe
+//! ([`Capacity`](crate::model::Capacity)), but what the probe's snapshot misses ends up in the
+//! estimate. So each estimate is tied to the load (other runnable threads) of the run that
+//! gave it: it applies only while the load is the same ([`same_load`]); a run under another
+//! load starts the learning over; and it halves every [`CONTENTION_HALF_LIFE`]
+//! ([`contention_now`]), so that what a transient load left behind goes even when no run
+//! measures it again.
 
 use crate::model::{Prediction, Seconds};
+use std::time::Duration;
 
 /// The weight of the newest estimate once [`1 / MIN_WEIGHT`](MIN_WEIGHT) runs are known. joblib's
 /// batch-duration average keeps 0.8 of history and takes 0.2 of the newest; a quarter learns a
@@ -26,6 +36,70 @@ pub const FADE: f64 = 0.1;
 /// no parallel plan can win. A run further off says something broke (the machine was suspended,
 /// another job took the cores), not that the workload changed.
 pub const MAX_CONTENTION: f64 = 1.0;
+
+/// How long a learned contention takes to halve. Contention between a workload's own workers
+/// (memory bandwidth, locks) lasts as long as the machine; what other programs add lasts
+/// minutes to hours. An hour lets a workload that runs often keep what it learned (each
+/// parallel run measures it again), while one learned under a load that the probe missed is
+/// mostly gone after an afternoon.
+pub const CONTENTION_HALF_LIFE: Duration = Duration::from_secs(3600);
+
+/// Other runnable threads by which two loads may differ and still be the same load: half a
+/// thread (snapshots of a steady load count whole threads; a count scaled to the process's
+/// CPUs moves by fractions), plus a tenth of the larger load (on a busy many-core machine a
+/// thread more or less changes little).
+pub const LOAD_TOLERANCE: f64 = 0.5;
+
+/// Whether a contention learned with `learned` other runnable threads applies with `now`: they
+/// differ by at most [`LOAD_TOLERANCE`] plus a tenth of the larger.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::cache::same_load;
+///
+/// assert!(same_load(0.0, 0.0));
+/// // Learned beside one busy thread on a quiet machine: not the same.
+/// assert!(!same_load(1.0, 0.0));
+/// assert!(same_load(20.0, 21.0));
+/// ```
+pub fn same_load(learned: f64, now: f64) -> bool {
+    let (a, b) = (sanitize_load(learned), sanitize_load(now));
+    (a - b).abs() <= LOAD_TOLERANCE + 0.1 * a.max(b)
+}
+
+/// The contention `alpha`, learned `age` ago under `learned_load` other runnable threads, as it
+/// applies now with `load_now`: 0 under another load ([`same_load`]), else halved every
+/// [`CONTENTION_HALF_LIFE`].
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::cache::{contention_now, CONTENTION_HALF_LIFE};
+/// use std::time::Duration;
+///
+/// // Learned beside a busy thread (1 competing): not applied once it stopped.
+/// assert_eq!(contention_now(0.8, 1.0, Duration::ZERO, 0.0), 0.0);
+/// assert_eq!(contention_now(0.8, 1.0, Duration::ZERO, 1.0), 0.8);
+/// // Half after one half-life.
+/// assert!((contention_now(0.8, 0.0, CONTENTION_HALF_LIFE, 0.0) - 0.4).abs() < 1e-12);
+/// ```
+pub fn contention_now(alpha: f64, learned_load: f64, age: Duration, load_now: f64) -> f64 {
+    if !same_load(learned_load, load_now) {
+        return 0.0;
+    }
+    let halvings = age.as_secs_f64() / CONTENTION_HALF_LIFE.as_secs_f64();
+    sanitize(alpha) * 0.5f64.powf(halvings)
+}
+
+/// A load as the rules above may use it: 0 when not a finite non-negative number.
+fn sanitize_load(load: f64) -> f64 {
+    if load.is_finite() && load > 0.0 {
+        load
+    } else {
+        0.0
+    }
+}
 
 /// The contention that would have predicted a run exactly: the run of the plan whose best
 /// parallel prediction is `p`, on `busy` workers (those that got a chunk), took `wall`
@@ -166,11 +240,38 @@ mod tests {
         }
 
         #[test]
+        fn applies_only_under_the_same_load_and_fades_with_age(
+            alpha in 0.0f64..1.0, learned in 0.0f64..64.0, now in 0.0f64..64.0,
+            hours in 0.0f64..48.0, more in 0.0f64..48.0,
+        ) {
+            let age = |h: f64| Duration::from_secs_f64(h * 3600.0);
+            let a = contention_now(alpha, learned, age(hours), now);
+            prop_assert!((0.0..=alpha).contains(&a));
+            if !same_load(learned, now) {
+                prop_assert_eq!(a, 0.0);
+            }
+            // Older never applies more.
+            prop_assert!(contention_now(alpha, learned, age(hours + more), now) <= a);
+            // The same load: symmetric.
+            prop_assert_eq!(same_load(learned, now), same_load(now, learned));
+        }
+
+        #[test]
         fn never_leaves_the_limits(prev in -1e3f64..1e3, runs in 0u64..5, est in -1e9f64..1e9) {
             for a in [update_contention(prev, runs, est), fade_contention(prev)] {
                 prop_assert!(a.is_finite() && (0.0..=MAX_CONTENTION).contains(&a));
             }
         }
+    }
+
+    #[test]
+    fn learned_at_one_of_two_cores_is_not_applied_at_two() {
+        // One busy `yes` on a 2-core machine: the run learned α = 0.9 beside it.
+        assert_eq!(contention_now(0.9, 1.0, Duration::from_secs(60), 0.0), 0.0);
+        assert!(contention_now(0.9, 1.0, Duration::from_secs(60), 1.0) > 0.88);
+        assert_eq!(contention_now(0.9, f64::NAN, Duration::ZERO, 0.0), 0.9);
+        // A day later, even the same load keeps almost nothing of it.
+        assert!(contention_now(0.9, 1.0, Duration::from_secs(86_400), 1.0) < 1e-6);
     }
 
     #[test]

@@ -31,12 +31,18 @@ pub(crate) fn remember_costs(costs: &Costs) {
 
 /// What past runs of the workload `key` measured on this machine, for a workload worth it: the
 /// cache is not read for work whose serial time (as the sample predicts it) is under
-/// [`MIN_WORTH`].
+/// [`MIN_WORTH`]. Its contention is the part that applies under the load other programs put
+/// on the cores now ([`WorkloadHistory::contention_at`]).
 pub(crate) fn recall(key: &WorkloadKey, workload: &Workload) -> Option<WorkloadHistory> {
     if workload.serial_time() < MIN_WORTH.as_secs_f64() {
         return None;
     }
-    with_default(|c| c.workload(key)).flatten()
+    let mut history = with_default(|c| c.workload(key)).flatten()?;
+    let load_now = crate::plan::Caps::from_machine(crate::probe::machine())
+        .capacity()
+        .competing;
+    history.contention = history.contention_at(load_now);
+    Some(history)
 }
 
 /// Records a finished run of `key`: its `plan` ran `items` items in `wall`. Skipped when it

@@ -10,7 +10,8 @@
 //! - per [`WorkloadKey`], the recent samples, plans and measured runs, and the correction the
 //!   model applies: contention between workers (the Universal Scalability Law's α), learned
 //!   from measured ÷ predicted time of parallel runs ([`contention_of_run`],
-//!   [`update_contention`]) and fading over serial runs ([`fade_contention`])
+//!   [`update_contention`]), fading over serial runs ([`fade_contention`]), and tied to the
+//!   load of other programs it was learned under and to its age ([`contention_now`])
 //!   ([`Cache::workload`], [`Cache::record_run`], [`Cache::contention`]).
 //!
 //! **A cache problem never fails a run.** Every operation returns an `Option` or nothing; a
@@ -56,7 +57,8 @@ mod schema;
 mod warning;
 
 pub use contention::{
-    contention_of_run, fade_contention, update_contention, FADE, MAX_CONTENTION, MIN_WEIGHT,
+    contention_now, contention_of_run, fade_contention, same_load, update_contention,
+    CONTENTION_HALF_LIFE, FADE, LOAD_TOLERANCE, MAX_CONTENTION, MIN_WEIGHT,
 };
 pub use fingerprint::Fingerprint;
 pub use key::WorkloadKey;
@@ -219,7 +221,7 @@ impl Cache {
         self.read(|conn| {
             let head = conn
                 .query_row(
-                    "SELECT id, runs, learned, contention FROM workload
+                    "SELECT id, runs, learned, contention, load, learned_at FROM workload
                      WHERE machine = ?1 AND key = ?2",
                     params![self.machine_key, key.as_str()],
                     |r| {
@@ -228,11 +230,13 @@ impl Cache {
                             r.get::<_, i64>(1)?,
                             r.get::<_, i64>(2)?,
                             r.get::<_, f64>(3)?,
+                            r.get::<_, f64>(4)?,
+                            r.get::<_, i64>(5)?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((id, runs, learned, alpha)) = head else {
+            let Some((id, runs, learned, alpha, load, learned_at)) = head else {
                 return Ok(None);
             };
             let samples = {
@@ -271,6 +275,8 @@ impl Cache {
                 runs: runs.max(0) as u64,
                 contention: contention::sanitize(alpha),
                 learned: learned.max(0) as u64,
+                contention_load: if load.is_finite() { load.max(0.0) } else { 0.0 },
+                contention_age: Duration::from_secs((now_secs() - learned_at).max(0) as u64),
                 samples,
                 recent,
             }))
@@ -295,8 +301,10 @@ impl Cache {
 
     /// Records a finished run of `key`: its sample, its plan and what it measured. A parallel
     /// run with a prediction updates the contention ([`contention_of_run`],
-    /// [`update_contention`]); a serial run fades it ([`fade_contention`]). One short transaction; returns
-    /// whether it was stored.
+    /// [`update_contention`]) when it ran under the same load of other programs as the runs
+    /// that taught it ([`same_load`], the load from the plan's caps), and starts it over from
+    /// its own estimate under another load; a serial run fades it ([`fade_contention`]). One
+    /// short transaction; returns whether it was stored.
     pub fn record_run(
         &self,
         key: &WorkloadKey,
@@ -330,35 +338,66 @@ impl Cache {
             }
             _ => (None, 0.0),
         };
+        let load = plan
+            .caps()
+            .and_then(|c| c.load.as_ref())
+            .map_or(0.0, |l| l.competing);
         let now = now_secs();
         self.write_tx(|tx| {
             let existing = tx
                 .query_row(
-                    "SELECT id, learned, contention FROM workload WHERE machine = ?1 AND key = ?2",
+                    "SELECT id, learned, contention, load, learned_at FROM workload
+                     WHERE machine = ?1 AND key = ?2",
                     params![self.machine_key, key.as_str()],
                     |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, i64>(1)?,
                             r.get::<_, f64>(2)?,
+                            r.get::<_, f64>(3)?,
+                            r.get::<_, i64>(4)?,
                         ))
                     },
                 )
                 .optional()?;
-            let (learned, old) = existing.map_or((0, 0.0), |(_, l, a)| (l.max(0) as u64, a));
-            let (learned, alpha) = match estimate {
-                Some(estimate) => (learned + 1, update_contention(old, learned, estimate)),
-                None if !plan.is_parallel() => (learned, fade_contention(old)),
-                None => (learned, contention::sanitize(old)),
+            let (learned, old, old_load, old_at) = existing
+                .map_or((0, 0.0, 0.0, now), |(_, l, a, load, at)| {
+                    (l.max(0) as u64, a, load, at)
+                });
+            let (learned, alpha, load, learned_at) = match estimate {
+                // Under the load it was learned under, the estimate joins the others (the load
+                // too, as a running mean); under another, it starts the learning over.
+                Some(estimate) if learned > 0 && same_load(old_load, load) => {
+                    let weight = (1.0 / (learned as f64 + 1.0)).max(MIN_WEIGHT);
+                    (
+                        learned + 1,
+                        update_contention(old, learned, estimate),
+                        old_load + weight * (load - old_load),
+                        now,
+                    )
+                }
+                Some(estimate) => (1, update_contention(0.0, 0, estimate), load, now),
+                None if !plan.is_parallel() => (learned, fade_contention(old), old_load, old_at),
+                None => (learned, contention::sanitize(old), old_load, old_at),
             };
             let id: i64 = tx.query_row(
-                "INSERT INTO workload (machine, key, runs, learned, contention, updated_at)
-                 VALUES (?1, ?2, 1, ?3, ?4, ?5)
+                "INSERT INTO workload
+                     (machine, key, runs, learned, contention, updated_at, load, learned_at)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (machine, key) DO UPDATE SET
                      runs = runs + 1, learned = excluded.learned,
-                     contention = excluded.contention, updated_at = excluded.updated_at
+                     contention = excluded.contention, updated_at = excluded.updated_at,
+                     load = excluded.load, learned_at = excluded.learned_at
                  RETURNING id",
-                params![self.machine_key, key.as_str(), learned as i64, alpha, now],
+                params![
+                    self.machine_key,
+                    key.as_str(),
+                    learned as i64,
+                    alpha,
+                    now,
+                    load,
+                    learned_at
+                ],
                 |r| r.get(0),
             )?;
             tx.execute(

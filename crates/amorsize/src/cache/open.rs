@@ -96,7 +96,7 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
     }
     let found = schema::ensure(&conn).map_err(classify)?;
     let rebuilt = match found {
-        schema::Found::Current => None,
+        schema::Found::Current | schema::Found::Migrated { .. } => None,
         schema::Found::Rebuilt { version } => Some(format!(
             "it held schema version {version}, this amorsize writes version {}",
             schema::VERSION

@@ -76,6 +76,11 @@ pub struct WorkloadHistory {
     pub contention: f64,
     /// Parallel runs the contention was learned from.
     pub learned: u64,
+    /// Other programs' runnable threads on this process's cores while it was learned (a
+    /// running mean over the runs that taught it).
+    pub contention_load: f64,
+    /// Time since the last run that taught it.
+    pub contention_age: Duration,
     /// The most recent samples, oldest first.
     pub samples: Vec<Sample>,
     /// The most recent runs, oldest first.
@@ -96,6 +101,19 @@ impl WorkloadHistory {
         median(per_item).or_else(|| self.sample_item_time())
     }
 
+    /// The learned contention as it applies with `load_now` other runnable threads: only under
+    /// the load it was learned under, fading with its age ([`contention_now`]).
+    ///
+    /// [`contention_now`]: super::contention_now
+    pub fn contention_at(&self, load_now: f64) -> f64 {
+        super::contention_now(
+            self.contention,
+            self.contention_load,
+            self.contention_age,
+            load_now,
+        )
+    }
+
     /// The median item time of the recent samples.
     pub fn sample_item_time(&self) -> Option<Seconds> {
         median(self.samples.iter().map(|s| s.item_time))
@@ -105,8 +123,9 @@ impl WorkloadHistory {
     /// when the sample confirms that the workload is still the same one: its item time is
     /// within [`CONFIRM_FACTOR`] of the remembered samples'. Then the item time is the
     /// remembered per-item cost ([`item_time`](Self::item_time), with this sample counted among
-    /// the samples when no serial run measured it), and the learned contention applies. Returns
-    /// whether it was confirmed.
+    /// the samples when no serial run measured it), and the learned contention applies (as the
+    /// cache reads it for planning, the part of it that applies under the load now:
+    /// [`contention_at`](Self::contention_at)). Returns whether it was confirmed.
     ///
     /// # Examples
     ///
@@ -114,10 +133,12 @@ impl WorkloadHistory {
     /// use amorsize::cache::WorkloadHistory;
     /// use amorsize::model::Workload;
     /// use amorsize::sample::Sample;
+    /// use std::time::Duration;
     ///
     /// let s = |t| Sample { item_time: t, ..Default::default() };
     /// let history = WorkloadHistory {
     ///     runs: 3, contention: 0.3, learned: 2,
+    ///     contention_load: 0.0, contention_age: Duration::ZERO,
     ///     samples: vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)], recent: vec![],
     /// };
     /// let mut w = Workload::new(1000, 1.2e-3);

@@ -1,12 +1,28 @@
 //! The database schema and its version, kept in SQLite's `user_version` header field
-//! (<https://sqlite.org/pragma.html#pragma_user_version>): a file of any other version is a
-//! cache of another amorsize and is rebuilt, never migrated — it only holds measurements.
+//! (<https://sqlite.org/pragma.html#pragma_user_version>). A file of the previous version is
+//! migrated in place ([`MIGRATIONS`]); a file of any other version is a cache of another
+//! amorsize and is rebuilt — it only holds measurements.
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// The schema this code writes. Bump it on any change to the tables below.
 /// 2: the learned correction is the contention α, not a ratio.
-pub(crate) const VERSION: i64 = 2;
+/// 3: the contention remembers the load it was learned under and when.
+pub(crate) const VERSION: i64 = 3;
+
+/// In-place migrations: `(from, statements)` turn a file of version `from` into one of
+/// `from + 1`, in the same transaction as the version change.
+///
+/// 2 → 3: the workload's contention gains the load of other programs it was learned under
+/// (`load`, runnable threads) and its time (`learned_at`). A version-2 contention was learned
+/// blind to load — on a loaded machine it is that load, which has gone — so it is forgotten;
+/// calibrations, samples and runs are kept.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "ALTER TABLE workload ADD COLUMN load REAL NOT NULL DEFAULT 0;
+     ALTER TABLE workload ADD COLUMN learned_at INTEGER NOT NULL DEFAULT 0;
+     UPDATE workload SET contention = 0, learned = 0;",
+)];
 
 /// The tables. A workload's samples and runs are kept for its [`super::KEEP_RECENT`] most recent
 /// runs; figures the planner may extend (samples, plans) are stored as JSON beside the columns
@@ -27,6 +43,8 @@ CREATE TABLE workload (
     learned     INTEGER NOT NULL,
     contention  REAL    NOT NULL,
     updated_at  INTEGER NOT NULL,
+    load        REAL    NOT NULL DEFAULT 0,
+    learned_at  INTEGER NOT NULL DEFAULT 0,
     UNIQUE (machine, key)
 );
 CREATE TABLE sample (
@@ -59,6 +77,11 @@ CREATE INDEX run_by_workload ON run (workload, id);
 pub(crate) enum Found {
     /// The current schema, or a new empty file now holding it.
     Current,
+    /// The previous version, migrated in place.
+    Migrated {
+        /// The `user_version` the file had.
+        version: i64,
+    },
     /// Another version (older or newer), or tables of unknown origin: dropped and recreated.
     Rebuilt {
         /// The `user_version` the file had.
@@ -92,6 +115,15 @@ pub(crate) fn ensure(conn: &Connection) -> rusqlite::Result<Found> {
     let version = user_version(&tx)?;
     if version == VERSION {
         return Ok(Found::Current);
+    }
+    if let Some((_, statements)) = MIGRATIONS.iter().find(|(from, _)| *from == version) {
+        if version + 1 == VERSION && tx.execute_batch(statements).is_ok() {
+            tx.pragma_update(None, "user_version", VERSION)?;
+            tx.commit()?;
+            return Ok(Found::Migrated { version });
+        }
+        // A file that claims the version but lacks its tables is rebuilt below; the failed
+        // statements changed nothing that the rebuild keeps.
     }
     let objects: Vec<(String, String)> = {
         let mut stmt = tx.prepare(

@@ -51,6 +51,19 @@ fn parallel_plan(compute: f64, alpha: f64) -> Plan {
     .unwrap()
 }
 
+/// `plan` as if planned beside `competing` runnable threads of other programs.
+fn loaded(plan: Plan, competing: f64) -> Plan {
+    let mut value = serde_json::to_value(&plan).unwrap();
+    let mut caps = crate::plan::Caps::cores(2, "test");
+    caps.load = Some(crate::plan::Load {
+        competing,
+        sharing: crate::model::Sharing::PerThread,
+        source: "test".into(),
+    });
+    value["caps"] = serde_json::to_value(caps).unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
 fn serial_plan() -> Plan {
     Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::new(100).unwrap())
 }
@@ -465,4 +478,178 @@ fn remove_deletes_the_file_and_its_companions() {
     }
     assert!(!remove(&path).unwrap());
     drop(dir);
+}
+
+/// The tables of schema version 2, as that version wrote them.
+const V2_TABLES: &str = "
+CREATE TABLE calibration (
+    machine     TEXT    NOT NULL,
+    backend     TEXT    NOT NULL,
+    costs       TEXT    NOT NULL,
+    measured_at INTEGER NOT NULL,
+    PRIMARY KEY (machine, backend)
+);
+CREATE TABLE workload (
+    id          INTEGER PRIMARY KEY,
+    machine     TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    runs        INTEGER NOT NULL,
+    learned     INTEGER NOT NULL,
+    contention  REAL    NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (machine, key)
+);
+CREATE TABLE sample (
+    id          INTEGER PRIMARY KEY,
+    workload    INTEGER NOT NULL REFERENCES workload(id) ON DELETE CASCADE,
+    item_time   REAL    NOT NULL,
+    figures     TEXT    NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX sample_by_workload ON sample (workload, id);
+CREATE TABLE run (
+    id               INTEGER PRIMARY KEY,
+    workload         INTEGER NOT NULL REFERENCES workload(id) ON DELETE CASCADE,
+    plan             TEXT    NOT NULL,
+    parallel         INTEGER NOT NULL,
+    workers          INTEGER NOT NULL,
+    chunk            INTEGER NOT NULL,
+    items            INTEGER NOT NULL,
+    wall             REAL    NOT NULL,
+    predicted        REAL,
+    predicted_serial REAL,
+    contention_used  REAL    NOT NULL,
+    at               INTEGER NOT NULL
+);
+CREATE INDEX run_by_workload ON run (workload, id);
+";
+
+#[test]
+fn a_version_2_file_is_migrated_and_forgets_the_contention_it_learned_blind_to_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amorsize.db");
+    let m = machine("m");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(V2_TABLES).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO calibration VALUES (?1, 'threads', ?2, ?3)",
+            params![
+                m.key(),
+                serde_json::to_string(&costs(Backend::Threads, 3e-5)).unwrap(),
+                now_secs()
+            ],
+        )
+        .unwrap();
+        // A contention of 0.8 learned on a loaded machine, with one run.
+        conn.execute(
+            "INSERT INTO workload VALUES (1, ?1, 'w', 1, 1, 0.8, ?2)",
+            params![m.key(), now_secs()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO run VALUES (1, 1, '', 1, 2, 8, 100, 1.6, 1.0, 2.0, 0.0, ?1)",
+            [now_secs()],
+        )
+        .unwrap();
+    }
+    let cache = Cache::open_at(&path, m).unwrap();
+    assert_eq!(
+        cache.take_warnings(),
+        vec![],
+        "a migration is not a rebuild"
+    );
+    assert_eq!(
+        cache.load_costs(Backend::Threads),
+        Some(costs(Backend::Threads, 3e-5))
+    );
+    let key = WorkloadKey::named("w");
+    let h = cache.workload(&key).unwrap();
+    assert_eq!((h.runs, h.learned, h.contention), (1, 0, 0.0));
+    assert_eq!(h.recent.len(), 1, "the runs are kept");
+    // It learns again, now with the load it learned under.
+    assert!(cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.6)
+    ));
+    let h = cache.workload(&key).unwrap();
+    assert!((h.contention - 0.2).abs() < 1e-12);
+    assert_eq!(h.contention_load, 0.0);
+    drop(cache);
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+}
+
+#[test]
+fn contention_learned_beside_other_load_is_not_applied_without_it() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    // Planned beside one other busy thread on 2 cores; the run took 1.6 s for 1 s predicted.
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &loaded(parallel_plan(1.0, 0.0), 1.0),
+        &measured(1.6),
+    );
+    let h = cache.workload(&key).unwrap();
+    assert!((h.contention - 0.2).abs() < 1e-12);
+    assert_eq!(h.contention_load, 1.0);
+    assert!((h.contention_at(1.0) - 0.2).abs() < 1e-6);
+    assert_eq!(
+        h.contention_at(0.0),
+        0.0,
+        "the load is gone, and what it caused"
+    );
+    // A quiet run starts the learning over instead of averaging with the loaded one.
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.0),
+    );
+    let h = cache.workload(&key).unwrap();
+    assert_eq!((h.learned, h.contention, h.contention_load), (1, 0.0, 0.0));
+    // Under the same load again, estimates join.
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.3),
+    );
+    let h = cache.workload(&key).unwrap();
+    assert_eq!(h.learned, 2);
+    assert!(h.contention > 0.0 && h.contention < 0.1, "{}", h.contention);
+}
+
+#[test]
+fn learned_contention_fades_with_age() {
+    let (_dir, cache) = fresh();
+    let key = WorkloadKey::named("w");
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &parallel_plan(1.0, 0.0),
+        &measured(1.6),
+    );
+    let fresh_h = cache.workload(&key).unwrap();
+    assert!(fresh_h.contention_age < Duration::from_secs(60));
+    // As if learned two half-lives ago.
+    let ago = 2 * CONTENTION_HALF_LIFE.as_secs() as i64;
+    cache
+        .conn
+        .execute("UPDATE workload SET learned_at = learned_at - ?1", [ago])
+        .unwrap();
+    let old = cache.workload(&key).unwrap();
+    assert_eq!(old.contention, fresh_h.contention, "stored as learned");
+    let applied = old.contention_at(0.0);
+    assert!(
+        (applied - fresh_h.contention / 4.0).abs() < 0.01,
+        "{applied}"
+    );
 }
