@@ -21,7 +21,8 @@ pub struct Fingerprint {
     pub memory_limit: Option<u64>,
     /// Kernel release (`uname -r`), empty when unknown.
     pub kernel: String,
-    /// The amorsize version that measured.
+    /// The amorsize version that measured, with the revision of the calibration protocol
+    /// ([`CALIBRATION_REVISION`](crate::probe::overhead::CALIBRATION_REVISION)).
     pub version: String,
 }
 
@@ -37,7 +38,11 @@ impl Fingerprint {
             cpu_quota: machine.cpu_quota(),
             memory_limit: machine.total_memory(),
             kernel: machine.kernel_release().unwrap_or_default().to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: format!(
+                "{}+calibration.{}",
+                env!("CARGO_PKG_VERSION"),
+                crate::probe::overhead::CALIBRATION_REVISION
+            ),
         }
     }
 

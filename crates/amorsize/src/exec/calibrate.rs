@@ -52,19 +52,12 @@ impl Drop for Pool {
     }
 }
 
-/// Wall time, in seconds, to build a rayon pool of `workers` threads and run a no-op on every
-/// thread (so that each has really started); the pool is then dropped and its threads waited
-/// for, untimed. `None` when the pool cannot be built (out of threads).
-pub(crate) fn pool_start(workers: usize) -> Option<f64> {
-    let start = Instant::now();
-    let pool = Pool::new(workers)?;
-    pool.get().broadcast(|_| ());
-    let elapsed = start.elapsed().as_secs_f64();
-    drop(pool);
-    Some(elapsed)
-}
+/// How long idle workers are left alone before a parallel section is timed: long enough for
+/// rayon's idle threads to stop spinning and go to sleep (they yield a few dozen times first),
+/// as they are between the calls of a program.
+const SETTLE: Duration = Duration::from_micros(500);
 
-/// A pool for timing dispatch, kept while the timings repeat.
+/// A pool for timing parallel sections and dispatch, kept while the timings repeat.
 pub(crate) struct DispatchBench {
     pool: Pool,
 }
@@ -80,6 +73,22 @@ impl DispatchBench {
     /// Workers of the pool.
     pub(crate) fn workers(&self) -> usize {
         self.pool.workers
+    }
+
+    /// Wall time, in seconds, of a parallel section as the executor runs one: a scope on the
+    /// calling thread spawning one empty job per worker and waiting for them all, once the
+    /// workers have gone to sleep ([`SETTLE`]).
+    pub(crate) fn section(&self) -> f64 {
+        std::thread::sleep(SETTLE);
+        let start = Instant::now();
+        self.pool.get().in_place_scope(|scope| {
+            for i in 0..self.pool.workers {
+                scope.spawn(move |_| {
+                    std::hint::black_box(i);
+                });
+            }
+        });
+        start.elapsed().as_secs_f64()
     }
 
     /// Wall time, in seconds, to run `chunks` empty chunks through the pool, each its own task.

@@ -3,9 +3,10 @@
 //!
 //! For threads (the timings themselves run in `exec::calibrate`, the only place that starts
 //! threads):
-//! - worker start: a pool of 2 workers against a pool of 1, built, woken and dropped; the
-//!   marginal cost of one more worker is the difference of the least of a few interleaved
-//!   repeats (noise only adds time);
+//! - worker start: a parallel section on a pool of 2 sleeping workers, as the executor runs
+//!   one (wake every worker, hand each a job, wait for all), per worker. Pools are kept and
+//!   reused across calls, so this — not creating threads — is what a call pays; the first
+//!   parallel call of a process also creates its pool's threads, once;
 //! - chunk dispatch: a pool of 2 workers runs many empty chunks, each its own task, against a
 //!   few; the difference per chunk, times the workers (each worker pays for the chunks it runs,
 //!   as the model counts it).
@@ -21,10 +22,16 @@ use crate::sample::{Clock, SystemClock};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// Fallback marginal cost of starting one more thread worker: creating and waking a Linux
-/// thread takes 10–50 µs (pthread_create plus the first scheduling); the upper end is taken so
-/// that an unmeasured machine leans serial.
+/// Fallback cost per worker of starting a parallel section on threads: waking a sleeping
+/// worker and waiting for it costs a few µs per wake-up on Linux (futex wake plus a context
+/// switch, `perf bench sched pipe` measures 2–10 µs per round trip); creating a thread instead
+/// takes 10–50 µs. The upper end of the two is taken so that an unmeasured machine leans
+/// serial.
 pub const FALLBACK_THREAD_START: Seconds = 50e-6;
+
+/// Revision of how the thread costs are measured; a calibration measured by another revision
+/// is stale (it is part of the cache's machine fingerprint).
+pub const CALIBRATION_REVISION: u32 = 2;
 
 /// Fallback cost of handing one chunk to a thread worker: a forced rayon split costs a few µs
 /// on 2–8 workers (rayon's own measurements of `join`; see DESIGN.md's reference numbers).
@@ -94,12 +101,15 @@ fn calibrate_threads() -> Calibration {
     let resolution = SystemClock.overhead().max(1e-9);
     let mut fallbacks = Fallbacks::default();
 
-    let start = measure_start(resolution);
-    let worker_start = start.unwrap_or_else(|| {
-        fallbacks.worker_start = true;
-        FALLBACK_THREAD_START
-    });
-    let dispatch = measure_dispatch(resolution);
+    let bench = crate::exec::calibrate::DispatchBench::new(2);
+    let worker_start = bench
+        .as_ref()
+        .and_then(|b| measure_start(b, resolution))
+        .unwrap_or_else(|| {
+            fallbacks.worker_start = true;
+            FALLBACK_THREAD_START
+        });
+    let dispatch = bench.as_ref().and_then(|b| measure_dispatch(b, resolution));
     let chunk_dispatch = dispatch.unwrap_or_else(|| {
         fallbacks.chunk_dispatch = true;
         FALLBACK_THREAD_DISPATCH
@@ -116,23 +126,19 @@ fn calibrate_threads() -> Calibration {
     }
 }
 
-fn measure_start(resolution: Seconds) -> Option<Seconds> {
-    let (mut ones, mut twos) = (Vec::new(), Vec::new());
-    for _ in 0..REPEATS {
-        ones.push(crate::exec::calibrate::pool_start(1)?);
-        twos.push(crate::exec::calibrate::pool_start(2)?);
-    }
-    // Noise on a busy machine only ever adds time, so the least of each is the best estimate
-    // of what starting costs; the marginal worker is their difference.
-    let one = least(&mut ones)?;
-    let two = least(&mut twos)?;
-    let marginal = two - one;
-    let signal = marginal >= MIN_SIGNAL * resolution;
-    (signal && (1e-6..=10e-3).contains(&marginal)).then_some(marginal)
+fn measure_start(
+    bench: &crate::exec::calibrate::DispatchBench,
+    resolution: Seconds,
+) -> Option<Seconds> {
+    let workers = bench.workers() as f64;
+    let mut sections: Vec<Seconds> = (0..REPEATS).map(|_| bench.section()).collect();
+    accept(&mut sections, resolution, 0.5e-6..=2e-3).map(|s| s / workers)
 }
 
-fn measure_dispatch(resolution: Seconds) -> Option<Seconds> {
-    let bench = crate::exec::calibrate::DispatchBench::new(2)?;
+fn measure_dispatch(
+    bench: &crate::exec::calibrate::DispatchBench,
+    resolution: Seconds,
+) -> Option<Seconds> {
     let workers = bench.workers() as f64;
     let per_chunk = workers / (MANY_CHUNKS - FEW_CHUNKS) as f64;
     // The first run after the pool went idle pays for waking its threads; not a dispatch cost.
@@ -144,15 +150,6 @@ fn measure_dispatch(resolution: Seconds) -> Option<Seconds> {
         diffs.push(many - few);
     }
     accept(&mut diffs, resolution, 10e-9 / per_chunk..=1e-3 / per_chunk).map(|d| d * per_chunk)
-}
-
-/// The least of `values` when the two least agree (within [`MAX_REPEAT_SPREAD`]).
-fn least(values: &mut [Seconds]) -> Option<Seconds> {
-    if values.len() < 2 || values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    (values[1] / values[0] <= MAX_REPEAT_SPREAD).then_some(values[0])
 }
 
 /// The median of `values` if it passes the quality check: far above the clock's overhead,
@@ -232,13 +229,6 @@ mod tests {
         );
         // Too few repeats.
         assert_eq!(accept(&mut [1e-5, 1e-5], 1e-9, 0.0..=1.0), None);
-    }
-
-    #[test]
-    fn the_least_counts_when_the_two_least_agree() {
-        assert_eq!(least(&mut [3e-5, 9e-5, 2e-5, 2.5e-5]), Some(2e-5));
-        assert_eq!(least(&mut [1e-6, 9e-5, 8e-5]), None);
-        assert_eq!(least(&mut [1e-5, -1.0]), None);
     }
 
     #[test]
