@@ -117,18 +117,20 @@ impl Options {
         R: Send,
         F: Fn(&T) -> R + Sync,
     {
-        let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        run_batch(
-            items,
-            sampled.results,
-            0,
-            &f,
-            (no_failure, false),
-            &plan,
-            self,
-        )
-        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
-        .map(|(results, _)| results)
+        let ran = match plan_or_run(items, &f, (no_failure, false), self)? {
+            Planned::Ran(ran) => ran.map(Ok),
+            Planned::Plan(plan, sampled) => run_batch(
+                items,
+                sampled.results,
+                0,
+                &f,
+                (no_failure, false),
+                &plan,
+                self,
+            )
+            .map(|run| run.map(|(results, _)| results)),
+        };
+        ran.map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
     }
 
     /// Plans and runs `f` on every item of `items`, returning the results and the run's
@@ -232,17 +234,20 @@ impl Options {
         E: std::error::Error + Send + Sync + 'static,
         F: Fn(&T) -> std::result::Result<R, E> + Sync,
     {
-        let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        let (results, _) = run_batch(
-            items,
-            sampled.results,
-            0,
-            &f,
-            (Result::is_err, true),
-            &plan,
-            self,
-        )
-        .map_err(|failure| failure.into_error(item_failed))??;
+        let ran = match plan_or_run(items, &f, (Result::is_err, true), self)? {
+            Planned::Ran(ran) => ran.map(Ok),
+            Planned::Plan(plan, sampled) => run_batch(
+                items,
+                sampled.results,
+                0,
+                &f,
+                (Result::is_err, true),
+                &plan,
+                self,
+            )
+            .map(|run| run.map(|(results, _)| results)),
+        };
+        let results = ran.map_err(|failure| failure.into_error(item_failed))??;
         results
             .into_iter()
             .enumerate()
@@ -291,6 +296,51 @@ impl Plan {
             results,
             report: report.build(self),
         })
+    }
+}
+
+/// A batch planned, or already run because a glance settled it serial.
+enum Planned<O> {
+    /// The results, or the first failure.
+    Ran(std::result::Result<Vec<O>, Failure<O>>),
+    /// The plan for the items the sample did not run.
+    Plan(Box<Plan>, sample::Sampled<O>),
+}
+
+/// Plans `items`, or runs them at once when a glance settles them serial
+/// ([`plan::quick`]): the smallest inputs then cost two clock readings more than a plain loop,
+/// and no plan is built.
+fn plan_or_run<T, O, F, P>(
+    items: &[T],
+    f: &F,
+    (fails, fallible): (P, bool),
+    options: &Options,
+) -> Result<Planned<O>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    let bounds = plan::sample_bounds(options);
+    match plan::quick::look(items, f, options, &bounds)? {
+        plan::quick::Look::Serial(glance, _) => {
+            let batch = Batch {
+                items,
+                sampled: glance.results,
+                base: 0,
+                f,
+                fails,
+                fallible,
+            };
+            let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
+            let ran = threads::run(batch, &serial, &super::ExecOptions::default())?;
+            Ok(Planned::Ran(ran.map(|done| done.results)))
+        }
+        plan::quick::Look::Plan(glance) => {
+            let (plan, sampled) = plan::plan_slice_after(items, f, options, &bounds, glance)?;
+            Ok(Planned::Plan(Box::new(plan), sampled))
+        }
     }
 }
 

@@ -90,6 +90,19 @@ impl Caps {
         }
     }
 
+    /// The usable cores of `machine` ([`Caps::usable_cores`] of [`Caps::from_machine`]),
+    /// without building the rest.
+    pub(crate) fn from_machine_cores(machine: &crate::probe::Machine) -> f64 {
+        Caps {
+            cores: machine.usable_cores().max(1),
+            cores_source: String::new(),
+            quota: machine.cpu_quota(),
+            available_memory: None,
+            processes: None,
+        }
+        .usable_cores()
+    }
+
     /// Cores the model may count on: the cores, or the quota when it is lower (fractional).
     pub fn usable_cores(&self) -> f64 {
         let cores = self.cores.max(1) as f64;

@@ -1,10 +1,11 @@
 //! Planning from a sample of the user's function on the thread backend: sample, prove serial
 //! from a bound or measure the overheads, decide.
 
+use super::quick::{self, Look};
 use super::{decide, speedup_bound, Caps, Options, Plan, Reason, Warning};
 use crate::model::Workload;
 use crate::probe::overhead;
-use crate::sample::{self, Sample, SampleBounds, Sampled, MIN_TRUSTED_SAMPLE};
+use crate::sample::{self, Glance, Sample, SampleBounds, Sampled, MIN_TRUSTED_SAMPLE};
 use crate::Result;
 
 /// Items an iterator of unknown length is planned for: long enough that a stream of
@@ -33,11 +34,33 @@ pub fn plan_slice<T, R, F>(items: &[T], f: &F, options: &Options) -> Result<(Pla
 where
     F: Fn(&T) -> R,
 {
-    let bounds = SampleBounds {
+    let bounds = sample_bounds(options);
+    match quick::look(items, f, options, &bounds)? {
+        Look::Serial(glance, proof) => Ok(settled(items.len(), glance, proof, options)),
+        Look::Plan(glance) => plan_slice_after(items, f, options, &bounds, glance),
+    }
+}
+
+/// The sample's bounds for `options`.
+pub(crate) fn sample_bounds(options: &Options) -> SampleBounds {
+    SampleBounds {
         wall_only_below: serial_proof(options),
         ..options.sample
-    };
-    let sampled = sample::sample_slice(items, f, &bounds)?;
+    }
+}
+
+/// [`plan_slice`] going on from a glance that did not settle the input.
+pub(crate) fn plan_slice_after<T, R, F>(
+    items: &[T],
+    f: &F,
+    options: &Options,
+    bounds: &SampleBounds,
+    glance: Glance<R>,
+) -> Result<(Plan, Sampled<R>)>
+where
+    F: Fn(&T) -> R,
+{
+    let sampled = sample::sample_slice_after(items, f, bounds, glance)?;
     let rest = items.len() - sampled.results.len();
     let mut workload = sampled.figures.workload(rest);
     // A workload the cache knows starts from its remembered figures when the sample confirms them.
@@ -47,6 +70,60 @@ where
     }
     let plan = plan_sampled(workload, &sampled.figures, options, None);
     Ok((plan, sampled))
+}
+
+/// The serial plan for `n` items that a glance settled, with the glance's results.
+pub(crate) fn settled<R>(
+    n: usize,
+    glance: Glance<R>,
+    proof: quick::Proof,
+    options: &Options,
+) -> (Plan, Sampled<R>) {
+    let count = glance.results.len();
+    let figures = Sample {
+        count,
+        item_time: glance.item_time(),
+        measured: glance.elapsed,
+        result_bytes: std::mem::size_of::<R>() as u64,
+        complete: count == n,
+        cpu_skipped: true,
+        ..Sample::default()
+    };
+    let workload = figures.workload(n - count);
+    let caps = Caps::from_machine(crate::probe::machine());
+    let mut plan = refused_from_bound(
+        &workload,
+        &caps,
+        options,
+        Reason::TooSmall {
+            serial: proof.serial,
+            best_speedup: proof.best_speedup,
+            threshold: options.threshold,
+            from_bound: true,
+        },
+    );
+    plan.set_sample(figures.clone());
+    (
+        plan,
+        Sampled {
+            results: glance.results,
+            figures,
+        },
+    )
+}
+
+/// The serial plan for `workload`, refused for `reason` without measuring any overhead: the
+/// figures are decided with ideal costs (so that the plan still shows the limits), then
+/// refused.
+fn refused_from_bound(workload: &Workload, caps: &Caps, options: &Options, reason: Reason) -> Plan {
+    let ideal = crate::model::Costs::zero(crate::model::Backend::Threads);
+    let refuse_all = Options {
+        threshold: f64::MAX,
+        ..options.clone()
+    };
+    let mut plan = decide(workload, &ideal, caps, &refuse_all);
+    plan.refuse_from_bound(reason);
+    plan
 }
 
 /// Serial time below which no parallel plan on threads can reach the threshold, whatever the
@@ -165,21 +242,18 @@ fn plan_sampled(
     let bound = speedup_bound(&workload, &caps, options, overhead::PARALLEL_FLOOR);
     let mut plan = match measured {
         None if options.workers.is_none() && workload.items > 0 && bound < options.threshold => {
-            // Proven serial without measuring anything: decide with ideal costs for the
-            // figures, then refuse, saying why.
-            let ideal = crate::model::Costs::zero(crate::model::Backend::Threads);
-            let refuse_all = Options {
-                threshold: f64::MAX,
-                ..options.clone()
-            };
-            let mut plan = decide(&workload, &ideal, &caps, &refuse_all);
-            plan.refuse_from_bound(Reason::TooSmall {
-                serial: workload.serial_time(),
-                best_speedup: bound,
-                threshold: options.threshold,
-                from_bound: true,
-            });
-            plan
+            // Proven serial without measuring anything.
+            refused_from_bound(
+                &workload,
+                &caps,
+                options,
+                Reason::TooSmall {
+                    serial: workload.serial_time(),
+                    best_speedup: bound,
+                    threshold: options.threshold,
+                    from_bound: true,
+                },
+            )
         }
         _ => decide(&workload, &overhead::threads().costs, &caps, options),
     };

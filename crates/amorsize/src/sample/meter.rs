@@ -61,6 +61,23 @@ impl<'c, C: Clock> Meter<'c, C> {
         }
     }
 
+    /// Counts `items` already run and timed together (`elapsed`, the clock's own overhead
+    /// already taken off) as the first closed batch.
+    pub(super) fn seed(&mut self, items: usize, elapsed: Seconds) {
+        if items == 0 {
+            return;
+        }
+        let net = (elapsed - items as f64 * self.item_overhead).max(0.0);
+        self.count += items;
+        self.batches.push((net, items));
+        self.measured += net;
+        // Batches grow from the seed's size when it was too short to time alone.
+        if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
+            self.batch = items.saturating_mul(2);
+        }
+        self.start_cpu_span_when_it_matters();
+    }
+
     /// Whether the sample has enough: the item limit, or the minimum items and the target time.
     pub(super) fn done(&self) -> bool {
         self.count >= self.limit

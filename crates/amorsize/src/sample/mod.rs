@@ -208,12 +208,106 @@ where
     F: Fn(&T) -> R,
     C: Clock,
 {
+    sample_slice_from(items, f, bounds, clock, Glance::default())
+}
+
+/// A first glance at a slice: the first few items of the sample's order (spread across the
+/// input), run and timed together with one pair of wall-clock readings, which costs next to
+/// nothing. What it ran is kept: the sample goes on from it
+/// ([`sample_slice_after`]), so no item runs twice.
+#[derive(Debug)]
+pub(crate) struct Glance<R> {
+    /// Results of the items run, with their input indices.
+    pub(crate) results: Vec<(usize, R)>,
+    /// Wall time of the items together, less one empty interval of the clock.
+    pub(crate) elapsed: Seconds,
+}
+
+impl<R> Default for Glance<R> {
+    fn default() -> Self {
+        Glance {
+            results: Vec::new(),
+            elapsed: 0.0,
+        }
+    }
+}
+
+impl<R> Glance<R> {
+    /// Mean wall time of the items run (0 when none ran).
+    pub(crate) fn item_time(&self) -> Seconds {
+        if self.results.is_empty() {
+            0.0
+        } else {
+            self.elapsed / self.results.len() as f64
+        }
+    }
+}
+
+/// Runs the first `count` items of the sample's order over `items` (see [`Glance`]).
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics.
+pub(crate) fn glance_slice<T, R, F>(
+    items: &[T],
+    f: &F,
+    bounds: &SampleBounds,
+    count: usize,
+) -> Result<Glance<R>>
+where
+    F: Fn(&T) -> R,
+{
+    let n = items.len();
+    let indices = spread(n, bounds.limit(Some(n))).take(count);
+    let mut results = Vec::with_capacity(count.min(n));
+    let clock = SystemClock;
+    let start = clock.wall();
+    for index in indices {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[index])))
+            .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))?;
+        results.push((index, result));
+    }
+    let elapsed = (clock.wall() - start - clock.overhead()).max(0.0);
+    Ok(Glance { results, elapsed })
+}
+
+/// [`sample_slice`], going on from what `glance` ran (its items count as the sample's first
+/// timed batch).
+///
+/// # Errors
+///
+/// As [`sample_slice`].
+pub(crate) fn sample_slice_after<T, R, F>(
+    items: &[T],
+    f: &F,
+    bounds: &SampleBounds,
+    glance: Glance<R>,
+) -> Result<Sampled<R>>
+where
+    F: Fn(&T) -> R,
+{
+    sample_slice_from(items, f, bounds, &SystemClock, glance)
+}
+
+fn sample_slice_from<T, R, F, C>(
+    items: &[T],
+    f: &F,
+    bounds: &SampleBounds,
+    clock: &C,
+    glance: Glance<R>,
+) -> Result<Sampled<R>>
+where
+    F: Fn(&T) -> R,
+    C: Clock,
+{
     let n = items.len();
     let limit = bounds.limit(Some(n));
     let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead(), Some(n));
-    let mut results = Vec::new();
-    // The indices are drawn before timing starts, so that drawing them is not timed.
-    let indices: Vec<usize> = spread(n, limit).collect();
+    let mut results = glance.results;
+    meter.seed(results.len(), glance.elapsed);
+    // The indices are drawn before timing starts, so that drawing them is not timed; the
+    // glance ran the first of them.
+    let indices: Vec<usize> = spread(n, limit).skip(results.len()).collect();
     for index in indices {
         if meter.done() {
             break;

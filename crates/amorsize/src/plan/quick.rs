@@ -1,0 +1,165 @@
+//! The first look at a slice: a few items, timed together, settle the inputs too small for
+//! any parallel plan before the full sample and the plan cost more than the work.
+//!
+//! A call on 1000 items of 20 ns is 20 µs of work; a full sample and plan take several µs of
+//! it. A glance at [`GLANCE_ITEMS`] items costs two clock readings, and often proves already
+//! that no parallel plan can win:
+//!
+//! - a parallel plan on threads takes at least `serial ÷ P + floor`, where `P` is the workers
+//!   that can run at once and `floor` what starting a parallel section costs: the measured
+//!   worker start of two workers, or [`PARALLEL_FLOOR`] (waking one worker and handing it one
+//!   chunk) when that already settles it, so that the thread costs are measured only when
+//!   needed;
+//! - items that took less than that floor all together cannot have waited for anything (a
+//!   wait ends with a wake-up, which alone costs about the floor), so they are CPU-bound and
+//!   `P` is at most the usable cores `C`;
+//! - so the speedup is below the threshold `θ` while `serial < θ floor ÷ (1 − θ ÷ C)`.
+//!
+//! The glance's items are the sample's first ones, so when the proof fails the sample goes on
+//! from them and nothing runs twice.
+
+use super::{Caps, Options};
+use crate::model::Seconds;
+use crate::probe::overhead::PARALLEL_FLOOR;
+use crate::sample::{self, Glance, SampleBounds};
+use crate::Result;
+
+/// Items the glance runs: enough that one odd item does not decide alone, few enough that
+/// they cost next to nothing.
+pub const GLANCE_ITEMS: usize = 8;
+
+/// The largest input the glance may settle, in serial time: beyond it, the full sample looks
+/// at more items (on a machine whose cores are too few for any speedup, the bound alone would
+/// settle every input on the strength of eight items).
+pub const GLANCE_MAX_SERIAL: Seconds = 100e-6;
+
+/// What the glance found.
+pub(crate) enum Look<R> {
+    /// No parallel plan can reach the threshold: run serially, reusing these results.
+    Serial(Glance<R>, Proof),
+    /// Not settled: sample on from these results and plan.
+    Plan(Glance<R>),
+}
+
+/// Why the glance settled an input serial.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Proof {
+    /// Predicted serial time of the whole input.
+    pub(crate) serial: Seconds,
+    /// The best speedup a parallel plan could reach.
+    pub(crate) best_speedup: f64,
+}
+
+/// Glances at `items` (see the module's documentation). The sample bounds are the ones the
+/// full sample will use, so that the glance's items are its first.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics.
+pub(crate) fn look<T, R, F>(
+    items: &[T],
+    f: &F,
+    options: &Options,
+    bounds: &SampleBounds,
+) -> Result<Look<R>>
+where
+    F: Fn(&T) -> R,
+{
+    let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS)?;
+    // Workers the caller fixed are the caller's plan, and a progress callback wants the
+    // executor's chunked loop.
+    if options.workers.is_some() || options.exec.progress.is_some() {
+        return Ok(Look::Plan(glance));
+    }
+    let n = items.len();
+    let cores = Caps::from_machine_cores(crate::probe::machine());
+    let mut found = proof(&glance, n, cores, options.threshold, PARALLEL_FLOOR);
+    let small =
+        glance.elapsed < PARALLEL_FLOOR && glance.item_time() * (n as f64) < GLANCE_MAX_SERIAL;
+    if found.is_none() && small {
+        // The measured section cost may settle it: the thread costs are measured once per
+        // process (or recalled from the cache), as the full plan would need them anyway.
+        let start = crate::probe::overhead::threads().costs.worker_start;
+        found = proof(&glance, n, cores, options.threshold, 2.0 * start);
+    }
+    Ok(match found {
+        Some(proof) => Look::Serial(glance, proof),
+        None => Look::Plan(glance),
+    })
+}
+
+/// The proof that `n` items like the glance's cannot run `threshold` times faster on `cores`
+/// usable cores when a parallel section costs at least `floor`, if there is one.
+fn proof<R>(
+    glance: &Glance<R>,
+    n: usize,
+    cores: f64,
+    threshold: f64,
+    floor: Seconds,
+) -> Option<Proof> {
+    if glance.results.is_empty() || glance.elapsed >= PARALLEL_FLOOR || !threshold.is_finite() {
+        return None;
+    }
+    let serial = glance.item_time() * n as f64;
+    if serial >= GLANCE_MAX_SERIAL {
+        return None;
+    }
+    let best_speedup = serial / (serial / cores.max(1.0) + floor.max(PARALLEL_FLOOR));
+    (best_speedup < threshold).then_some(Proof {
+        serial,
+        best_speedup,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn glance(items: usize, elapsed: Seconds) -> Glance<()> {
+        Glance {
+            results: vec![(0, ()); items],
+            elapsed,
+        }
+    }
+
+    #[test]
+    fn small_cpu_bound_inputs_are_settled_serial() {
+        // 1000 items of 20 ns on 2 cores: 20 µs ÷ (10 µs + 5 µs) = 1.33 ≥ 1.2, not settled;
+        // 1000 items of 7 ns: 7 µs ÷ 8.5 µs = 0.82, settled.
+        assert!(proof(&glance(8, 160e-9), 1000, 2.0, 1.2, PARALLEL_FLOOR).is_none());
+        let p = proof(&glance(8, 56e-9), 1000, 2.0, 1.2, PARALLEL_FLOOR).expect("settled");
+        assert!((p.serial - 7e-6).abs() < 1e-12 && p.best_speedup < 1.2);
+        // More cores lower the bound.
+        assert!(proof(&glance(8, 56e-9), 1000, 64.0, 1.2, PARALLEL_FLOOR).is_none());
+    }
+
+    #[test]
+    fn a_glance_that_could_have_waited_or_a_large_input_goes_on_to_the_sample() {
+        assert!(proof(&glance(8, PARALLEL_FLOOR), 10, 2.0, 1.2, PARALLEL_FLOOR).is_none());
+        // One core: no speedup is possible, but past the largest input the glance settles,
+        // the sample decides.
+        assert!(proof(&glance(8, 1e-6), 1000, 1.0, 1.2, PARALLEL_FLOOR).is_none());
+        assert!(proof(&glance(8, 1e-6), 50, 1.0, 1.2, PARALLEL_FLOOR).is_some());
+        assert!(proof(&glance(0, 0.0), 1000, 2.0, 1.2, PARALLEL_FLOOR).is_none());
+    }
+
+    #[test]
+    fn a_measured_section_cost_settles_larger_inputs() {
+        // 1000 items of 20 ns on 2 cores: 20 µs ÷ (10 µs + 2 × 5 µs) = 1.0.
+        assert!(proof(&glance(8, 160e-9), 1000, 2.0, 1.2, PARALLEL_FLOOR).is_none());
+        assert!(proof(&glance(8, 160e-9), 1000, 2.0, 1.2, 10e-6).is_some());
+        // A floor below the wake-up's is not believed.
+        assert!(proof(&glance(8, 160e-9), 1000, 2.0, 1.2, 1e-9).is_none());
+    }
+
+    #[test]
+    fn the_bound_never_exceeds_what_the_cores_allow() {
+        for n in [1usize, 10, 100, 1000, 10_000] {
+            for cores in [1.0, 2.0, 8.0] {
+                if let Some(p) = proof(&glance(8, 1e-7), n, cores, 1.2, PARALLEL_FLOOR) {
+                    assert!(p.best_speedup <= cores && p.best_speedup < 1.2);
+                }
+            }
+        }
+    }
+}
