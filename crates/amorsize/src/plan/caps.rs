@@ -99,6 +99,8 @@ impl Caps {
             quota: machine.cpu_quota(),
             available_memory: None,
             processes: None,
+            // The glance needs the most the cores could give: load only lowers it.
+            load: None,
         }
         .usable_cores()
     }

@@ -91,17 +91,27 @@ pub(crate) fn settled<R>(
     };
     let workload = figures.workload(n - count);
     let caps = Caps::from_machine(crate::probe::machine());
-    let mut plan = refused_from_bound(
-        &workload,
-        &caps,
-        options,
-        Reason::TooSmall {
-            serial: proof.serial,
-            best_speedup: proof.best_speedup,
-            threshold: options.threshold,
-            from_bound: true,
-        },
-    );
+    let mut plan = if workload.items == 0 {
+        // The glance ran everything: nothing is left to decide.
+        decide(
+            &workload,
+            &crate::model::Costs::zero(crate::model::Backend::Threads),
+            &caps,
+            options,
+        )
+    } else {
+        refused_from_bound(
+            &workload,
+            &caps,
+            options,
+            Reason::TooSmall {
+                serial: proof.serial,
+                best_speedup: proof.best_speedup,
+                threshold: options.threshold,
+                from_bound: true,
+            },
+        )
+    };
     plan.set_sample(figures.clone());
     (
         plan,
