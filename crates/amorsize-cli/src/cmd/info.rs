@@ -138,6 +138,16 @@ fn write_table(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
         bytes(memory.available().get()),
         memory.available(),
     )?;
+    let load = m.cpu_load_now();
+    row(
+        out,
+        "other runnable",
+        load.competing()
+            .get()
+            .map_or_else(|| "unknown".to_owned(), |n| format!("{n} threads now")),
+        load.competing(),
+    )?;
+    row(out, "CPU sharing", load.sharing().get(), load.sharing())?;
     if !m.warnings().is_empty() {
         writeln!(out)?;
         writeln!(out, "warnings:")?;
