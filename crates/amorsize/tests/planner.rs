@@ -575,3 +575,24 @@ fn the_spread_of_item_times_is_measured() {
         s.figures.cv
     );
 }
+
+#[test]
+fn waiting_items_are_seen_waiting_after_the_glance() {
+    // The glance runs the first items before the CPU clocks are read; the sample must still
+    // run items between their readings, or sleeping work would read as CPU-bound.
+    let items: Vec<u32> = (0..40).collect();
+    let (plan, sampled) = plan::plan_slice(
+        &items,
+        &|_: &u32| std::thread::sleep(std::time::Duration::from_millis(1)),
+        &Options::new(),
+    )
+    .unwrap();
+    let figures = plan.sample().expect("sampled");
+    assert!(!figures.cpu_skipped);
+    assert!(
+        figures.cpu_fraction < 0.5,
+        "sleeping items read as {:.0} % CPU",
+        figures.cpu_fraction * 100.0
+    );
+    assert!(sampled.results.len() >= 2);
+}

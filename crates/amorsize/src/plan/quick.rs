@@ -65,7 +65,8 @@ pub(crate) fn look<T, R, F>(
 where
     F: Fn(&T) -> R,
 {
-    let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS)?;
+    // Past the floor the glance cannot settle anything: the sample takes over.
+    let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
     // Workers the caller fixed are the caller's plan, and a progress callback wants the
     // executor's chunked loop.
     if options.workers.is_some() || options.exec.progress.is_some() {

@@ -26,6 +26,8 @@ pub(super) struct Meter<'c, C> {
     total: Option<usize>,
     /// All clocks at the start of the CPU-timed span; `None` while only the wall clock is read.
     start: Option<Reading>,
+    /// Items run inside the CPU-timed span.
+    in_span: usize,
     count: usize,
     /// Items per timed batch now.
     batch: usize,
@@ -53,6 +55,7 @@ impl<'c, C: Clock> Meter<'c, C> {
             total,
             overhead: clock.overhead(),
             start: (!wall_only).then(|| clock.now()),
+            in_span: 0,
             count: 0,
             batch: 1,
             open: None,
@@ -80,8 +83,12 @@ impl<'c, C: Clock> Meter<'c, C> {
 
     /// Whether the sample has enough: the item limit, or the minimum items and the target time.
     pub(super) fn done(&self) -> bool {
+        // Once the CPU clocks are read, at least one item must run between their readings
+        // (items seeded from a glance ran before), or the CPU figures say nothing.
+        let cpu_seen = self.start.is_none() || self.in_span > 0;
         self.count >= self.limit
             || (self.open.is_none()
+                && cpu_seen
                 && self.count >= self.bounds.min_items
                 && self.measured >= self.bounds.target_time.as_secs_f64())
     }
@@ -95,6 +102,9 @@ impl<'c, C: Clock> Meter<'c, C> {
         let result = catch_unwind(AssertUnwindSafe(|| f(item)))
             .map_err(|payload| Error::panicked(index, payload.as_ref()))?;
         self.count += 1;
+        if self.start.is_some() {
+            self.in_span += 1;
+        }
         self.open = Some((since, items + 1));
         if items + 1 >= self.batch || self.count >= self.limit {
             self.close();

@@ -243,7 +243,9 @@ impl<R> Glance<R> {
     }
 }
 
-/// Runs the first `count` items of the sample's order over `items` (see [`Glance`]).
+/// Runs the first `count` items of the sample's order over `items` (see [`Glance`]), or
+/// fewer: it stops after the item that brings the time to `enough`, so that slow items are
+/// left to the sample, whose CPU figures they need.
 ///
 /// # Errors
 ///
@@ -253,6 +255,7 @@ pub(crate) fn glance_slice<T, R, F>(
     f: &F,
     bounds: &SampleBounds,
     count: usize,
+    enough: Seconds,
 ) -> Result<Glance<R>>
 where
     F: Fn(&T) -> R,
@@ -261,13 +264,21 @@ where
     let indices = spread(n, bounds.limit(Some(n))).take(count);
     let mut results = Vec::with_capacity(count.min(n));
     let clock = SystemClock;
+    let overhead = clock.overhead();
     let start = clock.wall();
+    let mut elapsed = 0.0;
     for index in indices {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[index])))
             .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))?;
         results.push((index, result));
+        // One reading per item and the first: an empty interval's cost (two readings) for
+        // every two of them is the clock's, not the items'.
+        let readings = results.len() as f64 + 1.0;
+        elapsed = (clock.wall() - start - overhead * readings / 2.0).max(0.0);
+        if elapsed >= enough {
+            break;
+        }
     }
-    let elapsed = (clock.wall() - start - clock.overhead()).max(0.0);
     Ok(Glance { results, elapsed })
 }
 
