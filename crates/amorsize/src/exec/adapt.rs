@@ -73,6 +73,8 @@ pub(crate) struct Adapter {
     /// Per-item times of the last three chunks, newest last.
     recent: [Seconds; 3],
     chunk: usize,
+    /// The largest chunk the run allows, if any (a stream's memory bound).
+    most: Option<usize>,
     done: usize,
     adjustments: Vec<ChunkAdjustment>,
 }
@@ -91,9 +93,17 @@ impl Adapter {
             avg_item: predicted_item,
             recent: [predicted_item; 3],
             chunk: chunk.get(),
+            most: None,
             done: 0,
             adjustments: Vec::new(),
         })
+    }
+
+    /// Never grows the chunk beyond `most` items (nor beyond its current size, if larger):
+    /// for a run whose memory is bounded by its chunk size.
+    pub(crate) fn at_most(mut self, most: NonZeroUsize) -> Adapter {
+        self.most = Some(most.get());
+        self
     }
 
     /// Takes one finished chunk of `items` items that took `elapsed`; returns the new chunk
@@ -114,7 +124,11 @@ impl Adapter {
         self.recent = [self.recent[1], self.recent[2], per_item];
         let [a, b, c] = self.recent;
         self.avg_item = (1.0 - SMOOTHING) * self.avg_item + SMOOTHING * median3(a, b, c);
-        let cap = remaining.map(|r| (r / workers.max(1)).max(1));
+        let share = remaining.map(|r| (r / workers.max(1)).max(1));
+        let cap = match (share, self.most) {
+            (Some(share), Some(most)) => Some(share.min(most)),
+            (share, most) => share.or(most),
+        };
         let next = next_chunk(self.chunk, self.avg_item, self.target, cap);
         if next == self.chunk {
             return None;
@@ -220,6 +234,37 @@ mod tests {
         assert_eq!((adj[0].from, adj[0].to), (100, 50));
         assert!(adj[0].after_items <= 300);
         assert!(adj[0].measured_item_time > adj[0].predicted_item_time);
+    }
+
+    #[test]
+    fn growth_stops_at_the_largest_chunk_allowed() {
+        let mut a = Adapter::new(
+            Some(Duration::from_micros(10)),
+            NonZeroUsize::new(100).unwrap(),
+        )
+        .unwrap()
+        .at_most(NonZeroUsize::new(300).unwrap());
+        // Items 1000× faster than predicted: the chunk doubles up to the bound, then stays.
+        let mut chunk = 100;
+        for _ in 0..20 {
+            let took = Duration::from_nanos(10 * chunk as u64);
+            if let Some(next) = a.observe(chunk, took, None, 2) {
+                chunk = next;
+            }
+        }
+        assert_eq!(chunk, 300);
+        let sizes: Vec<usize> = a.adjustments().iter().map(|c| c.to).collect();
+        assert_eq!(sizes, [200, 300]);
+        // With few items left, each worker's share of them binds before the bound.
+        let mut b = Adapter::new(
+            Some(Duration::from_micros(10)),
+            NonZeroUsize::new(100).unwrap(),
+        )
+        .unwrap()
+        .at_most(NonZeroUsize::new(1000).unwrap());
+        let fast = Duration::from_micros(1);
+        let first = (0..20).find_map(|_| b.observe(100, fast, Some(300), 2));
+        assert_eq!(first, Some(150));
     }
 
     #[test]

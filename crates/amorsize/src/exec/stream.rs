@@ -310,6 +310,8 @@ struct Engine<I: Iterator, R, F> {
     rx: Receiver<Message<R>>,
     stop: Arc<AtomicBool>,
     chunk: usize,
+    /// The input's length, when its iterator tells it exactly.
+    total: Option<usize>,
     /// The bound on `in_flight` set by the caller, if any.
     limit: Option<usize>,
     /// Items dispatched whose results have not yet been moved to `current`.
@@ -357,7 +359,10 @@ where
         }
         let chunk = std::num::NonZeroUsize::new(chunk).unwrap_or(std::num::NonZeroUsize::MIN);
         let adapter = if options.exec.adapt && options.chunk.is_none() {
-            Adapter::new(plan.item_time(), chunk)
+            // Growing the chunk beyond the item bound would grow the memory held with it.
+            let most = std::num::NonZeroUsize::new(STREAM_CHUNK_ITEMS_MAX)
+                .unwrap_or(std::num::NonZeroUsize::MIN);
+            Adapter::new(plan.item_time(), chunk).map(|a| a.at_most(most))
         } else {
             None
         };
@@ -378,6 +383,7 @@ where
             rx,
             stop: Arc::new(AtomicBool::new(false)),
             chunk: chunk.get(),
+            total,
             limit: options.exec.in_flight.map(|n| n.get()),
             in_flight: 0,
             outstanding: 0,
@@ -478,7 +484,8 @@ where
                 self.computed += len;
                 if let Some(adapter) = self.adapter.as_mut() {
                     let workers = self.plan.workers().get();
-                    if let Some(next) = adapter.observe(len, message.took, None, workers) {
+                    let left = self.total.map(|t| t.saturating_sub(self.next_index));
+                    if let Some(next) = adapter.observe(len, message.took, left, workers) {
                         self.chunk = next;
                     }
                 }
