@@ -45,6 +45,28 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    // Planned chunk sizes, adapted while the stream runs (the chunk size is not fixed), over
+    // items whose cost varies along the input.
+    #[test]
+    fn adapting_streams_equal_the_serial_map(n in prop_oneof![Just(0usize), Just(1), Just(2), Just(97), Just(1009), 0usize..3000], workers in 1usize..5, ordered in any::<bool>()) {
+        let f = |&x: &u64| {
+            let rounds = if x % 500 < 50 { 2000 } else { 10 };
+            (0..rounds).fold(x, |a, i| a.wrapping_mul(31).wrapping_add(i))
+        };
+        let s = Options::new().workers(nz(workers)).threshold(0.0).stream(0..n as u64, f);
+        let mut out: Vec<u64> = if ordered { s.collect() } else { s.unordered().collect() };
+        let mut expected: Vec<u64> = (0..n as u64).map(|x| f(&x)).collect();
+        if !ordered {
+            out.sort_unstable();
+            expected.sort_unstable();
+        }
+        prop_assert_eq!(out, expected);
+    }
+}
+
 #[test]
 fn an_unbounded_input_is_pulled_lazily_within_the_bound() {
     let pulled = Arc::new(AtomicUsize::new(0));

@@ -310,6 +310,9 @@ struct Engine<I: Iterator, R, F> {
     rx: Receiver<Message<R>>,
     stop: Arc<AtomicBool>,
     chunk: usize,
+    /// The chunk size planned at the start: the in-flight bound keeps room for
+    /// [`CHUNKS_AHEAD`] chunks of it per worker even after adaptation shrinks the chunks.
+    first_chunk: usize,
     /// The input's length, when its iterator tells it exactly.
     total: Option<usize>,
     /// The bound on `in_flight` set by the caller, if any.
@@ -383,6 +386,7 @@ where
             rx,
             stop: Arc::new(AtomicBool::new(false)),
             chunk: chunk.get(),
+            first_chunk: chunk.get(),
             total,
             limit: options.exec.in_flight.map(|n| n.get()),
             in_flight: 0,
@@ -423,10 +427,18 @@ where
         }
     }
 
-    /// The bound on items in flight: the caller's, or [`CHUNKS_AHEAD`] chunks per worker.
+    /// The bound on items in flight: the caller's, or [`CHUNKS_AHEAD`] chunks per worker, of
+    /// the current chunk size or the first one, whichever is larger.
+    ///
+    /// Adaptation shrinks the chunks when they take longer than predicted, which on a loaded
+    /// machine is also what preemption looks like. Were the bound to shrink with them, the
+    /// work queued ahead would then cover less time just when the pulling thread waits longer
+    /// for a core, and the workers would run dry between its visits (or, in order, behind a
+    /// preempted worker's chunk). So the items in flight keep the first plan's room.
     fn limit(&self) -> usize {
+        let chunk = self.chunk.max(self.first_chunk);
         self.limit
-            .unwrap_or_else(|| CHUNKS_AHEAD * self.plan.workers().get() * self.chunk)
+            .unwrap_or_else(|| CHUNKS_AHEAD * self.plan.workers().get() * chunk)
     }
 
     /// Hands out chunks while the in-flight bound allows (always at least one when nothing is
