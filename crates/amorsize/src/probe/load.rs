@@ -1,9 +1,10 @@
 //! What other programs ask of the CPUs at the moment of reading: their runnable threads, and
 //! how the scheduler shares the cores with them. Read on every plan that could go parallel,
-//! so it costs a few file reads of a few dozen bytes, reused for [`LOAD_TTL`].
+//! so it costs a few file reads of a few dozen bytes (about 15 µs on a 2-core VM), reused for
+//! [`LOAD_TTL`]; the sharing, a kernel setting, is read once per process.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,9 @@ const TASKS: &str = "/proc/self/task";
 
 /// How long [`cpu_load_now`] reuses a reading: long enough that back-to-back small plans share
 /// one (each reading is a few file reads), short against how long other programs' load holds.
-pub const LOAD_TTL: Duration = Duration::from_millis(20);
+/// A snapshot of runnable threads is no more precise than that: a build's compiler processes
+/// come and go within a second.
+pub const LOAD_TTL: Duration = Duration::from_millis(100);
 
 /// Other programs' runnable threads at the moment of reading, and how the cores are shared
 /// with them.
@@ -75,8 +78,13 @@ impl CpuLoad {
 /// ```
 pub fn read_cpu_load(root: &Path) -> CpuLoad {
     let mut fs = Fs::new(root);
-    let unknown = "load unknown; every usable core counts";
-    let sharing = match fs.load(
+    let sharing = read_sharing(&mut fs);
+    read_competing(&mut fs, sharing)
+}
+
+/// How the scheduler shares the cores under `fs`'s root.
+fn read_sharing(fs: &mut Fs) -> Figure<Sharing> {
+    match fs.load(
         Path::new(AUTOGROUP),
         Need::Optional,
         "shared per thread",
@@ -91,7 +99,12 @@ pub fn read_cpu_load(root: &Path) -> CpuLoad {
             Source::file(AUTOGROUP),
         ),
         None => Figure::new(Sharing::PerThread, Source::Absent),
-    };
+    }
+}
+
+/// Other programs' runnable threads under `fs`'s root, with the `sharing` read before.
+fn read_competing(fs: &mut Fs, sharing: Figure<Sharing>) -> CpuLoad {
+    let unknown = "load unknown; every usable core counts";
     let Some(load) = fs.load(
         Path::new(LOADAVG),
         Need::Optional,
@@ -107,7 +120,7 @@ pub fn read_cpu_load(root: &Path) -> CpuLoad {
     let mut own = 1;
     let mut tasks = None;
     if load.runnable > 1 {
-        if let Some(others) = own_runnable_others(&fs) {
+        if let Some(others) = own_runnable_others(fs) {
             own += others;
             tasks = Some(PathBuf::from(TASKS));
         }
@@ -175,7 +188,12 @@ fn this_thread_id() -> String {
 /// }
 /// ```
 pub fn cpu_load_now() -> CpuLoad {
+    static SHARING: OnceLock<Figure<Sharing>> = OnceLock::new();
     static LAST: Mutex<Fresh<CpuLoad>> = Mutex::new(Fresh::new());
     let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    last.get(Instant::now(), LOAD_TTL, || read_cpu_load(Path::new("/")))
+    last.get(Instant::now(), LOAD_TTL, || {
+        let mut fs = Fs::new(Path::new("/"));
+        let sharing = SHARING.get_or_init(|| read_sharing(&mut Fs::new(Path::new("/"))));
+        read_competing(&mut fs, sharing.clone())
+    })
 }
