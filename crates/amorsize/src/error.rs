@@ -55,6 +55,20 @@ impl Error {
         self
     }
 
+    /// The same error for an input that starts `by` items later in the caller's input (a
+    /// part planned on its own): the item's index, and its first mention in the message (the
+    /// crate's own words come before any text of the user's), move by `by`.
+    pub(crate) fn item_offset(mut self, by: usize) -> Self {
+        if let Some(index) = self.item {
+            let moved = index + by;
+            self.message =
+                self.message
+                    .replacen(&format!("item {index}"), &format!("item {moved}"), 1);
+            self.item = Some(moved);
+        }
+        self
+    }
+
     /// Names the file the error is about.
     // Kept for the modules that read and write files, which may not all be built yet.
     #[allow(dead_code)]

@@ -80,6 +80,22 @@ proptest! {
     }
 
     #[test]
+    fn a_panic_in_an_iterator_names_its_item(n in 1usize..3000, at in 0.0f64..1.0) {
+        // Wherever it falls: in the glance, in the sample of the rest, or in the run.
+        let bad = ((n as f64 * at) as usize).min(n - 1);
+        let err = Options::new()
+            .execute_iter(0..n, |&i| {
+                assert!(i != bad, "bad item {i}");
+                i
+            })
+            .unwrap_err();
+        prop_assert_eq!(err.kind(), ErrorKind::Panicked);
+        prop_assert_eq!(err.item(), Some(bad));
+        let named = format!("on item {bad}:");
+        prop_assert!(err.to_string().contains(&named), "{}", err);
+    }
+
+    #[test]
     fn iterators_lose_and_duplicate_nothing(n in sizes(), workers in 1usize..5) {
         let counts: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
         let out = Options::new()

@@ -185,7 +185,7 @@ impl Options {
         R: Send,
         F: Fn(&I::Item) -> R + Sync,
     {
-        self.run_iter(items, f).map(|run| run.results)
+        self.iter_batch(items, f).map(|(results, _, _)| results)
     }
 
     /// [`Options::run`] for any iterable: samples the first items, collects the rest, runs
@@ -201,25 +201,52 @@ impl Options {
         R: Send,
         F: Fn(&I::Item) -> R + Sync,
     {
-        let mut iter = items.into_iter();
-        let len = match iter.size_hint() {
-            (lower, Some(upper)) if lower == upper => Some(lower),
-            _ => None,
-        };
-        let (_, sampled) = sample::sample_iter(&mut iter, &f, &self.sample, len)?;
-        let rest: Vec<I::Item> = iter.collect();
-        let k = sampled.results.len();
-        let plan = plan::plan_sample(&sampled.figures, rest.len(), self);
-        let (mut rest_results, report) =
-            run_batch(&rest, Vec::new(), k, &f, (no_failure, false), &plan, self)
-                .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
-        let mut results: Vec<R> = Vec::with_capacity(k + rest.len());
-        results.extend(sampled.results.into_iter().map(|(_, r)| r));
-        results.append(&mut rest_results);
+        let (results, plan, report) = self.iter_batch(items, f)?;
         Ok(Run {
             results,
             report: report.build(&plan),
         })
+    }
+
+    /// Runs an iterable: a glance at its first items, then the rest collected, and either run
+    /// at once (the glance settled it serial) or planned from a sample of it and run.
+    fn iter_batch<I, R, F>(&self, items: I, f: F) -> Result<(Vec<R>, Plan, Measured)>
+    where
+        I: IntoIterator,
+        I::Item: Sync,
+        R: Send,
+        F: Fn(&I::Item) -> R + Sync,
+    {
+        let mut iter = items.into_iter();
+        let (prefix, glance) = sample::glance_iter(
+            &mut iter,
+            &f,
+            plan::GLANCE_ITEMS,
+            crate::probe::overhead::PARALLEL_FLOOR,
+        )?;
+        let k = prefix.len();
+        // The glance's items have run; their results are kept.
+        drop(prefix);
+        let rest: Vec<I::Item> = iter.collect();
+        let (head, plan, sampled) = match plan::quick::settle(glance, k + rest.len(), self) {
+            plan::quick::Look::Serial(glance, proof) => {
+                let (plan, head) = plan::settled(k + rest.len(), glance, proof, self);
+                (head.results, plan, Vec::new())
+            }
+            plan::quick::Look::Plan(glance) => {
+                // The rest is sampled as a slice of its own: its indices start at `k`.
+                let (plan, sampled) =
+                    plan::plan_slice(&rest, &f, self).map_err(|e| e.item_offset(k))?;
+                (glance.results, plan, sampled.results)
+            }
+        };
+        let (rest_results, report) =
+            run_batch(&rest, sampled, k, &f, (no_failure, false), &plan, self)
+                .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        let mut results: Vec<R> = Vec::with_capacity(k + rest.len());
+        results.extend(head.into_iter().map(|(_, r)| r));
+        results.extend(rest_results);
+        Ok((results, plan, report))
     }
 
     /// [`try_execute`] with these options.

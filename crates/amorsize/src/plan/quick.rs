@@ -67,12 +67,17 @@ where
 {
     // Past the floor the glance cannot settle anything: the sample takes over.
     let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
+    Ok(settle(glance, items.len(), options))
+}
+
+/// Settles `n` items (the glance's among them) serial when the glance proves that no parallel
+/// plan pays.
+pub(crate) fn settle<R>(glance: Glance<R>, n: usize, options: &Options) -> Look<R> {
     // Workers the caller fixed are the caller's plan, and a progress callback wants the
     // executor's chunked loop.
     if options.workers.is_some() || options.exec.progress.is_some() {
-        return Ok(Look::Plan(glance));
+        return Look::Plan(glance);
     }
-    let n = items.len();
     let cores = Caps::from_machine_cores(crate::probe::machine());
     let mut found = proof(&glance, n, cores, options.threshold, PARALLEL_FLOOR);
     let small =
@@ -83,10 +88,34 @@ where
         let start = crate::probe::overhead::threads().costs.worker_start;
         found = proof(&glance, n, cores, options.threshold, 2.0 * start);
     }
-    Ok(match found {
+    match found {
         Some(proof) => Look::Serial(glance, proof),
         None => Look::Plan(glance),
-    })
+    }
+}
+
+/// [`look`] at the first items of an iterator of `len` items (known: an unknown length
+/// settles nothing, the input may be unbounded); returns the items it pulled, in order.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics.
+pub(crate) fn look_iter<I, R, F>(
+    iter: &mut I,
+    f: &F,
+    options: &Options,
+    len: Option<usize>,
+) -> Result<(Vec<I::Item>, Look<R>)>
+where
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+{
+    let (prefix, glance) = sample::glance_iter(iter, f, GLANCE_ITEMS, PARALLEL_FLOOR)?;
+    let look = match len {
+        Some(n) => settle(glance, n, options),
+        None => Look::Plan(glance),
+    };
+    Ok((prefix, look))
 }
 
 /// The proof that `n` items like the glance's cannot run `threshold` times faster on `cores`

@@ -196,7 +196,22 @@ where
     } else {
         None
     });
-    let (prefix, sampled) = sample::sample_iter(&mut iter, f, &options.sample, known)?;
+    let (prefix, sampled) = match quick::look_iter(&mut iter, f, options, known)? {
+        (prefix, Look::Serial(glance, proof)) => {
+            let n = known.unwrap_or(prefix.len());
+            let (plan, sampled) = settled(n, glance, proof, options);
+            return Ok(PlannedIter {
+                plan,
+                sampled,
+                prefix,
+                rest: iter,
+            });
+        }
+        (prefix, Look::Plan(glance)) => {
+            let bounds = sample_bounds(options);
+            sample::sample_iter_after(&mut iter, f, &bounds, known, prefix, glance)?
+        }
+    };
     let (total, assumed) = match known {
         _ if sampled.figures.complete => (prefix.len(), None),
         Some(n) => (n, None),

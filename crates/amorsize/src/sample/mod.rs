@@ -379,11 +379,83 @@ where
     F: Fn(&I::Item) -> R,
     C: Clock,
 {
-    sample_prefix(iter, f, bounds, len, clock, None)
+    sample_prefix(
+        iter,
+        f,
+        bounds,
+        len,
+        clock,
+        None,
+        Vec::new(),
+        Glance::default(),
+    )
+}
+
+/// [`glance_slice`] for an iterator: runs its first items (at most `count`, fewer once the
+/// time reaches `enough`), and returns them, in order, beside the glance.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics.
+pub(crate) fn glance_iter<I, R, F>(
+    iter: &mut I,
+    f: &F,
+    count: usize,
+    enough: Seconds,
+) -> Result<(Vec<I::Item>, Glance<R>)>
+where
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+{
+    let mut prefix = Vec::with_capacity(count);
+    let mut results = Vec::with_capacity(count);
+    let clock = SystemClock;
+    let overhead = clock.overhead();
+    let start = clock.wall();
+    let mut elapsed = 0.0;
+    while prefix.len() < count {
+        let Some(item) = iter.next() else {
+            break;
+        };
+        let index = prefix.len();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&item)))
+            .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))?;
+        results.push((index, result));
+        prefix.push(item);
+        // As in `glance_slice`; pulling the item is timed too, as it is part of the work.
+        let readings = results.len() as f64 + 1.0;
+        elapsed = (clock.wall() - start - overhead * readings / 2.0).max(0.0);
+        if elapsed >= enough {
+            break;
+        }
+    }
+    Ok((prefix, Glance { results, elapsed }))
+}
+
+/// [`sample_iter`], going on from what a glance pulled (`prefix`) and ran (`glance`).
+///
+/// # Errors
+///
+/// As [`sample_iter`].
+pub(crate) fn sample_iter_after<I, R, F>(
+    iter: &mut I,
+    f: &F,
+    bounds: &SampleBounds,
+    len: Option<usize>,
+    prefix: Vec<I::Item>,
+    glance: Glance<R>,
+) -> Result<(Vec<I::Item>, Sampled<R>)>
+where
+    I: Iterator,
+    F: Fn(&I::Item) -> R,
+{
+    sample_prefix(iter, f, bounds, len, &SystemClock, None, prefix, glance)
 }
 
 /// The prefix sampler, with the sampler's own per-item cost given (`Some`, when measuring that
-/// cost itself) or taken from the clock.
+/// cost itself) or taken from the clock, going on from the items a glance pulled (`prefix`)
+/// and ran (`glance`).
+#[allow(clippy::too_many_arguments)]
 fn sample_prefix<I, R, F, C>(
     iter: &mut I,
     f: &F,
@@ -391,6 +463,8 @@ fn sample_prefix<I, R, F, C>(
     len: Option<usize>,
     clock: &C,
     item_overhead: Option<Seconds>,
+    prefix: Vec<I::Item>,
+    glance: Glance<R>,
 ) -> Result<(Vec<I::Item>, Sampled<R>)>
 where
     I: Iterator,
@@ -400,9 +474,11 @@ where
     let limit = bounds.limit(len);
     let item_overhead = item_overhead.unwrap_or_else(|| clock.item_overhead());
     let mut meter = Meter::with_item_overhead(clock, bounds, limit, item_overhead, len);
-    let mut prefix = Vec::new();
-    let mut results = Vec::new();
-    let mut exhausted = false;
+    let mut prefix = prefix;
+    let mut results = glance.results;
+    meter.seed(results.len(), glance.elapsed);
+    // A glance that pulled fewer items than it could found the end of the input.
+    let mut exhausted = len.is_some_and(|n| prefix.len() >= n);
     while !meter.done() {
         let Some(item) = iter.next() else {
             exhausted = true;
@@ -437,6 +513,8 @@ pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
                 Some(ITEMS),
                 clock,
                 Some(0.0),
+                Vec::new(),
+                Glance::default(),
             )
             .map_or(0.0, |(_, s)| s.figures.item_time)
         })
