@@ -145,11 +145,13 @@ fn print_summary(
             .map_or_else(String::new, |r| format!(", measured/predicted {r:.2}"));
         writeln!(
             out,
-            "  {}\n      {} runs, item {}, contention α {:.2}, {last}{error}, {}{}",
+            "  {}\n      {} runs, item {}, contention α {:.2} (learned beside {:.1} other \
+             runnable threads), {last}{error}, {}{}",
             w.key,
             w.runs,
             w.item_time.map_or_else(|| "?".to_owned(), seconds),
             w.contention,
+            w.contention_load,
             age(w.age_secs),
             if w.this_machine {
                 ""

@@ -484,7 +484,7 @@ impl Cache {
                 "SELECT w.key, w.machine, w.runs, w.contention, w.updated_at,
                         (SELECT item_time FROM sample s WHERE s.workload = w.id
                          ORDER BY s.id DESC LIMIT 1),
-                        r.workers, r.chunk, r.wall, r.predicted
+                        r.workers, r.chunk, r.wall, r.predicted, w.load
                  FROM workload w
                  LEFT JOIN run r ON r.id = (SELECT max(id) FROM run WHERE workload = w.id)
                  ORDER BY w.updated_at DESC, w.id DESC",
@@ -497,6 +497,7 @@ impl Cache {
                     this_machine: r.get::<_, String>(1)? == self.machine_key,
                     runs: r.get::<_, i64>(2)?.max(0) as u64,
                     contention: contention::sanitize(r.get(3)?),
+                    contention_load: r.get::<_, f64>(10)?.max(0.0),
                     age_secs: age(r.get(4)?),
                     item_time: r.get(5)?,
                     last_workers: r.get::<_, Option<i64>>(6)?.map(to_usize),

@@ -217,8 +217,11 @@ pub struct WorkloadSummary {
     pub this_machine: bool,
     /// Runs recorded.
     pub runs: u64,
-    /// The contention learned.
+    /// The contention learned, as stored (before [`contention_now`](super::contention_now)
+    /// ties it to the load and its age).
     pub contention: f64,
+    /// Other programs' runnable threads while it was learned.
+    pub contention_load: f64,
     /// Median sampled item time, seconds.
     pub item_time: Option<Seconds>,
     /// Workers of the last run.

@@ -183,6 +183,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_loaded_plan_says_the_capacity_and_where_it_came_from() {
+        use crate::model::{Backend, Costs, Sharing, Workload};
+        use crate::plan::{decide, Caps, Load, Options};
+        let mut caps = Caps::cores(2, "test");
+        caps.load = Some(Load {
+            competing: 1.0,
+            sharing: Sharing::PerSession,
+            source: "runnable threads in /proc/loadavg".into(),
+        });
+        let costs = Costs::zero(Backend::Threads);
+        let plan = decide(&Workload::new(1000, 1e-3), &costs, &caps, &Options::new());
+        // One other session busy on 2 cores: the process keeps one, and parallel cannot pay.
+        assert!(!plan.is_parallel(), "{plan}");
+        let text = plan.to_string();
+        assert!(text.contains("capacity: 1.00 of 2.00 cores"), "{text}");
+        assert!(text.contains("/proc/loadavg"), "{text}");
+        assert!(
+            text.contains("other programs keep 1.0 threads runnable"),
+            "{text}"
+        );
+        let json = plan.to_json();
+        assert!(json.contains("\"competing\": 1.0"), "{json}");
+        assert!(json.contains("per_session"), "{json}");
+        // Without the load, the same work goes parallel on both cores.
+        caps.load = None;
+        let quiet = decide(&Workload::new(1000, 1e-3), &costs, &caps, &Options::new());
+        assert_eq!(quiet.workers().get(), 2, "{quiet}");
+        assert!(quiet.to_string().contains("capacity: 2.00 cores"));
+    }
+
+    #[test]
     fn units_read_naturally() {
         assert_eq!(secs(0.0), "0 s");
         assert_eq!(secs(12e-9), "12.0 ns");
