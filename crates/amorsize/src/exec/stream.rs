@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -44,8 +45,10 @@ pub const STREAM_CHUNK_ITEMS_MAX: usize = 1 << 16;
 pub const CHUNKS_AHEAD: usize = 4;
 
 /// The input length a stream plans for when its iterator gives no upper bound: a stand-in
-/// (reported in [`RunReport::assumed_items`]). It only decides whether the work is large enough
-/// to be worth parallel workers; chunk sizes come from [`STREAM_CHUNK_TIME_MAX`].
+/// (reported in [`RunReport::assumed_items`]). It decides whether the work is large enough to
+/// be worth parallel workers; it is also the longest input a stream plans its chunk size for,
+/// so that a longer input holds no more memory (chunks are bounded by
+/// [`STREAM_CHUNK_TIME_MAX`] too).
 pub const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
 
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
@@ -192,6 +195,7 @@ where
             Some(pool) => State::Parallel(Box::new(Engine::new(
                 iter,
                 f,
+                stream_chunk(&plan, &sampled.figures, length - k, &self.options),
                 plan,
                 pool,
                 prefix,
@@ -253,6 +257,35 @@ impl<I: Iterator, R, F> fmt::Debug for Stream<I, R, F> {
             .field("state", &state)
             .finish()
     }
+}
+
+/// The chunk size a parallel stream starts with: the plan's, within [`STREAM_CHUNK_TIME_MAX`]
+/// and [`STREAM_CHUNK_ITEMS_MAX`], and for an input longer than [`UNKNOWN_LENGTH_ITEMS`] the
+/// one planned for that many items.
+///
+/// The planner makes chunks longer for longer inputs (fewer dispatches, with the tail still
+/// short beside the whole), and a stream holds [`CHUNKS_AHEAD`] chunks per worker: planned
+/// for the whole length, the memory of a stream over 10M items would exceed that of one over
+/// 1M. Chunks planned for 1M items already cost a negligible share of dispatch (items of 1 µs
+/// get chunks of about 1 ms, against a few µs to hand one out), so beyond that length the
+/// memory stays what it is at that length.
+fn stream_chunk(
+    plan: &Plan,
+    figures: &sample::Sample,
+    rest: usize,
+    options: &Options,
+) -> NonZeroUsize {
+    let mut chunk = plan.chunk_size();
+    if rest > UNKNOWN_LENGTH_ITEMS {
+        let planned = plan::plan_sample(figures, UNKNOWN_LENGTH_ITEMS, options).chunk_size();
+        chunk = chunk.min(planned);
+    }
+    let mut chunk = chunk.get().min(STREAM_CHUNK_ITEMS_MAX);
+    if let Some(item) = plan.item_time().filter(|t| !t.is_zero()) {
+        let most = (STREAM_CHUNK_TIME_MAX.as_secs_f64() / item.as_secs_f64()).max(1.0);
+        chunk = chunk.min(most as usize);
+    }
+    NonZeroUsize::new(chunk).unwrap_or(NonZeroUsize::MIN)
 }
 
 /// A serial stream: the lazy map itself, on the pulling thread.
@@ -347,6 +380,7 @@ where
     fn new(
         iter: I,
         f: F,
+        chunk: NonZeroUsize,
         plan: Plan,
         pool: Pool,
         prefix: Vec<R>,
@@ -355,16 +389,9 @@ where
         ordered: bool,
         options: &Options,
     ) -> Self {
-        let mut chunk = plan.chunk_size().get().min(STREAM_CHUNK_ITEMS_MAX);
-        if let Some(item) = plan.item_time().filter(|t| !t.is_zero()) {
-            let most = (STREAM_CHUNK_TIME_MAX.as_secs_f64() / item.as_secs_f64()).max(1.0);
-            chunk = chunk.min(most as usize);
-        }
-        let chunk = std::num::NonZeroUsize::new(chunk).unwrap_or(std::num::NonZeroUsize::MIN);
         let adapter = if options.exec.adapt && options.chunk.is_none() {
             // Growing the chunk beyond the item bound would grow the memory held with it.
-            let most = std::num::NonZeroUsize::new(STREAM_CHUNK_ITEMS_MAX)
-                .unwrap_or(std::num::NonZeroUsize::MIN);
+            let most = NonZeroUsize::new(STREAM_CHUNK_ITEMS_MAX).unwrap_or(NonZeroUsize::MIN);
             Adapter::new(plan.item_time(), chunk).map(|a| a.at_most(most))
         } else {
             None
