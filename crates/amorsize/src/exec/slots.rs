@@ -14,7 +14,7 @@
 //! exactly once, whatever happens.
 //!
 //! This is the crate's only `unsafe` outside system calls; its tests run under Miri
-//! (`cargo +nightly miri test -p amorsize --lib exec::slots`).
+//! (`.ci/miri`).
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
