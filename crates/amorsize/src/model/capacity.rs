@@ -21,8 +21,11 @@ pub enum Sharing {
     #[default]
     PerThread,
     /// Every session gets an equal share (autogrouping on); the other runnable threads are
-    /// taken to be of other sessions, each its own, which is the smallest share this process
-    /// can be left with.
+    /// taken to be of one other session (a build, a server: a few programs run most threads),
+    /// so this process keeps half the cores, or what the others leave idle when more. If they
+    /// are of more sessions, it keeps less, and its workers gain less than predicted but lose
+    /// nothing: a session's share does not grow with its threads, so parallel and serial get
+    /// the same CPU.
     PerSession,
 }
 
@@ -101,9 +104,10 @@ impl Capacity {
         let w = workers.max(1) as f64;
         match self.sharing {
             Sharing::PerThread => cores * (w / (w + r)),
-            // This session against `r` others; when fewer others than cores run, they leave
-            // `cores − r` idle, which is more than the fair share.
-            Sharing::PerSession => (cores - r).max(cores / (1.0 + r)),
+            // This session against the other one; when fewer other threads than half the cores
+            // run, they leave `cores − r` idle, which is more than the fair half.
+            Sharing::PerSession if r > 0.0 => (cores - r).max(cores / 2.0),
+            Sharing::PerSession => cores,
         }
     }
 
