@@ -48,6 +48,30 @@ pub(crate) fn nested() -> bool {
     rayon::current_thread_index().is_some()
 }
 
+/// A pool of `workers` threads of the caller's own, outside the registry (so that keeping
+/// it does not push out the pools runs share).
+///
+/// # Errors
+///
+/// As [`pool`].
+pub(crate) fn dedicated(workers: usize, name: &'static str) -> Result<Pool> {
+    build(workers, name).map(|p| Pool::Own(Arc::new(p)))
+}
+
+fn build(workers: usize, name: &'static str) -> Result<ThreadPool> {
+    ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("could not start a pool of {workers} worker threads; try fewer workers"),
+            )
+            .with_source(e)
+        })
+}
+
 /// A pool with `workers` threads, reused when one exists.
 ///
 /// # Errors
@@ -68,18 +92,7 @@ pub(crate) fn pool(workers: usize) -> Result<Pool> {
         pools.push(entry);
         return Ok(Pool::Own(pool));
     }
-    let pool = ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("amorsize-{i}"))
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("could not start a pool of {workers} worker threads; try fewer workers"),
-            )
-            .with_source(e)
-        })?;
-    let pool = Arc::new(pool);
+    let pool = Arc::new(build(workers, "amorsize")?);
     if pools.len() >= MAX_POOLS {
         pools.remove(0);
     }

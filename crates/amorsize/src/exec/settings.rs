@@ -12,6 +12,13 @@ pub(crate) struct ExecOptions {
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) adapt: bool,
     pub(crate) in_flight: Option<NonZeroUsize>,
+    /// Chunks of exactly the planned size to the end, with no shrinking tail: a measured grid
+    /// ([`tune`](super::tune)) times the chunk size it names.
+    pub(crate) fixed_chunks: bool,
+    /// When the run stops handing out chunks, unfinished ([`Cause::Deadline`]).
+    ///
+    /// [`Cause::Deadline`]: super::threads::Cause::Deadline
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl Default for ExecOptions {
@@ -20,6 +27,8 @@ impl Default for ExecOptions {
             progress: None,
             adapt: true,
             in_flight: None,
+            fixed_chunks: false,
+            deadline: None,
         }
     }
 }

@@ -27,10 +27,12 @@ pub(crate) struct Failure<O> {
     pub(crate) cause: Cause<O>,
 }
 
-/// A panic payload, or a result the caller counts as a failure (an `Err`).
+/// A panic payload, or a result the caller counts as a failure (an `Err`), or the deadline of
+/// [`ExecOptions::deadline`] passed.
 pub(crate) enum Cause<O> {
     Panic(Box<dyn Any + Send>),
     Value(O),
+    Deadline,
 }
 
 impl<O> Failure<O> {
@@ -39,6 +41,10 @@ impl<O> Failure<O> {
         match self.cause {
             Cause::Panic(payload) => crate::Error::panicked(self.index, payload.as_ref()),
             Cause::Value(o) => value(self.index, o),
+            Cause::Deadline => crate::Error::new(
+                crate::ErrorKind::InvalidInput,
+                "the run passed its deadline and stopped before the end",
+            ),
         }
     }
 }
@@ -112,6 +118,31 @@ where
     Ok(parallel_run(batch, plan, settings, pool))
 }
 
+/// Runs `batch` as `plan` says on `pool` (which has the plan's workers), never nested: what a
+/// caller that keeps pools of its own uses ([`tune`](super::tune)).
+pub(crate) fn run_on<T, O, F, P>(
+    batch: Batch<'_, T, O, F, P>,
+    plan: &Plan,
+    settings: &ExecOptions,
+    pool: &Pool,
+) -> std::result::Result<Done<O>, Failure<O>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    if plan.is_parallel() && plan.workers().get() > 1 && batch.items.len() > 1 {
+        parallel_run(batch, plan, settings, Some(pool.clone()))
+    } else {
+        serial(batch, plan, settings)
+    }
+}
+
+/// The index a deadline's stop is filed under: after every item, so that a real failure seen
+/// in the same run (a lower index) wins.
+const DEADLINE_INDEX: usize = usize::MAX;
+
 /// The serial path: a plain loop (in chunks only when someone watches the progress).
 fn serial<T, O, F, P>(
     batch: Batch<'_, T, O, F, P>,
@@ -136,7 +167,7 @@ where
         .progress
         .as_ref()
         .map(|p| Reporter::new(p, base + sampled.len(), Some(base + n)));
-    let step = if reporter.is_some() {
+    let step = if reporter.is_some() || settings.deadline.is_some() {
         plan.chunk_size().get()
     } else {
         n.max(1)
@@ -189,6 +220,13 @@ where
                 r.add(hi - lo - reused);
             }
             lo = hi;
+            if lo < n && settings.deadline.is_some_and(|d| Instant::now() > d) {
+                failed = Some(Failure {
+                    index: DEADLINE_INDEX,
+                    cause: Cause::Deadline,
+                });
+                return;
+            }
         }
     }));
     if let Err(payload) = outcome {
@@ -229,6 +267,9 @@ struct Shared<'a, T, O, F, P> {
     out: Writer<'a, O>,
     cursor: AtomicUsize,
     chunk: AtomicUsize,
+    /// Chunks of the planned size to the end (see [`ExecOptions::fixed_chunks`]).
+    fixed: bool,
+    deadline: Option<Instant>,
     stop: AtomicBool,
     workers: usize,
     adapter: Option<Mutex<Adapter>>,
@@ -270,10 +311,20 @@ where
         let start = self
             .cursor
             .fetch_update(Relaxed, Relaxed, |s| {
-                (s < n).then(|| s + claim_size(c, n - s, self.workers))
+                (s < n).then(|| s + self.claim_size(c, n - s))
             })
             .ok()?;
-        Some((start, start + claim_size(c, n - start, self.workers)))
+        Some((start, start + self.claim_size(c, n - start)))
+    }
+
+    /// Items to claim of `remaining` with chunks of `chunk`: [`claim_size`], or the chunk
+    /// itself when chunks are fixed.
+    fn claim_size(&self, chunk: usize, remaining: usize) -> usize {
+        if self.fixed {
+            chunk.clamp(1, remaining.max(1))
+        } else {
+            claim_size(chunk, remaining, self.workers)
+        }
     }
 
     /// Runs the items `start..end` (less the sampled ones) into their slots, recording each
@@ -393,6 +444,15 @@ where
                 }
             }
             on_chunk(ran);
+            if self.deadline.is_some_and(|d| Instant::now() > d)
+                && self.cursor.load(Relaxed) < self.items.len()
+            {
+                self.fail(Failure {
+                    index: DEADLINE_INDEX,
+                    cause: Cause::Deadline,
+                });
+                break;
+            }
         }
         let mut finished = lock(&self.finished);
         finished.stretches.append(&mut stretches);
@@ -470,6 +530,8 @@ where
         out: slots.writer(),
         cursor: AtomicUsize::new(0),
         chunk: AtomicUsize::new(chunk.get()),
+        fixed: settings.fixed_chunks,
+        deadline: settings.deadline,
         stop: AtomicBool::new(false),
         workers,
         adapter,

@@ -3,15 +3,16 @@
 //!
 //! [`tune`] is the oracle a plan can be held against: it does not predict, it tries. It costs
 //! many runs of the whole input, so it suits a workload that will run again and again with the
-//! same shape, or a benchmark. [`ChunkedPool`] is the runner it measures with: a rayon pool of a
-//! fixed size whose workers take chunks of a fixed size, in turn, from a shared counter.
+//! same shape, or a benchmark. [`ChunkedPool`] is the runner it measures with: the executor's
+//! engine on a rayon pool of a fixed size, whose workers take chunks of a fixed size, in turn,
+//! from a shared cursor.
 
+use super::pool::{self, Pool};
+use super::settings::ExecOptions;
+use super::threads::{self, Batch, Cause, Failure};
 use crate::model::Candidate;
-use crate::{Error, ErrorKind, Result};
-use rayon::{ThreadPool, ThreadPoolBuilder};
+use crate::{Error, ErrorKind, Plan, Result};
 use std::num::NonZeroUsize;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A fixed number of workers taking chunks of a fixed size, in input order, from a shared
@@ -34,7 +35,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct ChunkedPool {
     workers: NonZeroUsize,
-    pool: Option<ThreadPool>,
+    /// The pool, of the caller's own (none for one worker).
+    pool: Option<Pool>,
 }
 
 /// How a run ended when it may be cut short.
@@ -48,23 +50,13 @@ impl ChunkedPool {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Io`] when the operating system refuses to start the threads.
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the operating system refuses to start the
+    /// threads.
     pub fn new(workers: NonZeroUsize) -> Result<Self> {
         let pool = if workers.get() == 1 {
             None
         } else {
-            let pool = ThreadPoolBuilder::new()
-                .num_threads(workers.get())
-                .thread_name(|i| format!("amorsize-tune-{i}"))
-                .build()
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("could not start a pool of {workers} threads"),
-                    )
-                    .with_source(e)
-                })?;
-            Some(pool)
+            Some(pool::dedicated(workers.get(), "amorsize-tune")?)
         };
         Ok(ChunkedPool { workers, pool })
     }
@@ -79,8 +71,8 @@ impl ChunkedPool {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Panicked`] naming the item when `f` panics; the other workers stop after
-    /// their current chunk.
+    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) naming the item when `f` panics;
+    /// the other workers stop at their next stretch of items.
     pub fn map<T, R, F>(&self, items: &[T], chunk: NonZeroUsize, f: F) -> Result<Vec<R>>
     where
         T: Sync,
@@ -96,6 +88,10 @@ impl ChunkedPool {
 
     /// Like [`map`](Self::map), but stops handing out chunks once `deadline` has passed: a
     /// trial that slow cannot be the fastest, and waiting for it would only cost time.
+    ///
+    /// This is the executor's own engine ([`threads`](super::threads)), with chunks of exactly
+    /// `chunk` items to the end and no adaptation, so that a trial times the candidate it
+    /// names.
     fn map_until<T, R, F>(
         &self,
         items: &[T],
@@ -108,99 +104,36 @@ impl ChunkedPool {
         R: Send,
         F: Fn(&T) -> R + Sync,
     {
-        let Some(pool) = &self.pool else {
-            return serial(items, chunk, f, deadline);
+        let batch = Batch {
+            items,
+            sampled: Vec::new(),
+            base: 0,
+            f,
+            fails: |_: &R| false,
+            fallible: false,
         };
-        let n = items.len();
-        let chunk = chunk.get();
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        let cut = AtomicBool::new(false);
-        let per_worker: Vec<Result<WorkerOutput<R>>> = pool.broadcast(|_| {
-            let mut out = WorkerOutput {
-                results: Vec::new(),
-                chunks: Vec::new(),
-            };
-            while !stop.load(Ordering::Relaxed) {
-                let start = next.fetch_add(chunk, Ordering::Relaxed);
-                if start >= n {
-                    break;
-                }
-                let end = n.min(start.saturating_add(chunk));
-                for (i, item) in items[start..end].iter().enumerate() {
-                    match catch_unwind(AssertUnwindSafe(|| f(item))) {
-                        Ok(r) => out.results.push(r),
-                        Err(payload) => {
-                            stop.store(true, Ordering::Relaxed);
-                            return Err(Error::panicked(start + i, payload.as_ref()));
-                        }
-                    }
-                }
-                out.chunks.push((start, end));
-                if deadline.is_some_and(|d| Instant::now() > d) {
-                    cut.store(true, Ordering::Relaxed);
-                    stop.store(true, Ordering::Relaxed);
-                }
-            }
-            Ok(out)
-        });
-        let mut outputs = Vec::with_capacity(per_worker.len());
-        for output in per_worker {
-            outputs.push(output?);
-        }
-        if cut.load(Ordering::Relaxed) {
-            return Ok(Outcome::CutOff);
-        }
-        Ok(Outcome::Done(assemble(outputs, n)))
-    }
-}
-
-/// What one worker computed: its results back to back, and the input ranges they came from.
-struct WorkerOutput<R> {
-    results: Vec<R>,
-    chunks: Vec<(usize, usize)>,
-}
-
-/// Puts the workers' results back in input order. Each worker took its chunks in increasing
-/// order (the counter only grows), so its results are consumed front to back.
-fn assemble<R>(outputs: Vec<WorkerOutput<R>>, n: usize) -> Vec<R> {
-    let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
-    let mut streams = Vec::with_capacity(outputs.len());
-    for (w, output) in outputs.into_iter().enumerate() {
-        ranges.extend(output.chunks.iter().map(|&(s, e)| (s, e, w)));
-        streams.push(output.results.into_iter());
-    }
-    ranges.sort_unstable_by_key(|&(start, _, _)| start);
-    let mut results = Vec::with_capacity(n);
-    for (start, end, w) in ranges {
-        results.extend(streams[w].by_ref().take(end - start));
-    }
-    results
-}
-
-/// The one-worker case: a plain loop on the calling thread, checking the deadline at chunk
-/// boundaries only.
-fn serial<T, R, F>(
-    items: &[T],
-    chunk: NonZeroUsize,
-    f: &F,
-    deadline: Option<Instant>,
-) -> Result<Outcome<R>>
-where
-    F: Fn(&T) -> R,
-{
-    let mut results = Vec::with_capacity(items.len());
-    for (c, block) in items.chunks(chunk.get()).enumerate() {
-        for (i, item) in block.iter().enumerate() {
-            let r = catch_unwind(AssertUnwindSafe(|| f(item)))
-                .map_err(|p| Error::panicked(c * chunk.get() + i, p.as_ref()))?;
-            results.push(r);
-        }
-        if deadline.is_some_and(|d| Instant::now() > d) && results.len() < items.len() {
-            return Ok(Outcome::CutOff);
+        let settings = ExecOptions {
+            adapt: false,
+            fixed_chunks: true,
+            deadline,
+            ..ExecOptions::default()
+        };
+        let plan = Plan::fixed(self.workers, chunk);
+        let ran = match &self.pool {
+            Some(pool) => threads::run_on(batch, &plan, &settings, pool),
+            None => threads::run(batch, &plan, &settings)?,
+        };
+        match ran {
+            Ok(done) => Ok(Outcome::Done(done.results)),
+            Err(Failure {
+                cause: Cause::Deadline,
+                ..
+            }) => Ok(Outcome::CutOff),
+            Err(failure) => Err(failure.into_error(|index, _| {
+                Error::new(ErrorKind::ItemFailed, "an item failed").with_item(index)
+            })),
         }
     }
-    Ok(Outcome::Done(results))
 }
 
 /// The candidates [`tune_with`] tries.
@@ -479,6 +412,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn nz(n: usize) -> NonZeroUsize {
         NonZeroUsize::new(n).unwrap()
@@ -525,6 +459,45 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Panicked);
             assert_eq!(err.item(), Some(137));
             assert!(err.to_string().contains("bad item"));
+        }
+    }
+
+    #[test]
+    fn a_passed_deadline_cuts_a_trial_off_and_a_later_one_does_not() {
+        let items: Vec<u64> = (0..64).collect();
+        let past = Some(Instant::now());
+        let later = Some(Instant::now() + Duration::from_secs(3600));
+        for workers in [1, 2] {
+            let pool = ChunkedPool::new(nz(workers)).unwrap();
+            let slow = |x: &u64| {
+                std::thread::sleep(Duration::from_millis(1));
+                x + 1
+            };
+            let cut = pool.map_until(&items, nz(4), &slow, past).unwrap();
+            assert!(matches!(cut, Outcome::CutOff), "{workers} worker(s)");
+            let done = pool.map_until(&items, nz(4), &slow, later).unwrap();
+            assert!(
+                matches!(done, Outcome::Done(ref r) if *r == (1..=64).collect::<Vec<u64>>()),
+                "{workers} worker(s)"
+            );
+        }
+    }
+
+    #[test]
+    fn fixed_chunks_are_claimed_whole_to_the_end() {
+        // A chunk runs on one thread. With 2 workers and chunks of 16 over 64 items, each
+        // aligned block of 16 is one chunk, so one thread ran it all; a shrinking tail (as
+        // planned runs have) would split the last blocks between the workers.
+        let items: Vec<usize> = (0..64).collect();
+        let pool = ChunkedPool::new(nz(2)).unwrap();
+        let ran_on = pool
+            .map(&items, nz(16), |_| {
+                std::thread::sleep(Duration::from_micros(200));
+                std::thread::current().id()
+            })
+            .unwrap();
+        for block in ran_on.chunks(16) {
+            assert!(block.iter().all(|t| *t == block[0]), "{ran_on:?}");
         }
     }
 
