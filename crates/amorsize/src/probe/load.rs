@@ -141,8 +141,10 @@ fn read_competing(fs: &mut Fs, sharing: Figure<Sharing>) -> CpuLoad {
 /// `None` when the directory cannot be listed. A thread that exits while listed is skipped.
 fn own_runnable_others(fs: &Fs) -> Option<u32> {
     let dir = fs.root().join(TASKS.trim_start_matches('/'));
+    // Under another root, or where the kernel does not name the caller, no task is known to
+    // be the caller: one runnable task stands for it.
     let me = if fs.is_host_root() {
-        Some(this_thread_id())
+        this_thread_id()
     } else {
         None
     };
@@ -159,7 +161,6 @@ fn own_runnable_others(fs: &Fs) -> Option<u32> {
             runnable += 1;
         }
     }
-    // Under a fixture root there is no caller among the tasks: one runnable task stands for it.
     Some(if me.is_some() {
         runnable
     } else {
@@ -168,12 +169,12 @@ fn own_runnable_others(fs: &Fs) -> Option<u32> {
 }
 
 /// The calling thread's id as `/proc/self/task` names it (`/proc/thread-self` links to
-/// `/proc/self/task/<tid>`, since Linux 3.17).
-fn this_thread_id() -> String {
+/// `/proc/self/task/<tid>`, since Linux 3.17); `None` when it cannot be read.
+fn this_thread_id() -> Option<String> {
     std::fs::read_link("/proc/thread-self")
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_default()
+        .filter(|tid| !tid.is_empty())
 }
 
 /// This machine's load ([`read_cpu_load`] at `/`), read again once the last reading is older
