@@ -63,7 +63,9 @@ pub use contention::{
 pub use fingerprint::Fingerprint;
 pub use key::WorkloadKey;
 pub use location::{from_env as location, resolve as resolve_location, Location, ENV_VAR};
-pub use records::{Calibration, Measured, RunRecord, Summary, WorkloadHistory, WorkloadSummary};
+pub use records::{
+    Calibration, Measured, RunRecord, Summary, WorkloadHistory, WorkloadSummary, CONFIRM_FACTOR,
+};
 pub use warning::{take_warnings, CacheWarning};
 
 use crate::model::{Backend, Costs};
