@@ -51,5 +51,5 @@ pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
 pub use stream::{
     stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_ITEMS_MAX, STREAM_CHUNK_TIME_MAX,
-    UNKNOWN_LENGTH_ITEMS,
+    STREAM_REPLAN_EVERY, UNKNOWN_LENGTH_ITEMS,
 };

@@ -51,12 +51,26 @@ pub const CHUNKS_AHEAD: usize = 4;
 /// [`STREAM_CHUNK_TIME_MAX`] too).
 pub const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
 
+/// How long a serial stream runs before it plans again. A plan rests on what was measured
+/// when it was made, the load of other programs included; a long stream outlives that load,
+/// so a serial one asks again now and then, and turns parallel when that now pays. Planning
+/// takes well under a millisecond, so this costs under 1 % of the stream's time.
+pub const STREAM_REPLAN_EVERY: Duration = Duration::from_millis(100);
+
+/// Items a serial stream runs between two readings of the clock (for
+/// [`STREAM_REPLAN_EVERY`]): reading it per item would cost as much as a tiny item.
+const CLOCK_EVERY_ITEMS: u32 = 1024;
+
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
 /// (or in completion order after [`Stream::unordered`]), while at most about
 /// [`CHUNKS_AHEAD`] chunks per worker are held at once. The input is pulled only as results
 /// are taken, so it may be unbounded.
 ///
 /// This is [`Options::stream`] with the default options.
+///
+/// The plan is made on the first [`next`](Iterator::next), from a sample of the first items;
+/// a stream planned serial (on a loaded machine, say) plans again every
+/// [`STREAM_REPLAN_EVERY`] and turns parallel once that pays.
 ///
 /// # Examples
 ///
@@ -199,6 +213,12 @@ where
                 plan,
                 pool,
                 prefix,
+                Resume {
+                    sampled: k,
+                    index: k,
+                    start: Instant::now(),
+                    busy: Duration::ZERO,
+                },
                 total,
                 assumed,
                 self.ordered,
@@ -211,11 +231,71 @@ where
                 index: k,
                 prefix: prefix.into_iter(),
                 plan,
+                figures: sampled.figures,
                 nested,
+                total,
                 assumed,
                 start: Instant::now(),
+                planned: Instant::now(),
+                countdown: CLOCK_EVERY_ITEMS,
             }),
         };
+    }
+
+    /// Plans a serial stream again for the items left (see [`STREAM_REPLAN_EVERY`]), and
+    /// turns it parallel when the plan now says so.
+    fn replan(&mut self) {
+        let State::Serial(s) = &mut self.state else {
+            return;
+        };
+        s.planned = Instant::now();
+        let rest = match s.total {
+            Some(total) => total.saturating_sub(s.index),
+            None => s.assumed.unwrap_or(UNKNOWN_LENGTH_ITEMS),
+        };
+        let plan = plan::plan_sample(&s.figures, rest, &self.options);
+        self.go_parallel(plan);
+    }
+
+    /// Hands a serial stream, whose sampled prefix is all taken, over to `plan`'s workers
+    /// (when `plan` is parallel and its pool can be had): the rest of the input goes to them.
+    fn go_parallel(&mut self, plan: Plan) {
+        let State::Serial(s) = &self.state else {
+            return;
+        };
+        if !plan.is_parallel() || plan.workers().get() < 2 || s.nested || s.prefix.len() > 0 {
+            return;
+        }
+        let Ok(pool) = pool::pool(plan.workers().get()) else {
+            return;
+        };
+        let rest = match s.total {
+            Some(total) => total.saturating_sub(s.index),
+            None => s.assumed.unwrap_or(UNKNOWN_LENGTH_ITEMS),
+        };
+        let chunk = stream_chunk(&plan, &s.figures, rest, &self.options);
+        let State::Serial(s) = std::mem::replace(&mut self.state, State::Finished(None)) else {
+            return;
+        };
+        let resume = Resume {
+            sampled: s.sampled,
+            index: s.index,
+            start: s.start,
+            busy: s.start.elapsed(),
+        };
+        self.state = State::Parallel(Box::new(Engine::new(
+            s.iter,
+            s.f,
+            chunk,
+            plan,
+            pool,
+            Vec::new(),
+            resume,
+            s.total,
+            s.assumed,
+            self.ordered,
+            &self.options,
+        )));
     }
 }
 
@@ -232,7 +312,13 @@ where
             self.begin();
         }
         let next = match &mut self.state {
-            State::Serial(s) => s.next(),
+            State::Serial(s) => {
+                let next = s.next();
+                if next.is_some() && s.due() {
+                    self.replan();
+                }
+                next
+            }
             State::Parallel(e) => e.next(),
             State::Start(..) | State::Finished(_) => None,
         };
@@ -296,12 +382,34 @@ struct Serial<I, R, F> {
     index: usize,
     prefix: std::vec::IntoIter<R>,
     plan: Plan,
+    /// The sample's figures, to plan again with.
+    figures: sample::Sample,
     nested: bool,
+    total: Option<usize>,
     assumed: Option<usize>,
     start: Instant,
+    /// When the stream was last planned.
+    planned: Instant,
+    /// Items left before the next reading of the clock.
+    countdown: u32,
 }
 
 impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
+    /// Whether it is time to plan again: [`STREAM_REPLAN_EVERY`] has passed since the last
+    /// plan (the clock is read once per [`CLOCK_EVERY_ITEMS`] items). Never for a nested
+    /// stream, which runs serially whatever the plan.
+    fn due(&mut self) -> bool {
+        if self.nested {
+            return false;
+        }
+        self.countdown -= 1;
+        if self.countdown > 0 {
+            return false;
+        }
+        self.countdown = CLOCK_EVERY_ITEMS;
+        self.planned.elapsed() >= STREAM_REPLAN_EVERY
+    }
+
     fn next(&mut self) -> Option<R> {
         if let Some(r) = self.prefix.next() {
             return Some(r);
@@ -314,6 +422,19 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             Err(payload) => panic!("{}", Error::panicked(index, payload.as_ref())),
         }
     }
+}
+
+/// Where a parallel stream takes over: after the sampled prefix, or after a serial stretch
+/// (see [`STREAM_REPLAN_EVERY`]).
+struct Resume {
+    /// Results reused from the sample.
+    sampled: usize,
+    /// The input index of the first item the workers get (items before it are done).
+    index: usize,
+    /// When the stream started running.
+    start: Instant,
+    /// Time spent computing before the workers take over.
+    busy: Duration,
 }
 
 /// How a dispatched chunk ended.
@@ -384,6 +505,7 @@ where
         plan: Plan,
         pool: Pool,
         prefix: Vec<R>,
+        resume: Resume,
         total: Option<usize>,
         assumed: Option<usize>,
         ordered: bool,
@@ -396,12 +518,11 @@ where
         } else {
             None
         };
-        let sampled = prefix.len();
         let reporter = options
             .exec
             .progress
             .as_ref()
-            .map(|p| Reporter::new(p, sampled, total));
+            .map(|p| Reporter::new(p, resume.index, total));
         let (tx, rx) = crossbeam_channel::unbounded();
         Engine {
             iter: Some(iter),
@@ -419,17 +540,17 @@ where
             in_flight: 0,
             outstanding: 0,
             next_seq: 0,
-            next_index: sampled,
+            next_index: resume.index,
             next_out: 0,
             arrived: BTreeMap::new(),
             current: prefix.into_iter(),
             adapter,
             reporter,
-            sampled,
-            computed: sampled,
+            sampled: resume.sampled,
+            computed: resume.index,
             chunks: 0,
-            busy: Duration::ZERO,
-            start: Instant::now(),
+            busy: resume.busy,
+            start: resume.start,
             assumed,
         }
     }
@@ -627,5 +748,76 @@ fn run_chunk<T, R, F: Fn(&T) -> R>(
         Ok(true) => Outcome::Done(out),
         Ok(false) => Outcome::Stopped,
         Err(payload) => Outcome::Panicked(current, payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nz(n: usize) -> NonZeroUsize {
+        NonZeroUsize::new(n).unwrap()
+    }
+
+    /// A stream planned serial (one worker at most), so that the test decides when it turns
+    /// parallel.
+    fn serial_stream<F>(n: u64, f: F) -> Stream<std::ops::Range<u64>, u64, F>
+    where
+        F: Fn(&u64) -> u64 + Send + Sync + 'static,
+    {
+        Options::new().max_workers(nz(1)).stream(0..n, f)
+    }
+
+    #[test]
+    fn a_serial_stream_turned_parallel_midway_loses_and_repeats_nothing() {
+        for ordered in [true, false] {
+            for at in [0, 1, 999, 4999] {
+                let mut s = serial_stream(5000, |x| x * 3 + 1);
+                if !ordered {
+                    s = s.unordered();
+                }
+                let mut out: Vec<u64> = s.by_ref().take(at).collect();
+                if at > 0 {
+                    assert!(matches!(s.state, State::Serial(_)), "{s:?}");
+                }
+                // Only once the sampled prefix is handed out.
+                let taken_prefix = matches!(&s.state, State::Serial(x) if x.prefix.len() == 0);
+                // The sample takes at most 5 % of a known length: 250 items here.
+                assert_eq!(taken_prefix, at >= 999, "at {at}");
+                s.go_parallel(Plan::fixed(nz(3), nz(7)));
+                assert_eq!(
+                    matches!(s.state, State::Parallel(_)),
+                    taken_prefix,
+                    "at {at}"
+                );
+                out.extend(s.by_ref());
+                if !ordered {
+                    out.sort_unstable();
+                }
+                assert_eq!(out, (0..5000).map(|x| x * 3 + 1).collect::<Vec<_>>());
+                let report = s.report().unwrap();
+                assert_eq!(report.items, 5000);
+                if taken_prefix && at < 4999 {
+                    assert!(report.chunks > 0, "{report}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_panic_after_turning_parallel_names_its_item() {
+        let mut s = serial_stream(5000, |&x| {
+            assert!(x != 3210, "bad item");
+            x
+        });
+        assert_eq!(s.by_ref().take(1500).count(), 1500);
+        s.go_parallel(Plan::fixed(nz(2), nz(16)));
+        assert!(matches!(s.state, State::Parallel(_)));
+        let err = catch_unwind(AssertUnwindSafe(|| s.count())).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(
+            msg.contains("item 3210") && msg.contains("bad item"),
+            "{msg}"
+        );
     }
 }
