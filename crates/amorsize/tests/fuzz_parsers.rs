@@ -17,8 +17,8 @@
 #![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
 
 use amorsize::probe::parse::{
-    autogroup, cgroup, cpu_list, cpuinfo, loadavg, meminfo, mountinfo, proc_cgroup, status,
-    task_stat,
+    autogroup, cgroup, cpu_list, cpuinfo, loadavg, meminfo, mountinfo, proc_cgroup, proc_stat,
+    status, task_stat,
 };
 
 mod common;
@@ -53,6 +53,8 @@ const SEEDS: &[&str] = &[
     "12.00 8.50 4.25 17/1024 99999\n",
     "1\n",
     "4242 (my (odd) name) R 1 4242 4242 0 -1 4194560 113 0 0 0\n",
+    // /proc/stat
+    "cpu  1360594 25574 260015 212590 1581 0 1897 2515 0 0\ncpu0 687809 13883 120245 108705 463 0 78 1240 0 0\nintr 1 2\n",
     // status
     "Name:\tamorsize\nCpus_allowed:\tff\nCpus_allowed_list:\t0-7\nMems_allowed_list:\t0\n",
 ];
@@ -288,4 +290,26 @@ fn task_stat_state() {
             Err(_) => false,
         },
     );
+}
+
+#[test]
+fn proc_stat_cpu_times() {
+    fuzz(
+        "proc_stat_cpu_times",
+        &PROBE_FILES,
+        |text| match proc_stat::parse_cpu_times(text) {
+            Ok(times) => {
+                assert!(times.busy <= times.total, "busy within total");
+                true
+            }
+            Err(_) => false,
+        },
+    );
+}
+
+#[test]
+fn task_stat_cpu_ticks() {
+    fuzz("task_stat_cpu_ticks", &PROBE_FILES, |text| {
+        task_stat::parse_cpu_ticks(text).is_ok()
+    });
 }

@@ -119,15 +119,22 @@ impl Load {
     /// The load on `machine`'s cores now, when the probe could count it.
     fn of_machine(machine: &crate::probe::Machine) -> Option<Load> {
         let load = machine.cpu_load_now();
-        let others = load.competing().get()?;
+        let others = load.estimate()?;
         // The count is system-wide; other programs' threads are spread over the online CPUs,
         // and only those on this process's CPUs compete with its workers.
         let ours = machine.affinity_cpus() as f64 / machine.logical_cpus().max(1) as f64;
+        let used = match load.used().get() {
+            Some(used) => format!(
+                ", at most the {used:.2} CPUs they used ({})",
+                load.used().source()
+            ),
+            None => String::new(),
+        };
         Some(Load {
-            competing: others as f64 * ours.min(1.0),
+            competing: others * ours.min(1.0),
             sharing: load.sharing().get(),
             source: format!(
-                "{}; {} ({})",
+                "{}{used}; {} ({})",
                 load.competing().source(),
                 load.sharing().get(),
                 load.sharing().source()

@@ -11,13 +11,24 @@ use serde::{Deserialize, Serialize};
 
 use super::fresh::Fresh;
 use super::fs::{Fs, Need};
-use super::parse::{autogroup, loadavg, task_stat};
+use super::parse::{autogroup, loadavg, proc_stat, task_stat};
 use super::source::{Figure, Source};
 use crate::model::Sharing;
 
 const LOADAVG: &str = "/proc/loadavg";
 const AUTOGROUP: &str = "/proc/sys/kernel/sched_autogroup_enabled";
 const TASKS: &str = "/proc/self/task";
+const STAT: &str = "/proc/stat";
+const SELF_STAT: &str = "/proc/self/stat";
+
+/// Clock ticks per CPU that must pass between two readings of CPU time before their difference
+/// says how busy other programs kept the CPUs: 10 ticks, 100 ms at the usual `USER_HZ` of 100,
+/// so that one tick more or less moves the figure by a tenth of a CPU at most.
+pub const MIN_USAGE_TICKS: u64 = 10;
+
+/// Clock ticks per CPU beyond which the CPU time used between two readings says little of the
+/// load now: 5 s at the usual `USER_HZ` of 100.
+pub const MAX_USAGE_TICKS: u64 = 500;
 
 /// How long [`cpu_load_now`] reuses a reading: long enough that back-to-back small plans share
 /// one (each reading is a few file reads), short against how long other programs' load holds.
@@ -28,21 +39,55 @@ pub const LOAD_TTL: Duration = Duration::from_millis(100);
 /// Other programs' runnable threads at the moment of reading, and how the cores are shared
 /// with them.
 ///
-/// Serialized as `{"competing": Figure<u32 | null>, "sharing": Figure<"per_thread" |
-/// "per_session">}`.
+/// Serialized as `{"competing": Figure<u32 | null>, "used": Figure<f64 | null>, "sharing":
+/// Figure<"per_thread" | "per_session">}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CpuLoad {
     competing: Figure<Option<u32>>,
+    #[serde(default = "absent")]
+    used: Figure<Option<f64>>,
     sharing: Figure<Sharing>,
+}
+
+fn absent<T>() -> Figure<Option<T>> {
+    Figure::new(None, Source::Absent)
 }
 
 impl CpuLoad {
     /// Nothing known: no competing threads counted, shared per thread.
     pub fn unknown() -> CpuLoad {
         CpuLoad {
-            competing: Figure::new(None, Source::Absent),
+            competing: absent(),
+            used: absent(),
             sharing: Figure::new(Sharing::PerThread, Source::Absent),
         }
+    }
+
+    /// CPUs other programs kept busy on average since this process's previous reading, when
+    /// one was taken at least [`MIN_USAGE_TICKS`] per CPU before ([`cpu_load_now`] only).
+    pub fn used(&self) -> &Figure<Option<f64>> {
+        &self.used
+    }
+
+    /// The other runnable threads to plan with: the [`competing`](Self::competing) threads of
+    /// the moment, but no more than the CPUs other programs [`used`](Self::used) over the last
+    /// interval, when known. A snapshot catches short-lived threads (a compiler's helpers, a
+    /// shell command) as readily as a steady load, and the time used since the last reading
+    /// tells them apart; the snapshot, in turn, catches a load that has just stopped, and this
+    /// process's own worker processes, which the time used counts as others'.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use amorsize::probe::CpuLoad;
+    /// assert_eq!(CpuLoad::unknown().estimate(), None);
+    /// ```
+    pub fn estimate(&self) -> Option<f64> {
+        let now = f64::from(self.competing.get()?);
+        Some(match self.used.get() {
+            Some(used) if used.is_finite() && used >= 0.0 => now.min(used),
+            _ => now,
+        })
     }
 
     /// Runnable threads of other processes, system-wide: the kernel's count less this
@@ -112,7 +157,8 @@ fn read_competing(fs: &mut Fs, sharing: Figure<Sharing>) -> CpuLoad {
         loadavg::parse_loadavg,
     ) else {
         return CpuLoad {
-            competing: Figure::new(None, Source::Absent),
+            competing: absent(),
+            used: absent(),
             sharing,
         };
     };
@@ -133,8 +179,61 @@ fn read_competing(fs: &mut Fs, sharing: Figure<Sharing>) -> CpuLoad {
                 tasks,
             },
         ),
+        used: absent(),
         sharing,
     }
+}
+
+/// CPU time used since boot, system-wide and by this process, in clock ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// All CPUs busy (`/proc/stat`).
+    pub(crate) busy: u64,
+    /// All CPUs in any state.
+    pub(crate) total: u64,
+    /// The CPUs the sums cover.
+    pub(crate) cpus: u32,
+    /// This process's threads (`utime + stime` of `/proc/self/stat`).
+    pub(crate) own: u64,
+}
+
+/// Reads the CPU time used under `fs`'s root; `None` when either file cannot be read.
+fn read_usage(fs: &mut Fs) -> Option<Usage> {
+    let consequence = "other programs' CPU time unknown";
+    let times = fs.load(
+        Path::new(STAT),
+        Need::Optional,
+        consequence,
+        proc_stat::parse_cpu_times,
+    )?;
+    let own = fs.load(
+        Path::new(SELF_STAT),
+        Need::Optional,
+        consequence,
+        task_stat::parse_cpu_ticks,
+    )?;
+    Some(Usage {
+        busy: times.busy,
+        total: times.total,
+        cpus: times.cpus,
+        own,
+    })
+}
+
+/// CPUs other programs kept busy on average between the readings `before` and `after`: the
+/// busy time less this process's, over the time that passed (total ticks ÷ CPUs). `None`
+/// when less than [`MIN_USAGE_TICKS`] or more than [`MAX_USAGE_TICKS`] per CPU passed, or a
+/// counter went backwards (a reading from another boot or process).
+pub(crate) fn others_used(before: Usage, after: Usage) -> Option<f64> {
+    let cpus = u64::from(after.cpus.max(1));
+    let total = after.total.checked_sub(before.total)?;
+    let busy = after.busy.checked_sub(before.busy)?;
+    let own = after.own.checked_sub(before.own)?;
+    if !(MIN_USAGE_TICKS..=MAX_USAGE_TICKS).contains(&(total / cpus)) {
+        return None;
+    }
+    let elapsed = total as f64 / cpus as f64;
+    Some(busy.saturating_sub(own) as f64 / elapsed)
 }
 
 /// This process's runnable threads other than the caller, from `/proc/self/task/*/stat`;
@@ -178,7 +277,8 @@ fn this_thread_id() -> Option<String> {
 }
 
 /// This machine's load ([`read_cpu_load`] at `/`), read again once the last reading is older
-/// than [`LOAD_TTL`].
+/// than [`LOAD_TTL`], with the CPU time other programs [used](CpuLoad::used) since the
+/// process's previous reading.
 ///
 /// # Examples
 ///
@@ -189,12 +289,92 @@ fn this_thread_id() -> Option<String> {
 /// }
 /// ```
 pub fn cpu_load_now() -> CpuLoad {
+    struct State {
+        fresh: Fresh<CpuLoad>,
+        usage: Option<Usage>,
+    }
     static SHARING: OnceLock<Figure<Sharing>> = OnceLock::new();
-    static LAST: Mutex<Fresh<CpuLoad>> = Mutex::new(Fresh::new());
-    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    last.get(Instant::now(), LOAD_TTL, || {
+    static STATE: Mutex<State> = Mutex::new(State {
+        fresh: Fresh::new(),
+        usage: None,
+    });
+    let mut state = STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let State { fresh, usage } = &mut *state;
+    fresh.get(Instant::now(), LOAD_TTL, || {
         let mut fs = Fs::new(Path::new("/"));
         let sharing = SHARING.get_or_init(|| read_sharing(&mut Fs::new(Path::new("/"))));
-        read_competing(&mut fs, sharing.clone())
+        let mut load = read_competing(&mut fs, sharing.clone());
+        let now = read_usage(&mut fs);
+        match (*usage, now) {
+            (Some(before), Some(after)) => {
+                if let Some(used) = others_used(before, after) {
+                    load.used = Figure::new(
+                        Some(used),
+                        Source::CpuTime {
+                            stat: PathBuf::from(STAT),
+                            own: PathBuf::from(SELF_STAT),
+                        },
+                    );
+                }
+                // Too soon, the older reading stays, to measure a longer interval next time.
+                let cpus = u64::from(after.cpus.max(1));
+                let soon = after.total >= before.total
+                    && (after.total - before.total) / cpus < MIN_USAGE_TICKS;
+                if !soon {
+                    *usage = Some(after);
+                }
+            }
+            (None, now) => *usage = now,
+            (Some(_), None) => {}
+        }
+        load
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(busy: u64, total: u64, own: u64) -> Usage {
+        Usage {
+            busy,
+            total,
+            cpus: 2,
+            own,
+        }
+    }
+
+    #[test]
+    fn others_used_is_the_busy_time_less_this_process() {
+        // 1 s on 2 CPUs (200 ticks): 150 busy, 100 of them this process: others kept half a CPU.
+        let used = others_used(usage(0, 0, 0), usage(150, 200, 100)).unwrap();
+        assert!((used - 0.5).abs() < 1e-12);
+        // This process's own time never makes the others' negative.
+        assert_eq!(others_used(usage(0, 0, 0), usage(50, 200, 100)), Some(0.0));
+    }
+
+    #[test]
+    fn intervals_too_short_too_long_or_backwards_say_nothing() {
+        let before = usage(100, 1000, 10);
+        assert_eq!(others_used(before, usage(110, 1010, 10)), None);
+        assert_eq!(others_used(before, usage(100, 1000 + 2 * 600, 10)), None);
+        assert_eq!(others_used(before, usage(50, 500, 10)), None);
+        assert_eq!(others_used(before, usage(200, 1200, 5)), None);
+    }
+
+    #[test]
+    fn the_estimate_is_the_snapshot_bounded_by_the_time_used() {
+        let mut load = CpuLoad::unknown();
+        load.competing = Figure::new(Some(3), Source::Absent);
+        assert_eq!(load.estimate(), Some(3.0));
+        // A short-lived burst: 3 runnable now, a tenth of a CPU used over the last interval.
+        load.used = Figure::new(Some(0.1), Source::Absent);
+        assert_eq!(load.estimate(), Some(0.1));
+        // A load that just stopped: nothing runnable now, whatever was used before.
+        load.competing = Figure::new(Some(0), Source::Absent);
+        load.used = Figure::new(Some(1.0), Source::Absent);
+        assert_eq!(load.estimate(), Some(0.0));
+    }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// `{"kind": "cfs_quota", "quota": "...", "period": "..."}`,
 /// `{"kind": "headroom", "limit": "...", "usage": "...", "inactive_file": "..." | null}`, `{"kind": "topology", "dir": "..."}`,
 /// `{"kind": "runnable", "loadavg": "...", "tasks": "..." | null}`,
+/// `{"kind": "cpu_time", "stat": "...", "own": "..."}`,
 /// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "fallback", "fallback": "..."}`,
 /// `{"kind": "absent"}`, `{"kind": "given"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,14 @@ pub enum Source {
         loadavg: PathBuf,
         /// The `/proc/self/task` directory, when this process's threads were counted there.
         tasks: Option<PathBuf>,
+    },
+    /// CPU time other programs used: the busy time of `/proc/stat` less this process's
+    /// (`utime + stime` of `/proc/self/stat`), between two readings.
+    CpuTime {
+        /// The `/proc/stat` file.
+        stat: PathBuf,
+        /// This process's `stat` file.
+        own: PathBuf,
     },
     /// Asked the kernel with this system call.
     Syscall {
@@ -107,6 +116,12 @@ impl fmt::Display for Source {
                     None => f.write_str(" less the reader"),
                 }
             }
+            Source::CpuTime { stat, own } => write!(
+                f,
+                "CPU time in {} less this process's in {}",
+                stat.display(),
+                own.display()
+            ),
             Source::Syscall { name } => write!(f, "{name}()"),
             Source::Fallback { fallback } => write!(f, "fallback: {fallback}"),
             Source::Absent => f.write_str("not found"),

@@ -15,7 +15,7 @@
 //!   [`status`], see `proc_cpuinfo(5)`, `proc_meminfo(5)`, `proc_pid_status(5)`;
 //! - `/proc/loadavg` and `/proc/sys/kernel/sched_autogroup_enabled`: [`loadavg`],
 //!   [`autogroup`], see `proc_loadavg(5)` and `sched(7)`; `/proc/self/task/*/stat`:
-//!   [`task_stat`], see `proc_pid_stat(5)`.
+//!   [`task_stat`], see `proc_pid_stat(5)`; `/proc/stat`: [`proc_stat`], see `proc_stat(5)`.
 
 pub mod autogroup;
 pub mod cgroup;
@@ -25,6 +25,7 @@ pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;
 pub mod proc_cgroup;
+pub mod proc_stat;
 pub mod status;
 pub mod task_stat;
 

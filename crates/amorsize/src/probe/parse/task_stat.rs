@@ -30,6 +30,32 @@ pub fn parse_state(text: &str) -> Result<char, ParseError> {
     }
 }
 
+/// The CPU time a `stat` line reports, `utime + stime` (fields 14 and 15), in clock ticks.
+///
+/// # Errors
+///
+/// A [`ParseError`] when the fields after the name are too few or not numbers.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::probe::parse::task_stat::parse_cpu_ticks;
+///
+/// let line = "42 (a b) R 1 42 42 0 -1 4194560 100 0 0 0 700 50 0 0 20 0 1 0";
+/// assert_eq!(parse_cpu_ticks(line), Ok(750));
+/// assert!(parse_cpu_ticks("42 (a) R 1").is_err());
+/// ```
+pub fn parse_cpu_ticks(text: &str) -> Result<u64, ParseError> {
+    let err = || ParseError::new("`pid (comm) state …` with utime and stime", text);
+    let (_, rest) = text.rsplit_once(')').ok_or_else(err)?;
+    // After the name: state is field 3, so utime (14) and stime (15) are the 12th and 13th.
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut tick =
+        || -> Result<u64, ParseError> { fields.next().ok_or_else(err)?.parse().map_err(|_| err()) };
+    let (utime, stime) = (tick()?, tick()?);
+    utime.checked_add(stime).ok_or_else(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +72,7 @@ mod tests {
         #[test]
         fn never_panics(text in "\\PC*") {
             let _ = parse_state(&text);
+            let _ = parse_cpu_ticks(&text);
         }
 
         #[test]
