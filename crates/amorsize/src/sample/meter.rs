@@ -3,8 +3,7 @@
 
 use super::{Clock, Reading, Sample, SampleBounds};
 use crate::model::Seconds;
-use crate::{Error, Result};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::Result;
 
 /// A timed batch should last this many times the clock's overhead before the overhead's
 /// jitter is a small error (2 %): below it, the next batch holds twice the items.
@@ -99,8 +98,7 @@ impl<'c, C: Clock> Meter<'c, C> {
             Some(open) => open,
             None => (self.clock.wall(), 0),
         };
-        let result = catch_unwind(AssertUnwindSafe(|| f(item)))
-            .map_err(|payload| Error::panicked(index, payload.as_ref()))?;
+        let result = super::run_caught(index, item, f)?;
         self.count += 1;
         if self.start.is_some() {
             self.in_span += 1;

@@ -263,23 +263,17 @@ where
     let n = items.len();
     let indices = spread(n, bounds.limit(Some(n))).take(count);
     let mut results = Vec::with_capacity(count.min(n));
-    let clock = SystemClock;
-    let overhead = clock.overhead();
-    let start = clock.wall();
-    let mut elapsed = 0.0;
+    let mut watch = Stopwatch::start();
     for index in indices {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items[index])))
-            .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))?;
-        results.push((index, result));
-        // One reading per item and the first: an empty interval's cost (two readings) for
-        // every two of them is the clock's, not the items'.
-        let readings = results.len() as f64 + 1.0;
-        elapsed = (clock.wall() - start - overhead * readings / 2.0).max(0.0);
-        if elapsed >= enough {
+        results.push((index, run_caught(index, &items[index], f)?));
+        if watch.lap() >= enough {
             break;
         }
     }
-    Ok(Glance { results, elapsed })
+    Ok(Glance {
+        results,
+        elapsed: watch.elapsed,
+    })
 }
 
 /// [`sample_slice`], going on from what `glance` ran (its items count as the sample's first
@@ -409,27 +403,62 @@ where
 {
     let mut prefix = Vec::with_capacity(count);
     let mut results = Vec::with_capacity(count);
-    let clock = SystemClock;
-    let overhead = clock.overhead();
-    let start = clock.wall();
-    let mut elapsed = 0.0;
+    // Pulling the items is timed too, as it is part of the work.
+    let mut watch = Stopwatch::start();
     while prefix.len() < count {
         let Some(item) = iter.next() else {
             break;
         };
-        let index = prefix.len();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&item)))
-            .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))?;
-        results.push((index, result));
+        results.push((prefix.len(), run_caught(prefix.len(), &item, f)?));
         prefix.push(item);
-        // As in `glance_slice`; pulling the item is timed too, as it is part of the work.
-        let readings = results.len() as f64 + 1.0;
-        elapsed = (clock.wall() - start - overhead * readings / 2.0).max(0.0);
-        if elapsed >= enough {
+        if watch.lap() >= enough {
             break;
         }
     }
-    Ok((prefix, Glance { results, elapsed }))
+    Ok((
+        prefix,
+        Glance {
+            results,
+            elapsed: watch.elapsed,
+        },
+    ))
+}
+
+/// Runs `f` on `item`; a panic becomes an error naming the item's `index`.
+fn run_caught<T, R, F: Fn(&T) -> R>(index: usize, item: &T, f: &F) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)))
+        .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))
+}
+
+/// The glance's timing: the wall clock read at the start and after each item.
+struct Stopwatch {
+    start: Seconds,
+    overhead: Seconds,
+    laps: usize,
+    /// Wall time since the start, less what the readings cost.
+    elapsed: Seconds,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        let clock = SystemClock;
+        Stopwatch {
+            overhead: clock.overhead(),
+            start: clock.wall(),
+            laps: 0,
+            elapsed: 0.0,
+        }
+    }
+
+    /// Reads the clock after one more item; returns the time so far.
+    fn lap(&mut self) -> Seconds {
+        self.laps += 1;
+        // One reading per item and the first: an empty interval's cost (two readings) for
+        // every two of them is the clock's, not the items'.
+        let readings = self.laps as f64 + 1.0;
+        self.elapsed = (SystemClock.wall() - self.start - self.overhead * readings / 2.0).max(0.0);
+        self.elapsed
+    }
 }
 
 /// [`sample_iter`], going on from what a glance pulled (`prefix`) and ran (`glance`).
