@@ -57,9 +57,25 @@ pub const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
 /// takes well under a millisecond, so this costs under 1 % of the stream's time.
 pub const STREAM_REPLAN_EVERY: Duration = Duration::from_millis(100);
 
-/// Items a serial stream runs between two readings of the clock (for
-/// [`STREAM_REPLAN_EVERY`]): reading it per item would cost as much as a tiny item.
+/// The most items a serial stream runs between two readings of the clock (for
+/// [`STREAM_REPLAN_EVERY`]): reading it per item would cost as much as a tiny item (~20 ns).
 const CLOCK_EVERY_ITEMS: u32 = 1024;
+
+/// The predicted time between two readings of the clock in a serial stream, when its items
+/// are slow enough to need fewer than [`CLOCK_EVERY_ITEMS`] for it.
+const CLOCK_EVERY: Duration = Duration::from_millis(1);
+
+/// Items between two readings of the clock in a serial stream whose items are predicted to
+/// take `item` each.
+fn clock_every(item: Option<Duration>) -> u32 {
+    match item {
+        Some(item) if !item.is_zero() => {
+            let items = CLOCK_EVERY.as_secs_f64() / item.as_secs_f64();
+            items.clamp(1.0, f64::from(CLOCK_EVERY_ITEMS)) as u32
+        }
+        _ => CLOCK_EVERY_ITEMS,
+    }
+}
 
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
 /// (or in completion order after [`Stream::unordered`]), while at most about
@@ -230,14 +246,15 @@ where
                 sampled: k,
                 index: k,
                 prefix: prefix.into_iter(),
-                plan,
                 figures: sampled.figures,
                 nested,
                 total,
                 assumed,
                 start: Instant::now(),
                 planned: Instant::now(),
-                countdown: CLOCK_EVERY_ITEMS,
+                countdown: clock_every(plan.item_time()),
+                clock_every: clock_every(plan.item_time()),
+                plan,
             }),
         };
     }
@@ -392,11 +409,13 @@ struct Serial<I, R, F> {
     planned: Instant,
     /// Items left before the next reading of the clock.
     countdown: u32,
+    /// Items between two readings of the clock.
+    clock_every: u32,
 }
 
 impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     /// Whether it is time to plan again: [`STREAM_REPLAN_EVERY`] has passed since the last
-    /// plan (the clock is read once per [`CLOCK_EVERY_ITEMS`] items). Never for a nested
+    /// plan (the clock is read about once per [`CLOCK_EVERY`]). Never for a nested
     /// stream, which runs serially whatever the plan.
     fn due(&mut self) -> bool {
         if self.nested {
@@ -406,7 +425,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         if self.countdown > 0 {
             return false;
         }
-        self.countdown = CLOCK_EVERY_ITEMS;
+        self.countdown = self.clock_every;
         self.planned.elapsed() >= STREAM_REPLAN_EVERY
     }
 
@@ -802,6 +821,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_clock_is_read_about_once_a_millisecond_and_never_per_tiny_item() {
+        assert_eq!(clock_every(None), CLOCK_EVERY_ITEMS);
+        assert_eq!(clock_every(Some(Duration::ZERO)), CLOCK_EVERY_ITEMS);
+        assert_eq!(
+            clock_every(Some(Duration::from_nanos(20))),
+            CLOCK_EVERY_ITEMS
+        );
+        assert_eq!(clock_every(Some(Duration::from_micros(10))), 100);
+        assert_eq!(clock_every(Some(Duration::from_millis(10))), 1);
     }
 
     #[test]
