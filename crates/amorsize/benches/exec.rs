@@ -24,13 +24,16 @@ fn iters_for(rate: f64, d: Duration) -> u64 {
 }
 
 /// Median wall time of `reps` runs of each contender, interleaved so that drift in the
-/// machine's load affects all of them alike.
+/// machine's load affects all of them alike. Each round starts with the next contender, so
+/// that none always runs right after the same one: what a run leaves behind (rayon's idle
+/// workers spin before they sleep; caches warm or cold) falls on each contender in turn.
 fn race(reps: usize, contenders: &mut [(&str, &mut dyn FnMut() -> u64)]) -> Vec<Duration> {
-    let mut times = vec![Vec::new(); contenders.len()];
-    for _ in 0..reps {
-        for (i, (_, f)) in contenders.iter_mut().enumerate() {
+    let n = contenders.len();
+    let mut times = vec![Vec::new(); n];
+    for rep in 0..reps {
+        for i in (0..n).map(|k| (rep + k) % n) {
             let t = Instant::now();
-            black_box(f());
+            black_box((contenders[i].1)());
             times[i].push(t.elapsed());
         }
     }
