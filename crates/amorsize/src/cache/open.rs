@@ -3,6 +3,15 @@
 use super::{schema, CacheWarning, BUSY_TIMEOUT};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long opening waits, in all, for processes that set the same file up at the same time
+/// (switching to the write-ahead log, creating or migrating the tables). SQLite answers some
+/// of these steps "busy" at once, without waiting on its busy handler (switching the journal
+/// mode needs the file alone; <https://sqlite.org/wal.html>), so opening retries them. It
+/// happens once per file, when several processes create it together; a second is far more
+/// than the milliseconds it takes.
+pub(crate) const SETUP_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a first attempt to open failed.
 enum Problem {
@@ -76,9 +85,11 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
     // Write-ahead logging lets readers and one writer proceed at once across processes
     // (<https://sqlite.org/wal.html>); NORMAL synchronous is durable up to the last
     // checkpoint in WAL mode, which is what a cache of measurements needs.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(classify)?;
+    let deadline = Instant::now() + SETUP_WAIT;
+    let mode: String = retry_busy(deadline, || {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+    })
+    .map_err(classify)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Problem::Other(format!(
             "the file system does not support a write-ahead log (journal mode {mode})"
@@ -94,7 +105,7 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
     if verdict != "ok" {
         return Err(Problem::Corrupt(format!("the file is damaged: {verdict}")));
     }
-    let found = schema::ensure(&conn).map_err(classify)?;
+    let found = retry_busy(deadline, || schema::ensure(&conn)).map_err(classify)?;
     let rebuilt = match found {
         schema::Found::Current | schema::Found::Migrated { .. } => None,
         schema::Found::Rebuilt { version } => Some(format!(
@@ -103,6 +114,26 @@ fn connect(path: &Path) -> Result<(Connection, Option<String>), Problem> {
         )),
     };
     Ok((conn, rebuilt))
+}
+
+/// Runs `step` again while SQLite answers that the file is busy, until `deadline`.
+fn retry_busy<T>(
+    deadline: Instant,
+    mut step: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    loop {
+        match step() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            done => return done,
+        }
+    }
 }
 
 fn classify(e: rusqlite::Error) -> Problem {
