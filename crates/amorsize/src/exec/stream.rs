@@ -204,8 +204,26 @@ where
             (lower, Some(upper)) if lower == upper => Some(lower),
             _ => None,
         };
-        let sampled = match sample::sample_iter(&mut iter, &f, &self.options.sample, len) {
-            Ok((_, sampled)) => sampled,
+        // A glance at the first items settles the smallest streams serial at once; otherwise
+        // the sample goes on from them.
+        let glanced =
+            plan::quick::look_iter(&mut iter, &f, &self.options, len).and_then(|(prefix, look)| {
+                match look {
+                    plan::quick::Look::Serial(glance, proof) => {
+                        // Settled only for a known length (`look_iter`).
+                        let n = len.unwrap_or(prefix.len());
+                        let (plan, sampled) = plan::settled(n, glance, proof, &self.options);
+                        Ok((sampled, Some(plan)))
+                    }
+                    plan::quick::Look::Plan(glance) => {
+                        let bounds = plan::sample_bounds(&self.options);
+                        sample::sample_iter_after(&mut iter, &f, &bounds, len, prefix, glance)
+                            .map(|(_, sampled)| (sampled, None))
+                    }
+                }
+            });
+        let (sampled, settled) = match glanced {
+            Ok(found) => found,
             Err(e) => panic!("{e}"),
         };
         let k = sampled.results.len();
@@ -213,7 +231,9 @@ where
         let assumed = upper.is_none().then_some(lower.max(UNKNOWN_LENGTH_ITEMS));
         let length = k.saturating_add(upper.unwrap_or(lower.max(UNKNOWN_LENGTH_ITEMS)));
         let total = (Some(lower) == upper).then(|| k.saturating_add(lower));
-        let plan = plan::plan_sample(&sampled.figures, length.saturating_sub(k), &self.options);
+        let plan = settled.unwrap_or_else(|| {
+            plan::plan_sample(&sampled.figures, length.saturating_sub(k), &self.options)
+        });
         let nested = pool::nested();
         let prefix: Vec<R> = sampled.results.into_iter().map(|(_, r)| r).collect();
         let pool = if plan.is_parallel() && plan.workers().get() > 1 && !nested {
