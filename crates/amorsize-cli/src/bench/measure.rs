@@ -169,7 +169,7 @@ impl Visit for Bench<'_> {
                 for _ in 0..settings.rounds {
                     times.push(timed(&want, true, "amorsize", || {
                         let (results, p) = amz::run_slice(items, &f, Some(*workers))?;
-                        predicted = p.predicted_speedup();
+                        predicted = p.predicted_call_speedup();
                         Ok(results)
                     })?);
                 }

@@ -67,9 +67,10 @@ impl Row {
         self.cold_time().map(|t| ratio(t, self.best_other().1))
     }
 
-    /// The speedup amorsize's plan predicted.
+    /// The speedup amorsize's plan predicted for the whole call (the serial sample included),
+    /// which is what the benchmark measures.
     pub fn predicted(&self) -> Option<f64> {
-        self.measured.plan.predicted_speedup()
+        self.measured.plan.predicted_call_speedup()
     }
 
     /// predicted ÷ measured − 1, for the warm runs.

@@ -214,6 +214,19 @@ impl Plan {
         }
     }
 
+    /// Predicted speedup of the whole call over the serial loop of every item: the sample
+    /// already ran its items serially (for [`Sample::measured`](crate::sample::Sample::measured)),
+    /// and the plan covers the rest. Below [`predicted_speedup`](Self::predicted_speedup) when
+    /// the sample is a large part of the work (a few slow items). `None` when not predicted.
+    pub fn predicted_call_speedup(&self) -> Option<f64> {
+        let sampled = self.sample.as_ref().map_or(0.0, |s| s.measured.max(0.0));
+        match (self.predicted_serial, self.predicted) {
+            (Some(s), Some(p)) if sampled + p > 0.0 => Some((sampled + s) / (sampled + p)),
+            (Some(_), Some(_)) => Some(1.0),
+            _ => None,
+        }
+    }
+
     /// The name of the workload, when the options gave one.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
@@ -330,5 +343,39 @@ impl Plan {
         self.prediction = None;
         self.warnings
             .retain(|w| !matches!(w, Warning::FallbackUsed { .. }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{decide, Caps, Options};
+
+    #[test]
+    fn the_call_speedup_counts_the_serial_sample() {
+        // 16 items of 10 ms on 2 free cores, 3 of them sampled (30 ms, serially).
+        let costs = Costs {
+            worker_start: 10e-6,
+            chunk_dispatch: 1e-6,
+            ..Costs::zero(Backend::Threads)
+        };
+        let mut plan = decide(
+            &Workload::new(13, 10e-3),
+            &costs,
+            &Caps::cores(2, "test"),
+            &Options::new(),
+        );
+        let rest = plan.predicted_speedup().expect("predicted");
+        assert_eq!(plan.predicted_call_speedup(), Some(rest));
+        plan.set_sample(crate::sample::Sample {
+            count: 3,
+            item_time: 10e-3,
+            measured: 30e-3,
+            ..Default::default()
+        });
+        let call = plan.predicted_call_speedup().expect("predicted");
+        let (serial, time) = (plan.predicted_serial.unwrap(), plan.predicted.unwrap());
+        assert!((call - (30e-3 + serial) / (30e-3 + time)).abs() < 1e-12);
+        assert!(call < rest && call > 1.0);
     }
 }
