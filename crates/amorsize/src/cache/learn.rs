@@ -5,7 +5,89 @@
 use super::{with_default, Measured, WorkloadHistory, WorkloadKey};
 use crate::model::{Backend, Costs, Workload};
 use crate::Plan;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Workloads too short to record ([`MIN_WORTH`]) whose contention this process remembers, at
+/// most; the least recently taught is forgotten beyond it.
+pub const SHORT_REMEMBERED: usize = 64;
+
+/// What this process learned of a short workload: its contention, how many parallel runs
+/// taught it, the load then, and when.
+struct Short {
+    key: WorkloadKey,
+    contention: f64,
+    learned: u64,
+    load: f64,
+    at: Instant,
+}
+
+/// Contention learned from runs too short to be worth a write to the file: kept in memory, so
+/// that a short workload called again in this process (a loop of small batches) plans with
+/// what its last parallel run measured instead of repeating a loss. Most recently taught last.
+static SHORT: Mutex<Vec<Short>> = Mutex::new(Vec::new());
+
+/// The contention this process learned for the short workload `key`, as it applies under the
+/// load now; `None` when it learned none.
+pub(crate) fn recall_short(key: &WorkloadKey, load_now: f64) -> Option<f64> {
+    let short = SHORT.lock().unwrap_or_else(PoisonError::into_inner);
+    let s = short.iter().find(|s| s.key == *key)?;
+    Some(super::contention_now(
+        s.contention,
+        s.load,
+        s.at.elapsed(),
+        load_now,
+    ))
+}
+
+/// Learns from a short run of `key` (under [`MIN_WORTH`]): a parallel run moves the
+/// contention toward what would have predicted it, a serial one fades it (as for the runs the
+/// file records).
+fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
+    let load = plan
+        .caps()
+        .and_then(|c| c.load.as_ref())
+        .map_or(0.0, |l| l.competing);
+    let estimate = match plan.prediction() {
+        Some(p) if plan.is_parallel() => {
+            let busy = p
+                .candidate
+                .workers
+                .get()
+                .min(items.div_ceil(p.candidate.chunk.get()));
+            super::contention_of_run(p, busy, wall.as_secs_f64())
+        }
+        _ => None,
+    };
+    let mut short = SHORT.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = short.iter().position(|s| s.key == *key);
+    let mut entry = match (at, estimate) {
+        (Some(at), _) => short.remove(at),
+        // Nothing learned and nothing to fade.
+        (None, None) => return,
+        (None, Some(_)) => Short {
+            key: key.clone(),
+            contention: 0.0,
+            learned: 0,
+            load,
+            at: Instant::now(),
+        },
+    };
+    match estimate {
+        Some(e) => {
+            entry.contention = super::update_contention(entry.contention, entry.learned, e);
+            entry.learned += 1;
+            entry.load = load;
+            entry.at = Instant::now();
+        }
+        None if !plan.is_parallel() => entry.contention = super::fade_contention(entry.contention),
+        None => {}
+    }
+    short.push(entry);
+    if short.len() > SHORT_REMEMBERED {
+        short.remove(0);
+    }
+}
 
 /// Work shorter than this is neither looked up nor recorded: a recorded run costs a write
 /// transaction (about half a millisecond on a loaded 2-core machine), which must stay a small
@@ -52,9 +134,89 @@ pub(crate) fn remember(key: &WorkloadKey, plan: &Plan, wall: Duration, items: us
     let Some(sample) = plan.sample() else {
         return;
     };
-    if nested || wall < MIN_WORTH {
+    if nested {
+        return;
+    }
+    if wall < MIN_WORTH {
+        remember_short(key, plan, wall, items);
         return;
     }
     let measured = Measured { wall, items };
     with_default(|c| c.record_run(key, sample, plan, &measured));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Backend;
+    use crate::plan::{decide, Caps};
+    use crate::Options;
+
+    /// The memory is the process's: tests that fill it take turns.
+    static TURN: Mutex<()> = Mutex::new(());
+
+    fn parallel_plan() -> Plan {
+        let costs = Costs {
+            worker_start: 5e-6,
+            chunk_dispatch: 1e-6,
+            ..Costs::zero(Backend::Threads)
+        };
+        let plan = decide(
+            &Workload::new(100_000, 20e-9),
+            &costs,
+            &Caps::cores(2, "test"),
+            &Options::new(),
+        );
+        assert!(plan.is_parallel(), "{plan}");
+        let mut plan = plan;
+        // Only plans made from a sample teach anything.
+        plan.set_sample(crate::sample::Sample::default());
+        plan
+    }
+
+    #[test]
+    fn a_short_run_slower_than_predicted_is_remembered_in_memory_and_fades_on_serial_runs() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = WorkloadKey::named("short-and-slow");
+        let plan = parallel_plan();
+        assert_eq!(recall_short(&key, 0.0), None);
+        // Predicted about 1 ms; it took 3.
+        let predicted = plan.predicted_time().unwrap();
+        assert!(predicted < MIN_WORTH / 3);
+        remember(&key, &plan, predicted * 3, 100_000, false);
+        let alpha = recall_short(&key, 0.0).expect("learned");
+        assert!(alpha > 0.5, "{alpha}");
+        // Not applied under another load.
+        assert_eq!(recall_short(&key, 3.0), Some(0.0));
+        // A serial run fades it.
+        let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
+        let mut faded = serial.clone();
+        faded.set_sample(crate::sample::Sample::default());
+        remember(&key, &faded, predicted, 100_000, false);
+        let after = recall_short(&key, 0.0).expect("still known");
+        assert!(after < alpha && after > 0.0);
+        // A nested run teaches nothing.
+        let other = WorkloadKey::named("short-nested");
+        remember(&other, &plan, predicted * 3, 100_000, true);
+        assert_eq!(recall_short(&other, 0.0), None);
+    }
+
+    #[test]
+    fn short_memory_is_bounded() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let plan = parallel_plan();
+        let wall = plan.predicted_time().unwrap() * 2;
+        for i in 0..SHORT_REMEMBERED + 10 {
+            remember(
+                &WorkloadKey::named(format!("bounded-{i}")),
+                &plan,
+                wall,
+                100_000,
+                false,
+            );
+        }
+        let held = SHORT.lock().unwrap().len();
+        assert!(held <= SHORT_REMEMBERED);
+        assert!(recall_short(&WorkloadKey::named("bounded-0"), 0.0).is_none());
+    }
 }

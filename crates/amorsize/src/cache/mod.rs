@@ -49,7 +49,7 @@ mod contention;
 mod fingerprint;
 mod key;
 pub(crate) mod learn;
-pub use learn::MIN_WORTH;
+pub use learn::{MIN_WORTH, SHORT_REMEMBERED};
 mod location;
 mod open;
 mod records;
