@@ -14,7 +14,7 @@ pub struct Prediction {
     pub candidate: Candidate,
     /// Time of the plain serial loop over the same items (item time × items).
     pub serial: Seconds,
-    /// Starting the workers, one after another.
+    /// Starting (or waking, for a reused pool) the workers, one after another.
     pub worker_start: Seconds,
     /// The items' own work spread over the workers: per-worker share, or the CPU the work needs
     /// ÷ usable cores when the cores are the narrower limit.
@@ -131,7 +131,9 @@ impl Prediction {
 ///
 /// The terms, with `N` items of `t` seconds, `W` workers, chunks of `c` items, `K = ⌈N/c⌉`
 /// chunks, and `W' = min(W, K)` workers that get any chunk:
-/// - worker start `= W × worker_start` (the coordinator starts them one after another);
+/// - worker start `= W × worker_start`: the coordinator starts or wakes the workers one after
+///   another (on threads, a reused pool's sleeping workers are woken; see
+///   [`probe::overhead`](crate::probe::overhead));
 /// - compute `= max(N t' / W', N t d / cores(W'))`, where `t'` adds the workers' half of the
 ///   serialization round trip, `d` is [`Workload::cpu_demand`] and `cores(W')` is
 ///   [`Capacity::relative_cores`]: a worker cannot run faster than its share, and the items
