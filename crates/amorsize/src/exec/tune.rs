@@ -50,7 +50,7 @@ impl ChunkedPool {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the operating system refuses to start the
+    /// [`ErrorKind::Io`] when the operating system refuses to start the
     /// threads.
     pub fn new(workers: NonZeroUsize) -> Result<Self> {
         let pool = if workers.get() == 1 {
@@ -71,7 +71,7 @@ impl ChunkedPool {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) naming the item when `f` panics;
+    /// [`ErrorKind::Panicked`] naming the item when `f` panics;
     /// the other workers stop at their next stretch of items.
     pub fn map<T, R, F>(&self, items: &[T], chunk: NonZeroUsize, f: F) -> Result<Vec<R>>
     where

@@ -64,7 +64,7 @@ impl CpuLoad {
     }
 
     /// CPUs other programs kept busy on average since this process's previous reading, when
-    /// one was taken at least [`MIN_USAGE_TICKS`] per CPU before ([`cpu_load_now`] only).
+    /// one was taken at least `MIN_USAGE_TICKS` (10) clock ticks per CPU before ([`cpu_load_now`] only).
     pub fn used(&self) -> &Figure<Option<f64>> {
         &self.used
     }
