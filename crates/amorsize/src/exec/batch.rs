@@ -335,7 +335,7 @@ enum Planned<O> {
 }
 
 /// Plans `items`, or runs them at once when a glance settles them serial
-/// ([`plan::quick`]): the smallest inputs then cost two clock readings more than a plain loop,
+/// ([`plan::quick`]): the smallest inputs then cost about a microsecond more than a plain loop,
 /// and no plan is built.
 fn plan_or_run<T, O, F, P>(
     items: &[T],

@@ -1,9 +1,11 @@
-//! The first look at a slice: a few items, timed together, settle the inputs too small for
-//! any parallel plan before the full sample and the plan cost more than the work.
+//! The first look at an input (a slice, or an iterator of known length): a few items, timed
+//! together, settle the inputs too small for any parallel plan before the full sample and the
+//! plan cost more than the work.
 //!
 //! A call on 1000 items of 20 ns is 20 µs of work; a full sample and plan take several µs of
-//! it. A glance at [`GLANCE_ITEMS`] items costs two clock readings, and often proves already
-//! that no parallel plan can win:
+//! it. A glance at [`GLANCE_ITEMS`] items costs a wall-clock reading per item (about 20 ns
+//! each; it stops early once the items are too slow to settle anything), and often proves
+//! already that no parallel plan can win:
 //!
 //! - a parallel plan on threads takes at least `serial ÷ P + floor`, where `P` is the workers
 //!   that can run at once and `floor` what starting a parallel section costs: the measured
