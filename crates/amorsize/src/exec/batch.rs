@@ -188,8 +188,9 @@ impl Options {
         self.iter_batch(items, f).map(|(results, _, _)| results)
     }
 
-    /// [`Options::run`] for any iterable: samples the first items, collects the rest, runs
-    /// them, and returns the results in order with the run's report.
+    /// [`Options::run`] for any iterable: runs its first few items (a glance that may settle
+    /// it serial at once), collects the rest, samples them across their length, runs them, and
+    /// returns the results in order with the run's report.
     ///
     /// # Errors
     ///
