@@ -171,3 +171,20 @@ fn an_unrepresentative_prefix_adapts_the_chunk_size() {
     let shrink = report.adjustments.iter().find(|a| a.to < a.from);
     assert!(shrink.is_some(), "no smaller chunk: {report}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn size_hints_bound_what_is_left(n in 0usize..3000, take in 0usize..3000, workers in 1usize..4) {
+        let options = if workers == 1 { Options::new() } else { parallel(workers, 7) };
+        let mut s = options.stream(0..n, |&i| i + 1);
+        prop_assert_eq!(s.size_hint(), (n, Some(n)));
+        let taken = s.by_ref().take(take.min(n)).count();
+        let left = n - taken;
+        let (lower, upper) = s.size_hint();
+        prop_assert!(lower <= left, "lower {} > left {}", lower, left);
+        prop_assert!(upper.map_or(true, |u| left <= u), "upper {:?} < left {}", upper, left);
+        prop_assert_eq!(s.count(), left);
+    }
+}

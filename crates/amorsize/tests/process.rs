@@ -372,9 +372,11 @@ fn dropping_a_run_half_way_leaves_no_busy_worker(f: &Functions) {
             break;
         }
     }
+    // The drop returns without waiting for the hour (the suite would time out otherwise).
+    // The worker that was not hung is kept when it was between chunks at that moment, and
+    // killed with the other when it was busy: either way no busy worker is left.
     drop(running);
     let idle = Pool::global().idle();
-    assert!(idle >= 1, "the worker that was not hung is kept");
     assert_eq!(children().len(), idle, "only idle workers remain");
 }
 

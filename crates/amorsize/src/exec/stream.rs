@@ -365,6 +365,25 @@ where
         }
         next
     }
+
+    /// Every input item gives one result, so before the workers start the bounds are the
+    /// input's (with the sample's results still to hand out); a collecting caller then
+    /// allocates once. Once parallel, items in flight are not counted: no bound is claimed.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.state {
+            State::Start(iter, _) => iter.size_hint(),
+            State::Serial(s) => {
+                let (lower, upper) = s.iter.size_hint();
+                let held = s.prefix.len();
+                (
+                    lower.saturating_add(held),
+                    upper.and_then(|u| u.checked_add(held)),
+                )
+            }
+            State::Parallel(_) => (0, None),
+            State::Finished(_) => (0, Some(0)),
+        }
+    }
 }
 
 impl<I: Iterator, R, F> fmt::Debug for Stream<I, R, F> {
