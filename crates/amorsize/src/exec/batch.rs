@@ -117,20 +117,8 @@ impl Options {
         R: Send,
         F: Fn(&T) -> R + Sync,
     {
-        let ran = match plan_or_run(items, &f, (no_failure, false), self)? {
-            Planned::Ran(ran) => ran.map(Ok),
-            Planned::Plan(plan, sampled) => run_batch(
-                items,
-                sampled.results,
-                0,
-                &f,
-                (no_failure, false),
-                &plan,
-                self,
-            )
-            .map(|run| run.map(|(results, _)| results)),
-        };
-        ran.map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?
+        plan_and_run(items, &f, (no_failure, false), self)?
+            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))
     }
 
     /// Plans and runs `f` on every item of `items`, returning the results and the run's
@@ -262,20 +250,8 @@ impl Options {
         E: std::error::Error + Send + Sync + 'static,
         F: Fn(&T) -> std::result::Result<R, E> + Sync,
     {
-        let ran = match plan_or_run(items, &f, (Result::is_err, true), self)? {
-            Planned::Ran(ran) => ran.map(Ok),
-            Planned::Plan(plan, sampled) => run_batch(
-                items,
-                sampled.results,
-                0,
-                &f,
-                (Result::is_err, true),
-                &plan,
-                self,
-            )
-            .map(|run| run.map(|(results, _)| results)),
-        };
-        let results = ran.map_err(|failure| failure.into_error(item_failed))??;
+        let results = plan_and_run(items, &f, (Result::is_err, true), self)?
+            .map_err(|failure| failure.into_error(item_failed))?;
         results
             .into_iter()
             .enumerate()
@@ -327,23 +303,16 @@ impl Plan {
     }
 }
 
-/// A batch planned, or already run because a glance settled it serial.
-enum Planned<O> {
-    /// The results, or the first failure.
-    Ran(std::result::Result<Vec<O>, Failure<O>>),
-    /// The plan for the items the sample did not run.
-    Plan(Box<Plan>, sample::Sampled<O>),
-}
-
-/// Plans `items`, or runs them at once when a glance settles them serial
-/// ([`plan::quick`]): the smallest inputs then cost about a microsecond more than a plain loop,
-/// and no plan is built.
-fn plan_or_run<T, O, F, P>(
+/// Plans `items` and runs them: at once, with no plan built, when a glance settles them serial
+/// ([`plan::quick`]; the smallest inputs then cost about a microsecond more than a plain
+/// loop), otherwise from a sample. The outer error is planning's or the engine's, the inner
+/// one a failure of the user's function.
+fn plan_and_run<T, O, F, P>(
     items: &[T],
     f: &F,
     (fails, fallible): (P, bool),
     options: &Options,
-) -> Result<Planned<O>>
+) -> Result<std::result::Result<Vec<O>, Failure<O>>>
 where
     T: Sync,
     O: Send,
@@ -363,11 +332,22 @@ where
             };
             let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
             let ran = threads::run(batch, &serial, &super::ExecOptions::default())?;
-            Ok(Planned::Ran(ran.map(|done| done.results)))
+            Ok(ran.map(|done| done.results))
         }
         plan::quick::Look::Plan(glance) => {
             let (plan, sampled) = plan::plan_slice_after(items, f, options, &bounds, glance)?;
-            Ok(Planned::Plan(Box::new(plan), sampled))
+            match run_batch(
+                items,
+                sampled.results,
+                0,
+                f,
+                (fails, fallible),
+                &plan,
+                options,
+            ) {
+                Ok(run) => run.map(|(results, _)| Ok(results)),
+                Err(failure) => Ok(Err(failure)),
+            }
         }
     }
 }

@@ -95,6 +95,40 @@ where
     F: Fn(&T) -> O + Sync,
     P: Fn(&O) -> bool + Sync,
 {
+    run_in(batch, plan, settings, None)
+}
+
+/// [`run`] on `pool` (which has the plan's workers) rather than a shared one: what a caller
+/// that keeps pools of its own uses ([`tune`](super::tune)).
+pub(crate) fn run_on<T, O, F, P>(
+    batch: Batch<'_, T, O, F, P>,
+    plan: &Plan,
+    settings: &ExecOptions,
+    pool: &Pool,
+) -> Result<std::result::Result<Done<O>, Failure<O>>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    run_in(batch, plan, settings, Some(pool))
+}
+
+/// [`run`], on `given` when there is one, else on the shared pool of the plan's size (or the
+/// current pool, nested).
+fn run_in<T, O, F, P>(
+    batch: Batch<'_, T, O, F, P>,
+    plan: &Plan,
+    settings: &ExecOptions,
+    given: Option<&Pool>,
+) -> Result<std::result::Result<Done<O>, Failure<O>>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
     let mut batch = batch;
     batch.sampled.sort_by_key(|(i, _)| *i);
     if let Some(at) = batch.sampled.iter().position(|(_, o)| (batch.fails)(o)) {
@@ -109,34 +143,12 @@ where
     if !parallel {
         return Ok(serial(batch, plan, settings));
     }
-    let nested = pool::nested();
-    let pool = if nested {
-        None
-    } else {
-        Some(pool::pool(plan.workers().get())?)
+    let pool = match given {
+        Some(pool) => Some(pool.clone()),
+        None if pool::nested() => None,
+        None => Some(pool::pool(plan.workers().get())?),
     };
     Ok(parallel_run(batch, plan, settings, pool))
-}
-
-/// Runs `batch` as `plan` says on `pool` (which has the plan's workers), never nested: what a
-/// caller that keeps pools of its own uses ([`tune`](super::tune)).
-pub(crate) fn run_on<T, O, F, P>(
-    batch: Batch<'_, T, O, F, P>,
-    plan: &Plan,
-    settings: &ExecOptions,
-    pool: &Pool,
-) -> std::result::Result<Done<O>, Failure<O>>
-where
-    T: Sync,
-    O: Send,
-    F: Fn(&T) -> O + Sync,
-    P: Fn(&O) -> bool + Sync,
-{
-    if plan.is_parallel() && plan.workers().get() > 1 && batch.items.len() > 1 {
-        parallel_run(batch, plan, settings, Some(pool.clone()))
-    } else {
-        serial(batch, plan, settings)
-    }
 }
 
 /// The index a deadline's stop is filed under: after every item, so that a real failure seen

@@ -120,7 +120,7 @@ impl ChunkedPool {
         };
         let plan = Plan::fixed(self.workers, chunk);
         let ran = match &self.pool {
-            Some(pool) => threads::run_on(batch, &plan, &settings, pool),
+            Some(pool) => threads::run_on(batch, &plan, &settings, pool)?,
             None => threads::run(batch, &plan, &settings)?,
         };
         match ran {
