@@ -507,6 +507,23 @@ fn cpu_and_process_time_tell_waiting_and_nested_work() {
     assert!((s.figures.self_parallelism - 4.0).abs() < 1e-9);
     assert!(!s.figures.complete);
 
+    // Over a span of microseconds, other threads of the process (a pool spinning before it
+    // sleeps) cannot be told from the function's own: no nested parallelism is read.
+    let spinning = FakeClock {
+        process: 4.0,
+        ..FakeClock::new(1e-6)
+    };
+    let (_, s) = sample_iter_with(
+        &mut (0..100_000u32),
+        &|x: &u32| *x,
+        &SampleBounds::default(),
+        None,
+        &spinning,
+    )
+    .unwrap();
+    assert!(s.figures.measured < amorsize::sample::MIN_NESTED_SPAN);
+    assert_eq!(s.figures.self_parallelism, 1.0);
+
     // An iterator shorter than the sample is sampled whole.
     let (prefix, s) = sample_iter_with(
         &mut (0..2u32),

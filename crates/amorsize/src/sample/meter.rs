@@ -12,6 +12,14 @@ const BATCH_OVER_OVERHEAD: f64 = 50.0;
 /// ...and at least this long, for clocks whose overhead reads as zero.
 const MIN_BATCH_TIME: Seconds = 1e-6;
 
+/// The shortest CPU-timed span over which the process's CPU time beyond the sampling thread's
+/// is taken for threads of the function's own: 1 ms. Other threads of the process burn CPU
+/// during the span too — a thread pool that has just finished a job spins before it sleeps
+/// (rayon's workers, for tens to hundreds of µs) — and over a span of microseconds that alone
+/// reads as two or more CPUs per call; a function's own threads keep the ratio up however long
+/// the span.
+pub const MIN_NESTED_SPAN: Seconds = 1e-3;
+
 /// Times items and keeps the running figures.
 pub(super) struct Meter<'c, C> {
     clock: &'c C,
@@ -35,6 +43,11 @@ pub(super) struct Meter<'c, C> {
     /// Closed batches: net wall time, items.
     batches: Vec<(Seconds, usize)>,
     measured: Seconds,
+    /// Wall time the sample has cost so far, its own overhead included: the glance's time and
+    /// the meter's since its first batch opened. Updated when a batch closes.
+    spent: Seconds,
+    /// The wall clock when `spent` was last updated (`None` before the first batch).
+    began: Option<Seconds>,
 }
 
 impl<'c, C: Clock> Meter<'c, C> {
@@ -60,6 +73,8 @@ impl<'c, C: Clock> Meter<'c, C> {
             open: None,
             batches: Vec::new(),
             measured: 0.0,
+            spent: 0.0,
+            began: None,
         }
     }
 
@@ -73,6 +88,7 @@ impl<'c, C: Clock> Meter<'c, C> {
         self.count += items;
         self.batches.push((net, items));
         self.measured += net;
+        self.spent += elapsed;
         // Batches grow from the seed's size when it was too short to time alone.
         if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
             self.batch = items.saturating_mul(2);
@@ -80,7 +96,8 @@ impl<'c, C: Clock> Meter<'c, C> {
         self.start_cpu_span_when_it_matters();
     }
 
-    /// Whether the sample has enough: the item limit, or the minimum items and the target time.
+    /// Whether the sample has enough: the item limit, or the minimum items and the target time,
+    /// or the sample's budget spent.
     pub(super) fn done(&self) -> bool {
         // Once the CPU clocks are read, at least one item must run between their readings
         // (items seeded from a glance ran before), or the CPU figures say nothing.
@@ -88,15 +105,35 @@ impl<'c, C: Clock> Meter<'c, C> {
         self.count >= self.limit
             || (self.open.is_none()
                 && cpu_seen
-                && self.count >= self.bounds.min_items
-                && self.measured >= self.bounds.target_time.as_secs_f64())
+                && ((self.count >= self.bounds.min_items
+                    && self.measured >= self.bounds.target_time.as_secs_f64())
+                    || self.over_budget()))
+    }
+
+    /// Whether the sample has cost [`SampleBounds::max_fraction`] of the estimated serial time
+    /// of the whole input: a larger share of the work run serially (slow items, few of them)
+    /// or spent on the sampler's own overhead (items of nanoseconds, each fetched from across
+    /// the input and timed) would cost more than a finer estimate can win back.
+    fn over_budget(&self) -> bool {
+        let Some(total) = self.total else {
+            return false;
+        };
+        if self.count == 0 || self.measured <= 0.0 {
+            return false;
+        }
+        let estimate = self.measured / self.count as f64 * total as f64;
+        self.spent >= self.bounds.max_fraction * estimate
     }
 
     /// Runs `f` on `item` (input index `index`), timing it alone or within the open batch.
     pub(super) fn run<T, R, F: Fn(&T) -> R>(&mut self, index: usize, item: &T, f: &F) -> Result<R> {
         let (since, items) = match self.open {
             Some(open) => open,
-            None => (self.clock.wall(), 0),
+            None => {
+                let now = self.clock.wall();
+                self.began.get_or_insert(now);
+                (now, 0)
+            }
         };
         let result = super::run_caught(index, item, f)?;
         self.count += 1;
@@ -114,10 +151,13 @@ impl<'c, C: Clock> Meter<'c, C> {
         let Some((since, items)) = self.open.take() else {
             return;
         };
-        let net = (self.clock.wall() - since - self.overhead - items as f64 * self.item_overhead)
-            .max(0.0);
+        let now = self.clock.wall();
+        let net = (now - since - self.overhead - items as f64 * self.item_overhead).max(0.0);
         self.batches.push((net, items));
         self.measured += net;
+        if let Some(began) = self.began.replace(now) {
+            self.spent += now - began;
+        }
         if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
             self.batch = self.batch.saturating_mul(2);
         }
@@ -173,8 +213,9 @@ impl<'c, C: Clock> Meter<'c, C> {
         };
         // Process CPU counts every thread of the process over the same span as the thread's,
         // so the sampler's own work cancels out; below the nested-parallelism ratio the
-        // difference is taken for other threads of the process, not for the function.
-        let ratio = if total.thread_cpu > 0.0 {
+        // difference is taken for other threads of the process, not for the function, and so
+        // it is over a span too short to tell them apart (see `MIN_NESTED_SPAN`).
+        let ratio = if total.thread_cpu > 0.0 && total.wall >= MIN_NESTED_SPAN {
             total.process_cpu / total.thread_cpu
         } else {
             1.0
