@@ -243,6 +243,12 @@ where
     })
 }
 
+/// How much higher than [`Options::threshold`] the predicted speedup must be when the sample is
+/// too small to trust ([`Warning::SampleTooSmall`]): 1.5 times, the error of a sample that
+/// timed items of a nanosecond or two where the clock's own jitter is tens of nanoseconds,
+/// and where fetching each sampled item from across the input costs more than the item.
+pub const UNTRUSTED_SAMPLE_MARGIN: f64 = 1.5;
+
 /// Decides for `items` more items like the sampled ones (`figures`) on the thread backend,
 /// for a caller that sampled by itself (with [`sample`](crate::sample)).
 ///
@@ -268,6 +274,24 @@ fn plan_sampled(
     options: &Options,
     assumed: Option<usize>,
 ) -> Plan {
+    let untrusted = !figures.complete
+        && ((figures.count < options.sample.min_items
+            && figures.measured < options.sample.target_time.as_secs_f64())
+            || figures.measured < MIN_TRUSTED_SAMPLE);
+    // A sample too small to trust (items of nanoseconds, each timed alone after a cache miss
+    // across the input) may be off several times either way: a parallel plan must clear a
+    // wider margin before it is worth the risk.
+    let strict;
+    let options = if untrusted && options.workers.is_none() {
+        strict = Options {
+            // Rounded to a billionth, so that 1.2 × 1.5 reads as 1.8.
+            threshold: (options.threshold * UNTRUSTED_SAMPLE_MARGIN * 1e9).round() / 1e9,
+            ..options.clone()
+        };
+        &strict
+    } else {
+        options
+    };
     let mut caps = Caps::from_machine(crate::probe::machine());
     // Available memory changes while a program runs; the probe keeps a fresh figure.
     caps.available_memory = crate::probe::available_memory_now().or(caps.available_memory);
@@ -290,9 +314,7 @@ fn plan_sampled(
         }
         _ => decide(&workload, &overhead::threads().costs, &caps, options),
     };
-    if !figures.complete
-        && (figures.count < options.sample.min_items || figures.measured < MIN_TRUSTED_SAMPLE)
-    {
+    if untrusted {
         plan.push_warning(Warning::SampleTooSmall {
             items: figures.count,
             measured: figures.measured,
