@@ -288,3 +288,40 @@ fn a_panicking_progress_callback_reaches_the_caller_without_a_hang() {
     }));
     assert!(outcome.is_err());
 }
+
+/// Work of about a microsecond per item, not optimized away.
+fn spin(x: &u64) -> u64 {
+    let mut z = *x;
+    for _ in 0..300 {
+        z = std::hint::black_box(z.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    z
+}
+
+#[test]
+fn a_serial_decision_is_recalled_by_the_next_calls_and_their_results_are_complete() {
+    // A threshold no plan reaches: the first call's sample refuses parallelism; the calls after
+    // it settle serial from their glance, unless it finds the items slower (a busy machine),
+    // so only some of them are required to.
+    let items: Vec<u64> = (0..3000).collect();
+    let want: Vec<u64> = items.iter().map(spin).collect();
+    let options = Options::new()
+        .threshold(1000.0)
+        .name("recalled-serial-test");
+    let first = options.run(&items, spin).unwrap();
+    assert_eq!(first.results, want);
+    assert!(!first.report.plan.is_parallel());
+    let mut recalled = 0;
+    for _ in 0..8 {
+        let run = options.run(&items, spin).unwrap();
+        assert_eq!(run.results, want);
+        if matches!(
+            run.report.plan.reason(),
+            amorsize::plan::Reason::Recalled { .. }
+        ) {
+            recalled += 1;
+            assert!(run.report.plan.to_string().contains("not sampled again"));
+        }
+    }
+    assert!(recalled > 0, "no call recalled the serial decision");
+}

@@ -1,4 +1,7 @@
 //! The amorsize calls the benchmark times: exactly what a user writes, planning included.
+//! The counted calls are [`execute`] and [`execute_iter`]; the first call of a workload (the
+//! uncounted warm-up, and the first call in a fresh process) goes through [`run_slice`] or
+//! [`run_iter`] instead, the same work which also returns the plan the table shows.
 
 use amorsize::{Options, Plan};
 use std::num::NonZeroUsize;
@@ -38,4 +41,29 @@ where
 {
     let run = Options::new().run_iter(iter, f)?;
     Ok((run.results, run.report.plan))
+}
+
+/// `amorsize::execute(items, f)`.
+///
+/// # Errors
+///
+/// As [`run_slice`].
+pub fn execute<F>(items: &[u64], f: &F) -> anyhow::Result<Vec<u64>>
+where
+    F: Fn(&u64) -> u64 + Sync,
+{
+    Ok(amorsize::execute(items, f)?)
+}
+
+/// `amorsize::execute_iter(iter, f)`.
+///
+/// # Errors
+///
+/// As [`run_slice`].
+pub fn execute_iter<I, F>(iter: I, f: &F) -> anyhow::Result<Vec<u64>>
+where
+    I: Iterator<Item = u64>,
+    F: Fn(&u64) -> u64 + Sync,
+{
+    Ok(amorsize::execute_iter(iter, f)?)
 }

@@ -89,6 +89,126 @@ fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) 
     }
 }
 
+/// How long a serial decision from a full sample stands for the same workload called again
+/// in this process: 1 s, short against how long a load on the machine lasts, long against a
+/// loop of small batches. Past it, the next call samples and plans afresh.
+pub const RECALL_FOR: Duration = Duration::from_secs(1);
+
+/// Calls that may reuse one serial decision before the next one samples and plans afresh: 16,
+/// so that a workload that has changed shape is seen within a few calls, while a loop of small
+/// batches pays the sample on one call in 17.
+pub const RECALL_TIMES: u32 = 16;
+
+/// How much slower than at the decision the glance's items may be for the decision to stand:
+/// twice. A glance times eight items across the input one by one, each often a miss to memory,
+/// so its figure varies by that much from call to call without the work changing.
+pub const RECALL_GLANCE_FACTOR: f64 = 2.0;
+
+/// A serial decision this process made from a full sample.
+struct Recent {
+    key: WorkloadKey,
+    items: usize,
+    glance_item: f64,
+    threshold: f64,
+    serial: f64,
+    best_speedup: f64,
+    at: Instant,
+    reused: u32,
+}
+
+/// Serial decisions from full samples, most recent last, at most [`SHORT_REMEMBERED`].
+static RECENT: Mutex<Vec<Recent>> = Mutex::new(Vec::new());
+
+/// What [`recall_serial`] found: a serial decision that stands.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Recalled {
+    /// The serial time of the input now, at the decision's time per item.
+    pub(crate) serial: f64,
+    /// The best speedup the decision found for a parallel plan.
+    pub(crate) best_speedup: f64,
+    /// Seconds since the decision.
+    pub(crate) age: f64,
+    /// Calls that reused it, this one included.
+    pub(crate) reused: u32,
+}
+
+/// Notes the plan a full sample of `key` led to, for `items` items whose glance took
+/// `glance_item` each, under the caller's `threshold`: a serial plan refused for the work's size (not for a limit or the
+/// load of the moment, which change) is kept for [`recall_serial`]; any other plan forgets
+/// the key's.
+pub(crate) fn note_plan(
+    key: &WorkloadKey,
+    items: usize,
+    glance_item: f64,
+    threshold: f64,
+    plan: &Plan,
+) {
+    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    recent.retain(|r| r.key != *key);
+    let (serial, best_speedup) = match plan.reason() {
+        crate::plan::Reason::TooSmall {
+            serial,
+            best_speedup,
+            ..
+        } => (*serial, *best_speedup),
+        crate::plan::Reason::TooFast { best_speedup, .. } => (
+            plan.predicted_serial_time()
+                .map_or(0.0, |d| d.as_secs_f64()),
+            *best_speedup,
+        ),
+        _ => return,
+    };
+    if plan.is_parallel() || items == 0 || !glance_item.is_finite() || glance_item <= 0.0 {
+        return;
+    }
+    recent.push(Recent {
+        key: key.clone(),
+        items,
+        glance_item,
+        threshold,
+        serial,
+        best_speedup,
+        at: Instant::now(),
+        reused: 0,
+    });
+    if recent.len() > SHORT_REMEMBERED {
+        recent.remove(0);
+    }
+}
+
+/// The serial decision that stands for `items` items of `key` whose glance took `glance_item`
+/// each, under `threshold`: one noted within [`RECALL_FOR`], reused fewer than
+/// [`RECALL_TIMES`] times, for at most a quarter more items, as high a threshold, and items
+/// at most [`RECALL_GLANCE_FACTOR`] times slower at the glance. Counts the reuse.
+pub(crate) fn recall_serial(
+    key: &WorkloadKey,
+    items: usize,
+    glance_item: f64,
+    threshold: f64,
+) -> Option<Recalled> {
+    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = recent.iter().position(|r| r.key == *key)?;
+    let r = &mut recent[at];
+    let age = r.at.elapsed();
+    let stands = age < RECALL_FOR
+        && r.reused < RECALL_TIMES
+        && items.saturating_mul(4) <= r.items.saturating_mul(5)
+        && threshold >= r.threshold
+        && glance_item <= r.glance_item * RECALL_GLANCE_FACTOR;
+    if !stands {
+        // Expired or contradicted: the next plan samples and notes afresh.
+        recent.remove(at);
+        return None;
+    }
+    r.reused += 1;
+    Some(Recalled {
+        serial: r.serial * items as f64 / r.items as f64,
+        best_speedup: r.best_speedup,
+        age: age.as_secs_f64(),
+        reused: r.reused,
+    })
+}
+
 /// Work shorter than this is neither looked up nor recorded: a recorded run costs a write
 /// transaction (about half a millisecond on a loaded 2-core machine), which must stay a small
 /// part of the run it records, and a decision this small is not worth remembering.
@@ -199,6 +319,56 @@ mod tests {
         let other = WorkloadKey::named("short-nested");
         remember(&other, &plan, predicted * 3, 100_000, true);
         assert_eq!(recall_short(&other, 0.0), None);
+    }
+
+    fn serial_plan() -> Plan {
+        let costs = Costs {
+            worker_start: 50e-6,
+            ..Costs::zero(Backend::Threads)
+        };
+        let plan = decide(
+            &Workload::new(1000, 20e-9),
+            &costs,
+            &Caps::cores(2, "test"),
+            &Options::new(),
+        );
+        assert!(
+            matches!(plan.reason(), crate::plan::Reason::TooSmall { .. }),
+            "{plan}"
+        );
+        plan
+    }
+
+    #[test]
+    fn a_serial_decision_stands_for_a_few_calls_while_the_glance_agrees() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = WorkloadKey::named("recalled-serial");
+        assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        let r = recall_serial(&key, 1000, 150e-9, 1.2).expect("stands");
+        assert_eq!(r.reused, 1);
+        assert!(r.best_speedup < 1.2);
+        // Items slower at the glance than the factor allows: planned afresh, and forgotten.
+        assert!(recall_serial(&key, 1000, 100e-9 * RECALL_GLANCE_FACTOR * 1.1, 1.2).is_none());
+        assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
+        // More items than a quarter beyond, or a lower threshold: planned afresh.
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        assert!(recall_serial(&key, 1300, 100e-9, 1.2).is_none());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        assert!(recall_serial(&key, 1000, 100e-9, 1.1).is_none());
+        // At most RECALL_TIMES reuses, then a fresh plan.
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        for k in 1..=RECALL_TIMES {
+            assert_eq!(
+                recall_serial(&key, 1000, 100e-9, 1.2).map(|r| r.reused),
+                Some(k)
+            );
+        }
+        assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
+        // A parallel plan for the key forgets the serial one.
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        note_plan(&key, 1000, 100e-9, 1.2, &parallel_plan());
+        assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! from them and nothing runs twice.
 
 use super::{Caps, Options};
+use crate::cache::learn::Recalled;
+use crate::cache::WorkloadKey;
 use crate::model::Seconds;
 use crate::probe::overhead::PARALLEL_FLOOR;
 use crate::sample::{self, Glance, SampleBounds};
@@ -50,6 +52,9 @@ pub(crate) struct Proof {
     pub(crate) serial: Seconds,
     /// The best speedup a parallel plan could reach.
     pub(crate) best_speedup: f64,
+    /// Not a bound: a serial decision from a full sample of the same workload a moment ago,
+    /// which the glance does not contradict.
+    pub(crate) recalled: Option<Recalled>,
 }
 
 /// Glances at `items` (see the module's documentation). The sample bounds are the ones the
@@ -69,12 +74,19 @@ where
 {
     // Past the floor the glance cannot settle anything: the sample takes over.
     let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
-    Ok(settle(glance, items.len(), options))
+    let key = WorkloadKey::of_run(options.name.as_deref(), f, items.len());
+    Ok(settle(glance, items.len(), options, &key))
 }
 
-/// Settles `n` items (the glance's among them) serial when the glance proves that no parallel
-/// plan pays.
-pub(crate) fn settle<R>(glance: Glance<R>, n: usize, options: &Options) -> Look<R> {
+/// Settles `n` items (the glance's among them) of the workload `key` serial when the glance
+/// proves that no parallel plan pays, or confirms a serial decision made for the workload a
+/// moment ago from a full sample ([`crate::cache::learn::recall_serial`]).
+pub(crate) fn settle<R>(
+    glance: Glance<R>,
+    n: usize,
+    options: &Options,
+    key: &WorkloadKey,
+) -> Look<R> {
     // Workers the caller fixed are the caller's plan, and a progress callback wants the
     // executor's chunked loop.
     if options.workers.is_some() || options.exec.progress.is_some() {
@@ -89,6 +101,14 @@ pub(crate) fn settle<R>(glance: Glance<R>, n: usize, options: &Options) -> Look<
         // process (or recalled from the cache), as the full plan would need them anyway.
         let start = crate::probe::overhead::threads().costs.worker_start;
         found = proof(&glance, n, cores, options.threshold, 2.0 * start);
+    }
+    if found.is_none() && !glance.results.is_empty() {
+        found = crate::cache::learn::recall_serial(key, n, glance.item_time(), options.threshold)
+            .map(|recalled| Proof {
+                serial: recalled.serial,
+                best_speedup: recalled.best_speedup,
+                recalled: Some(recalled),
+            });
     }
     match found {
         Some(proof) => Look::Serial(glance, proof),
@@ -114,7 +134,12 @@ where
 {
     let (prefix, glance) = sample::glance_iter(iter, f, GLANCE_ITEMS, PARALLEL_FLOOR)?;
     let look = match len {
-        Some(n) => settle(glance, n, options),
+        Some(n) => settle(
+            glance,
+            n,
+            options,
+            &WorkloadKey::of_run(options.name.as_deref(), f, n),
+        ),
         None => Look::Plan(glance),
     };
     Ok((prefix, look))
@@ -140,6 +165,7 @@ fn proof<R>(
     (best_speedup < threshold).then_some(Proof {
         serial,
         best_speedup,
+        recalled: None,
     })
 }
 

@@ -31,6 +31,20 @@ pub enum Reason {
         /// overheads: even that bound is below the threshold.
         from_bound: bool,
     },
+    /// A full sample of this workload refused parallelism a moment ago in this process, and
+    /// the glance finds its items no slower: the decision stands without sampling again.
+    Recalled {
+        /// Predicted serial time of the whole input (the earlier sample's figure per item).
+        serial: Seconds,
+        /// The best speedup the earlier plan found for a parallel plan.
+        best_speedup: f64,
+        /// The threshold it had to reach.
+        threshold: f64,
+        /// How long ago the earlier plan was made.
+        age: Seconds,
+        /// Calls that have reused it, this one included.
+        reused: u32,
+    },
     /// Items are so fast that handing them out costs more than parallelism gains.
     TooFast {
         /// Mean time of one item.
@@ -131,6 +145,21 @@ impl fmt::Display for Reason {
                     )
                 }
             }
+            Reason::Recalled {
+                serial,
+                best_speedup,
+                threshold,
+                age,
+                reused,
+            } => write!(
+                f,
+                "too small, as sampled {} ago: the whole workload takes {} serially and the best \
+                 parallel plan reached {best_speedup:.2}× (threshold {threshold}×); the items are \
+                 no slower now, so they were not sampled again (call {reused} of at most {})",
+                secs(*age),
+                secs(*serial),
+                crate::cache::learn::RECALL_TIMES
+            ),
             Reason::TooFast {
                 item_time,
                 best_speedup,

@@ -60,6 +60,7 @@ pub(crate) fn plan_slice_after<T, R, F>(
 where
     F: Fn(&T) -> R,
 {
+    let glance_item = glance.item_time();
     let sampled = sample::sample_slice_after(items, f, bounds, glance)?;
     let rest = items.len() - sampled.results.len();
     let mut workload = sampled.figures.workload(rest);
@@ -77,6 +78,9 @@ where
         }
     }
     let plan = plan_sampled(workload, &sampled.figures, options, None);
+    if options.workers.is_none() {
+        crate::cache::learn::note_plan(&key, items.len(), glance_item, options.threshold, &plan);
+    }
     Ok((plan, sampled))
 }
 
@@ -112,11 +116,20 @@ pub(crate) fn settled<R>(
             &workload,
             &caps,
             options,
-            Reason::TooSmall {
-                serial: proof.serial,
-                best_speedup: proof.best_speedup,
-                threshold: options.threshold,
-                from_bound: true,
+            match proof.recalled {
+                Some(recalled) => Reason::Recalled {
+                    serial: proof.serial,
+                    best_speedup: proof.best_speedup,
+                    threshold: options.threshold,
+                    age: recalled.age,
+                    reused: recalled.reused,
+                },
+                None => Reason::TooSmall {
+                    serial: proof.serial,
+                    best_speedup: proof.best_speedup,
+                    threshold: options.threshold,
+                    from_bound: true,
+                },
             },
         )
     };
