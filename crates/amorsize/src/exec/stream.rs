@@ -20,12 +20,12 @@ use crate::report::RunReport;
 use crate::{plan, sample, Error, Options, Plan};
 use crossbeam_channel::{Receiver, Sender};
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The longest predicted duration of one chunk of a stream. A stream sizes its chunks by
@@ -167,7 +167,7 @@ where
     /// The plan the stream runs, once the first item has been pulled.
     pub fn plan(&self) -> Option<&Plan> {
         match &self.state {
-            State::Serial(s) => Some(&s.plan),
+            State::Serial(s) => Some(s.plan(&self.options)),
             State::Parallel(e) => Some(&e.plan),
             State::Start(..) | State::Finished(_) => None,
         }
@@ -178,7 +178,7 @@ where
     pub fn report(&self) -> Option<RunReport> {
         match &self.state {
             State::Serial(s) => Some(RunReport {
-                plan: s.plan.clone(),
+                plan: s.plan(&self.options).clone(),
                 items: s.index,
                 reused_from_sample: s.sampled,
                 workers: 1,
@@ -193,6 +193,31 @@ where
             State::Finished(report) => report.clone(),
             State::Start(..) => None,
         }
+    }
+
+    /// Everything but handing out a result a serial stream holds: starting, computing the
+    /// next items, the parallel engine, the end.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<R> {
+        if let State::Start(..) = self.state {
+            self.begin();
+        }
+        let next = match &mut self.state {
+            State::Serial(s) => {
+                let next = s.next();
+                if next.is_some() && s.due() {
+                    self.replan();
+                }
+                next
+            }
+            State::Parallel(e) => e.next(),
+            State::Start(..) | State::Finished(_) => None,
+        };
+        if next.is_none() && !matches!(self.state, State::Finished(_)) {
+            // Drops the engine: nothing is left in flight once it returned `None`.
+            self.state = State::Finished(self.report());
+        }
+        next
     }
 
     fn begin(&mut self) {
@@ -212,8 +237,7 @@ where
                     plan::quick::Look::Serial(glance, proof) => {
                         // Settled only for a known length (`look_iter`).
                         let n = len.unwrap_or(prefix.len());
-                        let (plan, sampled) = plan::settled(n, glance, proof, &self.options);
-                        Ok((sampled, Some(plan)))
+                        Ok((plan::settled_sample(n, glance), Some((n, proof))))
                     }
                     plan::quick::Look::Plan(glance) => {
                         let bounds = plan::sample_bounds(&self.options);
@@ -231,11 +255,30 @@ where
         let assumed = upper.is_none().then_some(lower.max(UNKNOWN_LENGTH_ITEMS));
         let length = k.saturating_add(upper.unwrap_or(lower.max(UNKNOWN_LENGTH_ITEMS)));
         let total = (Some(lower) == upper).then(|| k.saturating_add(lower));
-        let plan = settled.unwrap_or_else(|| {
-            plan::plan_sample(&sampled.figures, length.saturating_sub(k), &self.options)
-        });
         let nested = pool::nested();
         let prefix: Vec<R> = sampled.results.into_iter().map(|(_, r)| r).collect();
+        let Some(plan) = (match settled {
+            Some(_) => None,
+            None => Some(plan::plan_sample(
+                &sampled.figures,
+                length.saturating_sub(k),
+                &self.options,
+            )),
+        }) else {
+            // Settled serial by the glance: the plan is built only if asked for.
+            self.state = State::Serial(Serial::new(
+                iter,
+                f,
+                prefix,
+                OnceLock::new(),
+                settled,
+                sampled.figures,
+                nested,
+                total,
+                assumed,
+            ));
+            return;
+        };
         let pool = if plan.is_parallel() && plan.workers().get() > 1 && !nested {
             pool::pool(plan.workers().get()).ok()
         } else {
@@ -260,27 +303,23 @@ where
                 self.ordered,
                 &self.options,
             ))),
-            None => State::Serial(Serial {
+            None => State::Serial(Serial::new(
                 iter,
                 f,
-                sampled: k,
-                index: k,
-                prefix: prefix.into_iter(),
-                figures: sampled.figures,
+                prefix,
+                OnceLock::from(plan),
+                None,
+                sampled.figures,
                 nested,
                 total,
                 assumed,
-                start: Instant::now(),
-                planned: Instant::now(),
-                countdown: clock_every(plan.item_time()),
-                clock_every: clock_every(plan.item_time()),
-                plan,
-            }),
+            )),
         };
     }
 
     /// Plans a serial stream again for the items left (see [`STREAM_REPLAN_EVERY`]), and
     /// turns it parallel when the plan now says so.
+    #[inline(never)]
     fn replan(&mut self) {
         let State::Serial(s) = &mut self.state else {
             return;
@@ -300,7 +339,7 @@ where
         let State::Serial(s) = &self.state else {
             return;
         };
-        if !plan.is_parallel() || plan.workers().get() < 2 || s.nested || s.prefix.len() > 0 {
+        if !plan.is_parallel() || plan.workers().get() < 2 || s.nested || s.panicked.is_some() {
             return;
         }
         let Ok(pool) = pool::pool(plan.workers().get()) else {
@@ -314,6 +353,8 @@ where
         let State::Serial(s) = std::mem::replace(&mut self.state, State::Finished(None)) else {
             return;
         };
+        // The results computed ahead, not yet taken, come out first.
+        let ready: Vec<R> = s.ready.into();
         let resume = Resume {
             sampled: s.sampled,
             index: s.index,
@@ -326,7 +367,7 @@ where
             chunk,
             plan,
             pool,
-            Vec::new(),
+            ready,
             resume,
             s.total,
             s.assumed,
@@ -345,27 +386,22 @@ where
     type Item = R;
 
     fn next(&mut self) -> Option<R> {
-        if let State::Start(..) = self.state {
-            self.begin();
-        }
-        let next = match &mut self.state {
-            State::Serial(s) => {
-                let next = s.next();
-                if next.is_some() && s.due() {
+        // The path of almost every item of a serial stream, kept small: the rest of the
+        // machinery (planning, the parallel engine) has a large stack frame, which costs
+        // every call that enters it several ns.
+        if let State::Serial(s) = &mut self.state {
+            if s.ready.is_empty() && s.panicked.is_none() {
+                s.compute_ahead();
+            }
+            if let Some(r) = s.ready.pop_front() {
+                if s.due() {
                     self.replan();
                 }
-                next
+                return Some(r);
             }
-            State::Parallel(e) => e.next(),
-            State::Start(..) | State::Finished(_) => None,
-        };
-        if next.is_none() && !matches!(self.state, State::Finished(_)) {
-            // Drops the engine: nothing is left in flight once it returned `None`.
-            self.state = State::Finished(self.report());
         }
-        next
+        self.next_slow()
     }
-
     /// Every input item gives one result, so before the workers start the bounds are the
     /// input's (with the sample's results still to hand out); a collecting caller then
     /// allocates once. Once parallel, items in flight are not counted: no bound is claimed.
@@ -374,7 +410,7 @@ where
             State::Start(iter, _) => iter.size_hint(),
             State::Serial(s) => {
                 let (lower, upper) = s.iter.size_hint();
-                let held = s.prefix.len();
+                let held = s.ready.len();
                 (
                     lower.saturating_add(held),
                     upper.and_then(|u| u.checked_add(held)),
@@ -430,14 +466,44 @@ fn stream_chunk(
     NonZeroUsize::new(chunk).unwrap_or(NonZeroUsize::MIN)
 }
 
-/// A serial stream: the lazy map itself, on the pulling thread.
+/// Items a serial stream computes ahead of what is taken, at most: one catch of a panic and
+/// one call into the stream's machinery per this many items rather than per item, which for
+/// items of a few ns costs more than the items. A little ahead, as a parallel stream computes
+/// whole chunks ahead.
+const SERIAL_AHEAD_ITEMS: usize = 256;
+
+/// ...and no more than this much predicted work ahead: items of 20 µs or more are computed
+/// one at a time, as they are taken.
+const SERIAL_AHEAD_TIME: Duration = Duration::from_micros(20);
+
+/// Items a serial stream computes at a time when its items are predicted to take `item` each.
+fn serial_ahead(item: Option<Duration>) -> usize {
+    match item {
+        Some(item) if !item.is_zero() => {
+            let items = SERIAL_AHEAD_TIME.as_secs_f64() / item.as_secs_f64();
+            items.clamp(1.0, SERIAL_AHEAD_ITEMS as f64) as usize
+        }
+        _ => SERIAL_AHEAD_ITEMS,
+    }
+}
+
+/// A serial stream: the lazy map itself, on the pulling thread, a few items at a time.
 struct Serial<I, R, F> {
     iter: I,
     f: F,
     sampled: usize,
+    /// The input index of the next item to compute.
     index: usize,
-    prefix: std::vec::IntoIter<R>,
-    plan: Plan,
+    /// Results computed and not yet taken, in order: the sample's first.
+    ready: VecDeque<R>,
+    /// A panic of `f` on the item with this input index, to raise once `ready` is taken.
+    panicked: Option<(usize, Box<dyn Any + Send>)>,
+    /// Items computed at a time.
+    ahead: usize,
+    plan: OnceLock<Plan>,
+    /// For a stream the glance settled: its length and the proof, to build the plan from when
+    /// it is asked for.
+    settled: Option<(usize, plan::quick::Proof)>,
     /// The sample's figures, to plan again with.
     figures: sample::Sample,
     nested: bool,
@@ -453,6 +519,50 @@ struct Serial<I, R, F> {
 }
 
 impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        iter: I,
+        f: F,
+        prefix: Vec<R>,
+        plan: OnceLock<Plan>,
+        settled: Option<(usize, plan::quick::Proof)>,
+        figures: sample::Sample,
+        nested: bool,
+        total: Option<usize>,
+        assumed: Option<usize>,
+    ) -> Self {
+        let item = Duration::try_from_secs_f64(figures.item_time).ok();
+        let k = prefix.len();
+        Serial {
+            iter,
+            f,
+            sampled: k,
+            index: k,
+            ready: prefix.into(),
+            panicked: None,
+            ahead: serial_ahead(item),
+            plan,
+            settled,
+            figures,
+            nested,
+            total,
+            assumed,
+            start: Instant::now(),
+            planned: Instant::now(),
+            countdown: clock_every(item),
+            clock_every: clock_every(item),
+        }
+    }
+
+    /// The plan the stream runs: built now when the glance settled it and nobody asked yet.
+    fn plan(&self, options: &Options) -> &Plan {
+        self.plan.get_or_init(|| match self.settled {
+            Some((n, proof)) => plan::settled_plan(n, &self.figures, proof, options),
+            // Not reached: a stream the glance did not settle starts with its plan.
+            None => plan::plan_sample(&self.figures, self.index, options),
+        })
+    }
+
     /// Whether it is time to plan again: [`STREAM_REPLAN_EVERY`] has passed since the last
     /// plan (the clock is read about once per [`CLOCK_EVERY`]). Never for a nested
     /// stream, which runs serially whatever the plan.
@@ -469,16 +579,32 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     }
 
     fn next(&mut self) -> Option<R> {
-        if let Some(r) = self.prefix.next() {
+        if self.ready.is_empty() && self.panicked.is_none() {
+            self.compute_ahead();
+        }
+        if let Some(r) = self.ready.pop_front() {
             return Some(r);
         }
-        let item = self.iter.next()?;
-        let index = self.index;
-        self.index += 1;
-        match catch_unwind(AssertUnwindSafe(|| (self.f)(&item))) {
-            Ok(r) => Some(r),
-            Err(payload) => panic!("{}", Error::panicked(index, payload.as_ref())),
+        let (index, payload) = self.panicked.take()?;
+        panic!("{}", Error::panicked(index, payload.as_ref()))
+    }
+
+    /// Computes the next items, up to [`Serial::ahead`] of them, into `ready`; a panic stops
+    /// there, to be raised once the results before it are taken.
+    #[inline(never)]
+    fn compute_ahead(&mut self) {
+        let (iter, f, ready, ahead) = (&mut self.iter, &self.f, &mut self.ready, self.ahead);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            for item in iter.by_ref().take(ahead) {
+                ready.push_back(f(&item));
+            }
+        }));
+        let done = self.ready.len();
+        if let Err(payload) = outcome {
+            self.panicked = Some((self.index + done, payload));
+            self.index += 1;
         }
+        self.index += done;
     }
 }
 
@@ -838,16 +964,10 @@ mod tests {
                 if at > 0 {
                     assert!(matches!(s.state, State::Serial(_)), "{s:?}");
                 }
-                // Only once the sampled prefix is handed out.
-                let taken_prefix = matches!(&s.state, State::Serial(x) if x.prefix.len() == 0);
-                // The sample takes at most 5 % of a known length: 250 items here.
-                assert_eq!(taken_prefix, at >= 999, "at {at}");
+                // Whatever is computed and not yet taken (the sample's results, the items
+                // computed ahead) goes over with the rest.
                 s.go_parallel(Plan::fixed(nz(3), nz(7)));
-                assert_eq!(
-                    matches!(s.state, State::Parallel(_)),
-                    taken_prefix,
-                    "at {at}"
-                );
+                assert_eq!(matches!(s.state, State::Parallel(_)), at > 0, "at {at}");
                 out.extend(s.by_ref());
                 if !ordered {
                     out.sort_unstable();
@@ -855,7 +975,7 @@ mod tests {
                 assert_eq!(out, (0..5000).map(|x| x * 3 + 1).collect::<Vec<_>>());
                 let report = s.report().unwrap();
                 assert_eq!(report.items, 5000);
-                if taken_prefix && at < 4999 {
+                if at > 0 && at < 4000 {
                     assert!(report.chunks > 0, "{report}");
                 }
             }
@@ -872,6 +992,26 @@ mod tests {
         );
         assert_eq!(clock_every(Some(Duration::from_micros(10))), 100);
         assert_eq!(clock_every(Some(Duration::from_millis(10))), 1);
+    }
+
+    #[test]
+    fn a_serial_stream_computes_a_little_ahead_and_raises_a_panic_after_the_results_before_it() {
+        assert_eq!(serial_ahead(None), SERIAL_AHEAD_ITEMS);
+        assert_eq!(
+            serial_ahead(Some(Duration::from_nanos(20))),
+            SERIAL_AHEAD_ITEMS
+        );
+        assert_eq!(serial_ahead(Some(Duration::from_micros(10))), 2);
+        assert_eq!(serial_ahead(Some(Duration::from_millis(1))), 1);
+        let mut s = serial_stream(100, |&x| {
+            assert!(x != 40, "bad item");
+            x
+        });
+        let taken: Vec<u64> = s.by_ref().take(40).collect();
+        assert_eq!(taken, (0..40).collect::<Vec<_>>());
+        let err = catch_unwind(AssertUnwindSafe(|| s.next())).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("item 40") && msg.contains("bad item"), "{msg}");
     }
 
     #[test]

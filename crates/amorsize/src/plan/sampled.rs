@@ -91,6 +91,12 @@ pub(crate) fn settled<R>(
     proof: quick::Proof,
     options: &Options,
 ) -> (Plan, Sampled<R>) {
+    let sampled = settled_sample(n, glance);
+    (settled_plan(n, &sampled.figures, proof, options), sampled)
+}
+
+/// The glance's results and figures, as the sample of `n` items that it settled.
+pub(crate) fn settled_sample<R>(n: usize, glance: Glance<R>) -> Sampled<R> {
     let count = glance.results.len();
     let figures = Sample {
         count,
@@ -101,7 +107,22 @@ pub(crate) fn settled<R>(
         cpu_skipped: true,
         ..Sample::default()
     };
-    let workload = figures.workload(n - count);
+    Sampled {
+        results: glance.results,
+        figures,
+    }
+}
+
+/// The serial plan for `n` items that a glance with these `figures` settled for `proof`.
+/// Building it costs more than running the smallest inputs (the limits, the refused best
+/// plan and its explanation), so a caller that may never show it builds it when asked.
+pub(crate) fn settled_plan(
+    n: usize,
+    figures: &Sample,
+    proof: quick::Proof,
+    options: &Options,
+) -> Plan {
+    let workload = figures.workload(n - figures.count.min(n));
     let caps = Caps::from_machine(crate::probe::machine());
     let mut plan = if workload.items == 0 {
         // The glance ran everything: nothing is left to decide.
@@ -134,13 +155,7 @@ pub(crate) fn settled<R>(
         )
     };
     plan.set_sample(figures.clone());
-    (
-        plan,
-        Sampled {
-            results: glance.results,
-            figures,
-        },
-    )
+    plan
 }
 
 /// The serial plan for `workload`, refused for `reason` without measuring any overhead: the
