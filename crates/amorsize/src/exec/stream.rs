@@ -20,7 +20,7 @@ use crate::report::RunReport;
 use crate::{plan, sample, Error, Options, Plan};
 use crossbeam_channel::{Receiver, Sender};
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -183,8 +183,8 @@ where
                 reused_from_sample: s.sampled,
                 workers: 1,
                 chunks: 0,
-                wall: s.start.elapsed(),
-                busy: s.start.elapsed(),
+                wall: s.took.unwrap_or_else(|| s.start.elapsed()),
+                busy: s.took.unwrap_or_else(|| s.start.elapsed()),
                 nested: s.nested,
                 adjustments: Vec::new(),
                 assumed_items: s.assumed,
@@ -201,20 +201,20 @@ where
     fn next_slow(&mut self) -> Option<R> {
         if let State::Start(..) = self.state {
             self.begin();
+        } else if let State::Serial(s) = &mut self.state {
+            if s.due() {
+                // Between two batches: nothing computed is held back.
+                self.replan();
+            }
         }
         let next = match &mut self.state {
-            State::Serial(s) => {
-                let next = s.next();
-                if next.is_some() && s.due() {
-                    self.replan();
-                }
-                next
-            }
+            State::Serial(s) => s.next(),
             State::Parallel(e) => e.next(),
             State::Start(..) | State::Finished(_) => None,
         };
-        if next.is_none() && !matches!(self.state, State::Finished(_)) {
-            // Drops the engine: nothing is left in flight once it returned `None`.
+        if next.is_none() && matches!(self.state, State::Parallel(_)) {
+            // Drops the engine: nothing is left in flight once it returned `None`. A serial
+            // stream stays as it is, so that its plan is built only if asked for.
             self.state = State::Finished(self.report());
         }
         next
@@ -354,7 +354,7 @@ where
             return;
         };
         // The results computed ahead, not yet taken, come out first.
-        let ready: Vec<R> = s.ready.into();
+        let ready: Vec<R> = s.ready.collect();
         let resume = Resume {
             sampled: s.sampled,
             index: s.index,
@@ -385,18 +385,13 @@ where
 {
     type Item = R;
 
+    #[inline]
     fn next(&mut self) -> Option<R> {
         // The path of almost every item of a serial stream, kept small: the rest of the
         // machinery (planning, the parallel engine) has a large stack frame, which costs
         // every call that enters it several ns.
         if let State::Serial(s) = &mut self.state {
-            if s.ready.is_empty() && s.panicked.is_none() {
-                s.compute_ahead();
-            }
-            if let Some(r) = s.ready.pop_front() {
-                if s.due() {
-                    self.replan();
-                }
+            if let Some(r) = s.ready.next() {
                 return Some(r);
             }
         }
@@ -408,6 +403,7 @@ where
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.state {
             State::Start(iter, _) => iter.size_hint(),
+            State::Serial(s) if s.exhausted => (s.ready.len(), Some(s.ready.len())),
             State::Serial(s) => {
                 let (lower, upper) = s.iter.size_hint();
                 let held = s.ready.len();
@@ -426,6 +422,7 @@ impl<I: Iterator, R, F> fmt::Debug for Stream<I, R, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Start(..) => "not started",
+            State::Serial(s) if s.exhausted && s.ready.len() == 0 => "finished (serial)",
             State::Serial(_) => "serial",
             State::Parallel(_) => "parallel",
             State::Finished(_) => "finished",
@@ -495,9 +492,13 @@ struct Serial<I, R, F> {
     /// The input index of the next item to compute.
     index: usize,
     /// Results computed and not yet taken, in order: the sample's first.
-    ready: VecDeque<R>,
+    ready: std::vec::IntoIter<R>,
     /// A panic of `f` on the item with this input index, to raise once `ready` is taken.
     panicked: Option<(usize, Box<dyn Any + Send>)>,
+    /// The input has ended (it is not asked again: an iterator may go on after `None`).
+    exhausted: bool,
+    /// How long the stream took to compute its last item, once the input has ended.
+    took: Option<Duration>,
     /// Items computed at a time.
     ahead: usize,
     plan: OnceLock<Plan>,
@@ -538,8 +539,10 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             f,
             sampled: k,
             index: k,
-            ready: prefix.into(),
+            ready: prefix.into_iter(),
             panicked: None,
+            exhausted: false,
+            took: None,
             ahead: serial_ahead(item),
             plan,
             settled,
@@ -567,11 +570,13 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     /// plan (the clock is read about once per [`CLOCK_EVERY`]). Never for a nested
     /// stream, which runs serially whatever the plan.
     fn due(&mut self) -> bool {
-        if self.nested {
+        if self.nested || self.panicked.is_some() {
             return false;
         }
-        self.countdown -= 1;
-        if self.countdown > 0 {
+        // Asked once per batch of items computed ahead.
+        let batch = u32::try_from(self.ahead).unwrap_or(u32::MAX);
+        if self.countdown > batch {
+            self.countdown -= batch;
             return false;
         }
         self.countdown = self.clock_every;
@@ -579,10 +584,10 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     }
 
     fn next(&mut self) -> Option<R> {
-        if self.ready.is_empty() && self.panicked.is_none() {
+        if self.ready.len() == 0 && self.panicked.is_none() {
             self.compute_ahead();
         }
-        if let Some(r) = self.ready.pop_front() {
+        if let Some(r) = self.ready.next() {
             return Some(r);
         }
         let (index, payload) = self.panicked.take()?;
@@ -593,16 +598,27 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     /// there, to be raised once the results before it are taken.
     #[inline(never)]
     fn compute_ahead(&mut self) {
-        let (iter, f, ready, ahead) = (&mut self.iter, &self.f, &mut self.ready, self.ahead);
+        if self.exhausted {
+            return;
+        }
+        let (iter, f) = (&mut self.iter, &self.f);
+        let mut ready = Vec::with_capacity(self.ahead);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            for item in iter.by_ref().take(ahead) {
-                ready.push_back(f(&item));
-            }
+            // On a panic `ready` keeps the results before it.
+            ready.extend(iter.by_ref().take(self.ahead).map(|item| f(&item)));
         }));
-        let done = self.ready.len();
-        if let Err(payload) = outcome {
-            self.panicked = Some((self.index + done, payload));
-            self.index += 1;
+        let done = ready.len();
+        self.ready = ready.into_iter();
+        match outcome {
+            Err(payload) => {
+                self.panicked = Some((self.index + done, payload));
+                self.index += 1;
+            }
+            Ok(()) if done < self.ahead => {
+                self.exhausted = true;
+                self.took = Some(self.start.elapsed());
+            }
+            Ok(()) => {}
         }
         self.index += done;
     }
