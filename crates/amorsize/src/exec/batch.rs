@@ -217,8 +217,8 @@ impl Options {
         // The glance's items have run; their results are kept.
         drop(prefix);
         let rest: Vec<I::Item> = iter.collect();
-        let key = crate::cache::WorkloadKey::of_run(self.name.as_deref(), &f, k + rest.len());
-        let (head, plan, sampled) = match plan::quick::settle(glance, k + rest.len(), self, &key) {
+        let key = || crate::cache::WorkloadKey::of_run(self.name.as_deref(), &f, k + rest.len());
+        let (head, plan, sampled) = match plan::quick::settle(glance, k + rest.len(), self, key) {
             plan::quick::Look::Serial(glance, proof) => {
                 let (plan, head) = plan::settled(k + rest.len(), glance, proof, self);
                 (head.results, plan, Vec::new())

@@ -74,18 +74,20 @@ where
 {
     // Past the floor the glance cannot settle anything: the sample takes over.
     let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
-    let key = WorkloadKey::of_run(options.name.as_deref(), f, items.len());
-    Ok(settle(glance, items.len(), options, &key))
+    Ok(settle(glance, items.len(), options, || {
+        WorkloadKey::of_run(options.name.as_deref(), f, items.len())
+    }))
 }
 
 /// Settles `n` items (the glance's among them) of the workload `key` serial when the glance
 /// proves that no parallel plan pays, or confirms a serial decision made for the workload a
-/// moment ago from a full sample ([`crate::cache::learn::recall_serial`]).
+/// moment ago from a full sample ([`crate::cache::learn::recall_serial`]). The key is made
+/// only when the proof fails (it is a string: a few hundred ns, a share of the smallest calls).
 pub(crate) fn settle<R>(
     glance: Glance<R>,
     n: usize,
     options: &Options,
-    key: &WorkloadKey,
+    key: impl FnOnce() -> WorkloadKey,
 ) -> Look<R> {
     // Workers the caller fixed are the caller's plan, and a progress callback wants the
     // executor's chunked loop.
@@ -103,12 +105,13 @@ pub(crate) fn settle<R>(
         found = proof(&glance, n, cores, options.threshold, 2.0 * start);
     }
     if found.is_none() && !glance.results.is_empty() {
-        found = crate::cache::learn::recall_serial(key, n, glance.item_time(), options.threshold)
-            .map(|recalled| Proof {
-                serial: recalled.serial,
-                best_speedup: recalled.best_speedup,
-                recalled: Some(recalled),
-            });
+        found =
+            crate::cache::learn::recall_serial(&key(), n, glance.item_time(), options.threshold)
+                .map(|recalled| Proof {
+                    serial: recalled.serial,
+                    best_speedup: recalled.best_speedup,
+                    recalled: Some(recalled),
+                });
     }
     match found {
         Some(proof) => Look::Serial(glance, proof),
@@ -134,12 +137,9 @@ where
 {
     let (prefix, glance) = sample::glance_iter(iter, f, GLANCE_ITEMS, PARALLEL_FLOOR)?;
     let look = match len {
-        Some(n) => settle(
-            glance,
-            n,
-            options,
-            &WorkloadKey::of_run(options.name.as_deref(), f, n),
-        ),
+        Some(n) => settle(glance, n, options, || {
+            WorkloadKey::of_run(options.name.as_deref(), f, n)
+        }),
         None => Look::Plan(glance),
     };
     Ok((prefix, look))
