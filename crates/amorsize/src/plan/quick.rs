@@ -3,9 +3,9 @@
 //! plan cost more than the work.
 //!
 //! A call on 1000 items of 20 ns is 20 µs of work; a full sample and plan take several µs of
-//! it. A glance at [`GLANCE_ITEMS`] items costs a wall-clock reading per item (about 20 ns
-//! each; it stops early once the items are too slow to settle anything), and often proves
-//! already that no parallel plan can win:
+//! it. A glance at [`GLANCE_ITEMS`] items costs four wall-clock readings, after the 1st, 2nd,
+//! 4th and 8th item (about 20 ns each; it stops early once the items are too slow to settle
+//! anything), and often proves already that no parallel plan can win:
 //!
 //! - a parallel plan on threads takes at least `serial ÷ P + floor`, where `P` is the workers
 //!   that can run at once and `floor` what starting a parallel section costs: the measured

@@ -272,13 +272,13 @@ where
     let mut watch = Stopwatch::start();
     for index in indices {
         results.push((index, run_caught(index, &items[index], f)?));
-        if watch.lap() >= enough {
+        if watch.lap().is_some_and(|t| t >= enough) {
             break;
         }
     }
     Ok(Glance {
         results,
-        elapsed: watch.elapsed,
+        elapsed: watch.finish(),
     })
 }
 
@@ -477,7 +477,7 @@ where
         };
         results.push((prefix.len(), run_caught(prefix.len(), &item, f)?));
         prefix.push(item);
-        if watch.lap() >= enough {
+        if watch.lap().is_some_and(|t| t >= enough) {
             break;
         }
     }
@@ -485,7 +485,7 @@ where
         prefix,
         Glance {
             results,
-            elapsed: watch.elapsed,
+            elapsed: watch.finish(),
         },
     ))
 }
@@ -496,11 +496,17 @@ fn run_caught<T, R, F: Fn(&T) -> R>(index: usize, item: &T, f: &F) -> Result<R> 
         .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))
 }
 
-/// The glance's timing: the wall clock read at the start and after each item.
+/// The glance's timing: the wall clock read at the start and after the 1st, 2nd, 4th, 8th…
+/// item (and after the last): early enough to stop after the first of slow items, with half
+/// the readings of one per item, each as costly as an item of tens of ns.
 struct Stopwatch {
     start: Seconds,
     overhead: Seconds,
-    laps: usize,
+    items: usize,
+    /// Readings after the start.
+    reads: usize,
+    /// Items when the clock was last read.
+    read_at: usize,
     /// Wall time since the start, less what the readings cost.
     elapsed: Seconds,
 }
@@ -511,18 +517,35 @@ impl Stopwatch {
         Stopwatch {
             overhead: clock.overhead(),
             start: clock.wall(),
-            laps: 0,
+            items: 0,
+            reads: 0,
+            read_at: 0,
             elapsed: 0.0,
         }
     }
 
-    /// Reads the clock after one more item; returns the time so far.
-    fn lap(&mut self) -> Seconds {
-        self.laps += 1;
-        // One reading per item and the first: an empty interval's cost (two readings) for
-        // every two of them is the clock's, not the items'.
-        let readings = self.laps as f64 + 1.0;
+    /// Counts one more item; when the count is a power of two, reads the clock and returns
+    /// the time so far.
+    fn lap(&mut self) -> Option<Seconds> {
+        self.items += 1;
+        self.items.is_power_of_two().then(|| self.read())
+    }
+
+    fn read(&mut self) -> Seconds {
+        self.reads += 1;
+        self.read_at = self.items;
+        // An empty interval's cost (two readings) for every two readings, the first one
+        // included, is the clock's, not the items'.
+        let readings = self.reads as f64 + 1.0;
         self.elapsed = (SystemClock.wall() - self.start - self.overhead * readings / 2.0).max(0.0);
+        self.elapsed
+    }
+
+    /// The time of all the items counted.
+    fn finish(mut self) -> Seconds {
+        if self.read_at < self.items {
+            self.read();
+        }
         self.elapsed
     }
 }
