@@ -1,6 +1,6 @@
 //! The amorsize calls the benchmark times: exactly what a user writes, planning included.
-//! The counted calls are [`execute`] and [`execute_iter`]; the first call of a workload (the
-//! uncounted warm-up, and the first call in a fresh process) goes through [`run_slice`] or
+//! The counted calls are [`execute`] and [`execute_iter`], but for the first: it, the
+//! uncounted warm-up and the first call in a fresh process go through [`run_slice`] or
 //! [`run_iter`] instead, the same work which also returns the plan the table shows.
 
 use amorsize::{Options, Plan};

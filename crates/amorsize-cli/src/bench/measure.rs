@@ -86,7 +86,7 @@ pub struct Measured {
     pub tune_time: Duration,
     /// The oracle's grid: every candidate tried, with its first measured time.
     pub trials: Vec<Trial>,
-    /// The plan amorsize chose in the warm-up call.
+    /// The plan amorsize chose in the first counted call (see [`PLANNED_CALLS`]).
     pub plan: Plan,
     /// amorsize's predicted speedup at each worker count (when [`Settings::curve`]).
     pub curve: Vec<CurvePoint>,
@@ -109,6 +109,12 @@ impl Measured {
     }
 }
 
+/// amorsize's calls on a workload that also return their plan: the warm-up call and the first
+/// counted one. The table shows the second's plan and prediction: made, as on any later call of
+/// a program, with what the first call measured (the cache and the process's memory), and
+/// before any counted call was measured. The other counted calls are plain `execute`.
+const PLANNED_CALLS: usize = 2;
+
 /// Measures a workload (see [`Visit`]).
 pub struct Bench<'a>(pub &'a Settings);
 
@@ -125,6 +131,7 @@ impl Visit for Bench<'_> {
         let naive_pool = ChunkedPool::new(settings.cpus)?;
         let oracle_pool = ChunkedPool::new(oracle.workers)?;
         let mut plan = None;
+        let mut calls = 0;
 
         let mut serial = || timed(&want, true, "serial", || Ok(items.iter().map(&f).collect()));
         let mut rayon = || {
@@ -144,7 +151,8 @@ impl Visit for Bench<'_> {
         };
         let mut amorsize = || {
             timed(&want, true, "amorsize", || {
-                if plan.is_some() {
+                calls += 1;
+                if calls > PLANNED_CALLS {
                     return amz::execute(items, &f);
                 }
                 let (results, p) = amz::run_slice(items, &f, None)?;
@@ -210,6 +218,7 @@ impl Visit for Bench<'_> {
         let naive_pool = ChunkedPool::new(settings.cpus)?;
         let oracle_pool = ChunkedPool::new(oracle.workers)?;
         let mut plan = None;
+        let mut calls = 0;
 
         let mut serial = || {
             timed(&want, true, "serial", || {
@@ -235,7 +244,8 @@ impl Visit for Bench<'_> {
         };
         let mut amorsize = || {
             timed(&want, true, "amorsize", || {
-                if plan.is_some() {
+                calls += 1;
+                if calls > PLANNED_CALLS {
                     return amz::execute_iter(make(), &f);
                 }
                 let (results, p) = amz::run_iter(make(), &f)?;
