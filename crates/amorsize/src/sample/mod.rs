@@ -341,7 +341,7 @@ where
 }
 
 /// Glanced items faster than this on average are sampled as one contiguous block from the
-/// start of the input ([`sample_block`]) rather than one by one across it: 1 µs. Fetching an
+/// start of the input, as the loop that runs them would, rather than one by one across it: 1 µs. Fetching an
 /// isolated item from across the input costs a miss to memory or several (100 ns each, more
 /// when other threads have just touched the input), which a loop streaming through the input
 /// does not pay; that is a large error on items of nanoseconds and a small one from here up.
