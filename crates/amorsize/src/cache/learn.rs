@@ -28,16 +28,14 @@ struct Short {
 static SHORT: Mutex<Vec<Short>> = Mutex::new(Vec::new());
 
 /// The contention this process learned for the short workload `key`, as it applies under the
-/// load now; `None` when it learned none.
-pub(crate) fn recall_short(key: &WorkloadKey, load_now: f64) -> Option<f64> {
-    let short = SHORT.lock().unwrap_or_else(PoisonError::into_inner);
-    let s = short.iter().find(|s| s.key == *key)?;
-    Some(super::contention_now(
-        s.contention,
-        s.load,
-        s.at.elapsed(),
-        load_now,
-    ))
+/// load now (read only when there is something to apply it to); `None` when it learned none.
+pub(crate) fn recall_short(key: &WorkloadKey, load_now: impl FnOnce() -> f64) -> Option<f64> {
+    let (contention, load, age) = {
+        let short = SHORT.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = short.iter().find(|s| s.key == *key)?;
+        (s.contention, s.load, s.at.elapsed())
+    };
+    Some(super::contention_now(contention, load, age, load_now()))
 }
 
 /// Learns from a short run of `key` (under [`MIN_WORTH`]): a parallel run moves the
@@ -299,26 +297,26 @@ mod tests {
         let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
         let key = WorkloadKey::named("short-and-slow");
         let plan = parallel_plan();
-        assert_eq!(recall_short(&key, 0.0), None);
+        assert_eq!(recall_short(&key, || 0.0), None);
         // Predicted about 1 ms; it took 3.
         let predicted = plan.predicted_time().unwrap();
         assert!(predicted < MIN_WORTH / 3);
         remember(&key, &plan, predicted * 3, 100_000, false);
-        let alpha = recall_short(&key, 0.0).expect("learned");
+        let alpha = recall_short(&key, || 0.0).expect("learned");
         assert!(alpha > 0.5, "{alpha}");
         // Not applied under another load.
-        assert_eq!(recall_short(&key, 3.0), Some(0.0));
+        assert_eq!(recall_short(&key, || 3.0), Some(0.0));
         // A serial run fades it.
         let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
         let mut faded = serial.clone();
         faded.set_sample(crate::sample::Sample::default());
         remember(&key, &faded, predicted, 100_000, false);
-        let after = recall_short(&key, 0.0).expect("still known");
+        let after = recall_short(&key, || 0.0).expect("still known");
         assert!(after < alpha && after > 0.0);
         // A nested run teaches nothing.
         let other = WorkloadKey::named("short-nested");
         remember(&other, &plan, predicted * 3, 100_000, true);
-        assert_eq!(recall_short(&other, 0.0), None);
+        assert_eq!(recall_short(&other, || 0.0), None);
     }
 
     fn serial_plan() -> Plan {
@@ -387,6 +385,6 @@ mod tests {
         }
         let held = SHORT.lock().unwrap().len();
         assert!(held <= SHORT_REMEMBERED);
-        assert!(recall_short(&WorkloadKey::named("bounded-0"), 0.0).is_none());
+        assert!(recall_short(&WorkloadKey::named("bounded-0"), || 0.0).is_none());
     }
 }

@@ -68,11 +68,14 @@ where
     let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, items.len());
     if let Some(known) = crate::cache::learn::recall(&key, &workload) {
         known.inform(&mut workload, &sampled.figures);
-    } else if workload.serial_time() < crate::cache::learn::MIN_WORTH.as_secs_f64() {
-        // A short workload: what this process's last runs of it measured, if any.
-        let load = Caps::from_machine(crate::probe::machine())
-            .capacity()
-            .competing;
+    } else {
+        // What this process's last runs of it measured, if any: runs too short for the file
+        // (their wall time, parallel, may be short where the sample's serial estimate is not).
+        let load = || {
+            Caps::from_machine(crate::probe::machine())
+                .capacity()
+                .competing
+        };
         if let Some(alpha) = crate::cache::learn::recall_short(&key, load) {
             workload.contention = alpha;
         }
