@@ -138,7 +138,7 @@ pub struct Stream<I: Iterator, R, F> {
 enum State<I: Iterator, R, F> {
     /// Nothing pulled yet: planning happens on the first `next`.
     Start(I, F),
-    Serial(Serial<I, R, F>),
+    Serial(Box<Serial<I, R, F>>),
     Parallel(Box<Engine<I, R, F>>),
     /// The input is exhausted (with the final report), or planning failed.
     Finished(Option<RunReport>),
@@ -266,7 +266,7 @@ where
             )),
         }) else {
             // Settled serial by the glance: the plan is built only if asked for.
-            self.state = State::Serial(Serial::new(
+            self.state = State::Serial(Box::new(Serial::new(
                 iter,
                 f,
                 prefix,
@@ -276,7 +276,7 @@ where
                 nested,
                 total,
                 assumed,
-            ));
+            )));
             return;
         };
         let pool = if plan.is_parallel() && plan.workers().get() > 1 && !nested {
@@ -303,7 +303,7 @@ where
                 self.ordered,
                 &self.options,
             ))),
-            None => State::Serial(Serial::new(
+            None => State::Serial(Box::new(Serial::new(
                 iter,
                 f,
                 prefix,
@@ -313,7 +313,7 @@ where
                 nested,
                 total,
                 assumed,
-            )),
+            ))),
         };
     }
 
@@ -339,7 +339,12 @@ where
         let State::Serial(s) = &self.state else {
             return;
         };
-        if !plan.is_parallel() || plan.workers().get() < 2 || s.nested || s.panicked.is_some() {
+        if !plan.is_parallel()
+            || plan.workers().get() < 2
+            || s.nested
+            || s.panicked.is_some()
+            || s.exhausted
+        {
             return;
         }
         let Ok(pool) = pool::pool(plan.workers().get()) else {
@@ -493,8 +498,9 @@ struct Serial<I, R, F> {
     index: usize,
     /// Results computed and not yet taken, in order: the sample's first.
     ready: std::vec::IntoIter<R>,
-    /// A panic of `f` on the item with this input index, to raise once `ready` is taken.
-    panicked: Option<(usize, Box<dyn Any + Send>)>,
+    /// A panic to raise once `ready` is taken: of `f` on the item with this input index, or
+    /// (`None`) of the input iterator itself, raised as it was.
+    panicked: Option<(Option<usize>, Box<dyn Any + Send>)>,
     /// The input has ended (it is not asked again: an iterator may go on after `None`).
     exhausted: bool,
     /// How long the stream took to compute its last item, once the input has ended.
@@ -570,7 +576,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     /// plan (the clock is read about once per [`CLOCK_EVERY`]). Never for a nested
     /// stream, which runs serially whatever the plan.
     fn due(&mut self) -> bool {
-        if self.nested || self.panicked.is_some() {
+        if self.nested || self.panicked.is_some() || self.exhausted {
             return false;
         }
         // Asked once per batch of items computed ahead.
@@ -590,8 +596,10 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         if let Some(r) = self.ready.next() {
             return Some(r);
         }
-        let (index, payload) = self.panicked.take()?;
-        panic!("{}", Error::panicked(index, payload.as_ref()))
+        match self.panicked.take()? {
+            (Some(index), payload) => panic!("{}", Error::panicked(index, payload.as_ref())),
+            (None, payload) => std::panic::resume_unwind(payload),
+        }
     }
 
     /// Computes the next items, up to [`Serial::ahead`] of them, into `ready`; a panic stops
@@ -603,16 +611,23 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         }
         let (iter, f) = (&mut self.iter, &self.f);
         let mut ready = Vec::with_capacity(self.ahead);
+        // Whether a panic is the function's (with the item's index) or the input's.
+        let mut in_f = false;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            // On a panic `ready` keeps the results before it.
-            ready.extend(iter.by_ref().take(self.ahead).map(|item| f(&item)));
+            for item in iter.by_ref().take(self.ahead) {
+                in_f = true;
+                let r = f(&item);
+                in_f = false;
+                ready.push(r);
+            }
         }));
         let done = ready.len();
         self.ready = ready.into_iter();
         match outcome {
             Err(payload) => {
-                self.panicked = Some((self.index + done, payload));
-                self.index += 1;
+                let index = self.index + done;
+                self.panicked = Some((in_f.then_some(index), payload));
+                self.index += usize::from(in_f);
             }
             Ok(()) if done < self.ahead => {
                 self.exhausted = true;
@@ -981,9 +996,16 @@ mod tests {
                     assert!(matches!(s.state, State::Serial(_)), "{s:?}");
                 }
                 // Whatever is computed and not yet taken (the sample's results, the items
-                // computed ahead) goes over with the rest.
+                // computed ahead) goes over with the rest; an input already run to its end
+                // stays serial.
+                let exhausted = matches!(&s.state, State::Serial(x) if x.exhausted);
+                assert!(!exhausted || at == 4999, "at {at}");
                 s.go_parallel(Plan::fixed(nz(3), nz(7)));
-                assert_eq!(matches!(s.state, State::Parallel(_)), at > 0, "at {at}");
+                assert_eq!(
+                    matches!(s.state, State::Parallel(_)),
+                    at > 0 && !exhausted,
+                    "at {at}"
+                );
                 out.extend(s.by_ref());
                 if !ordered {
                     out.sort_unstable();
@@ -1028,6 +1050,14 @@ mod tests {
         let err = catch_unwind(AssertUnwindSafe(|| s.next())).unwrap_err();
         let msg = err.downcast_ref::<String>().unwrap();
         assert!(msg.contains("item 40") && msg.contains("bad item"), "{msg}");
+
+        // A panic of the input iterator is raised as it was, after the results before it.
+        let input = (0..100u64).inspect(|&x| assert!(x != 70, "input failed"));
+        let mut s = Options::new().max_workers(nz(1)).stream(input, |x| x + 1);
+        let taken: Vec<u64> = s.by_ref().take(70).collect();
+        assert_eq!(taken, (1..=70).collect::<Vec<_>>());
+        let err = catch_unwind(AssertUnwindSafe(|| s.next())).unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"input failed"));
     }
 
     #[test]
