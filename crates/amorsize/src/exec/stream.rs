@@ -141,7 +141,7 @@ enum State<I: Iterator, R, F> {
     Serial(Box<Serial<I, R, F>>),
     Parallel(Box<Engine<I, R, F>>),
     /// The input is exhausted (with the final report), or planning failed.
-    Finished(Option<RunReport>),
+    Finished(Option<Box<RunReport>>),
 }
 
 impl<I: Iterator, R, F> Stream<I, R, F>
@@ -190,7 +190,7 @@ where
                 assumed_items: s.assumed,
             }),
             State::Parallel(e) => Some(e.report()),
-            State::Finished(report) => report.clone(),
+            State::Finished(report) => report.as_deref().cloned(),
             State::Start(..) => None,
         }
     }
@@ -215,7 +215,7 @@ where
         if next.is_none() && matches!(self.state, State::Parallel(_)) {
             // Drops the engine: nothing is left in flight once it returned `None`. A serial
             // stream stays as it is, so that its plan is built only if asked for.
-            self.state = State::Finished(self.report());
+            self.state = State::Finished(self.report().map(Box::new));
         }
         next
     }
