@@ -614,12 +614,13 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         // Whether a panic is the function's (with the item's index) or the input's.
         let mut in_f = false;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            for item in iter.by_ref().take(self.ahead) {
+            // On a panic `ready` keeps the results before it.
+            ready.extend(iter.by_ref().take(self.ahead).map(|item| {
                 in_f = true;
                 let r = f(&item);
                 in_f = false;
-                ready.push(r);
-            }
+                r
+            }));
         }));
         let done = ready.len();
         self.ready = ready.into_iter();
