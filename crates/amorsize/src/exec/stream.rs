@@ -540,6 +540,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     ) -> Self {
         let item = Duration::try_from_secs_f64(figures.item_time).ok();
         let k = prefix.len();
+        let now = Instant::now();
         Serial {
             iter,
             f,
@@ -556,8 +557,8 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             nested,
             total,
             assumed,
-            start: Instant::now(),
-            planned: Instant::now(),
+            start: now,
+            planned: now,
             countdown: clock_every(item),
             clock_every: clock_every(item),
         }
