@@ -80,7 +80,8 @@ fn clock_every(item: Option<Duration>) -> u32 {
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
 /// (or in completion order after [`Stream::unordered`]), while at most about
 /// [`CHUNKS_AHEAD`] chunks per worker are held at once. The input is pulled only as results
-/// are taken, so it may be unbounded.
+/// are taken (and a little ahead: a serial stream computes up to 256 items or 20 µs of work at
+/// a time), so it may be unbounded.
 ///
 /// This is [`Options::stream`] with the default options.
 ///
