@@ -78,6 +78,36 @@ fn build(workers: usize, name: &'static str) -> Result<ThreadPool> {
 ///
 /// An [`ErrorKind::Io`] error when the operating system refuses to start the threads.
 pub(crate) fn pool(workers: usize) -> Result<Pool> {
+    pool_within(workers, workers)
+}
+
+/// A pool with `workers` threads or a few more, reused when one exists: for runs that start
+/// exactly `workers` jobs, each a worker's loop, which a larger pool runs with the same
+/// concurrency. Plans for waiting work size their workers from a sample that varies from call
+/// to call (21 workers, then 18, then 25); without this, each new size would start a pool of
+/// its own, a millisecond of thread starts on a call of a few milliseconds. Up to twice the
+/// workers, the smallest such pool is taken.
+///
+/// # Errors
+///
+/// As [`pool`].
+pub(crate) fn pool_at_least(workers: usize) -> Result<Pool> {
+    pool_within(workers, workers.saturating_mul(2))
+}
+
+/// Where in `sizes` the smallest of `workers..=most` is, if any is.
+fn fitting(sizes: &[usize], workers: usize, most: usize) -> Option<usize> {
+    sizes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| (workers..=most).contains(*n))
+        .min_by_key(|(_, n)| **n)
+        .map(|(at, _)| at)
+}
+
+/// The global pool when it has exactly `workers` threads, else the registry's smallest pool of
+/// `workers..=most` threads, else a new one of `workers`.
+fn pool_within(workers: usize, most: usize) -> Result<Pool> {
     if workers == rayon::current_num_threads() {
         return Ok(Pool::Global);
     }
@@ -85,7 +115,8 @@ pub(crate) fn pool(workers: usize) -> Result<Pool> {
     // A panic while holding this lock leaves the list itself intact, so a poisoned lock is
     // still usable.
     let mut pools = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(at) = pools.iter().position(|(n, _)| *n == workers) {
+    let sizes: Vec<usize> = pools.iter().map(|(n, _)| *n).collect();
+    if let Some(at) = fitting(&sizes, workers, most) {
         // Most recently used last.
         let entry = pools.remove(at);
         let pool = Arc::clone(&entry.1);
@@ -98,4 +129,20 @@ pub(crate) fn pool(workers: usize) -> Result<Pool> {
     }
     pools.push((workers, Arc::clone(&pool)));
     Ok(Pool::Own(pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting;
+
+    #[test]
+    fn the_smallest_pool_with_enough_threads_is_taken() {
+        let sizes = [3, 25, 21, 40];
+        assert_eq!(fitting(&sizes, 18, 36), Some(2));
+        assert_eq!(fitting(&sizes, 21, 21), Some(2));
+        assert_eq!(fitting(&sizes, 22, 44), Some(1));
+        assert_eq!(fitting(&sizes, 4, 8), None);
+        assert_eq!(fitting(&sizes, 41, 82), None);
+        assert_eq!(fitting(&[], 2, 4), None);
+    }
 }

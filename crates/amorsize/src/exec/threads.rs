@@ -146,7 +146,7 @@ where
     let pool = match given {
         Some(pool) => Some(pool.clone()),
         None if pool::nested() => None,
-        None => Some(pool::pool(plan.workers().get())?),
+        None => Some(pool::pool_at_least(plan.workers().get())?),
     };
     Ok(parallel_run(batch, plan, settings, pool))
 }
