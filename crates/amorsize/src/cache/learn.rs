@@ -131,9 +131,9 @@ pub(crate) struct Recalled {
 }
 
 /// Notes the plan a full sample of `key` led to, for `items` items whose glance took
-/// `glance_item` each, under the caller's `threshold`: a serial plan refused for the work's size (not for a limit or the
-/// load of the moment, which change) is kept for [`recall_serial`]; any other plan forgets
-/// the key's.
+/// `glance_item` each, under the caller's `threshold`: a serial plan refused for the work's
+/// size (not for a limit or the load of the moment, which change) is kept for
+/// [`recall_serial`]; any other plan forgets the key's.
 pub(crate) fn note_plan(
     key: &WorkloadKey,
     items: usize,

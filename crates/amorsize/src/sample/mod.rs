@@ -3,12 +3,14 @@
 //!
 //! Per item: wall time (its spread as the coefficient of variation); over the sample: the
 //! thread's CPU time (CPU ÷ wall tells CPU-bound from waiting work) and the process's CPU time
-//! (above the thread's, the function runs threads of its own). Sampling adapts ([`SampleBounds`]): at
-//! least 3 items, more until 100 µs have been measured, never more than 5 % of the input nor
-//! 1000 items, and never longer than 5 % of the input's estimated serial time (which may stop
-//! it before 3 items when they are slow, or early when the sampler's own cost per item dwarfs
-//! items of nanoseconds). A slice is sampled at indices spread across it (inputs are often sorted by
-//! size), an iterator by its prefix.
+//! (above the thread's, the function runs threads of its own). Sampling adapts
+//! ([`SampleBounds`]): at least 3 items, more until 100 µs have been measured, never more than
+//! 5 % of the input nor 1000 items, and never longer than 5 % of the input's estimated serial
+//! time (which may stop it before 3 items when they are slow, or early when the sampler's own
+//! cost per item dwarfs items of nanoseconds). A slice is sampled at indices spread across it
+//! (inputs are often sorted by size), or, when a first glance finds its items under
+//! [`CONTIGUOUS_BELOW`], in one block from its start, as a loop runs them; an iterator by its
+//! prefix.
 
 use crate::model::{Seconds, Workload};
 use crate::Result;
@@ -341,10 +343,11 @@ where
 }
 
 /// Glanced items faster than this on average are sampled as one contiguous block from the
-/// start of the input, as the loop that runs them would, rather than one by one across it: 1 µs. Fetching an
-/// isolated item from across the input costs a miss to memory or several (100 ns each, more
-/// when other threads have just touched the input), which a loop streaming through the input
-/// does not pay; that is a large error on items of nanoseconds and a small one from here up.
+/// start of the input, as the loop that runs them would, rather than one by one across it:
+/// 1 µs. Fetching an isolated item from across the input costs a miss to memory or several
+/// (100 ns each, more when other threads have just touched the input), which a loop streaming
+/// through the input does not pay; that is a large error on items of nanoseconds and a small
+/// one from here up.
 pub const CONTIGUOUS_BELOW: Seconds = 1e-6;
 
 /// Samples a slice of items too fast to time one by one (see [`CONTIGUOUS_BELOW`]) as the loop
@@ -717,8 +720,13 @@ mod tests {
         /// However many of a spread's indices were drawn, putting their results in order sorts
         /// them and keeps every one with its result.
         #[test]
-        fn drawn_results_are_put_in_index_order(n in 1usize..100_000, limit in 1usize..2_000, take in 0usize..2_000) {
-            let drawn: Vec<(usize, usize)> = spread(n, limit).take(take).map(|i| (i, i * 3)).collect();
+        fn drawn_results_are_put_in_index_order(
+            n in 1usize..100_000,
+            limit in 1usize..2_000,
+            take in 0usize..2_000,
+        ) {
+            let drawn: Vec<(usize, usize)> =
+                spread(n, limit).take(take).map(|i| (i, i * 3)).collect();
             let mut want = drawn.clone();
             want.sort_unstable();
             prop_assert_eq!(in_index_order(drawn, n, limit), want);
