@@ -613,3 +613,57 @@ fn waiting_items_are_seen_waiting_after_the_glance() {
     );
     assert!(sampled.results.len() >= 2);
 }
+
+#[test]
+fn a_sample_too_small_to_trust_must_clear_a_wider_margin() {
+    // 1000 items measured in 1 µs in all: below MIN_TRUSTED_SAMPLE, for a whole input of about
+    // 100 ms. Two workers can reach at most 2×, under the 1.5 × 1.5 = 2.25 the margin asks.
+    let untrusted = amorsize::sample::Sample {
+        count: 1000,
+        item_time: 1e-6,
+        measured: 1e-6,
+        ..amorsize::sample::Sample::default()
+    };
+    let options = Options::new()
+        .threshold(1.5)
+        .max_workers(NonZeroUsize::new(2).unwrap());
+    let plan = plan::plan_sample(&untrusted, 100_000, &options);
+    assert!(!plan.is_parallel(), "{plan}");
+    assert!(
+        (plan.threshold() - 2.25).abs() < 1e-12,
+        "{}",
+        plan.threshold()
+    );
+    assert!(plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::SampleTooSmall { .. })));
+    // A sample that measured enough is held to the caller's threshold.
+    let trusted = amorsize::sample::Sample {
+        measured: 1e-3,
+        ..untrusted
+    };
+    let plan = plan::plan_sample(&trusted, 100_000, &options);
+    assert!(
+        (plan.threshold() - 1.5).abs() < 1e-12,
+        "{}",
+        plan.threshold()
+    );
+    assert!(!plan
+        .warnings()
+        .iter()
+        .any(|w| matches!(w, Warning::SampleTooSmall { .. })));
+}
+
+#[test]
+fn the_sample_stops_once_it_costs_a_twentieth_of_the_estimated_work() {
+    let bounds = SampleBounds::default();
+    // 16 items of 10 ms: one item is already more than 5 % of the 160 ms they take.
+    let few: Vec<u32> = (0..16).collect();
+    let s = sample_slice_with(&few, &|x: &u32| *x, &bounds, &FakeClock::new(10e-3)).unwrap();
+    assert!(s.figures.count < bounds.min_items, "{}", s.figures.count);
+    // The same items, many of them: the minimum of 3.
+    let many: Vec<u32> = (0..100_000).collect();
+    let s = sample_slice_with(&many, &|x: &u32| *x, &bounds, &FakeClock::new(10e-3)).unwrap();
+    assert_eq!(s.figures.count, bounds.min_items);
+}
