@@ -711,7 +711,40 @@ fn in_index_order<R>(results: Vec<(usize, R)>, n: usize, limit: usize) -> Vec<(u
 
 #[cfg(test)]
 mod tests {
-    use super::{in_index_order, spread};
+    use super::{
+        in_index_order, sample_slice_from, spread, Glance, SampleBounds, SystemClock,
+        CONTIGUOUS_BELOW,
+    };
+
+    #[test]
+    fn items_the_glance_found_fast_are_sampled_in_one_block_from_the_start() {
+        let items: Vec<u64> = (0..100_000).collect();
+        let f = |x: &u64| x * 7;
+        let bounds = SampleBounds::default();
+        let limit = bounds.limit(Some(items.len()));
+        let glanced: Vec<usize> = spread(items.len(), limit).take(8).collect();
+        let glance = Glance {
+            results: glanced.iter().map(|&i| (i, f(&items[i]))).collect(),
+            elapsed: 8.0 * CONTIGUOUS_BELOW / 10.0,
+        };
+        let s = sample_slice_from(&items, &f, &bounds, &SystemClock, glance).unwrap();
+        let indices: Vec<usize> = s.results.iter().map(|(i, _)| *i).collect();
+        assert!(indices.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert!(s.results.iter().all(|(i, r)| *r == f(&items[*i])));
+        assert!(glanced.iter().all(|i| indices.contains(i)));
+        // Besides the glance's, the items run are 0, 1, 2, … without a gap.
+        let run: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|i| !glanced.contains(i))
+            .collect();
+        assert!(!run.is_empty());
+        let glanced_below = |i: usize| glanced.iter().filter(|&&g| g < i).count();
+        assert!(run
+            .iter()
+            .enumerate()
+            .all(|(k, &i)| i == k + glanced_below(i)));
+    }
     use proptest::prelude::*;
 
     proptest! {
