@@ -95,13 +95,12 @@ pub(crate) fn pool_at_least(workers: usize) -> Result<Pool> {
     pool_within(workers, workers.saturating_mul(2))
 }
 
-/// Where in `sizes` the smallest of `workers..=most` is, if any is.
-fn fitting(sizes: &[usize], workers: usize, most: usize) -> Option<usize> {
+/// Where among `sizes` the smallest of `workers..=most` is, if any is.
+fn fitting(sizes: impl Iterator<Item = usize>, workers: usize, most: usize) -> Option<usize> {
     sizes
-        .iter()
         .enumerate()
-        .filter(|(_, n)| (workers..=most).contains(*n))
-        .min_by_key(|(_, n)| **n)
+        .filter(|(_, n)| (workers..=most).contains(n))
+        .min_by_key(|(_, n)| *n)
         .map(|(at, _)| at)
 }
 
@@ -115,8 +114,7 @@ fn pool_within(workers: usize, most: usize) -> Result<Pool> {
     // A panic while holding this lock leaves the list itself intact, so a poisoned lock is
     // still usable.
     let mut pools = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-    let sizes: Vec<usize> = pools.iter().map(|(n, _)| *n).collect();
-    if let Some(at) = fitting(&sizes, workers, most) {
+    if let Some(at) = fitting(pools.iter().map(|(n, _)| *n), workers, most) {
         // Most recently used last.
         let entry = pools.remove(at);
         let pool = Arc::clone(&entry.1);
@@ -137,12 +135,12 @@ mod tests {
 
     #[test]
     fn the_smallest_pool_with_enough_threads_is_taken() {
-        let sizes = [3, 25, 21, 40];
-        assert_eq!(fitting(&sizes, 18, 36), Some(2));
-        assert_eq!(fitting(&sizes, 21, 21), Some(2));
-        assert_eq!(fitting(&sizes, 22, 44), Some(1));
-        assert_eq!(fitting(&sizes, 4, 8), None);
-        assert_eq!(fitting(&sizes, 41, 82), None);
-        assert_eq!(fitting(&[], 2, 4), None);
+        let sizes = || [3, 25, 21, 40].into_iter();
+        assert_eq!(fitting(sizes(), 18, 36), Some(2));
+        assert_eq!(fitting(sizes(), 21, 21), Some(2));
+        assert_eq!(fitting(sizes(), 22, 44), Some(1));
+        assert_eq!(fitting(sizes(), 4, 8), None);
+        assert_eq!(fitting(sizes(), 41, 82), None);
+        assert_eq!(fitting(std::iter::empty(), 2, 4), None);
     }
 }

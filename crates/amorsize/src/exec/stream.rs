@@ -68,12 +68,19 @@ const CLOCK_EVERY: Duration = Duration::from_millis(1);
 /// Items between two readings of the clock in a serial stream whose items are predicted to
 /// take `item` each.
 fn clock_every(item: Option<Duration>) -> u32 {
+    let most = CLOCK_EVERY_ITEMS as usize;
+    u32::try_from(items_within(CLOCK_EVERY, item, most)).unwrap_or(CLOCK_EVERY_ITEMS)
+}
+
+/// How many items predicted to take `item` each fit in `time`: between 1 and `most`, and
+/// `most` when the item time is unknown or zero.
+fn items_within(time: Duration, item: Option<Duration>, most: usize) -> usize {
     match item {
         Some(item) if !item.is_zero() => {
-            let items = CLOCK_EVERY.as_secs_f64() / item.as_secs_f64();
-            items.clamp(1.0, f64::from(CLOCK_EVERY_ITEMS)) as u32
+            let items = time.as_secs_f64() / item.as_secs_f64();
+            items.clamp(1.0, most as f64) as usize
         }
-        _ => CLOCK_EVERY_ITEMS,
+        _ => most,
     }
 }
 
@@ -481,13 +488,7 @@ const SERIAL_AHEAD_TIME: Duration = Duration::from_micros(20);
 
 /// Items a serial stream computes at a time when its items are predicted to take `item` each.
 fn serial_ahead(item: Option<Duration>) -> usize {
-    match item {
-        Some(item) if !item.is_zero() => {
-            let items = SERIAL_AHEAD_TIME.as_secs_f64() / item.as_secs_f64();
-            items.clamp(1.0, SERIAL_AHEAD_ITEMS as f64) as usize
-        }
-        _ => SERIAL_AHEAD_ITEMS,
-    }
+    items_within(SERIAL_AHEAD_TIME, item, SERIAL_AHEAD_ITEMS)
 }
 
 /// A serial stream: the lazy map itself, on the pulling thread, a few items at a time.
