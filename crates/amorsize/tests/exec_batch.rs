@@ -325,3 +325,42 @@ fn a_serial_decision_is_recalled_by_the_next_calls_and_their_results_are_complet
     }
     assert!(recalled > 0, "no call recalled the serial decision");
 }
+
+#[test]
+fn a_parallel_plan_is_reused_by_the_next_calls_and_their_results_are_complete() {
+    // Waiting items plan parallel on any number of cores. The calls after the first reuse its
+    // plan unless a run strays far from the prediction (a busy machine), so only some of them
+    // are required to.
+    let wait = |x: &u64| {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        x * 3
+    };
+    let items: Vec<u64> = (0..48).collect();
+    let want: Vec<u64> = items.iter().map(wait).collect();
+    let options = Options::new().name("reused-parallel-test");
+    let first = options.run(&items, wait).unwrap();
+    assert_eq!(first.results, want);
+    assert!(first.report.plan.is_parallel(), "{}", first.report.plan);
+    assert!(first.report.plan.reuse().is_none());
+    let mut reused = 0;
+    for _ in 0..6 {
+        let run = options.run(&items, wait).unwrap();
+        assert_eq!(run.results, want);
+        if let Some(reuse) = run.report.plan.reuse() {
+            reused += 1;
+            assert!(reuse.call >= 1);
+            assert_eq!(
+                run.report.reused_from_sample, 0,
+                "a reused plan samples nothing"
+            );
+            assert!(run.report.plan.is_parallel());
+            assert!(run.report.plan.to_string().contains("not sampled again"));
+        }
+    }
+    assert!(reused > 0, "no call reused the parallel plan");
+    // Four times the items: planned afresh.
+    let more: Vec<u64> = (0..192).collect();
+    let run = options.run(&more, wait).unwrap();
+    assert_eq!(run.results.len(), more.len());
+    assert!(run.report.plan.reuse().is_none());
+}

@@ -5,6 +5,7 @@
 use super::{with_default, Measured, WorkloadHistory, WorkloadKey};
 use crate::model::{Backend, Costs, Workload};
 use crate::Plan;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -87,12 +88,12 @@ fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) 
     }
 }
 
-/// How long a serial decision from a full sample stands for the same workload called again
-/// in this process: 1 s, short against how long a load on the machine lasts, long against a
+/// How long a decision from a full sample (serial or parallel) stands for the same workload
+/// called again in this process: 1 s, short against how long a load on the machine lasts, long against a
 /// loop of small batches. Past it, the next call samples and plans afresh.
 pub const RECALL_FOR: Duration = Duration::from_secs(1);
 
-/// Calls that may reuse one serial decision before the next one samples and plans afresh: 16,
+/// Calls that may reuse one decision before the next one samples and plans afresh: 16,
 /// so that a workload that has changed shape is seen within a few calls, while a loop of small
 /// batches pays the sample on one call in 17.
 pub const RECALL_TIMES: u32 = 16;
@@ -102,20 +103,44 @@ pub const RECALL_TIMES: u32 = 16;
 /// so its figure varies by that much from call to call without the work changing.
 pub const RECALL_GLANCE_FACTOR: f64 = 2.0;
 
-/// A serial decision this process made from a full sample.
+/// What a full sample decided, kept for the next calls of the same workload.
+enum Decision {
+    /// Parallelism refused for the work's size: the serial time of the input and the best
+    /// speedup a parallel plan reached, with the glance's time per item when it was made.
+    Serial {
+        glance_item: f64,
+        serial: f64,
+        best_speedup: f64,
+    },
+    /// A parallel plan, reused as it is.
+    Parallel(Box<Plan>),
+}
+
+/// A decision this process made from a full sample.
 struct Recent {
     key: WorkloadKey,
     items: usize,
-    glance_item: f64,
     threshold: f64,
-    serial: f64,
-    best_speedup: f64,
+    decision: Decision,
     at: Instant,
     reused: u32,
 }
 
-/// Serial decisions from full samples, most recent last, at most [`SHORT_REMEMBERED`].
+/// Decisions from full samples, most recent last, at most [`SHORT_REMEMBERED`].
 static RECENT: Mutex<Vec<Recent>> = Mutex::new(Vec::new());
+
+/// Parallel plans in [`RECENT`], read without the lock: while there are none (a program whose
+/// every call runs serially), a call looks for one at the cost of one load.
+static PARALLEL_NOTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Updates [`PARALLEL_NOTED`] after a change of `recent`.
+fn count_parallel(recent: &[Recent]) {
+    let parallel = recent
+        .iter()
+        .filter(|r| matches!(r.decision, Decision::Parallel(_)))
+        .count();
+    PARALLEL_NOTED.store(parallel, Ordering::Relaxed);
+}
 
 /// What [`recall_serial`] found: a serial decision that stands.
 #[derive(Clone, Copy, Debug)]
@@ -131,80 +156,168 @@ pub(crate) struct Recalled {
 }
 
 /// Notes the plan a full sample of `key` led to, for `items` items whose glance took
-/// `glance_item` each, under the caller's `threshold`: a serial plan refused for the work's
+/// `glance_item` each, under the caller's `threshold`. A serial plan refused for the work's
 /// size (not for a limit or the load of the moment, which change) is kept for
-/// [`recall_serial`]; any other plan forgets the key's.
+/// [`recall_serial`]; a parallel plan, when `reusable` (the options left the plan to the
+/// sample), for [`recall_parallel`]; any other plan forgets the key's.
 pub(crate) fn note_plan(
     key: &WorkloadKey,
     items: usize,
     glance_item: f64,
     threshold: f64,
     plan: &Plan,
+    reusable: bool,
 ) {
+    let decision = if plan.is_parallel() {
+        reusable.then(|| Decision::Parallel(Box::new(plan.clone())))
+    } else {
+        let refused = match plan.reason() {
+            crate::plan::Reason::TooSmall {
+                serial,
+                best_speedup,
+                ..
+            } => Some((*serial, *best_speedup)),
+            crate::plan::Reason::TooFast { best_speedup, .. } => Some((
+                plan.predicted_serial_time()
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                *best_speedup,
+            )),
+            _ => None,
+        };
+        refused
+            .filter(|_| glance_item.is_finite() && glance_item > 0.0)
+            .map(|(serial, best_speedup)| Decision::Serial {
+                glance_item,
+                serial,
+                best_speedup,
+            })
+    };
     let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
     recent.retain(|r| r.key != *key);
-    let (serial, best_speedup) = match plan.reason() {
-        crate::plan::Reason::TooSmall {
-            serial,
-            best_speedup,
-            ..
-        } => (*serial, *best_speedup),
-        crate::plan::Reason::TooFast { best_speedup, .. } => (
-            plan.predicted_serial_time()
-                .map_or(0.0, |d| d.as_secs_f64()),
-            *best_speedup,
-        ),
-        _ => return,
+    if let Some(decision) = decision.filter(|_| items > 0) {
+        recent.push(Recent {
+            key: key.clone(),
+            items,
+            threshold,
+            decision,
+            at: Instant::now(),
+            reused: 0,
+        });
+        if recent.len() > SHORT_REMEMBERED {
+            recent.remove(0);
+        }
+    }
+    count_parallel(&recent);
+}
+
+/// The decision noted for `key` that stands for `items` items, with `fits` judging it: one
+/// noted within [`RECALL_FOR`] and reused fewer than [`RECALL_TIMES`] times, for at most a
+/// quarter more items. Counts the reuse; a decision that does not stand is forgotten, so that
+/// the next plan samples and notes afresh.
+fn recall_decision<T>(
+    key: &WorkloadKey,
+    items: usize,
+    fits: impl FnOnce(&Recent) -> Option<T>,
+) -> Option<(T, f64, u32)> {
+    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = recent.iter().position(|r| r.key == *key)?;
+    let r = &mut recent[at];
+    let age = r.at.elapsed();
+    let found = (age < RECALL_FOR
+        && r.reused < RECALL_TIMES
+        && items.saturating_mul(4) <= r.items.saturating_mul(5))
+    .then(|| fits(r))
+    .flatten();
+    let Some(found) = found else {
+        recent.remove(at);
+        count_parallel(&recent);
+        return None;
     };
-    if plan.is_parallel() || items == 0 || !glance_item.is_finite() || glance_item <= 0.0 {
-        return;
-    }
-    recent.push(Recent {
-        key: key.clone(),
-        items,
-        glance_item,
-        threshold,
-        serial,
-        best_speedup,
-        at: Instant::now(),
-        reused: 0,
-    });
-    if recent.len() > SHORT_REMEMBERED {
-        recent.remove(0);
-    }
+    r.reused += 1;
+    Some((found, age.as_secs_f64(), r.reused))
 }
 
 /// The serial decision that stands for `items` items of `key` whose glance took `glance_item`
-/// each, under `threshold`: one noted within [`RECALL_FOR`], reused fewer than
-/// [`RECALL_TIMES`] times, for at most a quarter more items, as high a threshold, and items
-/// at most [`RECALL_GLANCE_FACTOR`] times slower at the glance. Counts the reuse.
+/// each, as [`recall_decision`] judges it, under as high a threshold, while the glance finds items at
+/// most [`RECALL_GLANCE_FACTOR`] times slower than when it was made.
 pub(crate) fn recall_serial(
     key: &WorkloadKey,
     items: usize,
     glance_item: f64,
     threshold: f64,
 ) -> Option<Recalled> {
-    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-    let at = recent.iter().position(|r| r.key == *key)?;
-    let r = &mut recent[at];
-    let age = r.at.elapsed();
-    let stands = age < RECALL_FOR
-        && r.reused < RECALL_TIMES
-        && items.saturating_mul(4) <= r.items.saturating_mul(5)
-        && threshold >= r.threshold
-        && glance_item <= r.glance_item * RECALL_GLANCE_FACTOR;
-    if !stands {
-        // Expired or contradicted: the next plan samples and notes afresh.
-        recent.remove(at);
+    let fits = |r: &Recent| match r.decision {
+        Decision::Serial {
+            glance_item: then,
+            serial,
+            best_speedup,
+        } if threshold >= r.threshold && glance_item <= then * RECALL_GLANCE_FACTOR => {
+            Some((serial * items as f64 / r.items as f64, best_speedup))
+        }
+        _ => None,
+    };
+    let ((serial, best_speedup), age, reused) = recall_decision(key, items, fits)?;
+    Some(Recalled {
+        serial,
+        best_speedup,
+        age,
+        reused,
+    })
+}
+
+/// The parallel plan that stands for `items` items of the workload `key` (made only when this
+/// process noted any parallel plan), as [`recall_decision`] judges it, under as low a threshold, for at
+/// least four fifths of the items it was made for; returned as it applies to `items` items
+/// ([`Plan::reused`]). Nothing runs to check it first: the run that follows checks it
+/// ([`remember`] forgets a plan whose run took more than [`RECALL_DRIFT`] times its
+/// prediction, or less than its inverse).
+///
+/// A parallel plan made a moment ago stands for the same reasons as a serial one, and the
+/// sample it spares runs serially: for a few slow items, one item of the sample is a round of
+/// the whole parallel run.
+pub(crate) fn recall_parallel(
+    key: impl FnOnce() -> WorkloadKey,
+    items: usize,
+    threshold: f64,
+) -> Option<Plan> {
+    if PARALLEL_NOTED.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    r.reused += 1;
-    Some(Recalled {
-        serial: r.serial * items as f64 / r.items as f64,
-        best_speedup: r.best_speedup,
-        age: age.as_secs_f64(),
-        reused: r.reused,
-    })
+    let fits = |r: &Recent| match &r.decision {
+        Decision::Parallel(plan)
+            if threshold <= r.threshold && items.saturating_mul(5) >= r.items.saturating_mul(4) =>
+        {
+            Some(plan.clone())
+        }
+        _ => None,
+    };
+    let (plan, age, reused) = recall_decision(&key(), items, fits)?;
+    Some(plan.reused(items, age, reused))
+}
+
+/// How far a run of a reused parallel plan may stray from the plan's prediction before the
+/// plan is forgotten: twice as long, or half. Within it the noise of a shared machine (runs
+/// of the same work vary by ±10–30 % on a busy 2-core machine); beyond it, the work has
+/// changed shape (items of another size under the same key) or the machine's load has.
+pub const RECALL_DRIFT: f64 = 2.0;
+
+/// Forgets the parallel plan noted for `key` when a run of it (`plan`, `items` items in
+/// `wall`) strayed from its prediction by more than [`RECALL_DRIFT`].
+fn check_noted(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
+    if PARALLEL_NOTED.load(Ordering::Relaxed) == 0 || !plan.is_parallel() {
+        return;
+    }
+    let (Some(predicted), Some(planned)) = (plan.predicted_time(), plan.items()) else {
+        return;
+    };
+    let predicted = predicted.as_secs_f64() * items as f64 / planned.max(1) as f64;
+    let ratio = wall.as_secs_f64() / predicted;
+    if ratio.is_finite() && (1.0 / RECALL_DRIFT..=RECALL_DRIFT).contains(&ratio) {
+        return;
+    }
+    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    recent.retain(|r| r.key != *key || !matches!(r.decision, Decision::Parallel(_)));
+    count_parallel(&recent);
 }
 
 /// Work shorter than this is neither looked up nor recorded: a recorded run costs a write
@@ -245,10 +358,15 @@ pub(crate) fn recall(key: &WorkloadKey, workload: &Workload) -> Option<WorkloadH
     Some(history)
 }
 
-/// Records a finished run of `key`: its `plan` ran `items` items in `wall`. Skipped when it
-/// ran nested in another run (on threads it shared, so its time says nothing of its own plan),
-/// when its plan was not made from a sample, or when it took less than [`MIN_WORTH`].
+/// Records a finished run of `key`: its `plan` ran `items` items in `wall`. A parallel plan
+/// noted for reuse is forgotten when the run strayed from it ([`RECALL_DRIFT`]). The rest is
+/// skipped when it ran nested in another run (on threads it shared, so its time says nothing
+/// of its own plan), when its plan was not made from a sample, or when it took less than
+/// [`MIN_WORTH`].
 pub(crate) fn remember(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize, nested: bool) {
+    if !nested {
+        check_noted(key, plan, wall, items);
+    }
     let Some(sample) = plan.sample() else {
         return;
     };
@@ -342,7 +460,7 @@ mod tests {
         let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
         let key = WorkloadKey::named("recalled-serial");
         assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
-        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan(), true);
         let r = recall_serial(&key, 1000, 150e-9, 1.2).expect("stands");
         assert_eq!(r.reused, 1);
         assert!(r.best_speedup < 1.2);
@@ -350,12 +468,12 @@ mod tests {
         assert!(recall_serial(&key, 1000, 100e-9 * RECALL_GLANCE_FACTOR * 1.1, 1.2).is_none());
         assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
         // More items than a quarter beyond, or a lower threshold: planned afresh.
-        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan(), true);
         assert!(recall_serial(&key, 1300, 100e-9, 1.2).is_none());
-        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan(), true);
         assert!(recall_serial(&key, 1000, 100e-9, 1.1).is_none());
         // At most RECALL_TIMES reuses, then a fresh plan.
-        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan(), true);
         for k in 1..=RECALL_TIMES {
             assert_eq!(
                 recall_serial(&key, 1000, 100e-9, 1.2).map(|r| r.reused),
@@ -364,9 +482,58 @@ mod tests {
         }
         assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
         // A parallel plan for the key forgets the serial one.
-        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan());
-        note_plan(&key, 1000, 100e-9, 1.2, &parallel_plan());
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan(), true);
+        note_plan(&key, 1000, 100e-9, 1.2, &parallel_plan(), true);
         assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
+    }
+
+    #[test]
+    fn a_parallel_plan_is_reused_while_it_stands_and_its_runs_agree() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = WorkloadKey::named("recalled-parallel");
+        let plan = parallel_plan();
+        let n = plan.items().expect("planned items");
+        let keyed = || key.clone();
+        assert!(recall_parallel(keyed, n, 1.2).is_none());
+        // Options that fixed part of the plan: not kept.
+        note_plan(&key, n, 20e-9, 1.2, &plan, false);
+        assert!(recall_parallel(keyed, n, 1.2).is_none());
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        let again = recall_parallel(keyed, n, 1.2).expect("stands");
+        assert_eq!(again.reuse().map(|r| r.call), Some(1));
+        assert_eq!(again.workers(), plan.workers());
+        assert_eq!(again.predicted_time(), plan.predicted_time());
+        // A call of 10 % fewer items: the same plan, its predictions scaled.
+        let fewer = recall_parallel(keyed, n * 9 / 10, 1.2).expect("stands");
+        let scaled = fewer.predicted_time().unwrap().as_secs_f64();
+        let want = plan.predicted_time().unwrap().as_secs_f64() * 0.9;
+        assert!((scaled / want - 1.0).abs() < 1e-3, "{scaled} vs {want}");
+        // A higher threshold, or a fifth fewer items than four fifths: planned afresh.
+        assert!(recall_parallel(keyed, n, 1.5).is_none());
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        assert!(recall_parallel(keyed, n / 2, 1.2).is_none());
+        // A run in line with the prediction keeps it; one twice as slow forgets it.
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        let predicted = plan.predicted_time().unwrap();
+        remember(&key, &plan, predicted.mul_f64(1.3), n, false);
+        assert!(recall_parallel(keyed, n, 1.2).is_some());
+        remember(&key, &plan, predicted.mul_f64(RECALL_DRIFT * 1.1), n, false);
+        assert!(recall_parallel(keyed, n, 1.2).is_none());
+        // So does one far faster (items of another size under the same key).
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        remember(&key, &plan, predicted.div_f64(RECALL_DRIFT * 1.1), n, false);
+        assert!(recall_parallel(keyed, n, 1.2).is_none());
+        // At most RECALL_TIMES reuses.
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        for k in 1..=RECALL_TIMES {
+            let reused = recall_parallel(keyed, n, 1.2).and_then(|p| p.reuse());
+            assert_eq!(reused.map(|r| r.call), Some(k));
+        }
+        assert!(recall_parallel(keyed, n, 1.2).is_none());
+        // A serial plan for the key forgets the parallel one.
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        note_plan(&key, n, 20e-9, 1.2, &serial_plan(), true);
+        assert!(recall_parallel(keyed, n, 1.2).is_none());
     }
 
     #[test]

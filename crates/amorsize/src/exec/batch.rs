@@ -4,6 +4,7 @@
 use super::threads::{self, Batch, Done, Failure};
 use crate::report::RunReport;
 use crate::{plan, sample, Error, ErrorKind, Options, Plan, Result};
+use std::num::NonZeroUsize;
 
 /// The results of a run, in input order, and its report.
 #[derive(Debug)]
@@ -144,17 +145,12 @@ impl Options {
         R: Send,
         F: Fn(&T) -> R + Sync,
     {
-        let (plan, sampled) = plan::plan_slice(items, &f, self)?;
-        let (results, report) = run_batch(
-            items,
-            sampled.results,
-            0,
-            &f,
-            (no_failure, false),
-            &plan,
-            self,
-        )
-        .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
+        let (plan, sampled) = match plan::quick::reuse(items.len(), &f, self) {
+            Some(plan) => (plan, Vec::new()),
+            None => plan::plan_slice(items, &f, self).map(|(plan, s)| (plan, s.results))?,
+        };
+        let (results, report) = run_batch(items, sampled, 0, &f, (no_failure, false), &plan, self)
+            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
         Ok(Run {
             results,
             report: report.build(&plan),
@@ -304,7 +300,8 @@ impl Plan {
     }
 }
 
-/// Plans `items` and runs them: at once, with no plan built, when a glance settles them serial
+/// Plans `items` and runs them: with the plan of a call a moment ago when it stands
+/// ([`plan::quick::reuse`]), at once, with no plan built, when a glance settles them serial
 /// ([`plan::quick`]; the smallest inputs then cost about a microsecond more than a plain
 /// loop), otherwise from a sample. The outer error is planning's or the engine's, the inner
 /// one a failure of the user's function.
@@ -320,36 +317,35 @@ where
     F: Fn(&T) -> O + Sync,
     P: Fn(&O) -> bool + Sync,
 {
-    let bounds = plan::sample_bounds(options);
-    match plan::quick::look(items, f, options, &bounds)? {
-        plan::quick::Look::Serial(glance, _) => {
-            let batch = Batch {
-                items,
-                sampled: glance.results,
-                base: 0,
-                f,
-                fails,
-                fallible,
-            };
-            let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
-            let ran = threads::run(batch, &serial, &super::ExecOptions::default())?;
-            Ok(ran.map(|done| done.results))
-        }
-        plan::quick::Look::Plan(glance) => {
-            let (plan, sampled) = plan::plan_slice_after(items, f, options, &bounds, glance)?;
-            match run_batch(
-                items,
-                sampled.results,
-                0,
-                f,
-                (fails, fallible),
-                &plan,
-                options,
-            ) {
-                Ok(run) => run.map(|(results, _)| Ok(results)),
-                Err(failure) => Ok(Err(failure)),
+    let (plan, sampled) = match plan::quick::reuse(items.len(), f, options) {
+        Some(plan) => (plan, Vec::new()),
+        None => {
+            let bounds = plan::sample_bounds(options);
+            match plan::quick::look(items, f, options, &bounds)? {
+                plan::quick::Look::Serial(glance, _) => {
+                    let batch = Batch {
+                        items,
+                        sampled: glance.results,
+                        base: 0,
+                        f,
+                        fails,
+                        fallible,
+                    };
+                    let serial = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+                    let ran = threads::run(batch, &serial, &super::ExecOptions::default())?;
+                    return Ok(ran.map(|done| done.results));
+                }
+                plan::quick::Look::Plan(glance) => {
+                    let (plan, sampled) =
+                        plan::plan_slice_after(items, f, options, &bounds, glance)?;
+                    (plan, sampled.results)
+                }
             }
         }
+    };
+    match run_batch(items, sampled, 0, f, (fails, fallible), &plan, options) {
+        Ok(run) => run.map(|(results, _)| Ok(results)),
+        Err(failure) => Ok(Err(failure)),
     }
 }
 

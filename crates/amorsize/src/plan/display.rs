@@ -53,6 +53,16 @@ impl fmt::Display for Plan {
             )?,
         }
         writeln!(f, "  why: {}", self.reason)?;
+        if let Some(reuse) = self.reuse {
+            writeln!(
+                f,
+                "  reused: planned {} ago from a full sample of this workload; not sampled \
+                 again (call {} of at most {})",
+                secs(reuse.age),
+                reuse.call,
+                crate::cache::learn::RECALL_TIMES
+            )?;
+        }
         if let Some(w) = &self.workload {
             writeln!(
                 f,

@@ -88,6 +88,20 @@ pub struct Plan {
     caps: Option<Caps>,
     #[serde(default)]
     sample: Option<crate::sample::Sample>,
+    /// When the plan was made for an earlier call and reused for this one.
+    #[serde(default)]
+    reuse: Option<Reuse>,
+}
+
+/// A plan made from a full sample a moment ago for the same workload, reused by a later call
+/// without sampling again (see [`crate::cache::learn::RECALL_FOR`] and
+/// [`RECALL_TIMES`](crate::cache::learn::RECALL_TIMES)).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reuse {
+    /// Seconds between the plan and this call.
+    pub age: Seconds,
+    /// Calls that have reused the plan, this one included.
+    pub call: u32,
 }
 
 fn default_threshold() -> f64 {
@@ -147,6 +161,7 @@ impl Plan {
             costs: None,
             caps: None,
             sample: None,
+            reuse: None,
         }
     }
 
@@ -219,12 +234,35 @@ impl Plan {
     /// and the plan covers the rest. Below [`predicted_speedup`](Self::predicted_speedup) when
     /// the sample is a large part of the work (a few slow items). `None` when not predicted.
     pub fn predicted_call_speedup(&self) -> Option<f64> {
-        let sampled = self.sample.as_ref().map_or(0.0, |s| s.measured.max(0.0));
+        // A reused plan's call sampled nothing.
+        let sampled = match (&self.sample, self.reuse) {
+            (Some(s), None) => s.measured.max(0.0),
+            _ => 0.0,
+        };
         match (self.predicted_serial, self.predicted) {
             (Some(s), Some(p)) if sampled + p > 0.0 => Some((sampled + s) / (sampled + p)),
             (Some(_), Some(_)) => Some(1.0),
             _ => None,
         }
+    }
+
+    /// When this plan was made for an earlier call of the workload and reused without sampling.
+    pub fn reuse(&self) -> Option<Reuse> {
+        self.reuse
+    }
+
+    /// This plan, made for [`items`](Self::items) items, as `items` items of the same
+    /// workload reuse it `age` seconds later, the `call`-th call to: the predicted times scale
+    /// with the items.
+    pub(crate) fn reused(mut self, items: usize, age: Seconds, call: u32) -> Plan {
+        if let Some(planned) = self.items.filter(|&p| p > 0) {
+            let scale = items as f64 / planned as f64;
+            self.predicted = self.predicted.map(|t| t * scale);
+            self.predicted_serial = self.predicted_serial.map(|t| t * scale);
+        }
+        self.items = Some(items);
+        self.reuse = Some(Reuse { age, call });
+        self
     }
 
     /// The name of the workload, when the options gave one.

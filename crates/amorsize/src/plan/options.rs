@@ -119,6 +119,19 @@ impl Options {
         self
     }
 
+    /// Whether a plan made with these options depends on nothing of the caller's but the
+    /// threshold and the name: no workers, worker cap, chunk size, chunk duration, sample
+    /// bounds or item count. Only such a plan is reused by a later call of the same workload
+    /// ([`crate::cache::learn::recall_parallel`]), and only by a call whose options are such too.
+    pub(crate) fn leave_plan_to_sample(&self) -> bool {
+        self.workers.is_none()
+            && self.max_workers.is_none()
+            && self.chunk.is_none()
+            && self.target_chunk.is_none()
+            && self.items.is_none()
+            && self.sample == SampleBounds::default()
+    }
+
     /// Samples `f` on `items` and decides; see [`optimize`](crate::optimize).
     ///
     /// # Errors

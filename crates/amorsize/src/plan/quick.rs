@@ -119,6 +119,22 @@ pub(crate) fn settle<R>(
     }
 }
 
+/// A parallel plan made a moment ago from a full sample of the same workload, when one stands
+/// for `n` items ([`recall_parallel`](crate::cache::learn::recall_parallel)): the call runs it
+/// with neither a glance nor a sample, as both run serially. Only for options that leave the
+/// plan to the sample.
+pub(crate) fn reuse<T: ?Sized, R, F: Fn(&T) -> R>(
+    n: usize,
+    f: &F,
+    options: &Options,
+) -> Option<super::Plan> {
+    if !options.leave_plan_to_sample() {
+        return None;
+    }
+    let key = || WorkloadKey::of_run(options.name.as_deref(), f, n);
+    crate::cache::learn::recall_parallel(key, n, options.threshold)
+}
+
 /// [`look`] at the first items of an iterator of `len` items (known: an unknown length
 /// settles nothing, the input may be unbounded); returns the items it pulled, in order.
 ///

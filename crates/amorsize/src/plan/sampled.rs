@@ -82,7 +82,15 @@ where
     }
     let plan = plan_sampled(workload, &sampled.figures, options, None);
     if options.workers.is_none() {
-        crate::cache::learn::note_plan(&key, items.len(), glance_item, options.threshold, &plan);
+        let reusable = options.leave_plan_to_sample();
+        crate::cache::learn::note_plan(
+            &key,
+            items.len(),
+            glance_item,
+            options.threshold,
+            &plan,
+            reusable,
+        );
     }
     Ok((plan, sampled))
 }
