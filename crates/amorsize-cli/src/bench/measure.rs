@@ -52,8 +52,10 @@ impl Strategy {
 /// How to measure.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Counted rounds (after one warm-up round).
+    /// Counted rounds (after one warm-up round), at least.
     pub rounds: usize,
+    /// Time the counted rounds of a workload may take beyond `rounds` ([`interleaved`]).
+    pub round_budget: Duration,
     /// Logical CPUs: the naive strategy's workers, and half the oracle grid's widest point.
     pub cpus: NonZeroUsize,
     /// Also measure amorsize with each worker count of the oracle grid, for the curve.
@@ -78,7 +80,8 @@ pub struct CurvePoint {
 pub struct Measured {
     /// Items in the input.
     pub items: usize,
-    /// Every counted time of every strategy, indexed like [`Strategy::ALL`].
+    /// Every counted time of every strategy, indexed like [`Strategy::ALL`] (as many as the
+    /// workload's rounds).
     pub times: Vec<Vec<Duration>>,
     /// The oracle's choice.
     pub oracle: Candidate,
@@ -93,6 +96,11 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// Counted rounds.
+    pub fn rounds(&self) -> usize {
+        self.times.first().map_or(0, Vec::len)
+    }
+
     /// The median time of `s`.
     pub fn median(&self, s: Strategy) -> Duration {
         median(&self.times[s as usize])
@@ -162,6 +170,7 @@ impl Visit for Bench<'_> {
         };
         let times = interleaved(
             settings.rounds,
+            settings.round_budget,
             &mut [
                 &mut serial,
                 &mut rayon,
@@ -255,6 +264,7 @@ impl Visit for Bench<'_> {
         };
         let times = interleaved(
             settings.rounds,
+            settings.round_budget,
             &mut [
                 &mut serial,
                 &mut rayon,

@@ -30,7 +30,7 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(
         out,
-        "amorsize bench ({} scale, median of {} rounds) on {}",
+        "amorsize bench ({} scale, median of {} rounds or more) on {}",
         run.scale.name(),
         run.rounds,
         machine_line()
@@ -46,9 +46,10 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<10} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>6} {:>5} {:>5} {:>6} {:>10}",
+        "{:<10} {:>7} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>6} {:>5} {:>5} {:>6} {:>10}",
         "workload",
         "items",
+        "rounds",
         "per item",
         "serial",
         "rayon",
@@ -69,9 +70,10 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
         let oracle = row.measured.oracle;
         writeln!(
             out,
-            "{:<10} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6.2} {:>6} {:>5} {:>5.2} {:>6} {:>10}",
+            "{:<10} {:>7} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6.2} {:>6} {:>5} {:>5.2} {:>6} {:>10}",
             row.kind.name(),
             row.measured.items,
+            row.measured.rounds(),
             human(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
             t(Strategy::Serial),
             t(Strategy::Rayon),
@@ -145,7 +147,7 @@ pub fn machine_line() -> String {
 pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(
         out,
-        "Machine: {}. Scale: {}, median of {} rounds; run took {}.",
+        "Machine: {}. Scale: {}, median of {} rounds or more (column `rounds`); run took {}.",
         machine_line(),
         run.scale.name(),
         run.rounds,
@@ -162,20 +164,21 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| workload | items | per item | serial | rayon | naive | oracle (w×chunk) | amorsize first call | amorsize warm | ÷ best other | predicted | measured | error | plan |"
+        "| workload | items | rounds | per item | serial | rayon | naive | oracle (w×chunk) | amorsize first call | amorsize warm | ÷ best other | predicted | measured | error | plan |"
     )?;
     writeln!(
         out,
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     )?;
     for row in &run.rows {
         let t = |s| human(row.time(s));
         let oracle = row.measured.oracle;
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} ({}×{}) | {} | {} | {:.2} | {} | {:.2}× | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} ({}×{}) | {} | {} | {:.2} | {} | {:.2}× | {} | {} |",
             row.kind.name(),
             row.measured.items,
+            row.measured.rounds(),
             human(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
             t(Strategy::Serial),
             t(Strategy::Rayon),
@@ -253,6 +256,7 @@ pub fn json(run: &Run) -> Value {
                 "name": row.kind.name(),
                 "about": row.kind.about(),
                 "items": m.items,
+                "rounds": m.rounds(),
                 "serial_item_time_s": secs(row.time(Strategy::Serial)) / m.items.max(1) as f64,
                 "time_s": times,
                 "times_s": all,

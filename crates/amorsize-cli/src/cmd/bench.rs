@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 /// slices, short enough to cost nothing next to the suite.
 const CAPACITY_PROBE: Duration = Duration::from_millis(30);
 
+/// Time a workload's counted rounds may take beyond the minimum count, on a full run: 0.5 s,
+/// so that a workload whose round takes a few ms is counted over tens of rounds (see
+/// [`rounds_within`](crate::bench::timing::rounds_within)) while the suite stays within its
+/// two minutes. Quick and smoke runs count the minimum.
+const ROUND_BUDGET: Duration = Duration::from_millis(500);
+
 /// Options of `amorsize bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,7 +44,8 @@ pub struct Args {
     /// The workload whose measured and predicted speedup against the worker count is charted.
     #[arg(long, value_enum, default_value = "medium", value_name = "NAME")]
     curve: Kind,
-    /// Counted rounds per strategy (default 5; 3 with --quick).
+    /// Counted rounds per strategy, at least (default 5, and more for workloads whose round is
+    /// short; 3 with --quick).
     #[arg(long, value_name = "N")]
     rounds: Option<NonZeroUsize>,
     /// First calls in fresh processes per workload (default 3; 2 with --quick; 0 skips them).
@@ -112,6 +119,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let t = Instant::now();
         let settings = Settings {
             rounds,
+            round_budget: if scale == Scale::Full {
+                ROUND_BUDGET
+            } else {
+                Duration::ZERO
+            },
             cpus,
             curve: kind == args.curve,
             coarse_grid: scale != Scale::Full,
