@@ -364,3 +364,27 @@ fn a_parallel_plan_is_reused_by_the_next_calls_and_their_results_are_complete() 
     assert_eq!(run.results.len(), more.len());
     assert!(run.report.plan.reuse().is_none());
 }
+
+#[test]
+fn an_iterator_reuses_the_parallel_plan_of_a_call_a_moment_ago() {
+    let wait = |x: &u64| {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        x + 1
+    };
+    let want: Vec<u64> = (1..=48).collect();
+    let options = Options::new().name("reused-parallel-iterator-test");
+    let first = options.run_iter(0..48u64, wait).unwrap();
+    assert_eq!(first.results, want);
+    assert!(first.report.plan.is_parallel(), "{}", first.report.plan);
+    let mut reused = 0;
+    for _ in 0..6 {
+        let run = options.run_iter(0..48u64, wait).unwrap();
+        assert_eq!(run.results, want);
+        if run.report.plan.reuse().is_some() {
+            reused += 1;
+            // Only the glance's items ran before the plan.
+            assert!(run.report.reused_from_sample <= amorsize::plan::GLANCE_ITEMS);
+        }
+    }
+    assert!(reused > 0, "no call reused the parallel plan");
+}

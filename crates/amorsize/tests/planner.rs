@@ -450,6 +450,37 @@ fn a_slice_is_sampled_across_its_length_and_results_keep_their_indices() {
 }
 
 #[test]
+fn a_sample_of_waiting_items_times_a_longer_span() {
+    let items: Vec<u32> = (0..100_000).collect();
+    let bounds = SampleBounds::default();
+    let busy = sample_slice_with(&items, &|x: &u32| *x, &bounds, &FakeClock::new(200e-6)).unwrap();
+    let waiting = FakeClock {
+        cpu: 0.1,
+        ..FakeClock::new(200e-6)
+    };
+    let s = sample_slice_with(&items, &|x: &u32| *x, &bounds, &waiting).unwrap();
+    assert_eq!(busy.figures.count, bounds.min_items);
+    // The span goes on to WAITING_SPAN (on this clock every reading is a step, the extra
+    // readings too): more items than the minimum, far fewer than the cap.
+    let steps = amorsize::sample::WAITING_SPAN / 200e-6;
+    assert!(
+        s.figures.count > 2 * bounds.min_items,
+        "{}",
+        s.figures.count
+    );
+    assert!((s.figures.count as f64) < steps, "{}", s.figures.count);
+    assert!((s.figures.cpu_fraction - 0.1).abs() < 1e-9);
+    // A short input's budget still stops it: 100 items of 200 µs allow 1 ms.
+    let short: Vec<u32> = (0..100).collect();
+    let s = sample_slice_with(&short, &|x: &u32| *x, &bounds, &waiting).unwrap();
+    assert!(
+        s.figures.count <= bounds.min_items + 2,
+        "{}",
+        s.figures.count
+    );
+}
+
+#[test]
 fn cpu_and_process_time_tell_waiting_and_nested_work() {
     let waiting = FakeClock {
         cpu: 0.1,

@@ -88,10 +88,13 @@ fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) 
     }
 }
 
-/// How long a decision from a full sample (serial or parallel) stands for the same workload
-/// called again in this process: 1 s, short against how long a load on the machine lasts, long against a
-/// loop of small batches. Past it, the next call samples and plans afresh.
-pub const RECALL_FOR: Duration = Duration::from_secs(1);
+/// How long after its last use a decision from a full sample (serial or parallel) stands for
+/// the same workload called again in this process: 2 s, short against how long a load on the
+/// machine lasts, long against the pause between two calls of a loop that does other work
+/// between them (a second or so: other strategies between two calls of the bench's `slow`). Each use checks the decision (the glance for a serial one, the run for a
+/// parallel one), so the time runs from the last check. Past it, the next call samples and
+/// plans afresh.
+pub const RECALL_FOR: Duration = Duration::from_secs(2);
 
 /// Calls that may reuse one decision before the next one samples and plans afresh: 16,
 /// so that a workload that has changed shape is seen within a few calls, while a loop of small
@@ -122,7 +125,10 @@ struct Recent {
     items: usize,
     threshold: f64,
     decision: Decision,
-    at: Instant,
+    /// When the decision was made.
+    made: Instant,
+    /// When it was made or last reused.
+    used: Instant,
     reused: u32,
 }
 
@@ -200,7 +206,8 @@ pub(crate) fn note_plan(
             items,
             threshold,
             decision,
-            at: Instant::now(),
+            made: Instant::now(),
+            used: Instant::now(),
             reused: 0,
         });
         if recent.len() > SHORT_REMEMBERED {
@@ -210,20 +217,23 @@ pub(crate) fn note_plan(
     count_parallel(&recent);
 }
 
-/// The decision noted for `key` that stands for `items` items, with `fits` judging it: one
-/// noted within [`RECALL_FOR`] and reused fewer than [`RECALL_TIMES`] times, for at most a
-/// quarter more items. Counts the reuse; a decision that does not stand is forgotten, so that
-/// the next plan samples and notes afresh.
+/// The decision noted for `key`, parallel or not, that stands for `items` items, with `fits`
+/// judging it: one
+/// made or last reused within [`RECALL_FOR`], reused fewer than [`RECALL_TIMES`] times, for
+/// at most a quarter more items. Counts the reuse, and returns it with the decision's age; a
+/// decision that does not stand is forgotten, so that the next plan samples and notes afresh.
 fn recall_decision<T>(
     key: &WorkloadKey,
+    parallel: bool,
     items: usize,
     fits: impl FnOnce(&Recent) -> Option<T>,
 ) -> Option<(T, f64, u32)> {
     let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-    let at = recent.iter().position(|r| r.key == *key)?;
+    let at = recent
+        .iter()
+        .position(|r| r.key == *key && parallel == matches!(r.decision, Decision::Parallel(_)))?;
     let r = &mut recent[at];
-    let age = r.at.elapsed();
-    let found = (age < RECALL_FOR
+    let found = (r.used.elapsed() < RECALL_FOR
         && r.reused < RECALL_TIMES
         && items.saturating_mul(4) <= r.items.saturating_mul(5))
     .then(|| fits(r))
@@ -234,12 +244,13 @@ fn recall_decision<T>(
         return None;
     };
     r.reused += 1;
-    Some((found, age.as_secs_f64(), r.reused))
+    r.used = Instant::now();
+    Some((found, r.made.elapsed().as_secs_f64(), r.reused))
 }
 
 /// The serial decision that stands for `items` items of `key` whose glance took `glance_item`
-/// each, as [`recall_decision`] judges it, under as high a threshold, while the glance finds items at
-/// most [`RECALL_GLANCE_FACTOR`] times slower than when it was made.
+/// each, as [`recall_decision`] judges it, under as high a threshold, while the glance finds
+/// items at most [`RECALL_GLANCE_FACTOR`] times slower than when it was made.
 pub(crate) fn recall_serial(
     key: &WorkloadKey,
     items: usize,
@@ -256,7 +267,7 @@ pub(crate) fn recall_serial(
         }
         _ => None,
     };
-    let ((serial, best_speedup), age, reused) = recall_decision(key, items, fits)?;
+    let ((serial, best_speedup), age, reused) = recall_decision(key, false, items, fits)?;
     Some(Recalled {
         serial,
         best_speedup,
@@ -266,9 +277,9 @@ pub(crate) fn recall_serial(
 }
 
 /// The parallel plan that stands for `items` items of the workload `key` (made only when this
-/// process noted any parallel plan), as [`recall_decision`] judges it, under as low a threshold, for at
-/// least four fifths of the items it was made for; returned as it applies to `items` items
-/// ([`Plan::reused`]). Nothing runs to check it first: the run that follows checks it
+/// process noted any parallel plan), as [`recall_decision`] judges it, under as low a
+/// threshold, for at least four fifths of the items it was made for; returned as it applies
+/// to `items` items ([`Plan::reused`]). Nothing runs to check it first: the run that follows checks it
 /// ([`remember`] forgets a plan whose run took more than [`RECALL_DRIFT`] times its
 /// prediction, or less than its inverse).
 ///
@@ -291,7 +302,7 @@ pub(crate) fn recall_parallel(
         }
         _ => None,
     };
-    let (plan, age, reused) = recall_decision(&key(), items, fits)?;
+    let (plan, age, reused) = recall_decision(&key(), true, items, fits)?;
     Some(plan.reused(items, age, reused))
 }
 

@@ -194,7 +194,8 @@ impl Options {
     }
 
     /// Runs an iterable: a glance at its first items, then the rest collected, and either run
-    /// at once (the glance settled it serial) or planned from a sample of it and run.
+    /// at once (the glance settled it serial) or planned (from a sample of it, or reusing the
+    /// plan of a call a moment ago) and run.
     fn iter_batch<I, R, F>(&self, items: I, f: F) -> Result<(Vec<R>, Plan, Measured)>
     where
         I: IntoIterator,
@@ -220,10 +221,16 @@ impl Options {
                 (head.results, plan, Vec::new())
             }
             plan::quick::Look::Plan(glance) => {
-                // The rest is sampled as a slice of its own: its indices start at `k`.
-                let (plan, sampled) =
-                    plan::plan_slice(&rest, &f, self).map_err(|e| e.item_offset(k))?;
-                (glance.results, plan, sampled.results)
+                // The rest is planned as a slice of its own (its indices start at `k`): with
+                // the plan of a call a moment ago when it stands, else from a sample of it.
+                match plan::quick::reuse(rest.len(), &f, self) {
+                    Some(plan) => (glance.results, plan, Vec::new()),
+                    None => {
+                        let (plan, sampled) =
+                            plan::plan_slice(&rest, &f, self).map_err(|e| e.item_offset(k))?;
+                        (glance.results, plan, sampled.results)
+                    }
+                }
             }
         };
         let (rest_results, report) =

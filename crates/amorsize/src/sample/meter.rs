@@ -20,6 +20,16 @@ const MIN_BATCH_TIME: Seconds = 1e-6;
 /// the span.
 pub const MIN_NESTED_SPAN: Seconds = 1e-3;
 
+/// A sample whose CPU-timed span reads the thread waiting (thread CPU under half the wall
+/// time, with blocking) goes on until the span lasts [`WAITING_SPAN`], within the budget.
+const WAITING_CPU: f64 = 0.5;
+
+/// The CPU-timed span a sample of waiting items reaches before it stops, budget permitting:
+/// 5 ms. Waiting work's worker count is the cores ÷ its CPU share, and over the usual few
+/// items (a millisecond) one wake-up delayed by another program, or a pool that spins down
+/// beside it, doubles the share read: 7 workers planned where 20 were right.
+pub const WAITING_SPAN: Seconds = 5e-3;
+
 /// Times items and keeps the running figures.
 pub(super) struct Meter<'c, C> {
     clock: &'c C,
@@ -102,12 +112,28 @@ impl<'c, C: Clock> Meter<'c, C> {
         // Once the CPU clocks are read, at least one item must run between their readings
         // (items seeded from a glance ran before), or the CPU figures say nothing.
         let cpu_seen = self.start.is_none() || self.in_span > 0;
-        self.count >= self.limit
-            || (self.open.is_none()
-                && cpu_seen
-                && ((self.count >= self.bounds.min_items
-                    && self.measured >= self.bounds.target_time.as_secs_f64())
-                    || self.over_budget()))
+        if self.count >= self.limit {
+            return true;
+        }
+        if self.open.is_some() || !cpu_seen {
+            return false;
+        }
+        if self.over_budget() {
+            return true;
+        }
+        self.count >= self.bounds.min_items
+            && self.measured >= self.bounds.target_time.as_secs_f64()
+            && !self.waiting_span_short()
+    }
+
+    /// Whether the CPU-timed span so far reads waiting items and is shorter than
+    /// [`WAITING_SPAN`] (one reading of the clocks, only when the sample would stop otherwise).
+    fn waiting_span_short(&self) -> bool {
+        let Some(start) = self.start else {
+            return false;
+        };
+        let span = self.clock.now() - start;
+        span.wall < WAITING_SPAN && span.blocked > 0 && span.thread_cpu < WAITING_CPU * span.wall
     }
 
     /// Whether the sample has cost [`SampleBounds::max_fraction`] of the estimated serial time
