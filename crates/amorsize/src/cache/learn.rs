@@ -91,9 +91,9 @@ fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) 
 /// How long after its last use a decision from a full sample (serial or parallel) stands for
 /// the same workload called again in this process: 2 s, short against how long a load on the
 /// machine lasts, long against the pause between two calls of a loop that does other work
-/// between them (a second or so: other strategies between two calls of the bench's `slow`). Each use checks the decision (the glance for a serial one, the run for a
-/// parallel one), so the time runs from the last check. Past it, the next call samples and
-/// plans afresh.
+/// between them (a second or so: the other strategies between two calls of the bench's
+/// `slow`). Each use checks the decision (the glance a serial one, the run a parallel one), so
+/// the time runs from the last use. Past it, the next call samples and plans afresh.
 pub const RECALL_FOR: Duration = Duration::from_secs(2);
 
 /// Calls that may reuse one decision before the next one samples and plans afresh: 16,
@@ -218,9 +218,8 @@ pub(crate) fn note_plan(
 }
 
 /// The decision noted for `key`, parallel or not, that stands for `items` items, with `fits`
-/// judging it: one
-/// made or last reused within [`RECALL_FOR`], reused fewer than [`RECALL_TIMES`] times, for
-/// at most a quarter more items. Counts the reuse, and returns it with the decision's age; a
+/// judging it: one made or last reused within [`RECALL_FOR`], reused fewer than
+/// [`RECALL_TIMES`] times, for at most a quarter more items. Counts the reuse, and returns it with the decision's age; a
 /// decision that does not stand is forgotten, so that the next plan samples and notes afresh.
 fn recall_decision<T>(
     key: &WorkloadKey,
@@ -279,8 +278,8 @@ pub(crate) fn recall_serial(
 /// The parallel plan that stands for `items` items of the workload `key` (made only when this
 /// process noted any parallel plan), as [`recall_decision`] judges it, under as low a
 /// threshold, for at least four fifths of the items it was made for; returned as it applies
-/// to `items` items ([`Plan::reused`]). Nothing runs to check it first: the run that follows checks it
-/// ([`remember`] forgets a plan whose run took more than [`RECALL_DRIFT`] times its
+/// to `items` items ([`Plan::reused`]). Nothing runs to check it first: the run that follows
+/// checks it ([`remember`] forgets a plan whose run took more than [`RECALL_DRIFT`] times its
 /// prediction, or less than its inverse).
 ///
 /// A parallel plan made a moment ago stands for the same reasons as a serial one, and the

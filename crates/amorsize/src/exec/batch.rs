@@ -1,5 +1,6 @@
-//! The batch entry points: plan (sampling the function), then run, reusing the sampled
-//! results so that every item runs exactly once.
+//! The batch entry points: plan (sampling the function, or reusing the plan of a call of the
+//! same workload a moment ago), then run, reusing the sampled results so that every item runs
+//! exactly once.
 
 use super::threads::{self, Batch, Done, Failure};
 use crate::report::RunReport;
