@@ -130,6 +130,8 @@ struct Recent {
     /// When it was made or last reused.
     used: Instant,
     reused: u32,
+    /// A parallel plan's first run: its wall time per item, which the later runs are held to.
+    ran: Option<f64>,
 }
 
 /// Decisions from full samples, most recent last, at most [`SHORT_REMEMBERED`].
@@ -209,6 +211,7 @@ pub(crate) fn note_plan(
             made: Instant::now(),
             used: Instant::now(),
             reused: 0,
+            ran: None,
         });
         if recent.len() > SHORT_REMEMBERED {
             recent.remove(0);
@@ -279,8 +282,8 @@ pub(crate) fn recall_serial(
 /// process noted any parallel plan), as [`recall_decision`] judges it, under as low a
 /// threshold, for at least four fifths of the items it was made for; returned as it applies
 /// to `items` items ([`Plan::reused`]). Nothing runs to check it first: the run that follows
-/// checks it ([`remember`] forgets a plan whose run took more than [`RECALL_DRIFT`] times its
-/// prediction, or less than its inverse).
+/// checks it ([`remember`] forgets a plan whose run took more than [`RECALL_DRIFT`] times as
+/// long per item as the plan's first run, or less than its inverse).
 ///
 /// A parallel plan made a moment ago stands for the same reasons as a serial one, and the
 /// sample it spares runs serially: for a few slow items, one item of the sample is a round of
@@ -305,29 +308,40 @@ pub(crate) fn recall_parallel(
     Some(plan.reused(items, age, reused))
 }
 
-/// How far a run of a reused parallel plan may stray from the plan's prediction before the
-/// plan is forgotten: twice as long, or half. Within it the noise of a shared machine (runs
-/// of the same work vary by ±10–30 % on a busy 2-core machine); beyond it, the work has
-/// changed shape (items of another size under the same key) or the machine's load has.
+/// How far a run of a reused parallel plan may stray from the plan's first run, in time per
+/// item, before the plan is forgotten: twice as long, or half. Within it the noise of a shared
+/// machine (runs of the same work vary by ±10–30 % on a busy 2-core machine); beyond it, the
+/// work has changed shape (items of another size under the same key) or the machine's load
+/// has. The first run, not the prediction, is the reference: a sample that is off by a steady
+/// factor (items timed one by one that stream from memory faster in a loop, or a few items
+/// that caught one of a rare kind of slow item) would be off again if sampled afresh.
 pub const RECALL_DRIFT: f64 = 2.0;
 
-/// Forgets the parallel plan noted for `key` when a run of it (`plan`, `items` items in
-/// `wall`) strayed from its prediction by more than [`RECALL_DRIFT`].
+/// Holds a run of the parallel plan noted for `key` (`plan`, `items` items in `wall`) to the
+/// plan's first run: the first run sets the reference, and a later one that strays from it by
+/// more than [`RECALL_DRIFT`] forgets the plan.
 fn check_noted(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
-    if PARALLEL_NOTED.load(Ordering::Relaxed) == 0 || !plan.is_parallel() {
+    if PARALLEL_NOTED.load(Ordering::Relaxed) == 0 || !plan.is_parallel() || items == 0 {
         return;
     }
-    let (Some(predicted), Some(planned)) = (plan.predicted_time(), plan.items()) else {
+    let per_item = wall.as_secs_f64() / items as f64;
+    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(at) = recent
+        .iter()
+        .position(|r| r.key == *key && matches!(r.decision, Decision::Parallel(_)))
+    else {
         return;
     };
-    let predicted = predicted.as_secs_f64() * items as f64 / planned.max(1) as f64;
-    let ratio = wall.as_secs_f64() / predicted;
-    if ratio.is_finite() && (1.0 / RECALL_DRIFT..=RECALL_DRIFT).contains(&ratio) {
+    let entry = &mut recent[at];
+    let Some(first) = entry.ran else {
+        entry.ran = Some(per_item);
         return;
+    };
+    let ratio = per_item / first;
+    if !(ratio.is_finite() && (1.0 / RECALL_DRIFT..=RECALL_DRIFT).contains(&ratio)) {
+        recent.remove(at);
+        count_parallel(&recent);
     }
-    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-    recent.retain(|r| r.key != *key || !matches!(r.decision, Decision::Parallel(_)));
-    count_parallel(&recent);
 }
 
 /// Work shorter than this is neither looked up nor recorded: a recorded run costs a write
@@ -369,7 +383,7 @@ pub(crate) fn recall(key: &WorkloadKey, workload: &Workload) -> Option<WorkloadH
 }
 
 /// Records a finished run of `key`: its `plan` ran `items` items in `wall`. A parallel plan
-/// noted for reuse is forgotten when the run strayed from it ([`RECALL_DRIFT`]). The rest is
+/// noted for reuse is forgotten when the run strayed from its first run ([`RECALL_DRIFT`]). The rest is
 /// skipped when it ran nested in another run (on threads it shared, so its time says nothing
 /// of its own plan), when its plan was not made from a sample, or when it took less than
 /// [`MIN_WORTH`].
@@ -522,15 +536,29 @@ mod tests {
         assert!(recall_parallel(keyed, n, 1.5).is_none());
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
         assert!(recall_parallel(keyed, n / 2, 1.2).is_none());
-        // A run in line with the prediction keeps it; one twice as slow forgets it.
+        // The first run sets the reference, however far from the prediction (a sample off by
+        // a steady factor); a later run in line with it keeps the plan, one twice as slow
+        // per item forgets it.
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
         let predicted = plan.predicted_time().unwrap();
-        remember(&key, &plan, predicted.mul_f64(1.3), n, false);
+        remember(&key, &plan, predicted.mul_f64(3.0), n, false);
         assert!(recall_parallel(keyed, n, 1.2).is_some());
-        remember(&key, &plan, predicted.mul_f64(RECALL_DRIFT * 1.1), n, false);
+        remember(&key, &plan, predicted.mul_f64(3.0 * 1.3), n, false);
+        assert!(recall_parallel(keyed, n, 1.2).is_some());
+        // Per item: half the items in half the time is in line.
+        remember(&key, &plan, predicted.mul_f64(1.5), n / 2, false);
+        assert!(recall_parallel(keyed, n, 1.2).is_some());
+        remember(
+            &key,
+            &plan,
+            predicted.mul_f64(3.0 * RECALL_DRIFT * 1.1),
+            n,
+            false,
+        );
         assert!(recall_parallel(keyed, n, 1.2).is_none());
         // So does one far faster (items of another size under the same key).
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        remember(&key, &plan, predicted, n, false);
         remember(&key, &plan, predicted.div_f64(RECALL_DRIFT * 1.1), n, false);
         assert!(recall_parallel(keyed, n, 1.2).is_none());
         // At most RECALL_TIMES reuses.
