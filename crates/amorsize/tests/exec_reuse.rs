@@ -64,4 +64,21 @@ fn a_parallel_plan_is_reused_by_the_next_calls_and_their_results_are_complete() 
         reused > 0,
         "no call of the iterator reused the parallel plan"
     );
+
+    // A workload whose items change under the same name: the call after the change reuses the
+    // plan, its run strays from the plan's first run, and the next call plans afresh.
+    let options = Options::new().name("reused-parallel-shape-change-test");
+    let first = options.run(&items, wait).unwrap();
+    assert!(first.report.plan.is_parallel(), "{}", first.report.plan);
+    let instant = |x: &u64| x * 3;
+    let changed = options.run(&items, instant).unwrap();
+    assert_eq!(changed.results, want);
+    assert!(
+        changed.report.plan.reuse().is_some(),
+        "{}",
+        changed.report.plan
+    );
+    let after = options.run(&items, instant).unwrap();
+    assert_eq!(after.results, want);
+    assert!(after.report.plan.reuse().is_none(), "{}", after.report.plan);
 }
