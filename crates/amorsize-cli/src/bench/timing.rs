@@ -1,6 +1,6 @@
-//! Timing side by side: every strategy runs once per round, in an order that rotates from
-//! round to round, so that a slow moment of a shared machine hurts them alike; the median of
-//! the rounds counts.
+//! Timing side by side: every strategy runs once per round, in an order that changes from
+//! round to round ([`order`]), so that a slow moment of a shared machine hurts them alike; the
+//! median of the rounds counts.
 
 use anyhow::{bail, Result};
 use std::hint::black_box;
