@@ -85,9 +85,10 @@ pub fn rounds_within(min: usize, budget: Duration, round: Duration) -> usize {
 /// The order of the `m` runners in round `round`: each round starts one further on, and steps
 /// through them by a stride coprime with `m` that changes from round to round, so that every
 /// runner follows each of the others in turn (within `m` rounds when `m` is prime, as the
-/// bench's five runners are; other counts still vary the neighbours). A fixed cyclic order would always run one
-/// runner right after the same other one: after a pool whose threads still spin for a moment
-/// once their job is done, which takes the cores from whoever runs next.
+/// bench's five runners are; other counts still vary the neighbours). A fixed cyclic order
+/// would always run one runner right after the same other one: after a pool whose threads
+/// still spin for a moment once their job is done, which takes the cores from whoever runs
+/// next.
 pub fn order(round: usize, m: usize) -> impl Iterator<Item = usize> {
     let strides: Vec<usize> = (1..m.max(2)).filter(|&s| gcd(s, m) == 1).collect();
     let stride = strides[round % strides.len()];
