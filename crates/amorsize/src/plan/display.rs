@@ -56,8 +56,9 @@ impl fmt::Display for Plan {
         if let Some(reuse) = self.reuse {
             writeln!(
                 f,
-                "  reused: planned {} ago from a full sample of this workload; not sampled \
-                 again (call {} of at most {})",
+                "  reused: planned {} ago from a full sample of this workload (the workload, \
+                 terms and sample shown are that plan's); not sampled again (call {} of at most \
+                 {})",
                 secs(reuse.age),
                 reuse.call,
                 crate::cache::learn::RECALL_TIMES
