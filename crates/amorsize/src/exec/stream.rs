@@ -22,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -87,8 +88,8 @@ fn items_within(time: Duration, item: Option<Duration>, most: usize) -> usize {
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
 /// (or in completion order after [`Stream::unordered`]), while at most about
 /// [`CHUNKS_AHEAD`] chunks per worker are held at once. The input is pulled only as results
-/// are taken (and a little ahead: a serial stream computes up to 256 items or 20 µs of work at
-/// a time), so it may be unbounded.
+/// are taken (the first items for the sample, and a parallel stream's chunks ahead), so it may
+/// be unbounded.
 ///
 /// This is [`Options::stream`] with the default options.
 ///
@@ -99,7 +100,7 @@ fn items_within(time: Duration, item: Option<Duration>, most: usize) -> usize {
 /// # Examples
 ///
 /// ```
-/// // An unbounded input: only what is taken is computed (and a little ahead).
+/// // An unbounded input: only what is taken is computed (and the sample's items).
 /// let firsts: Vec<u64> = amorsize::stream(1u64.., |x| x * x).take(5).collect();
 /// assert_eq!(firsts, [1, 4, 9, 16, 25]);
 /// ```
@@ -128,6 +129,7 @@ impl Options {
         F: Fn(&I::Item) -> R + Send + Sync + 'static,
     {
         Stream {
+            ready: Vec::new().into_iter(),
             ordered: true,
             options: self.clone(),
             state: State::Start(items.into_iter(), f),
@@ -138,6 +140,9 @@ impl Options {
 /// The iterator [`stream`] returns. Dropping it stops its workers promptly (each finishes at
 /// most the item it is on) and waits for them.
 pub struct Stream<I: Iterator, R, F> {
+    /// Results computed and not yet taken, in order: the sample's, then a parallel stream's
+    /// chunks one by one.
+    ready: std::vec::IntoIter<R>,
     ordered: bool,
     options: Options,
     state: State<I, R, F>,
@@ -203,29 +208,40 @@ where
         }
     }
 
-    /// Everything but handing out a result a serial stream holds: starting, computing the
-    /// next items, the parallel engine, the end.
+    /// Everything but handing out a result already computed and computing a serial
+    /// stream's next item: starting, reading the clock, receiving a parallel stream's next
+    /// chunk, the end.
     #[inline(never)]
     fn next_slow(&mut self) -> Option<R> {
         if let State::Start(..) = self.state {
             self.begin();
-        } else if let State::Serial(s) = &mut self.state {
-            if s.due() {
-                // Between two batches: nothing computed is held back.
-                self.replan();
+        }
+        loop {
+            if let Some(r) = self.ready.next() {
+                return Some(r);
+            }
+            match &mut self.state {
+                State::Serial(s) if s.exhausted => return None,
+                State::Serial(s) => {
+                    if s.computes_next() || !s.due() {
+                        return s.compute();
+                    }
+                    // Between two items: nothing computed is held back.
+                    self.replan();
+                }
+                State::Parallel(e) => match e.next_batch() {
+                    Some(batch) => self.ready = batch.into_iter(),
+                    None => {
+                        // Drops the engine: nothing is left in flight once it has no batch
+                        // left. A serial stream stays as it is, so that its plan is built
+                        // only if asked for.
+                        self.state = State::Finished(self.report().map(Box::new));
+                        return None;
+                    }
+                },
+                State::Start(..) | State::Finished(_) => return None,
             }
         }
-        let next = match &mut self.state {
-            State::Serial(s) => s.next(),
-            State::Parallel(e) => e.next(),
-            State::Start(..) | State::Finished(_) => None,
-        };
-        if next.is_none() && matches!(self.state, State::Parallel(_)) {
-            // Drops the engine: nothing is left in flight once it returned `None`. A serial
-            // stream stays as it is, so that its plan is built only if asked for.
-            self.state = State::Finished(self.report().map(Box::new));
-        }
-        next
     }
 
     fn begin(&mut self) {
@@ -264,7 +280,12 @@ where
         let length = k.saturating_add(upper.unwrap_or(lower.max(UNKNOWN_LENGTH_ITEMS)));
         let total = (Some(lower) == upper).then(|| k.saturating_add(lower));
         let nested = pool::nested();
-        let prefix: Vec<R> = sampled.results.into_iter().map(|(_, r)| r).collect();
+        self.ready = sampled
+            .results
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<R>>()
+            .into_iter();
         let Some(plan) = (match settled {
             Some(_) => None,
             None => Some(plan::plan_sample(
@@ -277,7 +298,7 @@ where
             self.state = State::Serial(Box::new(Serial::new(
                 iter,
                 f,
-                prefix,
+                k,
                 OnceLock::new(),
                 settled,
                 sampled.figures,
@@ -299,7 +320,6 @@ where
                 stream_chunk(&plan, &sampled.figures, length - k, &self.options),
                 plan,
                 pool,
-                prefix,
                 Resume {
                     sampled: k,
                     index: k,
@@ -314,7 +334,7 @@ where
             None => State::Serial(Box::new(Serial::new(
                 iter,
                 f,
-                prefix,
+                k,
                 OnceLock::from(plan),
                 None,
                 sampled.figures,
@@ -347,12 +367,7 @@ where
         let State::Serial(s) = &self.state else {
             return;
         };
-        if !plan.is_parallel()
-            || plan.workers().get() < 2
-            || s.nested
-            || s.panicked.is_some()
-            || s.exhausted
-        {
+        if !plan.is_parallel() || plan.workers().get() < 2 || s.nested || s.exhausted {
             return;
         }
         let Ok(pool) = pool::pool(plan.workers().get()) else {
@@ -366,8 +381,7 @@ where
         let State::Serial(s) = std::mem::replace(&mut self.state, State::Finished(None)) else {
             return;
         };
-        // The results computed ahead, not yet taken, come out first.
-        let ready: Vec<R> = s.ready.collect();
+        // The sample's results not yet taken stay in `ready` and come out first.
         let resume = Resume {
             sampled: s.sampled,
             index: s.index,
@@ -380,7 +394,6 @@ where
             chunk,
             plan,
             pool,
-            ready,
             resume,
             s.total,
             s.assumed,
@@ -400,12 +413,15 @@ where
 
     #[inline]
     fn next(&mut self) -> Option<R> {
-        // The path of almost every item of a serial stream, kept small: the rest of the
-        // machinery (planning, the parallel engine) has a large stack frame, which costs
-        // every call that enters it several ns.
+        // The path of almost every item, kept small: the rest of the machinery (planning,
+        // the parallel engine) has a large stack frame, which costs every call that enters
+        // it several ns.
+        if let Some(r) = self.ready.next() {
+            return Some(r);
+        }
         if let State::Serial(s) = &mut self.state {
-            if let Some(r) = s.ready.next() {
-                return Some(r);
+            if s.computes_next() {
+                return s.compute();
             }
         }
         self.next_slow()
@@ -416,17 +432,17 @@ where
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.state {
             State::Start(iter, _) => iter.size_hint(),
-            State::Serial(s) if s.exhausted => (s.ready.len(), Some(s.ready.len())),
+            State::Serial(s) if s.exhausted => (self.ready.len(), Some(self.ready.len())),
             State::Serial(s) => {
                 let (lower, upper) = s.iter.size_hint();
-                let held = s.ready.len();
+                let held = self.ready.len();
                 (
                     lower.saturating_add(held),
                     upper.and_then(|u| u.checked_add(held)),
                 )
             }
-            State::Parallel(_) => (0, None),
-            State::Finished(_) => (0, Some(0)),
+            State::Parallel(_) => (self.ready.len(), None),
+            State::Finished(_) => (self.ready.len(), Some(self.ready.len())),
         }
     }
 }
@@ -435,7 +451,7 @@ impl<I: Iterator, R, F> fmt::Debug for Stream<I, R, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Start(..) => "not started",
-            State::Serial(s) if s.exhausted && s.ready.len() == 0 => "finished (serial)",
+            State::Serial(s) if s.exhausted && self.ready.len() == 0 => "finished (serial)",
             State::Serial(_) => "serial",
             State::Parallel(_) => "parallel",
             State::Finished(_) => "finished",
@@ -476,39 +492,21 @@ fn stream_chunk(
     NonZeroUsize::new(chunk).unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Items a serial stream computes ahead of what is taken, at most: one catch of a panic and
-/// one call into the stream's machinery per this many items rather than per item, which for
-/// items of a few ns costs more than the items. A little ahead, as a parallel stream computes
-/// whole chunks ahead.
-const SERIAL_AHEAD_ITEMS: usize = 256;
-
-/// ...and no more than this much predicted work ahead: items of 20 µs or more are computed
-/// one at a time, as they are taken.
-const SERIAL_AHEAD_TIME: Duration = Duration::from_micros(20);
-
-/// Items a serial stream computes at a time when its items are predicted to take `item` each.
-fn serial_ahead(item: Option<Duration>) -> usize {
-    items_within(SERIAL_AHEAD_TIME, item, SERIAL_AHEAD_ITEMS)
-}
-
-/// A serial stream: the lazy map itself, on the pulling thread, a few items at a time.
+/// A serial stream: the lazy map itself, on the pulling thread, an item per `next`.
 struct Serial<I, R, F> {
     iter: I,
     f: F,
     sampled: usize,
     /// The input index of the next item to compute.
     index: usize,
-    /// Results computed and not yet taken, in order: the sample's first.
-    ready: std::vec::IntoIter<R>,
-    /// A panic to raise once `ready` is taken: of `f` on the item with this input index, or
-    /// (`None`) of the input iterator itself, raised as it was.
-    panicked: Option<(Option<usize>, Box<dyn Any + Send>)>,
+    /// `next` computes items itself while `index` is below this; at it, the stream's slow path
+    /// reads the clock (to plan again, see [`STREAM_REPLAN_EVERY`]). 0 once the input has
+    /// ended.
+    check_at: usize,
     /// The input has ended (it is not asked again: an iterator may go on after `None`).
     exhausted: bool,
     /// How long the stream took to compute its last item, once the input has ended.
     took: Option<Duration>,
-    /// Items computed at a time.
-    ahead: usize,
     plan: OnceLock<Plan>,
     /// For a stream the glance settled: its length and the proof, to build the plan from when
     /// it is asked for.
@@ -521,10 +519,10 @@ struct Serial<I, R, F> {
     start: Instant,
     /// When the stream was last planned.
     planned: Instant,
-    /// Items left before the next reading of the clock.
-    countdown: u32,
     /// Items between two readings of the clock.
-    clock_every: u32,
+    clock_every: usize,
+    /// The type of the results, which `f` gives.
+    results: PhantomData<fn() -> R>,
 }
 
 impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
@@ -532,7 +530,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     fn new(
         iter: I,
         f: F,
-        prefix: Vec<R>,
+        sampled: usize,
         plan: OnceLock<Plan>,
         settled: Option<(usize, plan::quick::Proof)>,
         figures: sample::Sample,
@@ -541,18 +539,16 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         assumed: Option<usize>,
     ) -> Self {
         let item = Duration::try_from_secs_f64(figures.item_time).ok();
-        let k = prefix.len();
         let now = Instant::now();
+        let clock_every = clock_every(item) as usize;
         Serial {
             iter,
             f,
-            sampled: k,
-            index: k,
-            ready: prefix.into_iter(),
-            panicked: None,
+            sampled,
+            index: sampled,
+            check_at: sampled.saturating_add(clock_every),
             exhausted: false,
             took: None,
-            ahead: serial_ahead(item),
             plan,
             settled,
             figures,
@@ -561,8 +557,8 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             assumed,
             start: now,
             planned: now,
-            countdown: clock_every(item),
-            clock_every: clock_every(item),
+            clock_every,
+            results: PhantomData,
         }
     }
 
@@ -575,72 +571,55 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         })
     }
 
-    /// Whether it is time to plan again: [`STREAM_REPLAN_EVERY`] has passed since the last
-    /// plan (the clock is read about once per [`CLOCK_EVERY`]). Never for a nested
-    /// stream, which runs serially whatever the plan.
+    /// Whether the next item is computed by `next` itself, without the slow path.
+    #[inline]
+    fn computes_next(&self) -> bool {
+        self.index < self.check_at
+    }
+
+    /// Reads the clock (the slow path's part, every [`Serial::clock_every`] items): whether
+    /// it is time to plan again, [`STREAM_REPLAN_EVERY`] after the last plan. Never for a
+    /// nested stream, which runs serially whatever the plan.
     fn due(&mut self) -> bool {
-        if self.nested || self.panicked.is_some() || self.exhausted {
-            return false;
-        }
-        // Asked once per batch of items computed ahead.
-        let batch = u32::try_from(self.ahead).unwrap_or(u32::MAX);
-        if self.countdown > batch {
-            self.countdown -= batch;
-            return false;
-        }
-        self.countdown = self.clock_every;
-        self.planned.elapsed() >= STREAM_REPLAN_EVERY
+        self.check_at = self.index.saturating_add(self.clock_every);
+        !self.nested && self.planned.elapsed() >= STREAM_REPLAN_EVERY
     }
 
-    fn next(&mut self) -> Option<R> {
-        if self.ready.len() == 0 && self.panicked.is_none() {
-            self.compute_ahead();
-        }
-        if let Some(r) = self.ready.next() {
-            return Some(r);
-        }
-        match self.panicked.take()? {
-            (Some(index), payload) => panic!("{}", Error::panicked(index, payload.as_ref())),
-            (None, payload) => std::panic::resume_unwind(payload),
+    /// Computes the next item; `None` at the end of the input. A panic of `f` is raised
+    /// with the item's index; one of the input iterator, as it was.
+    ///
+    /// One item at a time, in the caller's loop: whatever the caller does with a result
+    /// (`collect` writes it) overlaps with computing the next one. Computing a batch ahead
+    /// instead would hand each result out in a second pass, which for items of a few ns
+    /// costs about as much as the items.
+    #[inline]
+    fn compute(&mut self) -> Option<R> {
+        let Some(item) = self.iter.next() else {
+            return self.end();
+        };
+        let index = self.index;
+        self.index += 1;
+        match catch_unwind(AssertUnwindSafe(|| (self.f)(&item))) {
+            Ok(r) => Some(r),
+            Err(payload) => raise(index, payload),
         }
     }
 
-    /// Computes the next items, up to [`Serial::ahead`] of them, into `ready`; a panic stops
-    /// there, to be raised once the results before it are taken.
+    #[cold]
     #[inline(never)]
-    fn compute_ahead(&mut self) {
-        if self.exhausted {
-            return;
-        }
-        let (iter, f) = (&mut self.iter, &self.f);
-        let mut ready = Vec::with_capacity(self.ahead);
-        // Whether a panic is the function's (with the item's index) or the input's.
-        let mut in_f = false;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            // On a panic `ready` keeps the results before it.
-            ready.extend(iter.by_ref().take(self.ahead).map(|item| {
-                in_f = true;
-                let r = f(&item);
-                in_f = false;
-                r
-            }));
-        }));
-        let done = ready.len();
-        self.ready = ready.into_iter();
-        match outcome {
-            Err(payload) => {
-                let index = self.index + done;
-                self.panicked = Some((in_f.then_some(index), payload));
-                self.index += usize::from(in_f);
-            }
-            Ok(()) if done < self.ahead => {
-                self.exhausted = true;
-                self.took = Some(self.start.elapsed());
-            }
-            Ok(()) => {}
-        }
-        self.index += done;
+    fn end(&mut self) -> Option<R> {
+        self.exhausted = true;
+        self.check_at = 0;
+        self.took = Some(self.start.elapsed());
+        None
     }
+}
+
+/// Raises the panic of `f` on the item with input index `index`.
+#[cold]
+#[inline(never)]
+fn raise(index: usize, payload: Box<dyn Any + Send>) -> ! {
+    panic!("{}", Error::panicked(index, payload.as_ref()))
 }
 
 /// Where a parallel stream takes over: after the sampled prefix, or after a serial stretch
@@ -690,7 +669,7 @@ struct Engine<I: Iterator, R, F> {
     total: Option<usize>,
     /// The bound on `in_flight` set by the caller, if any.
     limit: Option<usize>,
-    /// Items dispatched whose results have not yet been moved to `current`.
+    /// Items dispatched whose results have not yet been handed to the stream.
     in_flight: usize,
     /// Chunks dispatched whose message has not been received.
     outstanding: usize,
@@ -698,7 +677,6 @@ struct Engine<I: Iterator, R, F> {
     next_index: usize,
     next_out: u64,
     arrived: BTreeMap<u64, Vec<R>>,
-    current: std::vec::IntoIter<R>,
     adapter: Option<Adapter>,
     reporter: Option<Reporter>,
     sampled: usize,
@@ -723,7 +701,6 @@ where
         chunk: NonZeroUsize,
         plan: Plan,
         pool: Pool,
-        prefix: Vec<R>,
         resume: Resume,
         total: Option<usize>,
         assumed: Option<usize>,
@@ -762,7 +739,6 @@ where
             next_index: resume.index,
             next_out: 0,
             arrived: BTreeMap::new(),
-            current: prefix.into_iter(),
             adapter,
             reporter,
             sampled: resume.sampled,
@@ -774,16 +750,14 @@ where
         }
     }
 
-    fn next(&mut self) -> Option<R> {
+    /// The next chunk's results, in order (or as they arrive, unordered); `None` once the
+    /// input is done and every chunk handed out.
+    fn next_batch(&mut self) -> Option<Vec<R>> {
         loop {
-            if let Some(r) = self.current.next() {
-                return Some(r);
-            }
             self.dispatch();
             if let Some(results) = self.take_arrived() {
                 self.in_flight -= results.len();
-                self.current = results.into_iter();
-                continue;
+                return Some(results);
             }
             if self.outstanding == 0 {
                 // `dispatch` sends a chunk whenever nothing is in flight: the input is done.
@@ -999,9 +973,8 @@ mod tests {
                 if at > 0 {
                     assert!(matches!(s.state, State::Serial(_)), "{s:?}");
                 }
-                // Whatever is computed and not yet taken (the sample's results, the items
-                // computed ahead) goes over with the rest; an input already run to its end
-                // stays serial.
+                // Whatever is computed and not yet taken (the sample's results) goes over with
+                // the rest; an input already run to its end stays serial.
                 let exhausted = matches!(&s.state, State::Serial(x) if x.exhausted);
                 assert!(!exhausted || at == 4999, "at {at}");
                 s.go_parallel(Plan::fixed(nz(3), nz(7)));
@@ -1037,14 +1010,21 @@ mod tests {
     }
 
     #[test]
-    fn a_serial_stream_computes_a_little_ahead_and_raises_a_panic_after_the_results_before_it() {
-        assert_eq!(serial_ahead(None), SERIAL_AHEAD_ITEMS);
-        assert_eq!(
-            serial_ahead(Some(Duration::from_nanos(20))),
-            SERIAL_AHEAD_ITEMS
-        );
-        assert_eq!(serial_ahead(Some(Duration::from_micros(10))), 2);
-        assert_eq!(serial_ahead(Some(Duration::from_millis(1))), 1);
+    fn a_serial_stream_computes_only_what_is_taken_and_raises_a_panic_on_its_item() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let mut s = serial_stream(1_000_000, move |&x| {
+            counted.fetch_add(1, Relaxed);
+            x
+        });
+        assert_eq!(s.next(), Some(0));
+        // The sample's items, computed on the first `next`.
+        let sampled = calls.load(Relaxed);
+        assert!(sampled < 1_000_000, "{sampled}");
+        let taken = sampled + 1000;
+        assert_eq!(s.by_ref().take(taken - 1).count(), taken - 1);
+        assert_eq!(calls.load(Relaxed), taken);
+
         let mut s = serial_stream(100, |&x| {
             assert!(x != 40, "bad item");
             x
