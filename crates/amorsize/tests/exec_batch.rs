@@ -315,12 +315,22 @@ fn a_serial_decision_is_recalled_by_the_next_calls_and_their_results_are_complet
     for _ in 0..8 {
         let run = options.run(&items, spin).unwrap();
         assert_eq!(run.results, want);
-        if matches!(
-            run.report.plan.reason(),
-            amorsize::plan::Reason::Recalled { .. }
-        ) {
+        if let amorsize::plan::Reason::Recalled { serial, .. } = run.report.plan.reason() {
             recalled += 1;
             assert!(run.report.plan.to_string().contains("not sampled again"));
+            // The prediction is the earlier sample's (for the items the glance left), not the
+            // glance's few items.
+            let plan = &run.report.plan;
+            let left = plan.items().expect("a recalled plan knows its items");
+            let predicted = plan
+                .predicted_serial_time()
+                .expect("predicted")
+                .as_secs_f64();
+            let expected = serial * left as f64 / items.len() as f64;
+            assert!(
+                (predicted - expected).abs() <= 1e-6 * expected,
+                "{predicted} against {expected}\n{plan}"
+            );
         }
     }
     assert!(recalled > 0, "no call recalled the serial decision");

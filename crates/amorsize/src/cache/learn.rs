@@ -108,12 +108,15 @@ pub const RECALL_GLANCE_FACTOR: f64 = 2.0;
 
 /// What a full sample decided, kept for the next calls of the same workload.
 enum Decision {
-    /// Parallelism refused for the work's size: the serial time of the input and the best
-    /// speedup a parallel plan reached, with the glance's time per item when it was made.
+    /// Parallelism refused for the work's size: the serial time of the input, the best
+    /// speedup a parallel plan reached and the threshold it had to reach (the caller's, or
+    /// higher for a sample too small to trust), with the glance's time per item when it was
+    /// made.
     Serial {
         glance_item: f64,
         serial: f64,
         best_speedup: f64,
+        refused_at: f64,
     },
     /// A parallel plan, reused as it is.
     Parallel(Box<Plan>),
@@ -157,6 +160,8 @@ pub(crate) struct Recalled {
     pub(crate) serial: f64,
     /// The best speedup the decision found for a parallel plan.
     pub(crate) best_speedup: f64,
+    /// The threshold that speedup had to reach.
+    pub(crate) threshold: f64,
     /// Seconds since the decision.
     pub(crate) age: f64,
     /// Calls that reused it, this one included.
@@ -183,21 +188,28 @@ pub(crate) fn note_plan(
             crate::plan::Reason::TooSmall {
                 serial,
                 best_speedup,
+                threshold,
                 ..
-            } => Some((*serial, *best_speedup)),
-            crate::plan::Reason::TooFast { best_speedup, .. } => Some((
+            } => Some((*serial, *best_speedup, *threshold)),
+            crate::plan::Reason::TooFast {
+                best_speedup,
+                threshold,
+                ..
+            } => Some((
                 plan.predicted_serial_time()
                     .map_or(0.0, |d| d.as_secs_f64()),
                 *best_speedup,
+                *threshold,
             )),
             _ => None,
         };
         refused
             .filter(|_| glance_item.is_finite() && glance_item > 0.0)
-            .map(|(serial, best_speedup)| Decision::Serial {
+            .map(|(serial, best_speedup, refused_at)| Decision::Serial {
                 glance_item,
                 serial,
                 best_speedup,
+                refused_at,
             })
     };
     let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
@@ -264,15 +276,20 @@ pub(crate) fn recall_serial(
             glance_item: then,
             serial,
             best_speedup,
-        } if threshold >= r.threshold && glance_item <= then * RECALL_GLANCE_FACTOR => {
-            Some((serial * items as f64 / r.items as f64, best_speedup))
-        }
+            refused_at,
+        } if threshold >= r.threshold && glance_item <= then * RECALL_GLANCE_FACTOR => Some((
+            serial * items as f64 / r.items as f64,
+            best_speedup,
+            refused_at,
+        )),
         _ => None,
     };
-    let ((serial, best_speedup), age, reused) = recall_decision(key, false, items, fits)?;
+    let ((serial, best_speedup, threshold), age, reused) =
+        recall_decision(key, false, items, fits)?;
     Some(Recalled {
         serial,
         best_speedup,
+        threshold,
         age,
         reused,
     })
@@ -462,6 +479,11 @@ mod tests {
     }
 
     fn serial_plan() -> Plan {
+        serial_plan_at(1.2)
+    }
+
+    /// A serial plan refused under `threshold`.
+    fn serial_plan_at(threshold: f64) -> Plan {
         let costs = Costs {
             worker_start: 50e-6,
             ..Costs::zero(Backend::Threads)
@@ -470,7 +492,7 @@ mod tests {
             &Workload::new(1000, 20e-9),
             &costs,
             &Caps::cores(2, "test"),
-            &Options::new(),
+            &Options::new().threshold(threshold),
         );
         assert!(
             matches!(plan.reason(), crate::plan::Reason::TooSmall { .. }),
@@ -488,6 +510,12 @@ mod tests {
         let r = recall_serial(&key, 1000, 150e-9, 1.2).expect("stands");
         assert_eq!(r.reused, 1);
         assert!(r.best_speedup < 1.2);
+        assert_eq!(r.threshold, 1.2);
+        // Refused under a higher threshold than the caller's (a sample too small to trust):
+        // the recall tells the threshold the plan had to reach.
+        note_plan(&key, 1000, 100e-9, 1.2, &serial_plan_at(1.8), true);
+        let r = recall_serial(&key, 1000, 100e-9, 1.2).expect("stands");
+        assert_eq!(r.threshold, 1.8);
         // Items slower at the glance than the factor allows: planned afresh, and forgotten.
         assert!(recall_serial(&key, 1000, 100e-9 * RECALL_GLANCE_FACTOR * 1.1, 1.2).is_none());
         assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());

@@ -133,7 +133,12 @@ pub(crate) fn settled_plan(
     proof: quick::Proof,
     options: &Options,
 ) -> Plan {
-    let workload = figures.workload(n - figures.count.min(n));
+    let mut workload = figures.workload(n - figures.count.min(n));
+    if proof.recalled.is_some() && n > 0 {
+        // The earlier full sample's time per item, which the glance (a few items timed one
+        // by one, often misses to memory) only checked.
+        workload.item_time = proof.serial / n as f64;
+    }
     let caps = Caps::from_machine(crate::probe::machine());
     let mut plan = if workload.items == 0 {
         // The glance ran everything: nothing is left to decide.
@@ -152,7 +157,7 @@ pub(crate) fn settled_plan(
                 Some(recalled) => Reason::Recalled {
                     serial: proof.serial,
                     best_speedup: proof.best_speedup,
-                    threshold: options.threshold,
+                    threshold: recalled.threshold,
                     age: recalled.age,
                     reused: recalled.reused,
                 },
