@@ -172,6 +172,48 @@ fn an_unrepresentative_prefix_adapts_the_chunk_size() {
     assert!(shrink.is_some(), "no smaller chunk: {report}");
 }
 
+fn spin(x: &u64) -> u64 {
+    let mut z = *x;
+    for _ in 0..300 {
+        z = std::hint::black_box(z.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    z
+}
+
+#[test]
+fn a_serial_decision_is_recalled_by_the_next_streams_of_a_known_length() {
+    // A threshold no plan reaches: the first stream's sample refuses parallelism; the next
+    // streams of the workload settle serial from their glance, unless it finds the items
+    // slower (a busy machine), so only some of them are required to.
+    let items: Vec<u64> = (0..3000).collect();
+    let want: Vec<u64> = items.iter().map(spin).collect();
+    let options = Options::new()
+        .threshold(1000.0)
+        .name("recalled-serial-stream-test");
+    let mut first = options.stream(items.clone(), spin);
+    assert_eq!(first.by_ref().collect::<Vec<_>>(), want);
+    let plan = first.plan().expect("planned");
+    assert!(!plan.is_parallel());
+    assert!(
+        !matches!(plan.reason(), amorsize::plan::Reason::Recalled { .. }),
+        "{plan}"
+    );
+    let mut recalled = 0;
+    for _ in 0..8 {
+        let mut s = options.stream(items.clone(), spin);
+        let mut got: Vec<u64> = s.by_ref().take(10).collect();
+        s.by_ref().for_each(|r| got.push(r));
+        assert_eq!(got, want);
+        if matches!(
+            s.plan().expect("planned").reason(),
+            amorsize::plan::Reason::Recalled { .. }
+        ) {
+            recalled += 1;
+        }
+    }
+    assert!(recalled > 0, "no stream recalled the serial decision");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

@@ -261,16 +261,19 @@ where
                     plan::quick::Look::Serial(glance, proof) => {
                         // Settled only for a known length (`look_iter`).
                         let n = len.unwrap_or(prefix.len());
-                        Ok((plan::settled_sample(n, glance), Some((n, proof))))
+                        Ok((plan::settled_sample(n, glance), Some((n, proof)), None))
                     }
                     plan::quick::Look::Plan(glance) => {
                         let bounds = plan::sample_bounds(&self.options);
+                        let known = len.map(|n| (n, glance.item_time()));
                         sample::sample_iter_after(&mut iter, &f, &bounds, len, prefix, glance)
-                            .map(|(_, sampled)| (sampled, None))
+                            .map(|(_, sampled)| (sampled, None, known))
                     }
                 }
             });
-        let (sampled, settled) = match glanced {
+        // Settled by the glance: the length and the proof. Sampled, for an input that tells its
+        // length: the length and the glance's time per item, to note the decision with.
+        let (sampled, settled, known) = match glanced {
             Ok(found) => found,
             Err(e) => panic!("{e}"),
         };
@@ -288,10 +291,12 @@ where
             .into_iter();
         let Some(plan) = (match settled {
             Some(_) => None,
-            None => Some(plan::plan_sample(
+            None => Some(plan::plan_stream(
                 &sampled.figures,
                 length.saturating_sub(k),
                 &self.options,
+                &f,
+                known,
             )),
         }) else {
             // Settled serial by the glance: the plan is built only if asked for.
@@ -426,6 +431,29 @@ where
         }
         self.next_slow()
     }
+    /// `for_each`, `sum`, `count` and the other consumers that fold: a serial stream's items
+    /// are computed in a loop of its own between two readings of the clock, with one catch
+    /// of a panic per stretch rather than a call of `next` per item.
+    fn fold<B, G>(mut self, init: B, mut g: G) -> B
+    where
+        G: FnMut(B, R) -> B,
+    {
+        let mut acc = init;
+        loop {
+            acc = self.ready.by_ref().fold(acc, &mut g);
+            if let State::Serial(s) = &mut self.state {
+                if s.computes_next() {
+                    acc = s.fold_stretch(acc, &mut g);
+                    continue;
+                }
+            }
+            match self.next_slow() {
+                Some(r) => acc = g(acc, r),
+                None => return acc,
+            }
+        }
+    }
+
     /// Every input item gives one result, so before the workers start the bounds are the
     /// input's (with the sample's results still to hand out); a collecting caller then
     /// allocates once. Once parallel, items in flight are not counted: no bound is claimed.
@@ -602,6 +630,41 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         match catch_unwind(AssertUnwindSafe(|| (self.f)(&item))) {
             Ok(r) => Some(r),
             Err(payload) => raise(index, payload),
+        }
+    }
+
+    /// Folds the results of the items up to the next reading of the clock (or the input's
+    /// end) into `acc` with `g`. A panic of `f` is raised with its item's index; one of the
+    /// input iterator or of `g`, as it was.
+    fn fold_stretch<B, G>(&mut self, acc: B, g: &mut G) -> B
+    where
+        G: FnMut(B, R) -> B,
+    {
+        let stretch = self.check_at - self.index;
+        let (iter, f) = (&mut self.iter, &self.f);
+        // Items pulled from the input, and those `f` returned from: on a panic, whether it
+        // is `f`'s.
+        let (mut pulled, mut computed) = (0usize, 0usize);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let mut acc = acc;
+            for item in iter.by_ref().take(stretch) {
+                pulled += 1;
+                let r = f(&item);
+                computed += 1;
+                acc = g(acc, r);
+            }
+            acc
+        }));
+        self.index += pulled;
+        match outcome {
+            Ok(acc) => {
+                if pulled < stretch {
+                    self.end();
+                }
+                acc
+            }
+            Err(payload) if computed < pulled => raise(self.index - 1, payload),
+            Err(payload) => std::panic::resume_unwind(payload),
         }
     }
 
@@ -1041,6 +1104,46 @@ mod tests {
         let taken: Vec<u64> = s.by_ref().take(70).collect();
         assert_eq!(taken, (1..=70).collect::<Vec<_>>());
         let err = catch_unwind(AssertUnwindSafe(|| s.next())).unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"input failed"));
+    }
+
+    #[test]
+    fn consumers_that_fold_get_every_result_once_and_the_same_panics() {
+        let expected = |n: u64| (0..n).map(|x| x * 3 + 1).sum::<u64>();
+        // Some results taken first, the rest summed.
+        let mut s = serial_stream(100_000, |x| x * 3 + 1);
+        let first: u64 = s.by_ref().take(10).sum();
+        assert_eq!(first + s.sum::<u64>(), expected(100_000));
+        assert_eq!(serial_stream(5000, |&x| x).count(), 5000);
+        // Turned parallel midway, then folded.
+        let mut s = serial_stream(5000, |x| x * 3 + 1);
+        let mut out: Vec<u64> = s.by_ref().take(1500).collect();
+        s.go_parallel(Plan::fixed(nz(2), nz(16)));
+        assert!(matches!(s.state, State::Parallel(_)));
+        s.for_each(|r| out.push(r));
+        assert_eq!(out, (0..5000).map(|x| x * 3 + 1).collect::<Vec<_>>());
+
+        // A panic of `f` names its item; one of the consumer or of the input is raised as it
+        // was.
+        let s = serial_stream(100_000, |&x| {
+            assert!(x != 54_321, "bad item");
+            x
+        });
+        let err = catch_unwind(AssertUnwindSafe(|| s.for_each(drop))).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(
+            msg.contains("item 54321") && msg.contains("bad item"),
+            "{msg}"
+        );
+        let s = serial_stream(100_000, |&x| x);
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            s.for_each(|r| assert!(r != 54_321, "consumer failed"));
+        }))
+        .unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"consumer failed"));
+        let input = (0..100_000u64).inspect(|&x| assert!(x != 54_321, "input failed"));
+        let s = Options::new().max_workers(nz(1)).stream(input, |x| x + 1);
+        let err = catch_unwind(AssertUnwindSafe(|| s.for_each(drop))).unwrap_err();
         assert_eq!(err.downcast_ref::<&str>(), Some(&"input failed"));
     }
 

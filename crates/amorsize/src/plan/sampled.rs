@@ -3,7 +3,7 @@
 
 use super::quick::{self, Look};
 use super::{decide, speedup_bound, Caps, Options, Plan, Reason, Warning};
-use crate::model::Workload;
+use crate::model::{Seconds, Workload};
 use crate::probe::overhead;
 use crate::sample::{self, Glance, Sample, SampleBounds, Sampled, MIN_TRUSTED_SAMPLE};
 use crate::Result;
@@ -93,6 +93,26 @@ where
         );
     }
     Ok((plan, sampled))
+}
+
+/// [`plan_sample`] for a stream after its sample, `rest` items left. For a stream of `n` items
+/// in all (its iterator tells) whose glance took `glance_item` each, the decision is noted as
+/// a batch's is, so that the next streams of the workload settle serial from their glance
+/// while it stands, rather than sampling again.
+pub(crate) fn plan_stream<T: ?Sized, R, F: Fn(&T) -> R>(
+    figures: &Sample,
+    rest: usize,
+    options: &Options,
+    f: &F,
+    known: Option<(usize, Seconds)>,
+) -> Plan {
+    let plan = plan_sample(figures, rest, options);
+    if let Some((n, glance_item)) = known.filter(|_| options.workers.is_none()) {
+        let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, n);
+        // Streams do not reuse parallel plans (a noted one only forgets a serial decision).
+        crate::cache::learn::note_plan(&key, n, glance_item, options.threshold, &plan, false);
+    }
+    plan
 }
 
 /// The serial plan for `n` items that a glance settled, with the glance's results.
