@@ -8,6 +8,10 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+#[path = "common/work.rs"]
+mod work;
+use work::spin;
+
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
 }
@@ -287,15 +291,6 @@ fn a_panicking_progress_callback_reaches_the_caller_without_a_hang() {
             .execute(&items, |x| x + 1)
     }));
     assert!(outcome.is_err());
-}
-
-/// Work of about a microsecond per item, not optimized away.
-fn spin(x: &u64) -> u64 {
-    let mut z = *x;
-    for _ in 0..300 {
-        z = std::hint::black_box(z.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-    }
-    z
 }
 
 #[test]

@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "common/work.rs"]
+mod work;
+use work::spin;
+
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
 }
@@ -170,14 +174,6 @@ fn an_unrepresentative_prefix_adapts_the_chunk_size() {
     assert_eq!(report.items, 1600);
     let shrink = report.adjustments.iter().find(|a| a.to < a.from);
     assert!(shrink.is_some(), "no smaller chunk: {report}");
-}
-
-fn spin(x: &u64) -> u64 {
-    let mut z = *x;
-    for _ in 0..300 {
-        z = std::hint::black_box(z.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-    }
-    z
 }
 
 #[test]
