@@ -431,6 +431,7 @@ where
         }
         self.next_slow()
     }
+
     /// `for_each`, `sum`, `count` and the other consumers that fold: a serial stream's items
     /// are computed in a loop of its own between two readings of the clock, with one catch
     /// of a panic per stretch rather than a call of `next` per item.
