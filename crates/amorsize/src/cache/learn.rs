@@ -111,12 +111,15 @@ enum Decision {
     /// Parallelism refused for the work's size: the serial time of the input, the best
     /// speedup a parallel plan reached and the threshold it had to reach (the caller's, or
     /// higher for a sample too small to trust), with the glance's time per item when it was
-    /// made.
+    /// made. `unmeasured`: refused because the thread costs were not worth finding for it, with
+    /// the most a parallel plan could have saved
+    /// ([`Reason::NotWorthMeasuring`](crate::plan::Reason::NotWorthMeasuring)).
     Serial {
         glance_item: f64,
         serial: f64,
         best_speedup: f64,
         refused_at: f64,
+        unmeasured: Option<f64>,
     },
     /// A parallel plan, reused as it is.
     Parallel(Box<Plan>),
@@ -162,6 +165,9 @@ pub(crate) struct Recalled {
     pub(crate) best_speedup: f64,
     /// The threshold that speedup had to reach.
     pub(crate) threshold: f64,
+    /// For a decision made because the thread costs were not worth finding: the most a
+    /// parallel plan could save now (to weigh against finding them again).
+    pub(crate) unmeasured: Option<f64>,
     /// Seconds since the decision.
     pub(crate) age: f64,
     /// Calls that reused it, this one included.
@@ -190,7 +196,7 @@ pub(crate) fn note_plan(
                 best_speedup,
                 threshold,
                 ..
-            } => Some((*serial, *best_speedup, *threshold)),
+            } => Some((*serial, *best_speedup, *threshold, None)),
             crate::plan::Reason::TooFast {
                 best_speedup,
                 threshold,
@@ -200,17 +206,27 @@ pub(crate) fn note_plan(
                     .map_or(0.0, |d| d.as_secs_f64()),
                 *best_speedup,
                 *threshold,
+                None,
+            )),
+            crate::plan::Reason::NotWorthMeasuring { serial, gain, .. } => Some((
+                *serial,
+                *serial / (*serial - *gain).max(f64::MIN_POSITIVE),
+                threshold,
+                Some(*gain),
             )),
             _ => None,
         };
         refused
             .filter(|_| glance_item.is_finite() && glance_item > 0.0)
-            .map(|(serial, best_speedup, refused_at)| Decision::Serial {
-                glance_item,
-                serial,
-                best_speedup,
-                refused_at,
-            })
+            .map(
+                |(serial, best_speedup, refused_at, unmeasured)| Decision::Serial {
+                    glance_item,
+                    serial,
+                    best_speedup,
+                    refused_at,
+                    unmeasured,
+                },
+            )
     };
     let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
     recent.retain(|r| r.key != *key);
@@ -277,19 +293,25 @@ pub(crate) fn recall_serial(
             serial,
             best_speedup,
             refused_at,
-        } if threshold >= r.threshold && glance_item <= then * RECALL_GLANCE_FACTOR => Some((
-            serial * items as f64 / r.items as f64,
-            best_speedup,
-            refused_at,
-        )),
+            unmeasured,
+        } if threshold >= r.threshold && glance_item <= then * RECALL_GLANCE_FACTOR => {
+            let scale = items as f64 / r.items as f64;
+            Some((
+                serial * scale,
+                best_speedup,
+                refused_at,
+                unmeasured.map(|gain| gain * scale),
+            ))
+        }
         _ => None,
     };
-    let ((serial, best_speedup, threshold), age, reused) =
+    let ((serial, best_speedup, threshold, unmeasured), age, reused) =
         recall_decision(key, false, items, fits)?;
     Some(Recalled {
         serial,
         best_speedup,
         threshold,
+        unmeasured,
         age,
         reused,
     })

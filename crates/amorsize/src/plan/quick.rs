@@ -55,6 +55,10 @@ pub(crate) struct Proof {
     /// Not a bound: a serial decision from a full sample of the same workload a moment ago,
     /// which the glance does not contradict.
     pub(crate) recalled: Option<Recalled>,
+    /// Not a bound either: the thread costs are not known in this process and not worth
+    /// finding for this call, which could save at most the first figure; the second is the
+    /// savings forgone this way so far.
+    pub(crate) forgone: Option<(Seconds, Seconds)>,
 }
 
 /// Glances at `items` (see the module's documentation). The sample bounds are the ones the
@@ -100,18 +104,43 @@ pub(crate) fn settle<R>(
         glance.elapsed < PARALLEL_FLOOR && glance.item_time() * (n as f64) < GLANCE_MAX_SERIAL;
     if found.is_none() && small {
         // The measured section cost may settle it: the thread costs are measured once per
-        // process (or recalled from the cache), as the full plan would need them anyway.
-        let start = crate::probe::overhead::threads().costs.worker_start;
-        found = proof(&glance, n, cores, options.threshold, 2.0 * start);
+        // process (or recalled from the cache), as the full plan would need them anyway, once
+        // they are worth finding.
+        let serial = glance.item_time() * n as f64;
+        let gain = (serial - serial / cores.max(1.0) - PARALLEL_FLOOR).max(0.0);
+        found = match crate::probe::overhead::threads_if_worth(gain) {
+            Ok(calibration) => {
+                let start = calibration.costs.worker_start;
+                proof(&glance, n, cores, options.threshold, 2.0 * start)
+            }
+            Err(forgone) => Some(Proof {
+                serial,
+                best_speedup: serial / (serial / cores.max(1.0) + PARALLEL_FLOOR),
+                recalled: None,
+                forgone: Some((gain, forgone)),
+            }),
+        };
     }
     if found.is_none() && !glance.results.is_empty() {
-        found =
-            crate::cache::learn::recall_serial(&key(), n, glance.item_time(), options.threshold)
-                .map(|recalled| Proof {
-                    serial: recalled.serial,
-                    best_speedup: recalled.best_speedup,
-                    recalled: Some(recalled),
-                });
+        let recalled =
+            crate::cache::learn::recall_serial(&key(), n, glance.item_time(), options.threshold);
+        found = recalled.and_then(|recalled| {
+            // A decision made because the thread costs were not worth finding stands while
+            // they still are not: its call forgoes its savings too.
+            let forgone = match recalled.unmeasured {
+                Some(gain) => match crate::probe::overhead::threads_if_worth(gain) {
+                    Ok(_) => return None,
+                    Err(forgone) => Some((gain, forgone)),
+                },
+                None => None,
+            };
+            Some(Proof {
+                serial: recalled.serial,
+                best_speedup: recalled.best_speedup,
+                recalled: Some(recalled),
+                forgone,
+            })
+        });
     }
     match found {
         Some(proof) => Look::Serial(glance, proof),
@@ -182,6 +211,7 @@ fn proof<R>(
         serial,
         best_speedup,
         recalled: None,
+        forgone: None,
     })
 }
 

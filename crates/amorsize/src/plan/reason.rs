@@ -45,6 +45,19 @@ pub enum Reason {
         /// Calls that have reused it, this one included.
         reused: u32,
     },
+    /// Parallel could save less than finding this machine's thread costs takes
+    /// ([`COSTS_WORTH`](crate::probe::overhead::COSTS_WORTH)), and they are not known in this
+    /// process yet: the call runs serially, and the costs are found once the savings forgone
+    /// this way add up to that figure ([`threads_if_worth`](crate::probe::overhead::threads_if_worth)).
+    NotWorthMeasuring {
+        /// Predicted serial time.
+        serial: Seconds,
+        /// The most a parallel plan could save (zero overheads but the least a parallel
+        /// section costs, all cores).
+        gain: Seconds,
+        /// The savings forgone this way in the process so far, this call's included.
+        forgone: Seconds,
+    },
     /// Items are so fast that handing them out costs more than parallelism gains.
     TooFast {
         /// Mean time of one item.
@@ -160,6 +173,21 @@ impl fmt::Display for Reason {
                 secs(*age),
                 secs(*serial),
                 crate::cache::learn::RECALL_TIMES
+            ),
+            Reason::NotWorthMeasuring {
+                serial,
+                gain,
+                forgone,
+            } => write!(
+                f,
+                "not worth measuring yet: the whole workload takes {} serially, and parallel \
+                 could save at most {}, less than finding this machine's thread costs (taken \
+                 as {}, once per process); they are found once the savings forgone add up to \
+                 that ({} so far)",
+                secs(*serial),
+                secs(*gain),
+                secs(crate::probe::overhead::COSTS_WORTH),
+                secs(*forgone)
             ),
             Reason::TooFast {
                 item_time,

@@ -173,15 +173,20 @@ pub(crate) fn settled_plan(
             &workload,
             &caps,
             options,
-            match proof.recalled {
-                Some(recalled) => Reason::Recalled {
+            match (proof.recalled, proof.forgone) {
+                (_, Some((gain, forgone))) => Reason::NotWorthMeasuring {
+                    serial: proof.serial,
+                    gain,
+                    forgone,
+                },
+                (Some(recalled), None) => Reason::Recalled {
                     serial: proof.serial,
                     best_speedup: proof.best_speedup,
                     threshold: recalled.threshold,
                     age: recalled.age,
                     reused: recalled.reused,
                 },
-                None => Reason::TooSmall {
+                (None, None) => Reason::TooSmall {
                     serial: proof.serial,
                     best_speedup: proof.best_speedup,
                     threshold: options.threshold,
@@ -375,6 +380,24 @@ fn plan_sampled(
                     from_bound: true,
                 },
             )
+        }
+        None if options.workers.is_none() && workload.items > 0 => {
+            // The most a parallel plan could save, against what finding the costs costs.
+            let serial = workload.serial_time();
+            let gain = serial - serial / bound.max(1.0);
+            match overhead::threads_if_worth(gain) {
+                Ok(calibration) => decide(&workload, &calibration.costs, &caps, options),
+                Err(forgone) => refused_from_bound(
+                    &workload,
+                    &caps,
+                    options,
+                    Reason::NotWorthMeasuring {
+                        serial,
+                        gain,
+                        forgone,
+                    },
+                ),
+            }
         }
         _ => decide(&workload, &overhead::threads().costs, &caps, options),
     };

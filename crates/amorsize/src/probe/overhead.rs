@@ -14,11 +14,14 @@
 //! Each figure passes a quality check (signal far above the clock's overhead, a plausible
 //! range, repeats that agree) or is replaced by its fallback constant, and the plan says so.
 //! The whole calibration takes a few milliseconds and is skipped altogether when the sample
-//! already proves that no parallel plan can win ([`plan::speedup_bound`](crate::plan::speedup_bound)).
+//! already proves that no parallel plan can win ([`plan::speedup_bound`](crate::plan::speedup_bound)),
+//! and put off while the calls that would need it could save less than it costs
+//! ([`threads_if_worth`]).
 
 use crate::model::{Backend, Costs, Fallbacks, Seconds};
 use crate::plan::Warning;
 use crate::sample::{Clock, SystemClock};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,16 @@ pub const FALLBACK_THREAD_DISPATCH: Seconds = 3e-6;
 /// 2–10 µs per round trip). Once the real costs are measured
 /// (cached for the process) planning uses them instead.
 pub const PARALLEL_FLOOR: Seconds = 5e-6;
+
+/// What finding the thread costs is taken to cost, when a call decides whether it is worth
+/// finding them: reading them from the cache file took 0.8–1.1 ms on the 2-core machine the
+/// figures of this crate come from (opening the file), measuring them 5–7 ms. 2 ms lies
+/// between. A planning figure, not a measurement of this machine; the plans it decides name it.
+pub const COSTS_WORTH: Seconds = 2e-3;
+
+/// Parallel savings (ns) forgone in this process by calls that ran serially rather than find
+/// the thread costs ([`threads_if_worth`]).
+static FORGONE: AtomicU64 = AtomicU64::new(0);
 
 /// Repeats of each timing; the median is kept.
 const REPEATS: usize = 5;
@@ -89,6 +102,34 @@ pub fn threads() -> &'static Calibration {
         crate::cache::learn::remember_costs(&calibration.costs);
         calibration
     })
+}
+
+/// The thread backend's costs when they are known in this process already, or worth finding
+/// ([`threads`]) for a call whose parallel plan could save at most `gain`.
+///
+/// A call that could save less than finding them costs ([`COSTS_WORTH`]) runs serially
+/// instead, until the savings forgone this way in the process add up to that figure; then the
+/// costs are found (rent, then buy: what the small calls forgo stays within about what finding
+/// the costs costs). A program that makes one small call is spared a calibration longer than
+/// its work; one that makes many pays it after a few.
+///
+/// # Errors
+///
+/// The savings forgone so far, this call's included, when the call should run serially.
+pub fn threads_if_worth(gain: Seconds) -> Result<&'static Calibration, Seconds> {
+    if let Some(calibration) = THREADS.get() {
+        return Ok(calibration);
+    }
+    let gain = (gain.max(0.0) * 1e9) as u64;
+    let forgone = FORGONE
+        .fetch_add(gain, Ordering::Relaxed)
+        .saturating_add(gain) as f64
+        * 1e-9;
+    if forgone < COSTS_WORTH {
+        Err(forgone)
+    } else {
+        Ok(threads())
+    }
 }
 
 /// The thread backend's costs if they have been measured already in this process.
