@@ -96,8 +96,7 @@ pub struct Plan {
 }
 
 /// A plan made from a full sample a moment ago for the same workload, reused by a later call
-/// without sampling again (see [`crate::cache::learn::RECALL_FOR`] and
-/// [`RECALL_TIMES`](crate::cache::learn::RECALL_TIMES)).
+/// without sampling again: within 2 s of its last use, at most 16 calls in a row.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reuse {
     /// Seconds between the plan and this call.
