@@ -120,15 +120,22 @@ pub fn threads_if_worth(gain: Seconds) -> Result<&'static Calibration, Seconds> 
     if let Some(calibration) = THREADS.get() {
         return Ok(calibration);
     }
-    let gain = (gain.max(0.0) * 1e9) as u64;
-    let forgone = FORGONE
+    forgo(&FORGONE, gain).map(|()| threads())
+}
+
+/// Adds `gain` (seconds; a negative or undefined one counts as none) to the savings forgone
+/// so far (`forgone`, in ns): `Ok` when they now reach [`COSTS_WORTH`] (finding the costs is
+/// worth it), else `Err` with the new total in seconds.
+fn forgo(forgone: &AtomicU64, gain: Seconds) -> Result<(), Seconds> {
+    let gain = if gain > 0.0 { (gain * 1e9) as u64 } else { 0 };
+    let total = forgone
         .fetch_add(gain, Ordering::Relaxed)
         .saturating_add(gain) as f64
         * 1e-9;
-    if forgone < COSTS_WORTH {
-        Err(forgone)
+    if total < COSTS_WORTH {
+        Err(total)
     } else {
-        Ok(threads())
+        Ok(())
     }
 }
 
@@ -270,6 +277,27 @@ mod tests {
         );
         // Too few repeats.
         assert_eq!(accept(&mut [1e-5, 1e-5], 1e-9, 0.0..=1.0), None);
+    }
+
+    #[test]
+    fn savings_are_forgone_until_they_add_up_to_finding_the_costs() {
+        let forgone = AtomicU64::new(0);
+        let ms = |x: f64| x * 1e-3;
+        let near = |r: Result<(), Seconds>, want: f64| match r {
+            Err(total) => (total - want).abs() < 1e-9,
+            Ok(()) => false,
+        };
+        assert!(near(forgo(&forgone, ms(0.5)), ms(0.5)));
+        assert!(near(forgo(&forgone, ms(0.7)), ms(1.2)));
+        // Nothing to save, or an undefined figure: counted as nothing.
+        assert!(near(forgo(&forgone, 0.0), ms(1.2)));
+        assert!(near(forgo(&forgone, -1.0), ms(1.2)));
+        assert!(near(forgo(&forgone, f64::NAN), ms(1.2)));
+        // The call that brings the total to the figure finds the costs.
+        assert_eq!(forgo(&forgone, ms(0.8)), Ok(()));
+        // One call that could save more than finding them costs finds them at once.
+        assert_eq!(forgo(&AtomicU64::new(0), COSTS_WORTH), Ok(()));
+        assert_eq!(forgo(&AtomicU64::new(0), 1.0), Ok(()));
     }
 
     #[test]
