@@ -406,6 +406,8 @@ impl Measured {
             nested: stats.nested,
             adjustments: stats.adjustments,
             assumed_items: None,
+            phases: stats.phases,
+            sheds: stats.sheds,
         }
     }
 }

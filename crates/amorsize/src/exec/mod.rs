@@ -36,6 +36,7 @@
 mod adapt;
 mod batch;
 pub(crate) mod calibrate;
+mod check;
 pub mod command;
 mod pool;
 pub mod process;
@@ -47,6 +48,7 @@ mod threads;
 pub mod tune;
 
 pub use batch::{execute, execute_iter, try_execute, Run};
+pub use check::{Phase, Shed};
 pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
 pub use stream::{

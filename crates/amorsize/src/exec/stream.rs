@@ -14,8 +14,10 @@
 //!   afterwards no job of the stream is left running.
 
 use super::adapt::Adapter;
+use super::check::{Meter, Phase, Shed, CHECK_CHUNKS};
 use super::pool::{self, Pool};
 use super::progress::Reporter;
+use crate::model::shed::{judge, Verdict};
 use crate::report::RunReport;
 use crate::{plan, sample, Error, Options, Plan};
 use crossbeam_channel::{Receiver, Sender};
@@ -190,18 +192,7 @@ where
     /// computed), or in all once it is finished; `None` before the first item is pulled.
     pub fn report(&self) -> Option<RunReport> {
         match &self.state {
-            State::Serial(s) => Some(RunReport {
-                plan: s.plan(&self.options).clone(),
-                items: s.index,
-                reused_from_sample: s.sampled,
-                workers: 1,
-                chunks: 0,
-                wall: s.took.unwrap_or_else(|| s.start.elapsed()),
-                busy: s.took.unwrap_or_else(|| s.start.elapsed()),
-                nested: s.nested,
-                adjustments: Vec::new(),
-                assumed_items: s.assumed,
-            }),
+            State::Serial(s) => Some(s.report(&self.options)),
             State::Parallel(e) => Some(e.report()),
             State::Finished(report) => report.as_deref().cloned(),
             State::Start(..) => None,
@@ -230,8 +221,9 @@ where
                     self.replan();
                 }
                 State::Parallel(e) => match e.next_batch() {
-                    Some(batch) => self.ready = batch.into_iter(),
-                    None => {
+                    Next::Batch(batch) => self.ready = batch.into_iter(),
+                    Next::Shed => self.go_serial(),
+                    Next::End => {
                         // Drops the engine: nothing is left in flight once it has no batch
                         // left. A serial stream stays as it is, so that its plan is built
                         // only if asked for.
@@ -302,7 +294,7 @@ where
             // Settled serial by the glance: the plan is built only if asked for.
             self.state = State::Serial(Box::new(Serial::new(
                 iter,
-                f,
+                Arc::new(f),
                 k,
                 OnceLock::new(),
                 settled,
@@ -321,7 +313,7 @@ where
         self.state = match pool {
             Some(pool) => State::Parallel(Box::new(Engine::new(
                 iter,
-                f,
+                Arc::new(f),
                 stream_chunk(&plan, &sampled.figures, length - k, &self.options),
                 plan,
                 pool,
@@ -330,6 +322,10 @@ where
                     index: k,
                     start: Instant::now(),
                     busy: Duration::ZERO,
+                    phases: Vec::new(),
+                    sheds: Vec::new(),
+                    replan_every: STREAM_REPLAN_EVERY,
+                    figures: sampled.figures.clone(),
                 },
                 total,
                 assumed,
@@ -338,7 +334,7 @@ where
             ))),
             None => State::Serial(Box::new(Serial::new(
                 iter,
-                f,
+                Arc::new(f),
                 k,
                 OnceLock::from(plan),
                 None,
@@ -387,11 +383,22 @@ where
             return;
         };
         // The sample's results not yet taken stay in `ready` and come out first.
+        let mut phases = s.phases;
+        let before: usize = phases.iter().map(|p| p.items).sum();
+        phases.push(Phase::new(
+            1,
+            (s.index - s.sampled).saturating_sub(before),
+            s.start.elapsed().saturating_sub(s.started_at),
+        ));
         let resume = Resume {
             sampled: s.sampled,
             index: s.index,
             start: s.start,
             busy: s.start.elapsed(),
+            phases,
+            sheds: s.sheds,
+            replan_every: s.replan_every,
+            figures: s.figures,
         };
         self.state = State::Parallel(Box::new(Engine::new(
             s.iter,
@@ -407,6 +414,57 @@ where
         )));
     }
 }
+
+impl<I: Iterator, R, F> Stream<I, R, F>
+where
+    F: Fn(&I::Item) -> R,
+{
+    /// Hands a parallel stream whose workers did not pay back to the pulling thread, once
+    /// every chunk it handed out has come back and been taken: the rest of the input runs
+    /// serially, and the stream plans again only after a longer wait than before (a back-off,
+    /// so that a machine that frees up is still noticed).
+    fn go_serial(&mut self) {
+        let State::Parallel(mut e) = std::mem::replace(&mut self.state, State::Finished(None))
+        else {
+            return;
+        };
+        let Some(iter) = e.iter.take() else {
+            return;
+        };
+        let wall = e.start.elapsed();
+        let mut phases = std::mem::take(&mut e.phases);
+        let before: usize = phases.iter().map(|p| p.items).sum();
+        phases.push(Phase::new(
+            e.plan.workers().get(),
+            (e.computed - e.sampled).saturating_sub(before),
+            wall.saturating_sub(phases.iter().map(|p| p.wall).sum()),
+        ));
+        let mut serial = Serial::new(
+            iter,
+            Arc::clone(&e.f),
+            e.sampled,
+            OnceLock::from(e.plan.clone()),
+            None,
+            e.figures.clone(),
+            false,
+            e.total,
+            e.assumed,
+        );
+        serial.index = e.computed;
+        serial.check_at = serial.index.saturating_add(serial.clock_every);
+        serial.start = e.start;
+        serial.started_at = wall;
+        serial.phases = phases;
+        serial.sheds = std::mem::take(&mut e.sheds);
+        serial.replan_every = e.replan_every.saturating_mul(SHED_BACKOFF);
+        self.state = State::Serial(Box::new(serial));
+    }
+}
+
+/// How much longer a stream that shed its workers waits before it plans again than it waited
+/// before: 8 times ([`STREAM_REPLAN_EVERY`], then 0.8 s, 6.4 s, …), so that work that does
+/// not pay in parallel spends at most a small share of its time finding it out again.
+const SHED_BACKOFF: u32 = 8;
 
 impl<I: Iterator, R, F> Iterator for Stream<I, R, F>
 where
@@ -524,7 +582,7 @@ fn stream_chunk(
 /// A serial stream: the lazy map itself, on the pulling thread, an item per `next`.
 struct Serial<I, R, F> {
     iter: I,
-    f: F,
+    f: Arc<F>,
     sampled: usize,
     /// The input index of the next item to compute.
     index: usize,
@@ -548,6 +606,13 @@ struct Serial<I, R, F> {
     start: Instant,
     /// When the stream was last planned.
     planned: Instant,
+    /// How long it runs before it plans again: [`STREAM_REPLAN_EVERY`], longer after a shed.
+    replan_every: Duration,
+    /// Phases and sheds before this serial stretch (a parallel one that shed its workers).
+    phases: Vec<Phase>,
+    sheds: Vec<Shed>,
+    /// When this serial stretch began, since `start`.
+    started_at: Duration,
     /// Items between two readings of the clock.
     clock_every: usize,
     /// The type of the results, which `f` gives.
@@ -558,7 +623,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     #[allow(clippy::too_many_arguments)]
     fn new(
         iter: I,
-        f: F,
+        f: Arc<F>,
         sampled: usize,
         plan: OnceLock<Plan>,
         settled: Option<(usize, plan::quick::Proof)>,
@@ -586,8 +651,38 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             assumed,
             start: now,
             planned: now,
+            replan_every: STREAM_REPLAN_EVERY,
+            phases: Vec::new(),
+            sheds: Vec::new(),
+            started_at: Duration::ZERO,
             clock_every,
             results: PhantomData,
+        }
+    }
+
+    /// What the stream has measured so far, or in all once its input has ended.
+    fn report(&self, options: &Options) -> RunReport {
+        let wall = self.took.unwrap_or_else(|| self.start.elapsed());
+        let mut phases = self.phases.clone();
+        let before: usize = phases.iter().map(|p| p.items).sum();
+        phases.push(Phase::new(
+            1,
+            (self.index - self.sampled).saturating_sub(before),
+            wall.saturating_sub(self.started_at),
+        ));
+        RunReport {
+            plan: self.plan(options).clone(),
+            items: self.index,
+            reused_from_sample: self.sampled,
+            workers: 1,
+            chunks: 0,
+            wall,
+            busy: wall,
+            nested: self.nested,
+            adjustments: Vec::new(),
+            assumed_items: self.assumed,
+            phases,
+            sheds: self.sheds.clone(),
         }
     }
 
@@ -611,7 +706,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     /// nested stream, which runs serially whatever the plan.
     fn due(&mut self) -> bool {
         self.check_at = self.index.saturating_add(self.clock_every);
-        !self.nested && self.planned.elapsed() >= STREAM_REPLAN_EVERY
+        !self.nested && self.planned.elapsed() >= self.replan_every
     }
 
     /// Computes the next item; `None` at the end of the input. A panic of `f` is raised
@@ -628,7 +723,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         };
         let index = self.index;
         self.index += 1;
-        match catch_unwind(AssertUnwindSafe(|| (self.f)(&item))) {
+        match catch_unwind(AssertUnwindSafe(|| (*self.f)(&item))) {
             Ok(r) => Some(r),
             Err(payload) => raise(index, payload),
         }
@@ -642,7 +737,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         G: FnMut(B, R) -> B,
     {
         let stretch = self.check_at - self.index;
-        let (iter, f) = (&mut self.iter, &self.f);
+        let (iter, f) = (&mut self.iter, &*self.f);
         // Items pulled from the input, and those `f` returned from: on a panic, whether it
         // is `f`'s.
         let (mut pulled, mut computed) = (0usize, 0usize);
@@ -697,6 +792,24 @@ struct Resume {
     start: Instant,
     /// Time spent computing before the workers take over.
     busy: Duration,
+    /// Phases before the workers take over (a serial stretch after a shed), and the sheds.
+    phases: Vec<Phase>,
+    sheds: Vec<Shed>,
+    /// How long a serial stretch waits before it plans again.
+    replan_every: Duration,
+    /// The sample's figures, to plan again with.
+    figures: sample::Sample,
+}
+
+/// What [`Engine::next_batch`] gives.
+enum Next<R> {
+    /// The next results.
+    Batch(Vec<R>),
+    /// The workers did not pay: every chunk handed out is back and taken, and the rest of the
+    /// input is for the pulling thread ([`Stream::go_serial`]).
+    Shed,
+    /// The input is done.
+    End,
 }
 
 /// How a dispatched chunk ended.
@@ -749,6 +862,18 @@ struct Engine<I: Iterator, R, F> {
     busy: Duration,
     start: Instant,
     assumed: Option<usize>,
+    figures: sample::Sample,
+    /// Phases and sheds before this parallel stretch, and this stretch's own shed.
+    phases: Vec<Phase>,
+    sheds: Vec<Shed>,
+    replan_every: Duration,
+    /// The closed loop's windows, and the chunks received in this parallel stretch.
+    meter: Meter,
+    stretch_chunks: usize,
+    /// The check shed the workers: nothing more is handed out.
+    draining: bool,
+    /// When this parallel stretch began, since `start`.
+    began: Duration,
 }
 
 impl<I, R, F> Engine<I, R, F>
@@ -761,7 +886,7 @@ where
     #[allow(clippy::too_many_arguments)]
     fn new(
         iter: I,
-        f: F,
+        f: Arc<F>,
         chunk: NonZeroUsize,
         plan: Plan,
         pool: Pool,
@@ -786,7 +911,7 @@ where
         let (tx, rx) = crossbeam_channel::unbounded();
         Engine {
             iter: Some(iter),
-            f: Arc::new(f),
+            f,
             pool,
             plan,
             ordered,
@@ -809,25 +934,40 @@ where
             computed: resume.index,
             chunks: 0,
             busy: resume.busy,
+            began: resume.start.elapsed(),
             start: resume.start,
             assumed,
+            figures: resume.figures,
+            phases: resume.phases,
+            sheds: resume.sheds,
+            replan_every: resume.replan_every,
+            meter: Meter::new(Instant::now(), resume.index as u64),
+            stretch_chunks: 0,
+            draining: false,
         }
     }
 
     /// The next chunk's results, in order (or as they arrive, unordered); `None` once the
     /// input is done and every chunk handed out.
-    fn next_batch(&mut self) -> Option<Vec<R>> {
+    fn next_batch(&mut self) -> Next<R> {
         loop {
             self.dispatch();
             if let Some(results) = self.take_arrived() {
                 self.in_flight -= results.len();
-                return Some(results);
+                return Next::Batch(results);
             }
             if self.outstanding == 0 {
-                // `dispatch` sends a chunk whenever nothing is in flight: the input is done.
-                return None;
+                // `dispatch` sends a chunk whenever nothing is in flight, unless the workers
+                // were shed: otherwise the input is done.
+                return if self.draining && self.iter.is_some() {
+                    Next::Shed
+                } else {
+                    Next::End
+                };
             }
-            let message = self.receive()?;
+            let Some(message) = self.receive() else {
+                return Next::End;
+            };
             self.accept(message);
         }
     }
@@ -849,6 +989,9 @@ where
     /// Hands out chunks while the in-flight bound allows (always at least one when nothing is
     /// in flight, so that a bound below one chunk still makes progress).
     fn dispatch(&mut self) {
+        if self.draining {
+            return;
+        }
         while self.in_flight == 0 || self.in_flight + self.chunk <= self.limit() {
             let Some(iter) = self.iter.as_mut() else {
                 return;
@@ -899,6 +1042,10 @@ where
                 self.chunks += 1;
                 self.busy += message.took;
                 self.computed += len;
+                self.stretch_chunks += 1;
+                if !self.draining {
+                    self.check();
+                }
                 if let Some(adapter) = self.adapter.as_mut() {
                     let workers = self.plan.workers().get();
                     let left = self.total.map(|t| t.saturating_sub(self.next_index));
@@ -921,14 +1068,59 @@ where
         }
     }
 
+    /// The closed loop ([`Meter`]): the workers' throughput together over a window against
+    /// the serial rate of the sample; the first window ends once every worker could have
+    /// finished [`CHECK_CHUNKS`] chunks. Below the serial rate, the stream stops handing out
+    /// chunks and goes on serially once those in flight are back. A stream keeps all its
+    /// workers or none: its chunks go to whichever thread of the pool is free.
+    fn check(&mut self) {
+        let workers = self.plan.workers();
+        if (self.stretch_chunks as u64) < CHECK_CHUNKS * workers.get() as u64
+            || !self.meter.may_be_due()
+        {
+            return;
+        }
+        let Some(serial) = self.plan.item_time().map(|t| t.as_secs_f64()) else {
+            return;
+        };
+        let in_flight = self.next_index.saturating_sub(self.computed) as u64;
+        let Some(throughput) = self.meter.read(self.computed as u64, in_flight, true) else {
+            return;
+        };
+        let speedup = throughput * serial;
+        if judge(workers, speedup, self.plan.predicted_speedup())
+            == Verdict::Shed(NonZeroUsize::MIN)
+        {
+            self.draining = true;
+            self.sheds.push(Shed {
+                after_items: self.computed - self.sampled,
+                at: self.start.elapsed(),
+                from: workers.get(),
+                to: 1,
+                measured_speedup: speedup,
+                predicted_speedup: self.plan.predicted_speedup(),
+            });
+        }
+    }
+
     fn report(&self) -> RunReport {
+        let wall = self.start.elapsed();
+        let mut phases = self.phases.clone();
+        let before: usize = phases.iter().map(|p| p.items).sum();
+        phases.push(Phase::new(
+            self.plan.workers().get(),
+            (self.computed - self.sampled).saturating_sub(before),
+            wall.saturating_sub(self.began),
+        ));
         RunReport {
+            phases,
+            sheds: self.sheds.clone(),
             plan: self.plan.clone(),
             items: self.computed,
             reused_from_sample: self.sampled,
             workers: self.plan.workers().get(),
             chunks: self.chunks,
-            wall: self.start.elapsed(),
+            wall,
             busy: self.busy,
             nested: false,
             adjustments: self

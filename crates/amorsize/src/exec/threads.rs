@@ -8,6 +8,8 @@
 //! copied into order afterwards.
 
 use super::adapt::Adapter;
+use super::check::Check;
+use super::check::{Phase, Shed};
 use super::pool::{self, Pool};
 use super::progress::Reporter;
 use super::settings::ExecOptions;
@@ -81,6 +83,10 @@ pub(crate) struct Stats {
     pub(crate) busy: Duration,
     pub(crate) nested: bool,
     pub(crate) adjustments: Vec<ChunkAdjustment>,
+    /// The run's phases: on the workers it started with, then after each shed.
+    pub(crate) phases: Vec<Phase>,
+    /// Each change of the worker count the closed loop made, in order.
+    pub(crate) sheds: Vec<Shed>,
 }
 
 /// Runs `batch` as `plan` says.
@@ -185,6 +191,7 @@ where
         n.max(1)
     };
     let mut out = Vec::with_capacity(n);
+    let reused_total = sampled.len();
     let mut sampled = sampled.into_iter().peekable();
     // The next sampled index, so that the loop pays one comparison per item for them.
     let mut next_sampled = sampled.peek().map_or(usize::MAX, |(i, _)| *i);
@@ -252,6 +259,7 @@ where
         return Err(failure);
     }
     let wall = start.elapsed();
+    let ran = out.len() - reused_total;
     Ok(Done {
         results: out,
         stats: Stats {
@@ -261,6 +269,8 @@ where
             busy: wall,
             nested: false,
             adjustments: Vec::new(),
+            phases: vec![Phase::new(1, ran, wall)],
+            sheds: Vec::new(),
         },
     })
 }
@@ -287,6 +297,8 @@ struct Shared<'a, T, O, F, P> {
     adapter: Option<Mutex<Adapter>>,
     failure: Mutex<Option<Failure<O>>>,
     finished: Mutex<Finished>,
+    /// The closed loop: what each worker measured, and the workers still allowed to claim.
+    check: Check,
 }
 
 /// What the workers hand back when they end.
@@ -427,16 +439,17 @@ where
         }
     }
 
-    /// A worker: claims and runs chunks until none is left or the run stops; `on_chunk` hears
-    /// of each finished chunk's item count.
-    fn work(&self, mut on_chunk: impl FnMut(usize)) {
+    /// Worker `id`: claims and runs chunks until none is left, the run stops or the closed
+    /// loop sheds it; `on_chunk` hears of each finished chunk's item count.
+    fn work(&self, id: usize, mut on_chunk: impl FnMut(usize)) {
         let mut stretches = Vec::new();
         let mut busy = Duration::ZERO;
         let mut count = 0;
-        while !self.stop.load(Relaxed) {
+        while !self.stop.load(Relaxed) && self.check.allows(id) {
             let Some((start, end)) = self.claim() else {
                 break;
             };
+            self.check.claimed(end - start);
             let t0 = Instant::now();
             let ran = match self.run_chunk(start, end, &mut stretches) {
                 ChunkEnd::Complete(ran) => ran,
@@ -449,6 +462,7 @@ where
             let took = t0.elapsed();
             busy += took;
             count += 1;
+            self.check.finished(id, ran);
             if let Some(adapter) = &self.adapter {
                 let left = self.items.len().saturating_sub(self.cursor.load(Relaxed));
                 if let Some(next) = lock(adapter).observe(ran, took, Some(left), self.workers) {
@@ -553,6 +567,7 @@ where
             busy: Duration::ZERO,
             count: 0,
         }),
+        check: Check::new(workers, plan, start),
     };
     let mut reporter = settings
         .progress
@@ -568,11 +583,12 @@ where
             }
             None => (None, None),
         };
-        let spawned = if nested { workers - 1 } else { workers };
-        for _ in 0..spawned {
+        // The calling thread is worker 0 (the one the closed loop keeps when it sheds the
+        // rest); the others are jobs of the pool.
+        for id in 1..workers {
             let tx = tx.clone();
             scope.spawn(move |_| {
-                shared.work(|ran| {
+                shared.work(id, |ran| {
                     if let Some(tx) = &tx {
                         // The receiver outlives the scope's jobs; a send cannot fail.
                         let _ = tx.send(ran);
@@ -581,31 +597,23 @@ where
             });
         }
         drop(tx);
-        match (nested, rx, reporter.as_mut()) {
-            // Nested: this thread is a worker of the pool too; it reports what it has heard at
-            // its own chunk boundaries. Blocking on the channel here could starve the jobs
-            // queued on this very thread.
-            (true, rx, reporter) => {
-                let mut reporter = reporter;
-                shared.work(|ran| {
-                    if let Some(r) = reporter.as_mut() {
-                        let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
-                        r.add(ran + heard);
-                    }
-                });
+        // It reports what it has heard at its own chunk boundaries: blocking on the channel
+        // here would leave its share of the chunks to the others (and, nested, could starve
+        // the jobs queued on this very thread).
+        let mut reporter = reporter.as_mut();
+        shared.work(0, |ran| {
+            if let Some(r) = reporter.as_mut() {
+                let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
+                r.add(ran + heard);
             }
-            (false, Some(rx), Some(reporter)) => {
-                for ran in rx {
-                    reporter.add(ran);
-                }
-            }
-            (false, _, _) => {}
-        }
+        });
     });
+    let wall = start.elapsed();
     let Shared {
         failure,
         finished,
         adapter,
+        check,
         ..
     } = state;
     let finished = finished
@@ -623,6 +631,7 @@ where
                 .into_adjustments()
         })
         .unwrap_or_default();
+    let ran = n - sampled.len();
     let results = slots.finish(sampled);
     if let Some(r) = reporter.as_mut() {
         // A nested run may not have heard of the last chunks of the other workers.
@@ -635,10 +644,12 @@ where
         stats: Stats {
             workers,
             chunks: finished.count,
-            wall: start.elapsed(),
+            wall,
             busy: finished.busy,
             nested,
             adjustments,
+            phases: check.phases(ran, wall),
+            sheds: check.into_sheds(),
         },
     })
 }

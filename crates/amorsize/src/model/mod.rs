@@ -19,6 +19,7 @@ mod capacity;
 #[cfg(test)]
 mod laws;
 mod predict;
+pub mod shed;
 
 pub use capacity::{Capacity, Sharing};
 pub use predict::{predict, Prediction, Term};

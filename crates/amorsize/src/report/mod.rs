@@ -5,4 +5,5 @@
 
 mod run;
 
+pub use crate::exec::{Phase, Shed};
 pub use run::{ChunkAdjustment, RunReport};

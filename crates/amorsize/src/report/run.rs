@@ -1,5 +1,6 @@
 //! The report of one run: what was measured beside what the plan predicted.
 
+use crate::exec::{Phase, Shed};
 use crate::Plan;
 use serde::Serialize;
 use std::fmt;
@@ -23,10 +24,12 @@ pub struct ChunkAdjustment {
 
 /// What a run measured, beside the plan that it ran.
 ///
-/// The measured speedup is the workers' busy time (the sum of the time spent computing
-/// chunks, which is what the serial loop would have spent on the same items) divided by the
-/// wall time of the run; it is `None` for a serial run, whose speedup is 1 by definition.
+/// The measured speedup is a ratio of two measured rates: the run's throughput (items it ran
+/// ÷ its wall time) over the serial rate the sample measured (1 ÷ its time per item). The
+/// report names the items each rests on. The workers' busy time ([`RunReport::busy`]) is not
+/// a speedup: workers slowed by contention are busy longer for the same items.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct RunReport {
     /// The plan that ran.
     pub plan: Plan,
@@ -49,13 +52,52 @@ pub struct RunReport {
     /// The input length the plan assumed, when the input did not tell its length (a stream
     /// over an iterator without a size hint): a stand-in, not a measurement.
     pub assumed_items: Option<usize>,
+    /// The run's phases: on the workers it started with, then after each shed. Their items
+    /// add up to the items the run ran (not those reused from the sample).
+    pub phases: Vec<Phase>,
+    /// Changes of the worker count the run made because parallel did not pay, in order.
+    pub sheds: Vec<Shed>,
 }
 
 impl RunReport {
-    /// Measured speedup over the serial loop: busy time ÷ wall time (parallel runs only).
-    pub fn measured_speedup(&self) -> Option<f64> {
+    /// Items the run ran itself (the sample's excluded).
+    pub fn ran(&self) -> usize {
+        self.items - self.reused_from_sample
+    }
+
+    /// The serial rate this run is measured against: items per second of the plain loop, as
+    /// the sample measured them, with the number of sampled items it rests on. `None` when the
+    /// plan was not made from a sample.
+    pub fn serial_rate(&self) -> Option<(f64, usize)> {
+        let t = self.plan.item_time()?.as_secs_f64();
+        let n = self.plan.sample()?.count;
+        (t > 0.0).then(|| (1.0 / t, n))
+    }
+
+    /// The run's throughput: items it ran ÷ its wall time.
+    pub fn throughput(&self) -> Option<f64> {
         let wall = self.wall.as_secs_f64();
-        (self.plan.is_parallel() && wall > 0.0).then(|| self.busy.as_secs_f64() / wall)
+        (wall > 0.0 && self.ran() > 0).then(|| self.ran() as f64 / wall)
+    }
+
+    /// Measured speedup over the serial loop, for a parallel run: its throughput ÷ the serial
+    /// rate the sample measured. Below 1 the run was slower than the loop would have been
+    /// (then the closed loop sheds workers: see [`RunReport::sheds`]). `None` for a serial run
+    /// and for a plan made without a sample.
+    pub fn measured_speedup(&self) -> Option<f64> {
+        if !self.plan.is_parallel() {
+            return None;
+        }
+        Some(self.throughput()? / self.serial_rate()?.0)
+    }
+
+    /// Measured speedup of the run's first phase, on every worker it started with: what the
+    /// plan as made achieved before the closed loop changed it.
+    pub fn parallel_speedup(&self) -> Option<f64> {
+        if !self.plan.is_parallel() {
+            return None;
+        }
+        Some(self.phases.first()?.throughput()? / self.serial_rate()?.0)
     }
 
     /// The speedup the plan predicted, when it predicted one.
@@ -115,10 +157,55 @@ impl fmt::Display for RunReport {
         }
         writeln!(f)?;
         match (self.measured_speedup(), self.predicted_speedup()) {
-            (Some(m), Some(p)) => writeln!(f, "  speedup {m:.2}× measured, {p:.2}× predicted")?,
-            (Some(m), None) => writeln!(f, "  speedup {m:.2}× measured")?,
+            (Some(m), p) => {
+                let (rate, sampled) = self.serial_rate().unwrap_or_default();
+                write!(
+                    f,
+                    "  speedup {m:.2}× measured: {} items at {} against the serial rate {} \
+                     of {sampled} sampled items",
+                    self.ran(),
+                    per_second(self.throughput().unwrap_or_default()),
+                    per_second(rate),
+                )?;
+                match p {
+                    Some(p) => writeln!(f, "; {p:.2}× predicted")?,
+                    None => writeln!(f)?,
+                }
+            }
             (None, Some(p)) => writeln!(f, "  predicted speedup {p:.2}×")?,
             (None, None) => {}
+        }
+        for s in &self.sheds {
+            let who = if s.to == 1 {
+                "the calling thread alone".to_string()
+            } else {
+                format!("{} workers", s.to)
+            };
+            writeln!(
+                f,
+                "  shed {} → {} workers after {} items ({:.3?}): the workers together ran at \
+                 {:.2}× the serial rate{}; went on with {who}",
+                s.from,
+                s.to,
+                s.after_items,
+                s.at,
+                s.measured_speedup,
+                s.predicted_speedup
+                    .map(|p| format!(", {p:.2}× predicted"))
+                    .unwrap_or_default(),
+            )?;
+        }
+        if self.phases.len() > 1 {
+            for p in &self.phases {
+                writeln!(
+                    f,
+                    "  phase on {} worker(s): {} items in {:.3?} ({})",
+                    p.workers,
+                    p.items,
+                    p.wall,
+                    per_second(p.throughput().unwrap_or_default())
+                )?;
+            }
         }
         for a in &self.adjustments {
             writeln!(
@@ -131,21 +218,48 @@ impl fmt::Display for RunReport {
     }
 }
 
+/// A rate in items per second, in the unit that keeps it readable.
+fn per_second(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2} M items/s", rate / 1e6)
+    } else if rate >= 1e3 {
+        format!("{:.2} k items/s", rate / 1e3)
+    } else {
+        format!("{rate:.2} items/s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::num::NonZeroUsize;
 
-    fn report(workers: usize) -> RunReport {
-        let w = NonZeroUsize::new(workers).unwrap();
+    /// A parallel plan on 4 workers whose sample measured 1 µs per item on 50 items.
+    fn parallel_plan() -> Plan {
+        use crate::model::{Backend, Costs, Workload};
+        let mut plan = crate::plan::decide(
+            &Workload::new(100_000, 1e-6),
+            &Costs::zero(Backend::Threads),
+            &crate::plan::Caps::cores(4, "test"),
+            &crate::Options::new(),
+        );
+        assert!(plan.is_parallel(), "{plan}");
+        plan.set_sample(crate::sample::Sample {
+            count: 50,
+            ..Default::default()
+        });
+        plan
+    }
+
+    fn report(plan: Plan, wall: Duration, phases: Vec<Phase>, sheds: Vec<Shed>) -> RunReport {
         RunReport {
-            plan: Plan::fixed(w, NonZeroUsize::new(10).unwrap()),
-            items: 100,
-            reused_from_sample: 0,
-            workers,
+            workers: plan.workers().get(),
+            plan,
+            items: 100_050,
+            reused_from_sample: 50,
             chunks: 10,
-            wall: Duration::from_millis(50),
-            busy: Duration::from_millis(150),
+            wall,
+            busy: wall * 4,
             nested: false,
             adjustments: vec![ChunkAdjustment {
                 after_items: 20,
@@ -155,24 +269,89 @@ mod tests {
                 predicted_item_time: Duration::from_millis(1),
             }],
             assumed_items: None,
+            phases,
+            sheds,
         }
     }
 
     #[test]
-    fn speedup_is_busy_over_wall_for_parallel_runs_only() {
-        let s = report(4).measured_speedup().unwrap();
-        assert!((s - 3.0).abs() < 1e-9);
-        assert_eq!(report(1).measured_speedup(), None);
+    fn speedup_is_throughput_over_the_sampled_serial_rate_not_busy_over_wall() {
+        // 100 000 items in 50 ms: 2 M items/s against 1 M items/s serial.
+        let r = report(
+            parallel_plan(),
+            Duration::from_millis(50),
+            Vec::new(),
+            Vec::new(),
+        );
+        let s = r.measured_speedup().unwrap();
+        assert!((s - 2.0).abs() < 1e-9, "{s}");
+        assert_eq!(r.serial_rate().map(|(_, n)| n), Some(50));
+        // Workers busy 4 × the wall time said 4×; the honest figure is 2×.
+        let text = r.to_string();
+        assert!(text.contains("2.00× measured"), "{text}");
+        assert!(text.contains("of 50 sampled items"), "{text}");
+        // Serial runs and plans without a sample claim no speedup.
+        let serial = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+        assert_eq!(
+            report(serial, Duration::from_millis(50), Vec::new(), Vec::new()).measured_speedup(),
+            None
+        );
+        let fixed = Plan::fixed(
+            NonZeroUsize::new(4).unwrap(),
+            NonZeroUsize::new(10).unwrap(),
+        );
+        assert_eq!(
+            report(fixed, Duration::from_millis(50), Vec::new(), Vec::new()).measured_speedup(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_shed_run_names_its_phases_and_the_speedup_that_made_it_shed() {
+        let phases = vec![
+            Phase::new(4, 1_000, Duration::from_millis(2)),
+            Phase::new(1, 99_000, Duration::from_millis(99)),
+        ];
+        let shed = Shed {
+            after_items: 1_000,
+            at: Duration::from_millis(2),
+            from: 4,
+            to: 1,
+            measured_speedup: 0.5,
+            predicted_speedup: Some(3.9),
+        };
+        let r = report(
+            parallel_plan(),
+            Duration::from_millis(101),
+            phases,
+            vec![shed],
+        );
+        let first = r.parallel_speedup().unwrap();
+        assert!((first - 0.5).abs() < 1e-9, "{first}");
+        let text = r.to_string();
+        assert!(
+            text.contains("shed 4 → 1 workers after 1000 items"),
+            "{text}"
+        );
+        assert!(text.contains("the calling thread alone"), "{text}");
+        assert!(text.contains("phase on 1 worker(s): 99000 items"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        assert_eq!(json["sheds"][0]["to"], 1);
+        assert_eq!(json["phases"][1]["items"], 99_000);
     }
 
     #[test]
     fn text_and_json_name_the_adjustments() {
-        let r = report(4);
+        let r = report(
+            parallel_plan(),
+            Duration::from_millis(50),
+            Vec::new(),
+            Vec::new(),
+        );
         let text = r.to_string();
         assert!(text.contains("chunk 10 → 5 after 20 items"), "{text}");
-        assert!(text.contains("3.00× measured"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
         assert_eq!(json["adjustments"][0]["to"], 5);
-        assert_eq!(json["items"], 100);
+        assert_eq!(json["items"], 100_050);
     }
 }

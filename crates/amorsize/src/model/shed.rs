@@ -1,0 +1,116 @@
+//! The closed loop's rule: given what a parallel run measured over its first chunks, keep its
+//! workers, shed some, or shed all but one. Pure, so that its laws are property tests.
+//!
+//! The measured figure is a speedup over the serial loop: the workers' throughput together
+//! (items per second of wall time) divided by the serial rate the sample measured. A run that
+//! measures below 1 is slower than the loop it replaced, whatever the model predicted, and
+//! goes on alone. A run that pays but far below its prediction, with many workers, is often
+//! past its contention peak (locks, the allocator, memory bandwidth: the Universal Scalability
+//! Law's α and β terms), and goes on with fewer.
+
+use std::num::NonZeroUsize;
+
+/// A run that measures below this fraction of its predicted speedup, and below this fraction
+/// of its workers, goes on with fewer workers. Half: well outside the ±30 % that runs of the
+/// same work vary by on a busy machine, so noise alone does not trim a run that pays.
+pub const TRIM_BELOW: f64 = 0.5;
+
+/// What the run should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep every worker.
+    Keep,
+    /// Go on with this many workers (fewer than now; 1 is the calling thread alone).
+    Shed(NonZeroUsize),
+}
+
+/// The verdict for a run on `workers` workers that measured `speedup` (parallel throughput ÷
+/// serial rate) where `predicted` was predicted (`None` when nothing was: a fixed plan).
+///
+/// - below 1 (parallel slower than the loop): shed to one worker;
+/// - at or above the prediction: keep;
+/// - below [`TRIM_BELOW`] of the prediction and of the workers, with 3 workers or more: shed
+///   to the workers the measured speedup needs, one more for the noise, at least 2;
+/// - anything else, and a figure that is not a finite number: keep.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::model::shed::{judge, Verdict};
+/// use std::num::NonZeroUsize;
+///
+/// let two = NonZeroUsize::new(2).unwrap();
+/// // Two workers that together ran at 0.45× the loop: the caller goes on alone.
+/// assert_eq!(judge(two, 0.45, Some(1.99)), Verdict::Shed(NonZeroUsize::MIN));
+/// // As fast as predicted: nothing changes.
+/// assert_eq!(judge(two, 1.99, Some(1.99)), Verdict::Keep);
+/// // 16 workers that reach 3×, where 12× was predicted: 4 workers reach it.
+/// let sixteen = NonZeroUsize::new(16).unwrap();
+/// assert_eq!(judge(sixteen, 3.0, Some(12.0)), Verdict::Shed(NonZeroUsize::new(4).unwrap()));
+/// ```
+pub fn judge(workers: NonZeroUsize, speedup: f64, predicted: Option<f64>) -> Verdict {
+    let w = workers.get();
+    if w <= 1 || !speedup.is_finite() {
+        return Verdict::Keep;
+    }
+    if speedup < 1.0 {
+        return Verdict::Shed(NonZeroUsize::MIN);
+    }
+    let Some(predicted) = predicted.filter(|p| p.is_finite()) else {
+        return Verdict::Keep;
+    };
+    if speedup >= predicted {
+        return Verdict::Keep;
+    }
+    if w >= 3 && speedup < TRIM_BELOW * predicted && speedup < TRIM_BELOW * w as f64 {
+        // `speedup` is finite and at least 1 here, so the cast is exact enough and in range.
+        let needed = (speedup.ceil() as usize).saturating_add(1).clamp(2, w - 1);
+        return NonZeroUsize::new(needed).map_or(Verdict::Keep, Verdict::Shed);
+    }
+    Verdict::Keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_sheds_at_or_above_the_prediction(
+            w in 1usize..256, predicted in 1.0f64..256.0, over in 0.0f64..10.0,
+        ) {
+            let workers = NonZeroUsize::new(w).unwrap();
+            prop_assert_eq!(judge(workers, predicted + over, Some(predicted)), Verdict::Keep);
+        }
+
+        #[test]
+        fn always_sheds_to_one_below_the_serial_rate(
+            w in 2usize..256, speedup in 0.0f64..1.0, predicted in proptest::option::of(0.0f64..256.0),
+        ) {
+            let workers = NonZeroUsize::new(w).unwrap();
+            prop_assert_eq!(judge(workers, speedup, predicted), Verdict::Shed(NonZeroUsize::MIN));
+        }
+
+        #[test]
+        fn a_shed_leaves_fewer_workers_and_a_trim_keeps_two(
+            w in 1usize..256, speedup in 0.0f64..300.0, predicted in proptest::option::of(0.0f64..300.0),
+        ) {
+            let workers = NonZeroUsize::new(w).unwrap();
+            if let Verdict::Shed(to) = judge(workers, speedup, predicted) {
+                prop_assert!(to < workers);
+                prop_assert!(speedup < 1.0 || to.get() >= 2);
+            }
+        }
+    }
+
+    #[test]
+    fn figures_that_are_not_numbers_change_nothing() {
+        let four = NonZeroUsize::new(4).unwrap();
+        assert_eq!(judge(four, f64::NAN, Some(3.0)), Verdict::Keep);
+        assert_eq!(judge(four, 2.5, Some(f64::NAN)), Verdict::Keep);
+        assert_eq!(judge(NonZeroUsize::MIN, 0.1, Some(3.0)), Verdict::Keep);
+        // Pays, but no prediction to hold it to.
+        assert_eq!(judge(four, 1.1, None), Verdict::Keep);
+    }
+}

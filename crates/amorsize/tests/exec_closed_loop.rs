@@ -1,0 +1,138 @@
+//! The closed loop: a parallel run whose workers turn out slower together than the serial loop
+//! (their work holds one shared lock) sheds them and ends on the calling thread alone; the
+//! report says so with the measured figures; every item still runs exactly once.
+//!
+//! The behaviour is asserted, not the timings: a lock taken and released several times per
+//! item by two threads at once costs each of them far more than the serial loop pays for it
+//! (a futex wait and wake-up against a few ns), so the two workers together run below the
+//! serial rate on any machine where they run at the same time. On a machine with a single CPU
+//! they cannot, and the tests say so and return.
+
+use amorsize::Options;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The tests take turns: each one's sample must measure its own work, not the other's load.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// One lock per test, so that the tests of this binary, which run at the same time, do not
+/// contend with each other's items (their samples would then measure the other test's load).
+static BATCH_LOCK: Mutex<u64> = Mutex::new(0);
+static STREAM_LOCK: Mutex<u64> = Mutex::new(0);
+
+/// An item whose work holds `lock` 32 times.
+fn contended(lock: &Mutex<u64>, x: &u64) -> u64 {
+    let mut acc = *x;
+    for _ in 0..32 {
+        let mut shared = lock.lock().unwrap_or_else(|e| e.into_inner());
+        *shared = shared.wrapping_add(acc);
+        acc = acc.rotate_left(5) ^ *shared;
+    }
+    acc & 0xff
+}
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn two_cpus() -> bool {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n < 2 {
+        eprintln!("one CPU: two workers never run at the same time; nothing to check");
+    }
+    n >= 2
+}
+
+/// Two workers whatever the sample says, so that the run starts parallel on any machine.
+fn two_workers() -> Options {
+    Options::new()
+        .workers(NonZeroUsize::new(2).unwrap())
+        .threshold(0.0)
+        .name("closed-loop-contended")
+}
+
+#[test]
+fn a_batch_whose_workers_contend_sheds_them_and_ends_on_the_caller_alone() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    let items: Vec<u64> = (0..200_000).collect();
+    let calls = AtomicUsize::new(0);
+    let run = two_workers()
+        .run(&items, |x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            contended(&BATCH_LOCK, x)
+        })
+        .unwrap();
+    let report = &run.report;
+    assert!(report.plan.is_parallel(), "{}", report.plan);
+    // Exactly once: the sample's items included, none twice.
+    assert_eq!(calls.load(Ordering::Relaxed), items.len());
+    assert_eq!(run.results.len(), items.len());
+    // The results are the serial loop's... for a function whose result depends on the shared
+    // state, each result's range is what can be checked.
+    assert!(run.results.iter().all(|r| *r <= 0xff));
+    let last = report
+        .sheds
+        .last()
+        .unwrap_or_else(|| panic!("no shed:\n{report}"));
+    assert_eq!(last.to, 1, "{report}");
+    assert!(last.measured_speedup < 1.0, "{report}");
+    assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
+    let ran: usize = report.phases.iter().map(|p| p.items).sum();
+    assert_eq!(ran, report.ran(), "{report}");
+    let text = report.to_string();
+    assert!(text.contains("the calling thread alone"), "{text}");
+    assert!(report.parallel_speedup().is_some_and(|s| s < 1.0), "{text}");
+}
+
+#[test]
+fn a_stream_whose_workers_contend_goes_on_serially() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    let n = 200_000u64;
+    let mut stream = two_workers().stream(0..n, |x| contended(&STREAM_LOCK, x));
+    let mut taken = 0u64;
+    for r in stream.by_ref() {
+        assert!(r <= 0xff);
+        taken += 1;
+    }
+    assert_eq!(taken, n);
+    let report = stream.report().expect("finished");
+    let last = report
+        .sheds
+        .last()
+        .unwrap_or_else(|| panic!("no shed:\n{report}"));
+    assert_eq!(last.to, 1, "{report}");
+    assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
+    let ran: usize = report.phases.iter().map(|p| p.items).sum();
+    assert_eq!(ran, report.ran(), "{report}");
+}
+
+#[test]
+fn work_that_pays_keeps_its_workers() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    // Independent items of about 20 µs: nothing shared, two workers pay wherever they both run.
+    // A machine too busy to give the second one a core may still shed it, which is right; so
+    // only what must hold is checked: a shed happened only below the serial rate.
+    let items: Vec<u64> = (0..2_000).collect();
+    let run = two_workers()
+        .run(&items, |x| {
+            let mut acc = *x;
+            for i in 0..20_000u64 {
+                acc = acc.wrapping_mul(6364136223846793005).wrapping_add(i);
+            }
+            std::hint::black_box(acc)
+        })
+        .unwrap();
+    for shed in &run.report.sheds {
+        assert!(shed.measured_speedup < 1.0, "{}", run.report);
+    }
+}
