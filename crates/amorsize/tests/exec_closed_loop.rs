@@ -86,6 +86,33 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_the_caller_alone() {
     let text = report.to_string();
     assert!(text.contains("the calling thread alone"), "{text}");
     assert!(report.parallel_speedup().is_some_and(|s| s < 1.0), "{text}");
+
+    // What the run measured is used at once: the next calls run serially, saying why, with
+    // no sample; after the back-off one call tries parallel again.
+    let options = Options::new().name("closed-loop-contended");
+    let smaller: Vec<u64> = (0..20_000).collect();
+    let mut serial_calls = 0;
+    let retried = loop {
+        let again = options
+            .run(&smaller, |x| contended(&BATCH_LOCK, x))
+            .unwrap();
+        let plan = &again.report.plan;
+        if !matches!(plan.reason(), amorsize::plan::Reason::MeasuredSlower { .. }) {
+            break true;
+        }
+        assert!(!plan.is_parallel(), "{plan}");
+        assert_eq!(again.report.reused_from_sample, 0, "nothing sampled");
+        assert!(
+            plan.to_string().contains("measured slower in parallel"),
+            "{plan}"
+        );
+        serial_calls += 1;
+        if serial_calls > 16 {
+            break false;
+        }
+    };
+    assert!(serial_calls >= 1, "the next call planned afresh");
+    assert!(retried, "parallel never tried again");
 }
 
 #[test]

@@ -383,6 +383,125 @@ fn check_noted(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
     }
 }
 
+/// Calls of a workload that run serially after a parallel run of it measured slower than the
+/// serial loop, before parallel is tried again: 4 at first, doubled each time the retry sheds
+/// its workers again, at most [`SHED_BACKOFF_MAX`]. A retry costs at most one check window of
+/// parallel slowness (a few ms), so a loop of calls pays it on a shrinking share of its calls,
+/// while a machine that frees up is still noticed.
+pub const SHED_BACKOFF_FIRST: u32 = 4;
+
+/// The longest back-off after repeated sheds: 256 calls.
+pub const SHED_BACKOFF_MAX: u32 = 256;
+
+/// How long a shed is remembered: a minute, long beside a loop of calls, short beside how
+/// long the load of other programs lasts; afterwards the workload is planned afresh.
+pub const SHED_REMEMBERED_FOR: Duration = Duration::from_secs(60);
+
+/// What a parallel run that shed its workers taught about a workload.
+struct ShedNote {
+    key: WorkloadKey,
+    /// The plan that shed, as it ran.
+    plan: Box<Plan>,
+    measured: f64,
+    workers: usize,
+    at: Instant,
+    /// Calls still to run serially.
+    calls_left: u32,
+    /// The back-off set at the last shed.
+    backoff: u32,
+}
+
+/// Workloads whose parallel runs shed their workers, most recent last, at most
+/// [`SHORT_REMEMBERED`].
+static SHED: Mutex<Vec<ShedNote>> = Mutex::new(Vec::new());
+
+/// Notes in [`SHED`], read without the lock: while there are none, a call looks for one at
+/// the cost of one load (and builds no key).
+static SHED_NOTED: AtomicUsize = AtomicUsize::new(0);
+
+/// [`recall_shed`], with the key built only when some workload has shed in this process.
+pub(crate) fn recall_shed_if_any(key: impl FnOnce() -> WorkloadKey, items: usize) -> Option<Plan> {
+    if SHED_NOTED.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    recall_shed(&key(), items)
+}
+
+/// Notes that a run of `plan` for `key` shed its workers: its `workers` workers together ran
+/// at `measured` times the serial rate. A parallel plan noted for reuse is forgotten; the next
+/// calls run serially for the back-off ([`SHED_BACKOFF_FIRST`], doubled when the workload had
+/// shed before).
+pub(crate) fn note_shed(key: &WorkloadKey, plan: &Plan, measured: f64, workers: usize) {
+    {
+        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.retain(|r| r.key != *key);
+        count_parallel(&recent);
+    }
+    let mut shed = SHED.lock().unwrap_or_else(PoisonError::into_inner);
+    let backoff = match shed.iter().position(|s| s.key == *key) {
+        Some(at) => {
+            let earlier = shed.remove(at);
+            (earlier.backoff.saturating_mul(2)).min(SHED_BACKOFF_MAX)
+        }
+        None => SHED_BACKOFF_FIRST,
+    };
+    shed.push(ShedNote {
+        key: key.clone(),
+        plan: Box::new(plan.clone()),
+        measured,
+        workers,
+        at: Instant::now(),
+        calls_left: backoff,
+        backoff,
+    });
+    if shed.len() > SHORT_REMEMBERED {
+        shed.remove(0);
+    }
+    SHED_NOTED.store(shed.len(), Ordering::Relaxed);
+}
+
+/// Forgets what sheds taught about `key`: a parallel run of it paid.
+pub(crate) fn forget_shed(key: &WorkloadKey) {
+    if SHED_NOTED.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut shed = SHED.lock().unwrap_or_else(PoisonError::into_inner);
+    shed.retain(|s| s.key != *key);
+    SHED_NOTED.store(shed.len(), Ordering::Relaxed);
+}
+
+/// The serial plan for `items` items of `key` while a shed's back-off lasts, counting this
+/// call; `None` when no shed stands (this call then plans afresh, and the note stays so that
+/// another shed doubles the back-off).
+pub(crate) fn recall_shed(key: &WorkloadKey, items: usize) -> Option<Plan> {
+    let mut shed = SHED.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = shed.iter().position(|s| s.key == *key)?;
+    let note = &mut shed[at];
+    let age = note.at.elapsed();
+    if age > SHED_REMEMBERED_FOR {
+        shed.remove(at);
+        SHED_NOTED.store(shed.len(), Ordering::Relaxed);
+        return None;
+    }
+    if note.calls_left == 0 {
+        return None;
+    }
+    note.calls_left -= 1;
+    let call = note.backoff - note.calls_left;
+    let mut plan = note
+        .plan
+        .as_ref()
+        .clone()
+        .reused(items, age.as_secs_f64(), call);
+    plan.refuse_from_bound(crate::plan::Reason::MeasuredSlower {
+        measured: note.measured,
+        workers: note.workers,
+        age: age.as_secs_f64(),
+        calls_left: note.calls_left,
+    });
+    Some(plan)
+}
+
 /// Work shorter than this is neither looked up nor recorded: a recorded run costs a write
 /// transaction (about half a millisecond on a loaded 2-core machine), which must stay a small
 /// part of the run it records, and a decision this small is not worth remembering.

@@ -451,12 +451,42 @@ where
         reused,
         stats,
     };
-    crate::cache::learn::remember(
-        &crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, measured.items),
+    let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, measured.items);
+    learn(
+        &key,
         plan,
-        measured.stats.wall,
+        &measured.stats,
         measured.items - measured.reused,
-        measured.stats.nested,
     );
     Ok(Ok((results, measured)))
+}
+
+/// What a run of `ran` items teaches the next calls of `key`, at once: a run that shed its
+/// workers down to the caller makes the next calls serial for a back-off
+/// ([`note_shed`](crate::cache::learn::note_shed)); a parallel run that kept them forgets that
+/// back-off. What is remembered for later processes (the cache) is the parallel throughput the
+/// run measured: a run that shed is recorded as if its every item had run at the rate of its
+/// first phase, so that the contention learned is the one its workers met.
+fn learn(key: &crate::cache::WorkloadKey, plan: &Plan, stats: &threads::Stats, ran: usize) {
+    use crate::cache::learn;
+    if matches!(plan.reason(), crate::plan::Reason::MeasuredSlower { .. }) {
+        // Serial because of what a parallel run measured: it measures nothing new.
+        return;
+    }
+    let mut wall = stats.wall;
+    if !stats.nested && plan.is_parallel() {
+        match stats.sheds.last() {
+            Some(last) if last.to == 1 => {
+                let first = &stats.sheds[0];
+                learn::note_shed(key, plan, first.measured_speedup, first.from);
+            }
+            _ => learn::forget_shed(key),
+        }
+        if let Some(rate) = stats.phases.first().and_then(|p| p.throughput()) {
+            if !stats.sheds.is_empty() && ran > 0 {
+                wall = std::time::Duration::from_secs_f64(ran as f64 / rate);
+            }
+        }
+    }
+    learn::remember(key, plan, wall, ran, stats.nested);
 }

@@ -150,8 +150,10 @@ pub(crate) fn settle<R>(
 
 /// A parallel plan made a moment ago from a full sample of the same workload, when one stands
 /// for `n` items ([`recall_parallel`](crate::cache::learn::recall_parallel)): the call runs it
-/// with neither a glance nor a sample, as both run serially. Only for options that leave the
-/// plan to the sample.
+/// with neither a glance nor a sample, as both run serially. Or a serial plan, while the
+/// back-off after a parallel run of the workload that measured slower than the loop lasts
+/// ([`recall_shed`](crate::cache::learn::recall_shed)). Only for options that leave the plan
+/// to the sample.
 pub(crate) fn reuse<T: ?Sized, R, F: Fn(&T) -> R>(
     n: usize,
     f: &F,
@@ -161,6 +163,9 @@ pub(crate) fn reuse<T: ?Sized, R, F: Fn(&T) -> R>(
         return None;
     }
     let key = || WorkloadKey::of_run(options.name.as_deref(), f, n);
+    if let Some(serial) = crate::cache::learn::recall_shed_if_any(key, n) {
+        return Some(serial);
+    }
     crate::cache::learn::recall_parallel(key, n, options.threshold)
 }
 

@@ -58,6 +58,19 @@ pub enum Reason {
         /// The savings forgone this way in the process so far, this call's included.
         forgone: Seconds,
     },
+    /// A parallel run of this workload in this process measured its workers together below
+    /// the serial rate of its sample, and shed them: the next calls run serially, and parallel
+    /// is tried again after a back-off that doubles each time it does not pay.
+    MeasuredSlower {
+        /// The workers' throughput together ÷ the serial rate, as that run measured it.
+        measured: f64,
+        /// The workers it measured.
+        workers: usize,
+        /// How long ago it ran.
+        age: Seconds,
+        /// Calls that run serially from it before parallel is tried again, this one excluded.
+        calls_left: u32,
+    },
     /// Items are so fast that handing them out costs more than parallelism gains.
     TooFast {
         /// Mean time of one item.
@@ -188,6 +201,18 @@ impl fmt::Display for Reason {
                 secs(*gain),
                 secs(crate::probe::overhead::COSTS_WORTH),
                 secs(*forgone)
+            ),
+            Reason::MeasuredSlower {
+                measured,
+                workers,
+                age,
+                calls_left,
+            } => write!(
+                f,
+                "measured slower in parallel {} ago: {workers} workers together ran at \
+                 {measured:.2}× the serial rate; serial until parallel is tried again, in \
+                 {calls_left} call(s)",
+                secs(*age),
             ),
             Reason::TooFast {
                 item_time,
