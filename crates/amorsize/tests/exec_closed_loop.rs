@@ -163,3 +163,50 @@ fn work_that_pays_keeps_its_workers() {
         assert!(shed.measured_speedup < 1.0, "{}", run.report);
     }
 }
+
+/// About `ms` milliseconds of integer work.
+fn heavy(ms: u64) -> impl Fn(&u64) -> u64 + Sync {
+    move |x| {
+        let start = std::time::Instant::now();
+        let mut acc = *x;
+        while start.elapsed() < std::time::Duration::from_millis(ms) {
+            for i in 0..1000u64 {
+                acc = acc.wrapping_mul(6364136223846793005).wrapping_add(i);
+            }
+        }
+        std::hint::black_box(acc) & 1
+    }
+}
+
+#[test]
+fn heavy_items_never_wait_for_a_serial_sample() {
+    let _turn = turn();
+    let items: Vec<u64> = (0..3).collect();
+    let calls = AtomicUsize::new(0);
+    let f = heavy(5);
+    let options = Options::new().name("closed-loop-heavy");
+    for call in 0..3 {
+        let run = options
+            .run(&items, |x| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                f(x)
+            })
+            .unwrap();
+        let report = &run.report;
+        assert_eq!(run.results.len(), 3);
+        // One item is enough to see that each is worth many wake-ups: the other two go to
+        // the planner at once, sampled no further (a reused plan samples nothing).
+        assert!(report.reused_from_sample <= 1, "call {call}: {report}");
+        // A serial decision is recalled only from a sample that left at least as many items
+        // as it ran (`cache::learn::note_plan`): with one item sampled of three, its figures
+        // hold for the next call's input too (the plan may be serial on a loaded machine).
+        if let amorsize::plan::Reason::Recalled { .. } = report.plan.reason() {
+            assert_eq!(report.reused_from_sample, 1, "call {call}: {report}");
+        }
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        9,
+        "every item exactly once per call"
+    );
+}

@@ -82,6 +82,40 @@ pub fn sort_digest(seed: u64, len: usize) -> u64 {
         .fold(seed, |acc, &x| mix(acc ^ u64::from(x)))
 }
 
+/// Formats a short record from `seed`, splits it at its commas and parses the fields back: a
+/// few small allocations and some text per item, as in log or CSV processing. Every thread's
+/// items go through the allocator, which is where parallel copies of it contend.
+pub fn record(seed: u64) -> u64 {
+    let line = format!(
+        "{},{:x},item-{},{}",
+        seed,
+        mix(seed),
+        seed % 1000,
+        seed as f64 / 7.0
+    );
+    let fields: Vec<&str> = line.split(',').collect();
+    let a: u64 = fields[0].parse().unwrap_or(0);
+    let b = u64::from_str_radix(fields[1], 16).unwrap_or(0);
+    let c = fields[2].len() as u64;
+    let d: f64 = fields[3].parse().unwrap_or(0.0);
+    a ^ b ^ c ^ d.to_bits()
+}
+
+/// One shared counter behind a lock, for [`locked`].
+static SHARED: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+
+/// `rounds` steps of [`mix`], each under one process-wide lock: work that serializes on a
+/// lock, which two workers only slow down (each hand-over of a contended lock costs a wake-up).
+pub fn locked(seed: u64, rounds: u64) -> u64 {
+    let mut x = seed;
+    for _ in 0..rounds {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        *shared = shared.wrapping_add(x);
+        x = mix(x ^ *shared);
+    }
+    x
+}
+
 /// Sums one block of a large array: streaming reads, a few instructions per 8 bytes, so the
 /// memory bus rather than the core sets the pace once the array is larger than the caches.
 #[inline]

@@ -2,7 +2,9 @@
 //! nanoseconds per item to milliseconds, uniform to heavily skewed, CPU-bound, memory-bound and
 //! waiting, over a slice or an iterator.
 
-use super::kernels::{block_sum, integrate, mix, sort_digest, spin, Calibration, Rng};
+use super::kernels::{
+    block_sum, integrate, locked, mix, record, sort_digest, spin, Calibration, Rng,
+};
 use std::time::Duration;
 
 /// Which workload.
@@ -28,11 +30,20 @@ pub enum Kind {
     Waiting,
     /// Items pulled from an iterator rather than a slice.
     Iterator,
+    /// Short records formatted, split and parsed: ~150 ns and small allocations per item,
+    /// where parallel copies can contend in the allocator.
+    Records,
+    /// Work that holds one shared lock: parallel is slower than the loop.
+    Locked,
+    /// Three items of ~75 ms: a serial sample would take most of the work.
+    Heavy,
+    /// A small batch, ~0.3 ms in all: waking the workers is not free.
+    Small,
 }
 
 impl Kind {
     /// Every workload, in the order of the table.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Tiny,
         Kind::Fast,
         Kind::Medium,
@@ -43,6 +54,10 @@ impl Kind {
         Kind::Memory,
         Kind::Waiting,
         Kind::Iterator,
+        Kind::Records,
+        Kind::Locked,
+        Kind::Heavy,
+        Kind::Small,
     ];
 
     /// The workload's name on the command line and in the output.
@@ -58,6 +73,10 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Waiting => "waiting",
             Kind::Iterator => "iterator",
+            Kind::Records => "records",
+            Kind::Locked => "locked",
+            Kind::Heavy => "heavy",
+            Kind::Small => "small",
         }
     }
 
@@ -74,6 +93,10 @@ impl Kind {
             Kind::Memory => "sums of 32 KiB blocks of a large array",
             Kind::Waiting => "sleep 200 µs per item (as I/O)",
             Kind::Iterator => "integer mixing, ~5 µs per item, from an iterator",
+            Kind::Records => "format, split and parse a record, ~150 ns, allocating",
+            Kind::Locked => "integer mixing under one shared lock, ~2 µs per item",
+            Kind::Heavy => "sorting random arrays, 3 items of ~75 ms",
+            Kind::Small => "integer mixing, 300 items of ~1 µs",
         }
     }
 }
@@ -228,6 +251,11 @@ impl Workload {
                 vec![],
                 cal.rounds(us(5)),
             ),
+            Kind::Records => (seeds(scale.pick(1_000, 50_000, 500_000)), vec![], 0),
+            // Eight lock hand-overs per item, each round of mixing a few ns.
+            Kind::Locked => (seeds(scale.pick(200, 5_000, 50_000)), vec![], 8),
+            Kind::Heavy => (seeds(3), vec![], cal.sort_len(us(75_000)) as u64),
+            Kind::Small => (seeds(300), vec![], cal.rounds(us(1))),
         };
         Workload {
             kind,
@@ -262,6 +290,10 @@ impl Workload {
                 let n = self.items.len() as u64;
                 v.iter(move || (0..n).map(mix), move |&x| spin(x, p))
             }
+            Kind::Records => v.slice(&self.items, |&x| record(x)),
+            Kind::Locked => v.slice(&self.items, move |&x| locked(x, p)),
+            Kind::Heavy => v.slice(&self.items, move |&x| sort_digest(x, p as usize)),
+            Kind::Small => v.slice(&self.items, move |&x| spin(x, p)),
         }
     }
 }

@@ -216,8 +216,14 @@ pub(crate) fn note_plan(
             )),
             _ => None,
         };
+        // A refusal that held only because the sample ran most of the input (a few heavy
+        // items) says nothing of the next call, whose input is whole again.
+        let sample_left_enough = match (plan.sample(), plan.items()) {
+            (Some(sample), Some(left)) => left >= sample.count,
+            _ => true,
+        };
         refused
-            .filter(|_| glance_item.is_finite() && glance_item > 0.0)
+            .filter(|_| sample_left_enough && glance_item.is_finite() && glance_item > 0.0)
             .map(
                 |(serial, best_speedup, refused_at, unmeasured)| Decision::Serial {
                     glance_item,
@@ -678,6 +684,69 @@ mod tests {
         note_plan(&key, 1000, 100e-9, 1.2, &serial_plan(), true);
         note_plan(&key, 1000, 100e-9, 1.2, &parallel_plan(), true);
         assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_none());
+    }
+
+    #[test]
+    fn a_refusal_made_after_the_sample_used_up_most_of_the_input_is_not_recalled() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = WorkloadKey::named("recalled-used-up");
+        // Two of three heavy items sampled, one left: too small, for this call only.
+        let mut plan = decide(
+            &Workload::new(1, 75e-3),
+            &Costs {
+                worker_start: 50e-6,
+                ..Costs::zero(Backend::Threads)
+            },
+            &Caps::cores(2, "test"),
+            &Options::new(),
+        );
+        assert!(!plan.is_parallel(), "{plan}");
+        plan.set_sample(crate::sample::Sample {
+            count: 2,
+            ..Default::default()
+        });
+        note_plan(&key, 3, 75e-3, 1.2, &plan, true);
+        assert!(recall_serial(&key, 3, 75e-3, 1.2).is_none());
+        // The same refusal with most of the input left stands.
+        let mut plan = serial_plan();
+        plan.set_sample(crate::sample::Sample {
+            count: 2,
+            ..Default::default()
+        });
+        note_plan(&key, 1000, 100e-9, 1.2, &plan, true);
+        assert!(recall_serial(&key, 1000, 100e-9, 1.2).is_some());
+    }
+
+    #[test]
+    fn a_shed_makes_the_next_calls_serial_with_a_back_off_that_doubles() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = WorkloadKey::named("shed-back-off");
+        let plan = parallel_plan();
+        let n = plan.items().unwrap();
+        note_plan(&key, n, 20e-9, 1.2, &plan, true);
+        note_shed(&key, &plan, 0.45, 2);
+        // The parallel plan noted for reuse is forgotten.
+        assert!(recall_parallel(|| key.clone(), n, 1.2).is_none());
+        for left in (0..SHED_BACKOFF_FIRST).rev() {
+            let serial = recall_shed(&key, n).expect("backing off");
+            assert!(!serial.is_parallel());
+            assert!(
+                matches!(serial.reason(), crate::plan::Reason::MeasuredSlower { calls_left, .. } if *calls_left == left),
+                "{serial}"
+            );
+        }
+        // Then one call plans afresh; a second shed doubles the back-off.
+        assert!(recall_shed(&key, n).is_none());
+        note_shed(&key, &plan, 0.5, 2);
+        let mut backed_off = 0;
+        while recall_shed(&key, n).is_some() {
+            backed_off += 1;
+        }
+        assert_eq!(backed_off, 2 * SHED_BACKOFF_FIRST);
+        // A parallel run that paid forgets it.
+        note_shed(&key, &plan, 0.5, 2);
+        forget_shed(&key);
+        assert!(recall_shed(&key, n).is_none());
     }
 
     #[test]

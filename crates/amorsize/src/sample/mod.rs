@@ -322,8 +322,18 @@ where
         return sample_block(items, f, bounds, clock, glance);
     }
     let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead(), Some(n));
+    // Heavy items: what one more serial item would teach costs more than waking the workers
+    // for the rest, which then start at once.
+    let heavy = glance.results.len() == 1 && glance.elapsed >= HEAVY_ITEM && n > 2;
     let mut results = glance.results;
     meter.seed(results.len(), glance.elapsed);
+    if heavy {
+        let results = in_index_order(results, n, limit);
+        return Ok(Sampled {
+            results,
+            figures: meter.finish::<R>(false),
+        });
+    }
     // The indices are drawn before timing starts, so that drawing them is not timed; the
     // glance ran the first of them.
     let indices: Vec<usize> = spread(n, limit).skip(results.len()).collect();
@@ -341,6 +351,15 @@ where
         figures: meter.finish::<R>(complete),
     })
 }
+
+/// A first item that takes at least this long ends the serial sample: 1 ms, 200 times the
+/// least a parallel section costs ([`PARALLEL_FLOOR`](crate::probe::overhead::PARALLEL_FLOOR)),
+/// so that waking the workers for the rest costs under 1 % of one item, while each further
+/// serial item would delay them by a whole item (for 3 items of 75 ms, a second sampled item
+/// turns 150 ms on 2 cores into 225). The plan is then made from that one item, as a sample
+/// too small to trust (a higher threshold), and the run checks itself as every parallel run
+/// does.
+pub const HEAVY_ITEM: Seconds = 1e-3;
 
 /// Glanced items faster than this on average are sampled as one contiguous block from the
 /// start of the input, as the loop that runs them would, rather than one by one across it:
