@@ -1,5 +1,5 @@
 //! The closed loop: a parallel run whose workers turn out slower together than the serial loop
-//! (their work holds one shared lock) sheds them and ends on the calling thread alone; the
+//! (their work holds one shared lock) sheds them and ends on one worker; the
 //! report says so with the measured figures; every item still runs exactly once.
 //!
 //! The behaviour is asserted, not the timings: a lock taken and released several times per
@@ -84,7 +84,7 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_the_caller_alone() {
     let ran: usize = report.phases.iter().map(|p| p.items).sum();
     assert_eq!(ran, report.ran(), "{report}");
     let text = report.to_string();
-    assert!(text.contains("the calling thread alone"), "{text}");
+    assert!(text.contains("went on with one worker"), "{text}");
     assert!(report.parallel_speedup().is_some_and(|s| s < 1.0), "{text}");
 
     // What the run measured is used at once: the next calls run serially, saying why, with

@@ -110,8 +110,10 @@ pub fn locked(seed: u64, rounds: u64) -> u64 {
     let mut x = seed;
     for _ in 0..rounds {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        *shared = shared.wrapping_add(x);
-        x = mix(x ^ *shared);
+        // The count is shared; the result depends on the item alone (the bench compares
+        // results across strategies).
+        *shared = shared.wrapping_add(1);
+        x = mix(x.wrapping_add(GOLDEN));
     }
     x
 }

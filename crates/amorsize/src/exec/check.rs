@@ -3,7 +3,8 @@
 //! next chunk compares the workers' throughput together with the serial rate the sample
 //! measured, and [`judge`](crate::model::shed::judge) decides whether the run keeps its workers
 //! or sheds some. A shed worker stops claiming after the chunk it holds, so every item still
-//! runs exactly once; worker 0, the calling thread, is never shed.
+//! runs exactly once. Worker 0 is never shed: the calling thread in a nested run, else
+//! the first worker of the pool (the caller waits for it, as it waits for any run).
 
 use crate::model::shed::{judge, Verdict};
 use crate::Plan;
@@ -310,7 +311,7 @@ pub struct Shed {
     pub at: Duration,
     /// Workers before.
     pub from: usize,
-    /// Workers after (1: the calling thread alone).
+    /// Workers after (1: one worker, as the serial loop).
     pub to: usize,
     /// The workers' throughput together ÷ the serial rate of the sample, as measured then.
     pub measured_speedup: f64,

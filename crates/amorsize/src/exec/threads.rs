@@ -583,9 +583,10 @@ where
             }
             None => (None, None),
         };
-        // The calling thread is worker 0 (the one the closed loop keeps when it sheds the
-        // rest); the others are jobs of the pool.
-        for id in 1..workers {
+        // Worker 0 is the one the closed loop keeps when it sheds the rest: the calling
+        // thread when nested (it is a worker of the pool), else the first job.
+        let first = usize::from(nested);
+        for id in first..workers {
             let tx = tx.clone();
             scope.spawn(move |_| {
                 shared.work(id, |ran| {
@@ -597,16 +598,26 @@ where
             });
         }
         drop(tx);
-        // It reports what it has heard at its own chunk boundaries: blocking on the channel
-        // here would leave its share of the chunks to the others (and, nested, could starve
-        // the jobs queued on this very thread).
-        let mut reporter = reporter.as_mut();
-        shared.work(0, |ran| {
-            if let Some(r) = reporter.as_mut() {
-                let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
-                r.add(ran + heard);
+        match (nested, rx, reporter.as_mut()) {
+            // Nested: this thread is a worker of the pool too; it reports what it has heard at
+            // its own chunk boundaries. Blocking on the channel here could starve the jobs
+            // queued on this very thread.
+            (true, rx, reporter) => {
+                let mut reporter = reporter;
+                shared.work(0, |ran| {
+                    if let Some(r) = reporter.as_mut() {
+                        let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
+                        r.add(ran + heard);
+                    }
+                });
             }
-        });
+            (false, Some(rx), Some(reporter)) => {
+                for ran in rx {
+                    reporter.add(ran);
+                }
+            }
+            (false, _, _) => {}
+        }
     });
     let wall = start.elapsed();
     let Shared {

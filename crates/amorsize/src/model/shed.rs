@@ -20,7 +20,7 @@ pub const TRIM_BELOW: f64 = 0.5;
 pub enum Verdict {
     /// Keep every worker.
     Keep,
-    /// Go on with this many workers (fewer than now; 1 is the calling thread alone).
+    /// Go on with this many workers (fewer than now; 1 runs as the serial loop would).
     Shed(NonZeroUsize),
 }
 

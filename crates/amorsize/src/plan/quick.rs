@@ -37,6 +37,14 @@ pub const GLANCE_ITEMS: usize = 8;
 /// settle every input on the strength of eight items).
 pub const GLANCE_MAX_SERIAL: Seconds = 100e-6;
 
+/// The largest input, in serial time as the glance estimates it, that a call may run
+/// serially without the probe, the sample or the thread costs, while those costs are not
+/// known in the process: what finding the costs takes
+/// ([`COSTS_WORTH`](crate::probe::overhead::COSTS_WORTH)). Parallel could save at most the
+/// whole serial time (waiting items are not bound by the cores), so less than that; the
+/// savings forgone this way add up, and once they reach that figure the costs are found.
+pub const UNPROBED_MAX_SERIAL: Seconds = crate::probe::overhead::COSTS_WORTH;
+
 /// What the glance found.
 pub(crate) enum Look<R> {
     /// No parallel plan can reach the threshold: run serially, reusing these results.
@@ -77,7 +85,9 @@ where
     F: Fn(&T) -> R,
 {
     // Past the floor the glance cannot settle anything: the sample takes over.
-    let glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
+    let mut glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
+    // Items too fast to time one by one across the input are timed as the loop runs them.
+    sample::glance_block(items, f, &mut glance)?;
     Ok(settle(glance, items.len(), options, || {
         WorkloadKey::of_run(options.name.as_deref(), f, items.len())
     }))
@@ -98,10 +108,34 @@ pub(crate) fn settle<R>(
     if options.workers.is_some() || options.exec.progress.is_some() {
         return Look::Plan(glance);
     }
-    let cores = Caps::from_machine_cores(crate::probe::machine());
+    // An upper bound on the cores serves the proof (more cores only make parallel look
+    // better), and spares a first call the full probe.
+    let cores = match crate::probe::machine_if_probed() {
+        Some(machine) => Caps::from_machine_cores(machine),
+        None => crate::probe::cores_bound() as f64,
+    };
     let mut found = proof(&glance, n, cores, options.threshold, PARALLEL_FLOOR);
     let small =
         glance.elapsed < PARALLEL_FLOOR && glance.item_time() * (n as f64) < GLANCE_MAX_SERIAL;
+    let whole_glance = glance.results.len() >= GLANCE_ITEMS.min(n);
+    if found.is_none() && !small && whole_glance {
+        // Too large for the bound, but small enough that even waiting items (whose workers
+        // the cores do not limit) could save at most the whole serial time: while that is
+        // less than finding the thread costs, it runs serially, with no probe and no sample.
+        let serial = glance.item_time() * n as f64;
+        if serial < UNPROBED_MAX_SERIAL && crate::probe::overhead::threads_if_measured().is_none() {
+            // Every parallel section costs at least the floor; nothing else bounds it here.
+            let gain = (serial - PARALLEL_FLOOR).max(0.0);
+            if let Err(forgone) = crate::probe::overhead::threads_if_worth(gain) {
+                found = Some(Proof {
+                    serial,
+                    best_speedup: serial / PARALLEL_FLOOR,
+                    recalled: None,
+                    forgone: Some((gain, forgone)),
+                });
+            }
+        }
+    }
     if found.is_none() && small {
         // The measured section cost may settle it: the thread costs are measured once per
         // process (or recalled from the cache), as the full plan would need them anyway, once

@@ -385,10 +385,33 @@ impl Machine {
     }
 }
 
+/// The machine, once probed.
+static MACHINE: OnceLock<Machine> = OnceLock::new();
+
 /// This machine, probed once per process.
 pub fn machine() -> &'static Machine {
-    static MACHINE: OnceLock<Machine> = OnceLock::new();
     MACHINE.get_or_init(|| Machine::read(Path::new("/")))
+}
+
+/// This machine if [`machine`] has probed it already in this process; never probes.
+pub fn machine_if_probed() -> Option<&'static Machine> {
+    MACHINE.get()
+}
+
+/// An upper bound on the cores this process can use, without the full probe when it has not
+/// run yet: the usable cores once [`machine`] has been read, else the CPUs of the affinity
+/// mask (one system call), else std's `available_parallelism`. A call that a few items prove
+/// serial on this bound (more cores can only make parallel look better) spares the probe's
+/// half a millisecond of file reads.
+pub fn cores_bound() -> usize {
+    if let Some(machine) = MACHINE.get() {
+        return machine.usable_cores().max(1);
+    }
+    affinity::sched_affinity()
+        .map(|set| set.len())
+        .filter(|&n| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
 }
 
 /// How long [`available_memory_now`] reuses a reading: memory moves fast enough under load

@@ -177,13 +177,13 @@ impl fmt::Display for RunReport {
         }
         for s in &self.sheds {
             let who = if s.to == 1 {
-                "the calling thread alone".to_string()
+                "one worker".to_string()
             } else {
                 format!("{} workers", s.to)
             };
             writeln!(
                 f,
-                "  shed {} → {} workers after {} items ({:.3?}): the workers together ran at \
+                "  shed {} → {} worker(s) after {} items ({:.3?}): the workers together ran at \
                  {:.2}× the serial rate{}; went on with {who}",
                 s.from,
                 s.to,
@@ -330,10 +330,10 @@ mod tests {
         assert!((first - 0.5).abs() < 1e-9, "{first}");
         let text = r.to_string();
         assert!(
-            text.contains("shed 4 → 1 workers after 1000 items"),
+            text.contains("shed 4 → 1 worker(s) after 1000 items"),
             "{text}"
         );
-        assert!(text.contains("the calling thread alone"), "{text}");
+        assert!(text.contains("one worker"), "{text}");
         assert!(text.contains("phase on 1 worker(s): 99000 items"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
         assert_eq!(json["sheds"][0]["to"], 1);
