@@ -238,6 +238,17 @@ pub enum Warning {
         /// Memory available, bytes.
         available: u64,
     },
+    /// The results of the batch would take more than half of the available memory
+    /// ([`RESULTS_WARN_SHARE`](crate::model::RESULTS_WARN_SHARE)).
+    ResultsFillMemory {
+        /// Bytes the results would hold in all.
+        results: u64,
+        /// Memory available, bytes.
+        available: u64,
+        /// The input is an iterator, which a stream could map without holding every result.
+        #[serde(default)]
+        iterator: bool,
+    },
     /// A CPU quota gives fewer CPUs than there are cores.
     QuotaBelowCores {
         /// The quota, in CPUs.
@@ -289,6 +300,40 @@ pub enum Warning {
     },
 }
 
+impl super::Plan {
+    /// Adds [`Warning::ResultsFillMemory`] when the results of every item (the sampled ones
+    /// with the rest) would take more than half of the available memory. For the callers that
+    /// hold every result (batches); a stream hands them out as they come.
+    pub(crate) fn warn_if_results_fill_memory(&mut self) {
+        let (Some(w), Some(available)) = (
+            self.workload.as_ref(),
+            self.caps.as_ref().and_then(|c| c.available_memory),
+        ) else {
+            return;
+        };
+        let sampled = self.sample.as_ref().map_or(0, |s| s.count);
+        let results = crate::model::results_memory(w, w.items.saturating_add(sampled));
+        if crate::model::results_fill_memory(results, available) {
+            self.push_warning(Warning::ResultsFillMemory {
+                results,
+                available,
+                iterator: false,
+            });
+        }
+    }
+
+    /// This plan, for an input that came as an iterator: a warning that its results fill
+    /// memory points to streams.
+    pub(crate) fn for_iterator(mut self) -> Self {
+        for w in &mut self.warnings {
+            if let Warning::ResultsFillMemory { iterator, .. } = w {
+                *iterator = true;
+            }
+        }
+        self
+    }
+}
+
 /// Above this coefficient of variation a [`Warning::HighSpread`] is reported: the standard
 /// deviation exceeds the mean, as for exponentially distributed item times (cv = 1).
 pub const HIGH_SPREAD_CV: f64 = 1.0;
@@ -308,11 +353,32 @@ impl fmt::Display for Warning {
                 available,
             } => write!(
                 f,
-                "memory caps the workers at {workers}: each needs {}, {} available; \
-                 use less memory per item to use more cores",
+                "memory caps the workers at {workers}: each needs {}, {} available (of which \
+                 {:.0} % is planned for); use less memory per item to use more cores",
                 bytes(*per_worker),
-                bytes(*available)
+                bytes(*available),
+                crate::model::MEMORY_HEADROOM * 100.0
             ),
+            Warning::ResultsFillMemory {
+                results,
+                available,
+                iterator,
+            } => {
+                write!(
+                    f,
+                    "the results would hold {} of the {} available; ",
+                    bytes(*results),
+                    bytes(*available)
+                )?;
+                if *iterator {
+                    f.write_str(
+                        "use amorsize::stream (or Options::stream) to take them as they come \
+                         instead of holding them all",
+                    )
+                } else {
+                    f.write_str("run the input in parts, or make the results smaller")
+                }
+            }
             Warning::QuotaBelowCores { quota, cores } => write!(
                 f,
                 "the CPU quota ({quota:.2} CPUs) is below the {cores} cores; raise the \
