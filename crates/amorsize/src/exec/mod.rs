@@ -35,6 +35,7 @@
 
 mod adapt;
 mod batch;
+mod budget;
 pub(crate) mod calibrate;
 pub mod command;
 mod pool;
