@@ -64,7 +64,12 @@ mod tests {
             ..Workload::new(1000, 1e-3)
         };
         let options = Options::new().workers(NonZeroUsize::new(4).unwrap());
-        decide(&w, &Costs::zero(Backend::Threads), &Caps::cores(4, "test"), &options)
+        decide(
+            &w,
+            &Costs::zero(Backend::Threads),
+            &Caps::cores(4, "test"),
+            &options,
+        )
     }
 
     #[test]
@@ -80,6 +85,9 @@ mod tests {
     #[test]
     fn a_budget_below_one_item_still_lets_one_through() {
         let options = Options::new().memory_budget(10);
-        assert_eq!(in_flight_limit(&options, &plan(1 << 20, 1 << 20), 8), Some(1));
+        assert_eq!(
+            in_flight_limit(&options, &plan(1 << 20, 1 << 20), 8),
+            Some(1)
+        );
     }
 }

@@ -425,3 +425,43 @@ impl fmt::Display for Warning {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Warning;
+    use crate::model::{Backend, Costs, Workload};
+    use crate::plan::{decide, Caps};
+    use crate::Options;
+
+    fn plan(result_bytes: u64, available: u64) -> super::super::Plan {
+        let w = Workload {
+            result_bytes,
+            ..Workload::new(1_000_000, 1e-6)
+        };
+        let caps = Caps {
+            available_memory: Some(available),
+            ..Caps::cores(2, "test")
+        };
+        let mut plan = decide(&w, &Costs::zero(Backend::Threads), &caps, &Options::new());
+        plan.warn_if_results_fill_memory();
+        plan
+    }
+
+    fn fills(plan: &super::super::Plan) -> Option<&Warning> {
+        plan.warnings()
+            .iter()
+            .find(|w| matches!(w, Warning::ResultsFillMemory { .. }))
+    }
+
+    #[test]
+    fn results_above_half_the_memory_are_warned_of_and_iterators_pointed_to_streams() {
+        // A million results of 1 KiB: 977 MiB, against 1.5 GiB and 2.5 GiB available.
+        assert!(fills(&plan(1024, 3 << 29)).is_some());
+        assert!(fills(&plan(1024, 5 << 29)).is_none());
+        let batch = plan(1024, 1 << 30);
+        assert!(fills(&batch).unwrap().to_string().contains("in parts"));
+        let iter = batch.for_iterator();
+        let text = fills(&iter).unwrap().to_string();
+        assert!(text.contains("amorsize::stream"), "{text}");
+    }
+}
