@@ -104,6 +104,10 @@ fn the_calibration_measures_an_idle_worker() {
     let calibration = process::calibration().unwrap();
     let idle = calibration.worker_rss.expect("an idle worker's peak");
     assert!(idle > 0);
+    eprintln!(
+        "  an idle worker peaked at {:.1} MiB",
+        idle as f64 / MIB as f64
+    );
     if let Some(peak) = process::measured_peak_rss("holds") {
         assert!(idle < peak, "idle {idle}, holding {peak}");
     }

@@ -59,6 +59,19 @@ impl fmt::Display for MemorySource {
     }
 }
 
+impl Workload {
+    /// Where [`Workload::worker_memory`] came from, for people: a figure set without naming
+    /// its source (a backend that measures it itself) reads as that.
+    pub fn worker_memory_source(&self) -> String {
+        match self.memory_source {
+            MemorySource::NotMeasured if self.worker_memory > 0 => {
+                "as the backend measured it".to_owned()
+            }
+            source => source.to_string(),
+        }
+    }
+}
+
 /// The most workers of `per_worker` bytes each that fit in [`MEMORY_HEADROOM`] of `available`
 /// bytes; at least 1 (one worker is the serial loop's own need). `None` when `per_worker` is
 /// 0 (not measured): memory does not cap.

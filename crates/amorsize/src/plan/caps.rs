@@ -205,7 +205,7 @@ pub(crate) fn memory_limit(w: &Workload, caps: &Caps) -> Option<Limit> {
             MEMORY_HEADROOM * 100.0,
             super::display::bytes(available),
             super::display::bytes(w.worker_memory),
-            w.memory_source
+            w.worker_memory_source()
         ),
     })
 }

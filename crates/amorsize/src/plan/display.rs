@@ -40,9 +40,15 @@ pub(crate) fn bytes(b: u64) -> String {
 
 /// The memory line(s) of a plan: what was measured of an item's memory and where from, or
 /// that it was not.
-fn memory(f: &mut fmt::Formatter<'_>, w: &crate::model::Workload) -> fmt::Result {
-    use crate::model::MemorySource;
+fn memory(
+    f: &mut fmt::Formatter<'_>,
+    w: &crate::model::Workload,
+    backend: crate::model::Backend,
+) -> fmt::Result {
+    use crate::model::{Backend, MemorySource};
     match &w.item_memory {
+        // A command's memory is its jobs' peak RSS; there is no Rust function to count.
+        None if backend == Backend::Commands => {}
         Some(m) => writeln!(
             f,
             "  memory: {} live at an item's peak, {} allocated per item, results {} each \
@@ -63,7 +69,7 @@ fn memory(f: &mut fmt::Formatter<'_>, w: &crate::model::Workload) -> fmt::Result
             f,
             "  memory per worker: {} ({})",
             bytes(w.worker_memory),
-            w.memory_source
+            w.worker_memory_source()
         )?;
     }
     Ok(())
@@ -111,7 +117,7 @@ impl fmt::Display for Plan {
             )?;
         }
         if let Some(w) = &self.workload {
-            memory(f, w)?;
+            memory(f, w, self.backend)?;
         }
         if let (Some(s), Some(p)) = (self.predicted_serial, self.predicted) {
             writeln!(
