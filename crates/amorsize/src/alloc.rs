@@ -152,31 +152,44 @@ pub struct Counted {
 /// Runs `f` and counts what it allocated on this thread (all zeros without [`Counting`]
 /// installed, see [`installed`]). Measurements nest: an outer one sees the inner one's peak.
 pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Counted) {
-    let before = COUNTERS.try_with(|c| {
+    let Ok(before) = COUNTERS.try_with(|c| {
         let n = c.get();
-        // The peak is counted from here; the outer measurement's is restored below.
+        // The peak is counted from here; the outer measurement's comes back when done.
         c.set(Counters { peak: n.live, ..n });
         n
-    });
-    let result = f();
-    let counted = match before {
-        Ok(before) => COUNTERS
-            .try_with(|c| {
-                let n = c.get();
-                c.set(Counters {
-                    peak: n.peak.max(before.peak),
-                    ..n
-                });
-                Counted {
-                    allocated: n.allocated.wrapping_sub(before.allocated),
-                    peak: n.peak.saturating_sub(before.live).max(0) as u64,
-                    retained: n.live.saturating_sub(before.live).max(0) as u64,
-                }
-            })
-            .unwrap_or_default(),
-        Err(_) => Counted::default(),
+    }) else {
+        return (f(), Counted::default());
     };
+    // Restores the outer peak even when `f` unwinds.
+    let restore = RestorePeak(before.peak);
+    let result = f();
+    let counted = COUNTERS
+        .try_with(|c| {
+            let n = c.get();
+            Counted {
+                allocated: n.allocated.wrapping_sub(before.allocated),
+                peak: n.peak.saturating_sub(before.live).max(0) as u64,
+                retained: n.live.saturating_sub(before.live).max(0) as u64,
+            }
+        })
+        .unwrap_or_default();
+    drop(restore);
     (result, counted)
+}
+
+/// On drop, raises this thread's peak back to at least the outer measurement's.
+struct RestorePeak(i64);
+
+impl Drop for RestorePeak {
+    fn drop(&mut self) {
+        let _ = COUNTERS.try_with(|c| {
+            let n = c.get();
+            c.set(Counters {
+                peak: n.peak.max(self.0),
+                ..n
+            });
+        });
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +246,16 @@ mod tests {
             assert_eq!((inner.allocated, inner.peak, inner.retained), (300, 300, 0));
         });
         assert_eq!((outer.allocated, outer.peak, outer.retained), (300, 300, 0));
+    }
+
+    #[test]
+    fn a_panic_inside_keeps_the_outer_peak() {
+        let ((), outer) = measure(|| {
+            with_block(2000, |_, _| ());
+            let caught = std::panic::catch_unwind(|| measure(|| panic!("inside")));
+            assert!(caught.is_err());
+        });
+        assert_eq!(outer.peak, 2000);
     }
 
     #[test]
