@@ -35,6 +35,10 @@ fn a_worker_reports_a_peak_at_least_what_it_held() {
         peak >= HELD_MIB * MIB,
         "peak {peak} below the {HELD_MIB} MiB held"
     );
+    eprintln!(
+        "  a worker holding {HELD_MIB} MiB peaked at {:.1} MiB",
+        peak as f64 / MIB as f64
+    );
     assert_eq!(
         outcome.into_results().unwrap(),
         [HELD_MIB * MIB / 4096, MIB / 4096]
