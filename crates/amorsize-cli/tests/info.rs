@@ -34,6 +34,37 @@ fn table_shows_figures_and_sources() {
 }
 
 #[test]
+fn table_shows_the_memory_the_workers_may_fill_and_where_each_backend_measures_its_own() {
+    let output = info()
+        .args(["info", "--root"])
+        .arg(fixture())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let available = text
+        .lines()
+        .find(|l| l.starts_with("available memory"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|b| b.split(' ').next())
+        .and_then(|b| b.parse::<u64>().ok())
+        .expect("an available memory in bytes");
+    let planned = (available as f64 * amorsize::model::MEMORY_HEADROOM) as u64;
+    let fill = text
+        .lines()
+        .find(|l| l.starts_with("workers may fill"))
+        .expect("a row for the memory workers may fill");
+    assert!(fill.contains(&format!("({planned} bytes)")), "{fill}");
+    assert!(fill.contains("80 % of available memory"), "{fill}");
+    assert!(text.contains("threads: measured per workload"), "{text}");
+    assert!(
+        text.contains("amorsize::alloc::Counting (when the program installs it)"),
+        "{text}"
+    );
+    assert!(text.contains("peak RSS of the jobs (wait4)"), "{text}");
+}
+
+#[test]
 fn json_has_the_documented_fields() {
     let output = info()
         .args(["info", "--json", "--root"])

@@ -7,6 +7,7 @@
 //! [`report`] (predicted against measured), with [`cache`] remembering calibrations and runs.
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod cache;
 mod error;
 pub mod exec;

@@ -70,8 +70,9 @@ fn memory_for_one_item_per_worker_caps_the_workers() {
         worker_memory: gib,
         ..Workload::new(1000, 10e-3)
     };
+    // Workers may fill 80 % of it (MEMORY_HEADROOM): 3.2 GiB, three of them.
     let caps = Caps {
-        available_memory: Some(3 * gib + gib / 2),
+        available_memory: Some(4 * gib),
         ..caps(8)
     };
     let plan = decide(&work, &threads(), &caps, &Options::new());

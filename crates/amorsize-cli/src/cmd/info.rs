@@ -138,6 +138,7 @@ fn write_table(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
         bytes(memory.available().get()),
         memory.available(),
     )?;
+    memory_rows(out, m)?;
     let load = m.cpu_load_now();
     row(
         out,
@@ -154,6 +155,45 @@ fn write_table(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
         for warning in m.warnings() {
             writeln!(out, "  {warning}")?;
         }
+    }
+    Ok(())
+}
+
+/// What the planner makes of the memory figures: the share workers may fill, and where the
+/// memory one worker needs comes from on each backend.
+fn memory_rows(out: &mut impl Write, m: &Machine) -> std::io::Result<()> {
+    let headroom = amorsize::model::MEMORY_HEADROOM;
+    let planned = m.available_memory().map(|a| (a as f64 * headroom) as u64);
+    writeln!(
+        out,
+        "{:<18}{:<36}  {:.0} % of available memory (MEMORY_HEADROOM)",
+        "workers may fill",
+        bytes(planned),
+        headroom * 100.0
+    )?;
+    let counting = if amorsize::alloc::installed() {
+        "installed here"
+    } else {
+        "when the program installs it"
+    };
+    for (backend, source) in [
+        (
+            "threads",
+            format!("one item's peak live heap, counted by amorsize::alloc::Counting ({counting})"),
+        ),
+        (
+            "processes",
+            "peak RSS the workers report (getrusage), else an idle worker's plus one item"
+                .to_owned(),
+        ),
+        ("commands", "peak RSS of the jobs (wait4)".to_owned()),
+    ] {
+        writeln!(
+            out,
+            "{:<18}{:<36}  {source}",
+            "worker memory",
+            format!("{backend}: measured per workload")
+        )?;
     }
     Ok(())
 }

@@ -234,6 +234,7 @@ impl Options {
                 }
             }
         };
+        let plan = plan.for_iterator();
         let (rest_results, report) =
             run_batch(&rest, sampled, k, &f, (no_failure, false), &plan, self)
                 .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;

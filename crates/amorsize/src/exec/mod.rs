@@ -35,6 +35,7 @@
 
 mod adapt;
 mod batch;
+mod budget;
 pub(crate) mod calibrate;
 mod check;
 pub mod command;

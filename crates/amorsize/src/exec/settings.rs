@@ -12,6 +12,8 @@ pub(crate) struct ExecOptions {
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) adapt: bool,
     pub(crate) in_flight: Option<NonZeroUsize>,
+    /// A stream's bound on the bytes of its items in flight ([`Options::memory_budget`]).
+    pub(crate) memory_budget: Option<u64>,
     /// Chunks of exactly the planned size to the end, with no shrinking tail: a measured grid
     /// ([`tune`](super::tune)) times the chunk size it names.
     pub(crate) fixed_chunks: bool,
@@ -27,6 +29,7 @@ impl Default for ExecOptions {
             progress: None,
             adapt: true,
             in_flight: None,
+            memory_budget: None,
             fixed_chunks: false,
             deadline: None,
         }

@@ -844,7 +844,7 @@ struct Engine<I: Iterator, R, F> {
     first_chunk: usize,
     /// The input's length, when its iterator tells it exactly.
     total: Option<usize>,
-    /// The bound on `in_flight` set by the caller, if any.
+    /// The bound on `in_flight` set by the caller (items or bytes), if any.
     limit: Option<usize>,
     /// Items dispatched whose results have not yet been handed to the stream.
     in_flight: usize,
@@ -909,6 +909,7 @@ where
             .as_ref()
             .map(|p| Reporter::new(p, resume.index, total));
         let (tx, rx) = crossbeam_channel::unbounded();
+        let limit = super::budget::in_flight_limit(options, &plan, size_of::<I::Item>());
         Engine {
             iter: Some(iter),
             f,
@@ -921,7 +922,7 @@ where
             chunk: chunk.get(),
             first_chunk: chunk.get(),
             total,
-            limit: options.exec.in_flight.map(|n| n.get()),
+            limit,
             in_flight: 0,
             outstanding: 0,
             next_seq: 0,

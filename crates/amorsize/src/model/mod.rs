@@ -18,10 +18,15 @@ use std::num::NonZeroUsize;
 mod capacity;
 #[cfg(test)]
 mod laws;
+mod memory;
 mod predict;
 pub mod shed;
 
 pub use capacity::{Capacity, Sharing};
+pub use memory::{
+    results_fill_memory, results_memory, workers_within_memory, ItemMemory, MemorySource,
+    MEMORY_HEADROOM, RESULTS_WARN_SHARE,
+};
 pub use predict::{predict, Prediction, Term};
 
 /// Time in seconds, the model's unit.
@@ -68,11 +73,20 @@ pub struct Workload {
     /// Process CPU time ÷ thread CPU time over the sample, at least 1: above 1 the function runs
     /// threads of its own (rayon inside, BLAS), and fewer workers fit on the cores.
     pub self_parallelism: f64,
-    /// Memory one item's result occupies, in bytes.
+    /// Memory one item's result occupies, in bytes: its heap bytes (counted) and its
+    /// `size_of`, or only the `size_of` when the heap was not counted.
     pub result_bytes: u64,
-    /// Memory one worker needs while it works, in bytes (a child's peak RSS for commands and
-    /// processes); 0 when not measured, and then memory does not cap the workers.
+    /// Memory one worker needs while it works, in bytes (a thread: one item's counted peak;
+    /// a worker process or a command: a peak RSS); 0 when not measured, and then memory does
+    /// not cap the workers.
     pub worker_memory: u64,
+    /// Where `worker_memory` came from.
+    #[serde(default)]
+    pub memory_source: MemorySource,
+    /// What the sample counted of one item's memory, when the counting allocator is
+    /// installed.
+    #[serde(default)]
+    pub item_memory: Option<ItemMemory>,
     /// Contention as the Universal Scalability Law's α (each extra worker slows every worker by
     /// this fraction: shared memory bandwidth, locks). A one-thread sample cannot see it, so it
     /// is 0 unless a past run measured it.
@@ -91,6 +105,8 @@ impl Default for Workload {
             self_parallelism: 1.0,
             result_bytes: 0,
             worker_memory: 0,
+            memory_source: MemorySource::NotMeasured,
+            item_memory: None,
             contention: 0.0,
             transfer: Transfer::default(),
         }

@@ -1,6 +1,6 @@
 //! The machine's limits on workers, and where each figure came from.
 
-use crate::model::{Capacity, Sharing};
+use crate::model::{workers_within_memory, Capacity, Sharing, Workload, MEMORY_HEADROOM};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -151,7 +151,7 @@ pub enum LimitKind {
     Cores,
     /// The CPU quota.
     Quota,
-    /// Available memory ÷ memory per worker.
+    /// Available memory (less a headroom) ÷ memory per worker.
     Memory,
     /// Processes the user may still start.
     Processes,
@@ -189,6 +189,25 @@ pub struct Limit {
     pub workers: usize,
     /// The figures behind it, for people.
     pub source: String,
+}
+
+/// The limit memory puts on the workers of `w`: [`MEMORY_HEADROOM`] of the available memory
+/// (which the probe bounds by the cgroup's `memory.max`, `memory.high` and usage) ÷ the
+/// memory one worker needs. `None` when either is unknown.
+pub(crate) fn memory_limit(w: &Workload, caps: &Caps) -> Option<Limit> {
+    let available = caps.available_memory?;
+    let workers = workers_within_memory(available, w.worker_memory)?;
+    Some(Limit {
+        kind: LimitKind::Memory,
+        workers,
+        source: format!(
+            "{:.0} % of {} available ÷ {} per worker ({})",
+            MEMORY_HEADROOM * 100.0,
+            super::display::bytes(available),
+            super::display::bytes(w.worker_memory),
+            w.worker_memory_source()
+        ),
+    })
 }
 
 /// Workers per usable core that waiting work may use at most. Work that mostly waits (sleep,

@@ -214,17 +214,7 @@ fn limits(w: &Workload, caps: &Caps, options: &Options) -> Vec<Limit> {
             ),
         });
     }
-    if let (Some(mem), true) = (caps.available_memory, w.worker_memory > 0) {
-        out.push(Limit {
-            kind: LimitKind::Memory,
-            workers: ((mem / w.worker_memory) as usize).max(1),
-            source: format!(
-                "{} available ÷ {} per worker",
-                super::display::bytes(mem),
-                super::display::bytes(w.worker_memory)
-            ),
-        });
-    }
+    out.extend(super::caps::memory_limit(w, caps));
     if let Some(p) = caps.processes {
         out.push(Limit {
             kind: LimitKind::Processes,

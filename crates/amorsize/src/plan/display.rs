@@ -38,6 +38,43 @@ pub(crate) fn bytes(b: u64) -> String {
     }
 }
 
+/// The memory line(s) of a plan: what was measured of an item's memory and where from, or
+/// that it was not.
+fn memory(
+    f: &mut fmt::Formatter<'_>,
+    w: &crate::model::Workload,
+    backend: crate::model::Backend,
+) -> fmt::Result {
+    use crate::model::{Backend, MemorySource};
+    match &w.item_memory {
+        // A command's memory is its jobs' peak RSS; there is no Rust function to count.
+        None if backend == Backend::Commands => {}
+        Some(m) => writeln!(
+            f,
+            "  memory: {} live at an item's peak, {} allocated per item, results {} each \
+             (counted by amorsize::alloc::Counting)",
+            bytes(m.peak),
+            bytes(m.allocated),
+            bytes(w.result_bytes)
+        )?,
+        None => writeln!(
+            f,
+            "  memory: not measured per item (install amorsize::alloc::Counting as the global \
+             allocator to measure it); results {} each (their size_of only)",
+            bytes(w.result_bytes)
+        )?,
+    }
+    if w.worker_memory > 0 && w.memory_source != MemorySource::Counted {
+        writeln!(
+            f,
+            "  memory per worker: {} ({})",
+            bytes(w.worker_memory),
+            w.worker_memory_source()
+        )?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "amorsize plan")?;
@@ -78,6 +115,9 @@ impl fmt::Display for Plan {
                     String::new()
                 }
             )?;
+        }
+        if let Some(w) = &self.workload {
+            memory(f, w, self.backend)?;
         }
         if let (Some(s), Some(p)) = (self.predicted_serial, self.predicted) {
             writeln!(

@@ -263,6 +263,17 @@ pub enum Warning {
         /// Memory available, bytes.
         available: u64,
     },
+    /// The results of the batch would take more than half of the available memory
+    /// ([`RESULTS_WARN_SHARE`](crate::model::RESULTS_WARN_SHARE)).
+    ResultsFillMemory {
+        /// Bytes the results would hold in all.
+        results: u64,
+        /// Memory available, bytes.
+        available: u64,
+        /// The input is an iterator, which a stream could map without holding every result.
+        #[serde(default)]
+        iterator: bool,
+    },
     /// A CPU quota gives fewer CPUs than there are cores.
     QuotaBelowCores {
         /// The quota, in CPUs.
@@ -314,6 +325,40 @@ pub enum Warning {
     },
 }
 
+impl super::Plan {
+    /// Adds [`Warning::ResultsFillMemory`] when the results of every item (the sampled ones
+    /// with the rest) would take more than half of the available memory. For the callers that
+    /// hold every result (batches); a stream hands them out as they come.
+    pub(crate) fn warn_if_results_fill_memory(&mut self) {
+        let (Some(w), Some(available)) = (
+            self.workload.as_ref(),
+            self.caps.as_ref().and_then(|c| c.available_memory),
+        ) else {
+            return;
+        };
+        let sampled = self.sample.as_ref().map_or(0, |s| s.count);
+        let results = crate::model::results_memory(w, w.items.saturating_add(sampled));
+        if crate::model::results_fill_memory(results, available) {
+            self.push_warning(Warning::ResultsFillMemory {
+                results,
+                available,
+                iterator: false,
+            });
+        }
+    }
+
+    /// This plan, for an input that came as an iterator: a warning that its results fill
+    /// memory points to streams.
+    pub(crate) fn for_iterator(mut self) -> Self {
+        for w in &mut self.warnings {
+            if let Warning::ResultsFillMemory { iterator, .. } = w {
+                *iterator = true;
+            }
+        }
+        self
+    }
+}
+
 /// Above this coefficient of variation a [`Warning::HighSpread`] is reported: the standard
 /// deviation exceeds the mean, as for exponentially distributed item times (cv = 1).
 pub const HIGH_SPREAD_CV: f64 = 1.0;
@@ -333,11 +378,32 @@ impl fmt::Display for Warning {
                 available,
             } => write!(
                 f,
-                "memory caps the workers at {workers}: each needs {}, {} available; \
-                 use less memory per item to use more cores",
+                "memory caps the workers at {workers}: each needs {}, {} available (of which \
+                 {:.0} % is planned for); use less memory per item to use more cores",
                 bytes(*per_worker),
-                bytes(*available)
+                bytes(*available),
+                crate::model::MEMORY_HEADROOM * 100.0
             ),
+            Warning::ResultsFillMemory {
+                results,
+                available,
+                iterator,
+            } => {
+                write!(
+                    f,
+                    "the results would hold {} of the {} available; ",
+                    bytes(*results),
+                    bytes(*available)
+                )?;
+                if *iterator {
+                    f.write_str(
+                        "use amorsize::stream (or Options::stream) to take them as they come \
+                         instead of holding them all",
+                    )
+                } else {
+                    f.write_str("run the input in parts, or make the results smaller")
+                }
+            }
             Warning::QuotaBelowCores { quota, cores } => write!(
                 f,
                 "the CPU quota ({quota:.2} CPUs) is below the {cores} cores; raise the \
@@ -382,5 +448,45 @@ impl fmt::Display for Warning {
                  (set Options::items to say)"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Warning;
+    use crate::model::{Backend, Costs, Workload};
+    use crate::plan::{decide, Caps};
+    use crate::Options;
+
+    fn plan(result_bytes: u64, available: u64) -> super::super::Plan {
+        let w = Workload {
+            result_bytes,
+            ..Workload::new(1_000_000, 1e-6)
+        };
+        let caps = Caps {
+            available_memory: Some(available),
+            ..Caps::cores(2, "test")
+        };
+        let mut plan = decide(&w, &Costs::zero(Backend::Threads), &caps, &Options::new());
+        plan.warn_if_results_fill_memory();
+        plan
+    }
+
+    fn fills(plan: &super::super::Plan) -> Option<&Warning> {
+        plan.warnings()
+            .iter()
+            .find(|w| matches!(w, Warning::ResultsFillMemory { .. }))
+    }
+
+    #[test]
+    fn results_above_half_the_memory_are_warned_of_and_iterators_pointed_to_streams() {
+        // A million results of 1 KiB: 977 MiB, against 1.5 GiB and 2.5 GiB available.
+        assert!(fills(&plan(1024, 3 << 29)).is_some());
+        assert!(fills(&plan(1024, 5 << 29)).is_none());
+        let batch = plan(1024, 1 << 30);
+        assert!(fills(&batch).unwrap().to_string().contains("in parts"));
+        let iter = batch.for_iterator();
+        let text = fills(&iter).unwrap().to_string();
+        assert!(text.contains("amorsize::stream"), "{text}");
     }
 }

@@ -80,7 +80,8 @@ where
             workload.contention = alpha;
         }
     }
-    let plan = plan_sampled(workload, &sampled.figures, options, None);
+    let mut plan = plan_sampled(workload, &sampled.figures, options, None);
+    plan.warn_if_results_fill_memory();
     if options.workers.is_none() {
         let reusable = options.leave_plan_to_sample();
         crate::cache::learn::note_plan(
@@ -123,7 +124,9 @@ pub(crate) fn settled<R>(
     options: &Options,
 ) -> (Plan, Sampled<R>) {
     let sampled = settled_sample(n, glance);
-    (settled_plan(n, &sampled.figures, proof, options), sampled)
+    let mut plan = settled_plan(n, &sampled.figures, proof, options);
+    plan.warn_if_results_fill_memory();
+    (plan, sampled)
 }
 
 /// The glance's results and figures, as the sample of `n` items that it settled.
@@ -278,7 +281,7 @@ where
             let n = known.unwrap_or(prefix.len());
             let (plan, sampled) = settled(n, glance, proof, options);
             return Ok(PlannedIter {
-                plan,
+                plan: plan.for_iterator(),
                 sampled,
                 prefix,
                 rest: iter,
@@ -298,14 +301,15 @@ where
         }
     };
     let rest = total.saturating_sub(prefix.len());
-    let plan = plan_sampled(
+    let mut plan = plan_sampled(
         sampled.figures.workload(rest),
         &sampled.figures,
         options,
         assumed,
     );
+    plan.warn_if_results_fill_memory();
     Ok(PlannedIter {
-        plan,
+        plan: plan.for_iterator(),
         sampled,
         prefix,
         rest: iter,

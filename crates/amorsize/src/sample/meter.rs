@@ -2,7 +2,7 @@
 //! batches once an item takes less than the clock's own overhead many times over.
 
 use super::{Clock, Reading, Sample, SampleBounds};
-use crate::model::Seconds;
+use crate::model::{ItemMemory, Seconds};
 use crate::Result;
 
 /// A timed batch should last this many times the clock's overhead before the overhead's
@@ -58,6 +58,36 @@ pub(super) struct Meter<'c, C> {
     spent: Seconds,
     /// The wall clock when `spent` was last updated (`None` before the first batch).
     began: Option<Seconds>,
+    /// What the counting allocator counted over the items run here; `None` when it is not
+    /// installed.
+    memory: Option<MemoryTally>,
+}
+
+/// Sums of the counting allocator's figures per item.
+#[derive(Default)]
+struct MemoryTally {
+    items: u64,
+    allocated: u64,
+    peak: u64,
+    retained: u64,
+}
+
+impl MemoryTally {
+    fn add(&mut self, c: crate::alloc::Counted) {
+        self.items += 1;
+        self.allocated = self.allocated.saturating_add(c.allocated);
+        self.peak = self.peak.max(c.peak);
+        self.retained = self.retained.saturating_add(c.retained);
+    }
+
+    /// Means per item, and the largest peak (every item in flight may need as much).
+    fn figures(&self) -> Option<ItemMemory> {
+        (self.items > 0).then(|| ItemMemory {
+            allocated: self.allocated / self.items,
+            peak: self.peak,
+            retained: self.retained / self.items,
+        })
+    }
 }
 
 impl<'c, C: Clock> Meter<'c, C> {
@@ -85,6 +115,7 @@ impl<'c, C: Clock> Meter<'c, C> {
             measured: 0.0,
             spent: 0.0,
             began: None,
+            memory: crate::alloc::installed().then(MemoryTally::default),
         }
     }
 
@@ -161,7 +192,14 @@ impl<'c, C: Clock> Meter<'c, C> {
                 (now, 0)
             }
         };
-        let result = super::run_caught(index, item, f)?;
+        let result = match self.memory.as_mut() {
+            Some(tally) => {
+                let (result, counted) = crate::alloc::measure(|| super::run_caught(index, item, f));
+                tally.add(counted);
+                result?
+            }
+            None => super::run_caught(index, item, f)?,
+        };
         self.count += 1;
         if self.start.is_some() {
             self.in_span += 1;
@@ -251,13 +289,16 @@ impl<'c, C: Clock> Meter<'c, C> {
         } else {
             1.0
         };
+        let memory = self.memory.as_ref().and_then(MemoryTally::figures);
         Sample {
             count,
             item_time: mean,
             cv,
             cpu_fraction,
             self_parallelism,
-            result_bytes: std::mem::size_of::<R>() as u64,
+            result_bytes: (std::mem::size_of::<R>() as u64)
+                .saturating_add(memory.map_or(0, |m| m.retained)),
+            memory,
             measured,
             complete,
             cpu_skipped,

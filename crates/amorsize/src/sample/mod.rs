@@ -12,7 +12,7 @@
 //! [`CONTIGUOUS_BELOW`], in one block from its start, as a loop runs them; an iterator by its
 //! prefix.
 
-use crate::model::{Seconds, Workload};
+use crate::model::{ItemMemory, MemorySource, Seconds, Workload};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -42,9 +42,14 @@ pub struct Sample {
     /// Process CPU time ÷ thread CPU time over the sample, at least 1.
     #[serde(default = "one")]
     pub self_parallelism: f64,
-    /// `size_of` the result type, bytes.
+    /// Bytes one result holds: `size_of` the result type, plus the heap bytes it keeps
+    /// (`memory.retained`) when the counting allocator measured them.
     #[serde(default)]
     pub result_bytes: u64,
+    /// What the counting allocator counted per item; `None` when it is not installed
+    /// (see [`crate::alloc`]).
+    #[serde(default)]
+    pub memory: Option<ItemMemory>,
     /// Wall time measured in all.
     #[serde(default)]
     pub measured: Seconds,
@@ -71,6 +76,7 @@ impl Default for Sample {
             cpu_fraction: 1.0,
             self_parallelism: 1.0,
             result_bytes: 0,
+            memory: None,
             measured: 0.0,
             complete: false,
             cpu_skipped: false,
@@ -88,6 +94,13 @@ impl Sample {
             cv: self.cv,
             self_parallelism: self.self_parallelism,
             result_bytes: self.result_bytes,
+            // A thread runs one item at a time: its memory is one item's peak.
+            worker_memory: self.memory.map_or(0, |m| m.peak),
+            memory_source: match self.memory {
+                Some(m) if m.peak > 0 => MemorySource::Counted,
+                _ => MemorySource::NotMeasured,
+            },
+            item_memory: self.memory,
             ..Workload::default()
         }
     }

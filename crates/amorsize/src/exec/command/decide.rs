@@ -69,8 +69,9 @@ pub const MAX_OVERSUBSCRIPTION: usize = 64;
 pub const PROCESS_LIMIT_SHARE: f64 = 0.5;
 
 /// Of the available memory, the share the jobs may take by their peak RSS (the rest is left to
-/// the page cache and to other programs).
-pub const MEMORY_SHARE: f64 = 0.8;
+/// the page cache and to other programs): the planner's memory cap applies it
+/// ([`MEMORY_HEADROOM`](crate::model::MEMORY_HEADROOM)).
+pub const MEMORY_SHARE: f64 = crate::model::MEMORY_HEADROOM;
 
 /// Open files the runner keeps for itself (standard streams, job log, channels).
 pub const RESERVED_FILES: u64 = 64;
@@ -374,9 +375,8 @@ pub(crate) fn decide(
         cores: cpus,
         cores_source: "CPUs of the affinity mask, within the CPU quota".to_owned(),
         quota: None,
-        available_memory: limits
-            .available_memory
-            .map(|mem| (mem as f64 * MEMORY_SHARE) as u64),
+        // The planner's memory cap keeps MEMORY_SHARE of it.
+        available_memory: limits.available_memory,
         processes: limits.process_limit.map(|n| {
             ((n as f64 * PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1)).max(1)
         }),

@@ -50,6 +50,10 @@ pub struct ProcessCalibration {
     pub costs: Costs,
     /// What measuring took.
     pub took: Duration,
+    /// The peak resident set size of an idle worker (after the timed exchanges), in bytes:
+    /// what each worker process costs before the function allocates anything. `None` when
+    /// the worker did not report it.
+    pub worker_rss: Option<u64>,
 }
 
 static PROCESSES: OnceLock<ProcessCalibration> = OnceLock::new();
@@ -88,8 +92,9 @@ fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
         FALLBACK_PROCESS_START
     });
     let timed = time_exchanges(&mut workers[0]);
+    let worker_rss = timed.as_ref().and_then(|t| t.2);
     let (dispatch, per_byte) = match timed {
-        Some((mut empty, padded)) => {
+        Some((mut empty, padded, _)) => {
             let mut per_byte: Vec<Seconds> = padded
                 .iter()
                 .zip(&empty)
@@ -127,12 +132,14 @@ fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
             fallbacks,
         },
         took: began.elapsed(),
+        worker_rss,
     })
 }
 
 /// Per repeat: the mean round trip of an empty chunk, and the round trip of a padded one;
-/// `None` if the worker failed (its figures then fall back).
-fn time_exchanges(worker: &mut Worker) -> Option<(Vec<Seconds>, Vec<Seconds>)> {
+/// and the worker's peak RSS it reported at the end. `None` if the worker failed (its
+/// figures then fall back).
+fn time_exchanges(worker: &mut Worker) -> Option<(Vec<Seconds>, Vec<Seconds>, Option<u64>)> {
     let mut header = Vec::new();
     let request = Request::Chunk {
         function: NOOP,
@@ -159,7 +166,11 @@ fn time_exchanges(worker: &mut Worker) -> Option<(Vec<Seconds>, Vec<Seconds>)> {
             .ok()?;
         padded.push(start.elapsed().as_secs_f64());
     }
-    Some((empty, padded))
+    let peak_rss = match postcard::take_from_bytes::<wire::Response>(&response) {
+        Ok((wire::Response::Chunk { peak_rss, .. }, _)) if peak_rss > 0 => Some(peak_rss),
+        _ => None,
+    };
+    Some((empty, padded, peak_rss))
 }
 
 /// The median of `values` if it passes the quality check: within `plausible`, and repeats

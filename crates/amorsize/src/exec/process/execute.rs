@@ -58,9 +58,11 @@ where
     if round_trip < workload.item_time {
         workload.transfer = transfer(items, &sampled.results, TRANSFER_SAMPLE);
     }
-    let caps = Caps::from_machine(crate::probe::machine());
-    let mut plan = decide(&workload, &caps, options)?;
+    let mut caps = Caps::from_machine(crate::probe::machine());
+    caps.available_memory = crate::probe::available_memory_now().or(caps.available_memory);
+    let mut plan = decide(&mut workload, function.name(), &caps, options)?;
     plan.set_sample(sampled.figures.clone());
+    plan.warn_if_results_fill_memory();
 
     if plan.is_parallel() {
         let done: HashSet<usize> = sampled.results.iter().map(|(i, _)| *i).collect();
@@ -136,15 +138,18 @@ where
 /// Free workers and pipes bound every real plan from below (more overhead is never faster, a
 /// law of the model), so when even they cannot win, the plan is made from them and no worker
 /// is started to measure the real costs.
-fn decide(workload: &Workload, caps: &Caps, options: &Options) -> Result<Plan> {
+fn decide(workload: &mut Workload, function: &str, caps: &Caps, options: &Options) -> Result<Plan> {
     if options.workers.is_none() {
+        // Memory as known before any worker starts: fewer limits, so still a lower bound.
+        super::memory::estimate(workload, function, costs::calibration_if_measured());
         let bound = plan::decide(workload, &Costs::zero(Backend::Processes), caps, options);
         if !bound.is_parallel() {
             return Ok(bound);
         }
     }
-    let costs = costs::calibration()?.costs;
-    Ok(plan::decide(workload, &costs, caps, options))
+    let calibration = costs::calibration()?;
+    super::memory::estimate(workload, function, Some(calibration));
+    Ok(plan::decide(workload, &calibration.costs, caps, options))
 }
 
 /// Sampled items whose serialization is timed: a few are enough for a figure per item, and

@@ -50,6 +50,7 @@
 
 mod costs;
 mod execute;
+mod memory;
 mod options;
 mod outcome;
 mod pool;
@@ -65,6 +66,7 @@ pub use costs::{
     FALLBACK_PROCESS_DISPATCH, FALLBACK_PROCESS_START,
 };
 pub use execute::execute;
+pub use memory::measured_peak_rss;
 pub use options::ProcessOptions;
 pub use outcome::{Failure, Outcome, RunStats};
 pub use pool::Pool;

@@ -57,6 +57,9 @@ pub struct RunStats {
     pub mean_chunk_overhead: Option<Duration>,
     /// Items tried again after a failure.
     pub retried_items: usize,
+    /// The highest peak resident set size the workers reported after a chunk, in bytes:
+    /// over each worker's life, so at least what this run needed of one worker.
+    pub peak_worker_rss: Option<u64>,
 }
 
 /// The results of a run and the items that failed.

@@ -113,6 +113,8 @@ struct Local<R> {
     starts: Vec<Duration>,
     overheads: Vec<Duration>,
     retried: usize,
+    /// The highest peak RSS the workers reported, bytes (0: none reported).
+    peak_rss: u64,
 }
 
 /// Where a run's chunks go and what they report to.
@@ -163,6 +165,7 @@ where
     let mut stats = RunStats::default();
     let mut starts = Vec::new();
     let mut overheads = Vec::new();
+    let mut peak_rss = 0;
     for local in locals {
         if let Some(fatal) = local.fatal {
             return Err(fatal);
@@ -171,6 +174,11 @@ where
         stats.retried_items += local.retried;
         starts.extend(local.starts);
         overheads.extend(local.overheads);
+        peak_rss = peak_rss.max(local.peak_rss);
+    }
+    if peak_rss > 0 {
+        stats.peak_worker_rss = Some(peak_rss);
+        super::memory::note(function.name(), peak_rss);
     }
     stats.workers_started = starts.len();
     stats.mean_start_time = mean(&starts);
@@ -197,6 +205,7 @@ where
         starts: Vec::new(),
         overheads: Vec::new(),
         retried: 0,
+        peak_rss: 0,
     };
     let mut worker: Option<Worker> = None;
     let mut body = Vec::new();
@@ -363,7 +372,11 @@ fn receive<T, R: DeserializeOwned>(
             count,
             busy_nanos,
             stopped,
-        } => (count as usize, Duration::from_nanos(busy_nanos), stopped),
+            peak_rss,
+        } => {
+            local.peak_rss = local.peak_rss.max(peak_rss);
+            (count as usize, Duration::from_nanos(busy_nanos), stopped)
+        }
         Response::Unknown { function } => {
             return Err(Error::new(
                 ErrorKind::InvalidInput,

@@ -116,3 +116,17 @@ pub(super) fn at_exit(f: extern "C" fn()) {
         libc::atexit(f);
     }
 }
+
+/// This process's peak resident set size in bytes (`getrusage(RUSAGE_SELF)`, `ru_maxrss`:
+/// kibibytes on Linux, bytes on macOS; getrusage(2)); `None` if the call fails.
+pub(super) fn peak_rss() -> Option<u64> {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct of integers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, exclusively borrowed `rusage` for the duration of the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let max = u64::try_from(usage.ru_maxrss).ok()?;
+    let unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    Some(max.saturating_mul(unit))
+}

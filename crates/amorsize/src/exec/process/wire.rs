@@ -22,7 +22,7 @@ pub(super) const MAGIC: u64 = u64::from_le_bytes(*b"amorsize");
 
 /// Protocol version; parent and worker are the same executable, so this guards only against
 /// a stale binary replaced on disk between two starts.
-pub(super) const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 2;
 
 /// Frames above this size are refused: a corrupt length must not make us allocate gigabytes.
 pub(super) const MAX_FRAME: usize = 1 << 31;
@@ -54,10 +54,15 @@ pub(super) enum Response {
     /// time the worker spent decoding, running the function and encoding. When `stopped` says
     /// why, item `first + count` could not be decoded and the items after it were not run
     /// (their position in the request is unknown once one item's bytes are unusable).
+    ///
+    /// `peak_rss` is the worker's peak resident set after the chunk, in bytes (its
+    /// `getrusage` `ru_maxrss`; 0 when it could not be read): over the worker's whole life,
+    /// so a worker that ran a larger function before reports that one's.
     Chunk {
         count: u32,
         busy_nanos: u64,
         stopped: Option<String>,
+        peak_rss: u64,
     },
     /// The worker has no function of that name.
     Unknown { function: String },

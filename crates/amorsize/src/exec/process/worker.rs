@@ -104,5 +104,6 @@ fn answer(frame: &[u8], body: &mut Vec<u8>) -> Response {
         count: done,
         busy_nanos: start.elapsed().as_nanos().min(u64::MAX as u128) as u64,
         stopped,
+        peak_rss: sys::peak_rss().unwrap_or(0),
     }
 }
