@@ -455,6 +455,7 @@ where
         measured.stats.wall,
         measured.items - measured.reused,
         measured.stats.nested,
+        options.disk_cache,
     );
     Ok(Ok((results, measured)))
 }

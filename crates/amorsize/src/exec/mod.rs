@@ -36,6 +36,8 @@
 mod adapt;
 mod batch;
 pub(crate) mod calibrate;
+// Starts shell commands in process groups and signals them: Unix only.
+#[cfg(unix)]
 pub mod command;
 mod pool;
 pub mod process;
