@@ -195,6 +195,7 @@ pub(crate) fn settled_plan(
             },
         )
     };
+    plan.warn_machine_fallbacks(crate::probe::machine());
     plan.set_sample(figures.clone());
     plan
 }
@@ -410,6 +411,7 @@ fn plan_sampled(
     if let Some(assumed) = assumed {
         plan.push_warning(Warning::UnknownLength { assumed });
     }
+    plan.warn_machine_fallbacks(crate::probe::machine());
     plan.set_sample(figures.clone());
     plan
 }

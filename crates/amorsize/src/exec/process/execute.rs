@@ -62,6 +62,7 @@ where
     }
     let caps = Caps::from_machine(crate::probe::machine());
     let mut plan = decide(&workload, &caps, options)?;
+    plan.warn_machine_fallbacks(crate::probe::machine());
     plan.set_sample(sampled.figures.clone());
 
     if plan.is_parallel() {
