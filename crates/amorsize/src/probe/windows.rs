@@ -150,3 +150,20 @@ mod sys {
         (ok != 0 && status.ullTotalPhys > 0).then_some((status.ullTotalPhys, status.ullAvailPhys))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::probe::Source;
+
+    #[test]
+    fn this_machine_is_read_without_fallbacks() {
+        let m = crate::probe::machine();
+        let assumed = |s: &Source| matches!(s, Source::Fallback { .. });
+        assert!(!assumed(m.cpu().logical().source()), "{:?}", m.cpu());
+        assert!(!assumed(m.cpu().usable_cores().source()), "{:?}", m.cpu());
+        assert!(m.usable_cores() >= 1 && m.usable_cores() <= m.logical_cpus());
+        let (total, available) = (m.total_memory(), m.available_memory());
+        assert!(total.is_some_and(|t| available.is_some_and(|a| a <= t)));
+        assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+    }
+}

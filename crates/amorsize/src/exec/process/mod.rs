@@ -171,3 +171,28 @@ impl Pool {
         Ok(gather.into_outcome(plan.clone(), stats))
     }
 }
+
+#[cfg(all(test, not(unix)))]
+mod tests {
+    use crate::{ErrorKind, Options, Plan};
+    use std::num::NonZeroUsize;
+
+    fn double(x: &u32) -> u32 {
+        x * 2
+    }
+
+    #[test]
+    fn every_way_to_worker_processes_says_they_are_unsupported_here() {
+        let f = super::register("test.double", double);
+        let items = [1u32, 2, 3];
+        let planned = super::execute(f, &items, &Options::new(), &super::ProcessOptions::new());
+        let err = planned.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("threads"), "{err}");
+        let plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+        let fixed = super::run(f, &items, &plan, &super::ProcessOptions::new());
+        assert_eq!(fixed.unwrap_err().kind(), ErrorKind::Unsupported);
+        let calibrated = super::calibration();
+        assert_eq!(calibrated.unwrap_err().kind(), ErrorKind::Unsupported);
+    }
+}
