@@ -69,7 +69,8 @@ pub use system::System;
 ///     "logical":       Figure<usize>,             online logical CPUs
 ///     "affinity":      Figure<usize>,             online CPUs in the affinity mask
 ///     "affinity_list": "0-3,8",                   those CPUs, kernel list format
-///     "usable_cores":  Figure<usize>              distinct (package, core) pairs among them
+///     "usable_cores":  Figure<usize>,             distinct (package, core) pairs among them
+///     "performance_cores": Figure<usize> | null   the fastest kind, where cores differ
 ///   },
 ///   "cgroup": {
 ///     "version":         "none" | "v1" | "v2" | "hybrid",
@@ -101,7 +102,7 @@ pub use system::System;
 /// `"kind"`: `{"kind": "file", "path": ...}`, `{"kind": "cfs_quota", "quota": ..., "period": ...}`,
 /// `{"kind": "headroom", "limit": ..., "usage": ..., "inactive_file": ... | null}`,
 /// `{"kind": "topology", "dir": ...}`, `{"kind": "runnable", "loadavg": ..., "tasks": ...}`,
-/// `{"kind": "syscall", "name": ...}`,
+/// `{"kind": "syscall", "name": ...}`, `{"kind": "sysctl", "name": ...}`,
 /// `{"kind": "fallback", "fallback": "one_cpu" | "all_online_cpus" | "cores_are_cpus"}`,
 /// `{"kind": "absent"}` or `{"kind": "given"}`. Paths are as on the probed machine, whatever
 /// the root. New fields may be added; these will not be renamed or removed.
