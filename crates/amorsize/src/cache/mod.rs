@@ -34,9 +34,9 @@
 //! # Examples
 //!
 //! ```
-//! use amorsize::cache::{Cache, Fingerprint, Measured, WorkloadKey};
+//! # #[cfg(feature = "cache")] {
+//! use amorsize::cache::{Cache, Fingerprint, WorkloadKey};
 //! use amorsize::model::{Backend, Costs};
-//! use std::time::Duration;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let cache = Cache::open_at(&dir.path().join("amorsize.db"), Fingerprint::current()).unwrap();
@@ -51,6 +51,7 @@
 //! assert!(cache.store_costs(&costs));
 //! assert_eq!(cache.load_costs(Backend::Threads), Some(costs));
 //! assert_eq!(cache.contention(&WorkloadKey::named("resize")), 0.0);
+//! # }
 //! ```
 
 mod contention;
