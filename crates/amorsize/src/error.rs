@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Serialization,
     /// Reading a file or talking to the operating system failed.
     Io,
+    /// This system does not offer what the operation needs (worker processes on Windows).
+    Unsupported,
 }
 
 /// The error type of amorsize.

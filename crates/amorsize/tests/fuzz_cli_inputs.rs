@@ -8,6 +8,8 @@
 //! AMORSIZE_FUZZ_ITERS=1000000 cargo test --release -p amorsize --test fuzz_cli_inputs -- --nocapture
 //! ```
 
+// The command runner is Unix-only.
+#![cfg(unix)]
 #![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
 
 use amorsize::exec::command::{joblog, Halt, Placeholder, Template};

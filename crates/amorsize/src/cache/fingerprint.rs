@@ -48,6 +48,7 @@ impl Fingerprint {
 
     /// The text the cache keys rows with: the fingerprint as compact JSON, fields in declaration
     /// order, so equal fingerprints give equal keys.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn key(&self) -> String {
         // Serializing a struct of strings, integers and finite floats cannot fail; the fallback
         // keeps the signature infallible without a panic path.
@@ -55,6 +56,7 @@ impl Fingerprint {
     }
 
     /// The fingerprint a key was made from, when it parses.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn from_key(key: &str) -> Option<Fingerprint> {
         serde_json::from_str(key).ok()
     }

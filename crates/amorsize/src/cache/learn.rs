@@ -1,16 +1,21 @@
-//! The cache as the pipeline uses it: the process's cache ([`with_default`](super::with_default))
-//! read before planning and written after running. Each function is one call at its place in
-//! `probe`, `plan` or `exec`, and does nothing when the cache is off or unusable.
+//! The cache as the pipeline uses it: the process's disk cache (`with_default`) read before
+//! planning and written after running, and the process's memory beside it. Each function is
+//! one call at its place in `probe`, `plan` or `exec`; where the disk cache is not built in
+//! (feature `cache`), off or unusable, or a call's options leave it out, what a run teaches is
+//! kept in memory only.
 
-use super::{with_default, Measured, WorkloadHistory, WorkloadKey};
+#[cfg(feature = "cache")]
+use super::{with_default, Measured};
+use super::{WorkloadHistory, WorkloadKey};
 use crate::model::{Backend, Costs, Workload};
 use crate::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Workloads too short to record ([`MIN_WORTH`]) whose contention this process remembers, at
-/// most; the least recently taught is forgotten beyond it.
+/// Workloads not recorded on disk (too short to be worth it, [`MIN_WORTH`], or with no disk
+/// cache) whose contention this process remembers, at most; the least recently taught is
+/// forgotten beyond it.
 pub const SHORT_REMEMBERED: usize = 64;
 
 /// What this process learned of a short workload: its contention, how many parallel runs
@@ -23,12 +28,13 @@ struct Short {
     at: Instant,
 }
 
-/// Contention learned from runs too short to be worth a write to the file: kept in memory, so
-/// that a short workload called again in this process (a loop of small batches) plans with
-/// what its last parallel run measured instead of repeating a loss. Most recently taught last.
+/// Contention learned from runs not recorded on disk (too short to be worth a write to the
+/// file, or with no disk cache): kept in memory, so that a workload called again in this
+/// process (a loop of small batches) plans with what its last parallel run measured instead
+/// of repeating a loss. Most recently taught last.
 static SHORT: Mutex<Vec<Short>> = Mutex::new(Vec::new());
 
-/// The contention this process learned for the short workload `key`, as it applies under the
+/// The contention this process learned in memory for the workload `key`, as it applies under the
 /// load now (read only when there is something to apply it to); `None` when it learned none.
 pub(crate) fn recall_short(key: &WorkloadKey, load_now: impl FnOnce() -> f64) -> Option<f64> {
     let (contention, load, age) = {
@@ -39,7 +45,7 @@ pub(crate) fn recall_short(key: &WorkloadKey, load_now: impl FnOnce() -> f64) ->
     Some(super::contention_now(contention, load, age, load_now()))
 }
 
-/// Learns from a short run of `key` (under [`MIN_WORTH`]): a parallel run moves the
+/// Learns in memory from a run of `key` not recorded on disk: a parallel run moves the
 /// contention toward what would have predicted it, a serial one fades it (as for the runs the
 /// file records).
 fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
@@ -514,44 +520,78 @@ pub(crate) fn recall_shed(key: &WorkloadKey, items: usize) -> Option<Plan> {
 pub const MIN_WORTH: Duration = Duration::from_millis(10);
 
 /// The calibration of `backend` remembered for this machine, when fresh; the overhead probes
-/// are then skipped.
+/// are then skipped. Always `None` without the disk cache: the calibration is then measured
+/// once per process.
 pub(crate) fn recall_costs(backend: Backend) -> Option<Costs> {
-    with_default(|c| c.load_costs(backend))
-        .flatten()
-        // A fallback is not a measurement; none is stored, and none is trusted.
-        .filter(|c| !c.fallbacks.any())
+    #[cfg(feature = "cache")]
+    {
+        with_default(|c| c.load_costs(backend))
+            .flatten()
+            // A fallback is not a measurement; none is stored, and none is trusted.
+            .filter(|c| !c.fallbacks.any())
+    }
+    #[cfg(not(feature = "cache"))]
+    {
+        let _ = backend;
+        None
+    }
 }
 
 /// Remembers a calibration that was measured; fallbacks are not remembered, so that the next
 /// process measures again.
 pub(crate) fn remember_costs(costs: &Costs) {
+    #[cfg(feature = "cache")]
     if !costs.fallbacks.any() {
         with_default(|c| c.store_costs(costs));
     }
+    #[cfg(not(feature = "cache"))]
+    let _ = costs;
 }
 
-/// What past runs of the workload `key` measured on this machine, for a workload worth it: the
-/// cache is not read for work whose serial time (as the sample predicts it) is under
-/// [`MIN_WORTH`]. Its contention is the part that applies under the load other programs put
-/// on the cores now ([`WorkloadHistory::contention_at`]).
-pub(crate) fn recall(key: &WorkloadKey, workload: &Workload) -> Option<WorkloadHistory> {
-    if workload.serial_time() < MIN_WORTH.as_secs_f64() {
+/// What past runs of the workload `key` measured on this machine, for a workload worth it,
+/// when `disk` (the call's [`Options::disk_cache`](crate::Options::disk_cache)) lets the disk
+/// cache be read: the cache is not read for work whose serial time (as the sample predicts it)
+/// is under [`MIN_WORTH`]. Its contention is the part that applies under the load other
+/// programs put on the cores now ([`WorkloadHistory::contention_at`]).
+pub(crate) fn recall(
+    key: &WorkloadKey,
+    workload: &Workload,
+    disk: bool,
+) -> Option<WorkloadHistory> {
+    if !disk || workload.serial_time() < MIN_WORTH.as_secs_f64() {
         return None;
     }
-    let mut history = with_default(|c| c.workload(key)).flatten()?;
-    let load_now = crate::plan::Caps::from_machine(crate::probe::machine())
-        .capacity()
-        .competing;
-    history.contention = history.contention_at(load_now);
-    Some(history)
+    #[cfg(feature = "cache")]
+    {
+        let mut history = with_default(|c| c.workload(key)).flatten()?;
+        let load_now = crate::plan::Caps::from_machine(crate::probe::machine())
+            .capacity()
+            .competing;
+        history.contention = history.contention_at(load_now);
+        Some(history)
+    }
+    #[cfg(not(feature = "cache"))]
+    {
+        let _ = key;
+        None
+    }
 }
 
 /// Records a finished run of `key`: its `plan` ran `items` items in `wall`. A parallel plan
 /// noted for reuse is forgotten when the run strayed from its first run ([`RECALL_DRIFT`]). The rest is
 /// skipped when it ran nested in another run (on threads it shared, so its time says nothing
-/// of its own plan), when its plan was not made from a sample, or when it took less than
-/// [`MIN_WORTH`].
-pub(crate) fn remember(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize, nested: bool) {
+/// of its own plan), or when its plan was not made from a sample. A run that took at least
+/// [`MIN_WORTH`] is recorded in the disk cache when `disk` (the call's
+/// [`Options::disk_cache`](crate::Options::disk_cache)) allows it and the cache is there; any
+/// other run is remembered in this process's memory.
+pub(crate) fn remember(
+    key: &WorkloadKey,
+    plan: &Plan,
+    wall: Duration,
+    items: usize,
+    nested: bool,
+    disk: bool,
+) {
     if !nested {
         check_noted(key, plan, wall, items);
     }
@@ -561,12 +601,28 @@ pub(crate) fn remember(key: &WorkloadKey, plan: &Plan, wall: Duration, items: us
     if nested {
         return;
     }
-    if wall < MIN_WORTH {
+    if wall < MIN_WORTH || !disk || !record(key, sample, plan, wall, items) {
         remember_short(key, plan, wall, items);
-        return;
     }
+}
+
+/// Records the run in the disk cache; whether it was written.
+#[cfg(feature = "cache")]
+fn record(
+    key: &WorkloadKey,
+    sample: &crate::sample::Sample,
+    plan: &Plan,
+    wall: Duration,
+    items: usize,
+) -> bool {
     let measured = Measured { wall, items };
-    with_default(|c| c.record_run(key, sample, plan, &measured));
+    with_default(|c| c.record_run(key, sample, plan, &measured)) == Some(true)
+}
+
+/// Without the disk cache nothing is written.
+#[cfg(not(feature = "cache"))]
+fn record(_: &WorkloadKey, _: &crate::sample::Sample, _: &Plan, _: Duration, _: usize) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -607,7 +663,7 @@ mod tests {
         // Predicted about 1 ms; it took 3.
         let predicted = plan.predicted_time().unwrap();
         assert!(predicted < MIN_WORTH / 3);
-        remember(&key, &plan, predicted * 3, 100_000, false);
+        remember(&key, &plan, predicted * 3, 100_000, false, true);
         let alpha = recall_short(&key, || 0.0).expect("learned");
         assert!(alpha > 0.5, "{alpha}");
         // Not applied under another load.
@@ -616,12 +672,12 @@ mod tests {
         let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
         let mut faded = serial.clone();
         faded.set_sample(crate::sample::Sample::default());
-        remember(&key, &faded, predicted, 100_000, false);
+        remember(&key, &faded, predicted, 100_000, false, true);
         let after = recall_short(&key, || 0.0).expect("still known");
         assert!(after < alpha && after > 0.0);
         // A nested run teaches nothing.
         let other = WorkloadKey::named("short-nested");
-        remember(&other, &plan, predicted * 3, 100_000, true);
+        remember(&other, &plan, predicted * 3, 100_000, true, true);
         assert_eq!(recall_short(&other, || 0.0), None);
     }
 
@@ -779,12 +835,12 @@ mod tests {
         // per item forgets it.
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
         let predicted = plan.predicted_time().unwrap();
-        remember(&key, &plan, predicted.mul_f64(3.0), n, false);
+        remember(&key, &plan, predicted.mul_f64(3.0), n, false, true);
         assert!(recall_parallel(keyed, n, 1.2).is_some());
-        remember(&key, &plan, predicted.mul_f64(3.0 * 1.3), n, false);
+        remember(&key, &plan, predicted.mul_f64(3.0 * 1.3), n, false, true);
         assert!(recall_parallel(keyed, n, 1.2).is_some());
         // Per item: half the items in half the time is in line.
-        remember(&key, &plan, predicted.mul_f64(1.5), n / 2, false);
+        remember(&key, &plan, predicted.mul_f64(1.5), n / 2, false, true);
         assert!(recall_parallel(keyed, n, 1.2).is_some());
         remember(
             &key,
@@ -792,12 +848,20 @@ mod tests {
             predicted.mul_f64(3.0 * RECALL_DRIFT * 1.1),
             n,
             false,
+            true,
         );
         assert!(recall_parallel(keyed, n, 1.2).is_none());
         // So does one far faster (items of another size under the same key).
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
-        remember(&key, &plan, predicted, n, false);
-        remember(&key, &plan, predicted.div_f64(RECALL_DRIFT * 1.1), n, false);
+        remember(&key, &plan, predicted, n, false, true);
+        remember(
+            &key,
+            &plan,
+            predicted.div_f64(RECALL_DRIFT * 1.1),
+            n,
+            false,
+            true,
+        );
         assert!(recall_parallel(keyed, n, 1.2).is_none());
         // At most RECALL_TIMES reuses.
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
@@ -813,6 +877,22 @@ mod tests {
     }
 
     #[test]
+    fn a_run_the_disk_cache_leaves_out_is_remembered_in_memory() {
+        let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = WorkloadKey::named("long-without-disk");
+        let plan = parallel_plan();
+        // Long enough to be worth a write, three times slower than predicted.
+        let wall = MIN_WORTH * 3;
+        let items = 100_000;
+        remember(&key, &plan, wall, items, false, false);
+        let alpha = recall_short(&key, || 0.0).expect("learned in memory");
+        assert!(alpha > 0.0, "{alpha}");
+        // Nor is the disk read for such a call.
+        let workload = Workload::new(items, 1.0);
+        assert!(recall(&key, &workload, false).is_none());
+    }
+
+    #[test]
     fn short_memory_is_bounded() {
         let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
         let plan = parallel_plan();
@@ -824,6 +904,7 @@ mod tests {
                 wall,
                 100_000,
                 false,
+                true,
             );
         }
         let held = SHORT.lock().unwrap().len();

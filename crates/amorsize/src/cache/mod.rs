@@ -2,8 +2,9 @@
 //! the same work decides without measuring again and every run improves the next prediction.
 //!
 //! The file is SQLite (bundled through `rusqlite`) at the [`Location`] the environment names:
-//! `$AMORSIZE_CACHE` (a path, or `off`), else `$XDG_CACHE_HOME/amorsize/amorsize.db`, else
-//! `$HOME/.cache/amorsize/amorsize.db`. It holds
+//! `$AMORSIZE_CACHE` (a path, or `off`), else `amorsize/amorsize.db` in the platform's cache
+//! directory (`$XDG_CACHE_HOME` or `$HOME/.cache` on Linux and other Unixes,
+//! `$HOME/Library/Caches` on macOS, the local application data folder on Windows). It holds
 //!
 //! - per machine [`Fingerprint`] and backend, the measured [`Costs`]
 //!   ([`Cache::load_costs`], [`Cache::store_costs`]);
@@ -23,12 +24,19 @@
 //! Concurrent processes share the file through SQLite's write-ahead log (readers never block
 //! the writer) and short write transactions.
 //!
+//! The file is optional three ways: the cargo feature `cache` (on by default) builds it in,
+//! `AMORSIZE_CACHE=off` turns it off for a process, and [`Options::disk_cache`] for one call.
+//! Without it, the calibration is measured once per process and what runs teach is kept in
+//! the process's memory only (the same memory that keeps runs too short to be worth a write).
+//!
+//! [`Options::disk_cache`]: crate::Options::disk_cache
+//!
 //! # Examples
 //!
 //! ```
-//! use amorsize::cache::{Cache, Fingerprint, Measured, WorkloadKey};
+//! # #[cfg(feature = "cache")] {
+//! use amorsize::cache::{Cache, Fingerprint, WorkloadKey};
 //! use amorsize::model::{Backend, Costs};
-//! use std::time::Duration;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let cache = Cache::open_at(&dir.path().join("amorsize.db"), Fingerprint::current()).unwrap();
@@ -43,6 +51,7 @@
 //! assert!(cache.store_costs(&costs));
 //! assert_eq!(cache.load_costs(Backend::Threads), Some(costs));
 //! assert_eq!(cache.contention(&WorkloadKey::named("resize")), 0.0);
+//! # }
 //! ```
 
 mod contention;
@@ -51,8 +60,10 @@ mod key;
 pub(crate) mod learn;
 pub use learn::{MIN_WORTH, SHORT_REMEMBERED};
 mod location;
+#[cfg(feature = "cache")]
 mod open;
 mod records;
+#[cfg(feature = "cache")]
 mod schema;
 mod warning;
 
@@ -68,14 +79,23 @@ pub use records::{
 };
 pub use warning::{take_warnings, CacheWarning};
 
+#[cfg(feature = "cache")]
 use crate::model::{Backend, Costs};
+#[cfg(feature = "cache")]
 use crate::plan::Plan;
+#[cfg(feature = "cache")]
 use crate::sample::Sample;
+#[cfg(feature = "cache")]
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+#[cfg(feature = "cache")]
 use std::cell::{Cell, RefCell};
+#[cfg(feature = "cache")]
 use std::path::{Path, PathBuf};
+#[cfg(feature = "cache")]
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+#[cfg(feature = "cache")]
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How long an operation waits for other processes' locks before it is skipped. Write
 /// transactions here take well under a millisecond; a lock held longer than this belongs to
@@ -95,6 +115,7 @@ pub const KEEP_RECENT: usize = 8;
 /// Workloads kept per file, least recently run dropped first.
 pub const MAX_WORKLOADS: usize = 256;
 
+#[cfg(feature = "cache")]
 /// What the cache may still do after a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -105,6 +126,7 @@ enum State {
     Off,
 }
 
+#[cfg(feature = "cache")]
 /// An open cache file, bound to one machine's fingerprint.
 ///
 /// Every method is infallible for the caller: problems become [`CacheWarning`]s, collected on
@@ -119,6 +141,7 @@ pub struct Cache {
     warnings: RefCell<Vec<CacheWarning>>,
 }
 
+#[cfg(feature = "cache")]
 impl Cache {
     /// Opens the cache the environment names ([`location`]), for this machine. `None` when it is
     /// off or cannot be used; the reason is then in [`take_warnings`].
@@ -613,6 +636,7 @@ impl Cache {
     }
 }
 
+#[cfg(feature = "cache")]
 /// This process's cache, opened from the environment on first use and shared by every plan of
 /// the process; `None` when off or unusable (the reason is in [`take_warnings`]).
 ///
@@ -636,6 +660,7 @@ pub fn with_default<T>(f: impl FnOnce(&Cache) -> T) -> Option<T> {
     Some(f(&guard))
 }
 
+#[cfg(feature = "cache")]
 /// Removes the cache file at `path` with its write-ahead log and shared-memory index. Returns
 /// whether there was a file. Processes that have it open keep their (now unlinked) copy until
 /// they close it; the next open creates a new file.
@@ -662,6 +687,7 @@ pub fn remove(path: &Path) -> crate::Result<bool> {
     Ok(existed)
 }
 
+#[cfg(feature = "cache")]
 /// Whether an I/O error happened writing, extending or flushing a file (extended result codes,
 /// <https://sqlite.org/rescode.html#ioerr_write>).
 fn is_write_failure(e: &rusqlite::Error) -> bool {
@@ -678,6 +704,7 @@ fn is_write_failure(e: &rusqlite::Error) -> bool {
     )
 }
 
+#[cfg(feature = "cache")]
 fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::Threads => "threads",
@@ -686,19 +713,22 @@ fn backend_name(b: Backend) -> &'static str {
     }
 }
 
+#[cfg(feature = "cache")]
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+#[cfg(feature = "cache")]
 fn secs(s: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(s).ok()
 }
 
+#[cfg(feature = "cache")]
 fn to_usize(v: i64) -> usize {
     usize::try_from(v).unwrap_or(0)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cache"))]
 mod tests;

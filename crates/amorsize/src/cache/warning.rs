@@ -58,6 +58,7 @@ pub enum CacheWarning {
     },
 }
 
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 impl CacheWarning {
     /// A small number per variant, so that each kind is reported once.
     fn kind_bit(&self) -> u32 {
@@ -120,6 +121,7 @@ impl fmt::Display for CacheWarning {
 }
 
 /// Warnings of this process not yet taken, each kind once per process.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 struct Registry {
     seen: u32,
     pending: Vec<CacheWarning>,
@@ -132,6 +134,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 
 /// Records `warning` for [`take_warnings`], unless a warning of its kind was recorded before in
 /// this process. Returns whether it was new.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 pub(crate) fn report(warning: CacheWarning) -> bool {
     // A poisoned lock only means a panic elsewhere while pushing; the data is still usable.
     let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());

@@ -458,6 +458,7 @@ where
         plan,
         &measured.stats,
         measured.items - measured.reused,
+        options.disk_cache,
     );
     Ok(Ok((results, measured)))
 }
@@ -468,7 +469,13 @@ where
 /// back-off. What is remembered for later processes (the cache) is the parallel throughput the
 /// run measured: a run that shed is recorded as if its every item had run at the rate of its
 /// first phase, so that the contention learned is the one its workers met.
-fn learn(key: &crate::cache::WorkloadKey, plan: &Plan, stats: &threads::Stats, ran: usize) {
+fn learn(
+    key: &crate::cache::WorkloadKey,
+    plan: &Plan,
+    stats: &threads::Stats,
+    ran: usize,
+    disk_cache: bool,
+) {
     use crate::cache::learn;
     if matches!(plan.reason(), crate::plan::Reason::MeasuredSlower { .. }) {
         // Serial because of what a parallel run measured: it measures nothing new.
@@ -489,5 +496,5 @@ fn learn(key: &crate::cache::WorkloadKey, plan: &Plan, stats: &threads::Stats, r
             }
         }
     }
-    learn::remember(key, plan, wall, ran, stats.nested);
+    learn::remember(key, plan, wall, ran, stats.nested, disk_cache);
 }

@@ -38,6 +38,8 @@ mod batch;
 mod budget;
 pub(crate) mod calibrate;
 mod check;
+// Starts shell commands in process groups and signals them: Unix only.
+#[cfg(unix)]
 pub mod command;
 mod pool;
 pub mod process;

@@ -363,6 +363,25 @@ impl Plan {
         self.warnings.push(warning);
     }
 
+    /// Warns of each figure of `machine` the plan counts on that the probe could only assume
+    /// (one CPU, every CPU allowed, each CPU a core), so that no plan rests on an assumption
+    /// silently.
+    pub(crate) fn warn_machine_fallbacks(&mut self, machine: &crate::probe::Machine) {
+        let cpu = machine.cpu();
+        for (figure, read) in [
+            ("logical CPUs", cpu.logical()),
+            ("CPUs allowed", cpu.affinity()),
+            ("usable cores", cpu.usable_cores()),
+        ] {
+            if let crate::probe::Source::Fallback { fallback } = read.source() {
+                self.warnings.push(Warning::MachineFallback {
+                    figure: figure.to_owned(),
+                    fallback: *fallback,
+                });
+            }
+        }
+    }
+
     pub(crate) fn set_sample(&mut self, sample: crate::sample::Sample) {
         self.sample = Some(sample);
     }
@@ -389,6 +408,33 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::plan::{decide, Caps, Options};
+
+    #[test]
+    fn a_plan_warns_of_each_figure_the_probe_assumed() {
+        // Nothing to read: one CPU assumed, and each CPU counted as a core.
+        let empty = tempfile::tempdir().unwrap();
+        let machine = crate::probe::Machine::read(empty.path());
+        let mut plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+        plan.warn_machine_fallbacks(&machine);
+        let assumed: Vec<_> = plan
+            .warnings()
+            .iter()
+            .filter_map(|w| match w {
+                Warning::MachineFallback { fallback, .. } => Some(*fallback),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            assumed.contains(&crate::probe::Fallback::OneCpu),
+            "{:?}",
+            plan.warnings()
+        );
+        assert!(plan.warnings()[0].to_string().contains("assumed one CPU"));
+        // Figures that were read, or given, warn of nothing.
+        let mut plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+        plan.warn_machine_fallbacks(&crate::probe::Machine::fixed(4, 2));
+        assert!(plan.warnings().is_empty());
+    }
 
     #[test]
     fn the_call_speedup_counts_the_serial_sample() {

@@ -30,6 +30,7 @@ pub struct Options {
     pub(crate) exec: crate::exec::ExecOptions,
     pub(crate) sample: SampleBounds,
     pub(crate) items: Option<usize>,
+    pub(crate) disk_cache: bool,
 }
 
 /// The speedup below which parallelism is refused: the original library's default, kept
@@ -50,6 +51,7 @@ impl Default for Options {
             exec: crate::exec::ExecOptions::default(),
             sample: SampleBounds::default(),
             items: None,
+            disk_cache: true,
         }
     }
 }
@@ -116,6 +118,24 @@ impl Options {
     /// The number of items of an iterator whose length its `size_hint` does not tell.
     pub fn items(mut self, n: usize) -> Self {
         self.items = Some(n);
+        self
+    }
+
+    /// Whether this call may read and write the disk cache (default: yes, where the `cache`
+    /// feature builds it in and `AMORSIZE_CACHE` does not turn it off). With `false`, the call
+    /// neither reads its workload's past runs from the file nor records its run there; what
+    /// the run teaches is kept in this process's memory. The machine's calibration, shared by
+    /// every call of the process, is read from the file at most once per process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let items: Vec<u64> = (0..100).collect();
+    /// let plan = amorsize::Options::new().disk_cache(false).optimize(&items, |x| x + 1).unwrap();
+    /// assert!(plan.sample().is_some());
+    /// ```
+    pub fn disk_cache(mut self, on: bool) -> Self {
+        self.disk_cache = on;
         self
     }
 

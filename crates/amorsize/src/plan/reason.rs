@@ -323,6 +323,14 @@ pub enum Warning {
         /// Items assumed.
         assumed: usize,
     },
+    /// The probe could not read a figure of the machine the plan counts on, and assumed one
+    /// ([`Machine::warnings`](crate::probe::Machine::warnings) says why).
+    MachineFallback {
+        /// Which figure: `logical CPUs`, `CPUs allowed` or `usable cores`.
+        figure: String,
+        /// What the probe assumed.
+        fallback: crate::probe::Fallback,
+    },
 }
 
 impl super::Plan {
@@ -441,6 +449,11 @@ impl fmt::Display for Warning {
                 "other programs keep {competing:.1} threads runnable on the {cores:.2} cores; \
                  planned on the {capacity:.2} they leave the workers (the plan changes when \
                  they stop)"
+            ),
+            Warning::MachineFallback { figure, fallback } => write!(
+                f,
+                "the {figure} of this machine could not be read, so the probe {fallback}; \
+                 `amorsize info` shows why"
             ),
             Warning::UnknownLength { assumed } => write!(
                 f,

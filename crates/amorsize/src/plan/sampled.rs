@@ -66,7 +66,7 @@ where
     let mut workload = sampled.figures.workload(rest);
     // A workload the cache knows starts from its remembered figures when the sample confirms them.
     let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, items.len());
-    if let Some(known) = crate::cache::learn::recall(&key, &workload) {
+    if let Some(known) = crate::cache::learn::recall(&key, &workload, options.disk_cache) {
         known.inform(&mut workload, &sampled.figures);
     } else {
         // What this process's last runs of it measured, if any: runs too short for the file
@@ -198,6 +198,7 @@ pub(crate) fn settled_plan(
             },
         )
     };
+    plan.warn_machine_fallbacks(crate::probe::machine());
     plan.set_sample(figures.clone());
     plan
 }
@@ -414,6 +415,7 @@ fn plan_sampled(
     if let Some(assumed) = assumed {
         plan.push_warning(Warning::UnknownLength { assumed });
     }
+    plan.warn_machine_fallbacks(crate::probe::machine());
     plan.set_sample(figures.clone());
     plan
 }

@@ -22,13 +22,16 @@ const STATUS: &str = "/proc/self/status";
 /// What the probe found about CPUs, each figure with its source.
 ///
 /// Serialized as `{"logical": Figure, "affinity": Figure, "affinity_list": "0-3",
-/// "usable_cores": Figure}` (see [`Machine`](super::Machine) for the whole document).
+/// "usable_cores": Figure, "performance_cores": Figure | null}` (see
+/// [`Machine`](super::Machine) for the whole document).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cpus {
     logical: Figure<usize>,
     affinity: Figure<usize>,
     affinity_list: CpuSet,
     usable_cores: Figure<usize>,
+    #[serde(default)]
+    performance_cores: Option<Figure<usize>>,
 }
 
 impl Cpus {
@@ -52,6 +55,32 @@ impl Cpus {
         &self.usable_cores
     }
 
+    /// Of the [usable cores](Self::usable_cores), those of the fastest kind, where the system
+    /// tells kinds apart (Apple silicon's performance cores, `hw.perflevel0.physicalcpu`;
+    /// Windows' highest `EfficiencyClass`); `None` where all cores are of one kind or the
+    /// system does not say.
+    pub fn performance_cores(&self) -> Option<&Figure<usize>> {
+        self.performance_cores.as_ref()
+    }
+
+    /// Figures read by the system calls of a platform without `/proc` and `/sys`: every CPU
+    /// is in the affinity mask unless `affinity` is fewer.
+    pub(crate) fn native(
+        logical: Figure<usize>,
+        affinity: Figure<usize>,
+        usable_cores: Figure<usize>,
+        performance_cores: Option<Figure<usize>>,
+    ) -> Self {
+        let n = u32::try_from(affinity.get()).unwrap_or(u32::MAX);
+        Cpus {
+            logical,
+            affinity,
+            affinity_list: CpuSet::from_ids((0..n).collect()),
+            usable_cores,
+            performance_cores,
+        }
+    }
+
     /// Figures given by the caller rather than probed.
     pub(crate) fn given(logical: usize, cores: usize) -> Self {
         let logical = logical.max(1);
@@ -62,6 +91,7 @@ impl Cpus {
                 (0..u32::try_from(logical).unwrap_or(u32::MAX)).collect(),
             ),
             usable_cores: Figure::new(cores.clamp(1, logical), Source::Given),
+            performance_cores: None,
         }
     }
 }
@@ -95,6 +125,7 @@ pub(crate) fn probe(fs: &mut Fs) -> Cpus {
         affinity: Figure::new(affinity_list.len(), affinity_source),
         affinity_list,
         usable_cores,
+        performance_cores: None,
     }
 }
 

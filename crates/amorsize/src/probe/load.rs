@@ -278,7 +278,8 @@ fn this_thread_id() -> Option<String> {
 
 /// This machine's load ([`read_cpu_load`] at `/`), read again once the last reading is older
 /// than [`LOAD_TTL`], with the CPU time other programs [used](CpuLoad::used) since the
-/// process's previous reading.
+/// process's previous reading. Linux only: elsewhere the load is [unknown](CpuLoad::unknown),
+/// and plans count every core as free.
 ///
 /// # Examples
 ///
@@ -289,6 +290,10 @@ fn this_thread_id() -> Option<String> {
 /// }
 /// ```
 pub fn cpu_load_now() -> CpuLoad {
+    // Elsewhere `/proc` is not this machine's (under Wine, it is the Linux host's).
+    if cfg!(not(target_os = "linux")) {
+        return CpuLoad::unknown();
+    }
     struct State {
         fresh: Fresh<CpuLoad>,
         usage: Option<Usage>,

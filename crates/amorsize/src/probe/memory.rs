@@ -47,6 +47,17 @@ impl Memory {
         &self.available
     }
 
+    /// Figures read by a platform's system calls (no cgroups there): the host's are the
+    /// process's.
+    pub(crate) fn native(total: Figure<Option<u64>>, available: Figure<Option<u64>>) -> Self {
+        Memory {
+            host_total: total.clone(),
+            host_available: available.clone(),
+            total,
+            available,
+        }
+    }
+
     /// Figures given by the caller rather than probed.
     pub(crate) fn given(total: Option<u64>, available: Option<u64>) -> Self {
         let given = |value: Option<u64>| {

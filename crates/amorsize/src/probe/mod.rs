@@ -2,7 +2,9 @@
 //! costs here. This is the only module that reads the system.
 //!
 //! [`machine()`] probes this machine once per process; [`Machine::read`] probes a copy of
-//! another machine's `/proc` and `/sys` under a root directory. Every figure carries its
+//! another machine's `/proc` and `/sys` under a root directory. On Linux the probe reads
+//! `/proc` and `/sys`; on macOS `sysctl(3)`, on Windows the Win32 API, on other systems what
+//! the standard library tells (one file per platform: `macos.rs`, `windows.rs`, `other.rs`). Every figure carries its
 //! [`Source`]; whatever could not be read is replaced by a documented [`Fallback`] or left
 //! unknown, and listed in [`Machine::warnings`]. The text formats are parsed by the pure
 //! functions of [`parse`].
@@ -25,11 +27,20 @@ mod cpus;
 mod fresh;
 mod fs;
 mod load;
+#[cfg(target_os = "macos")]
+mod macos;
 mod memory;
+// Built on Linux too, where nothing calls it, so that its tests run there.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod native;
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+mod other;
 pub mod overhead;
 pub mod parse;
 mod source;
 mod system;
+#[cfg(windows)]
+mod windows;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -58,7 +69,8 @@ pub use system::System;
 ///     "logical":       Figure<usize>,             online logical CPUs
 ///     "affinity":      Figure<usize>,             online CPUs in the affinity mask
 ///     "affinity_list": "0-3,8",                   those CPUs, kernel list format
-///     "usable_cores":  Figure<usize>              distinct (package, core) pairs among them
+///     "usable_cores":  Figure<usize>,             distinct (package, core) pairs among them
+///     "performance_cores": Figure<usize> | null   the fastest kind, where cores differ
 ///   },
 ///   "cgroup": {
 ///     "version":         "none" | "v1" | "v2" | "hybrid",
@@ -90,7 +102,7 @@ pub use system::System;
 /// `"kind"`: `{"kind": "file", "path": ...}`, `{"kind": "cfs_quota", "quota": ..., "period": ...}`,
 /// `{"kind": "headroom", "limit": ..., "usage": ..., "inactive_file": ... | null}`,
 /// `{"kind": "topology", "dir": ...}`, `{"kind": "runnable", "loadavg": ..., "tasks": ...}`,
-/// `{"kind": "syscall", "name": ...}`,
+/// `{"kind": "syscall", "name": ...}`, `{"kind": "sysctl", "name": ...}`,
 /// `{"kind": "fallback", "fallback": "one_cpu" | "all_online_cpus" | "cores_are_cpus"}`,
 /// `{"kind": "absent"}` or `{"kind": "given"}`. Paths are as on the probed machine, whatever
 /// the root. New fields may be added; these will not be renamed or removed.
@@ -195,7 +207,8 @@ impl Machine {
     /// a copy of another machine's `proc/` and `sys/` (for tests, or to diagnose that machine).
     ///
     /// At `/` the affinity mask comes from `sched_getaffinity(2)`; under any other root from
-    /// `proc/self/status` (`Cpus_allowed_list`). Never fails: unreadable or malformed files are
+    /// `proc/self/status` (`Cpus_allowed_list`). On a system other than Linux, `/` is probed
+    /// with that system's calls instead (see the [module](self) documentation). Never fails: unreadable or malformed files are
     /// replaced by fallbacks or left unknown, and listed in [`warnings`](Self::warnings).
     ///
     /// # Examples
@@ -216,6 +229,10 @@ impl Machine {
     /// assert!(!machine.warnings().is_empty());
     /// ```
     pub fn read(root: &Path) -> Machine {
+        #[cfg(not(target_os = "linux"))]
+        if root == Path::new("/") {
+            return native::machine(platform::raw());
+        }
         let mut fs = fs::Fs::new(root);
         let cpu = cpus::probe(&mut fs);
         let located = cgroup::locate(&mut fs);
@@ -388,6 +405,14 @@ impl Machine {
 /// The machine, once probed.
 static MACHINE: OnceLock<Machine> = OnceLock::new();
 
+/// The system calls of the platform this is built for.
+#[cfg(target_os = "macos")]
+use macos as platform;
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+use other as platform;
+#[cfg(windows)]
+use windows as platform;
+
 /// This machine, probed once per process.
 pub fn machine() -> &'static Machine {
     MACHINE.get_or_init(|| Machine::read(Path::new("/")))
@@ -451,6 +476,10 @@ pub fn available_memory_now() -> Option<u64> {
 /// assert_eq!((figure.get(), figure.source()), (None, &Source::Absent));
 /// ```
 pub fn read_available_memory(root: &Path) -> Figure<Option<u64>> {
+    #[cfg(not(target_os = "linux"))]
+    if root == Path::new("/") {
+        return native::machine(platform::raw()).memory.available().clone();
+    }
     let mut fs = fs::Fs::new(root);
     let located = cgroup::locate(&mut fs);
     let limits = cgroup::memory_limits(&mut fs, &located);

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// `{"kind": "headroom", "limit": "...", "usage": "...", "inactive_file": "..." | null}`, `{"kind": "topology", "dir": "..."}`,
 /// `{"kind": "runnable", "loadavg": "...", "tasks": "..." | null}`,
 /// `{"kind": "cpu_time", "stat": "...", "own": "..."}`,
-/// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "fallback", "fallback": "..."}`,
+/// `{"kind": "syscall", "name": "sched_getaffinity"}`, `{"kind": "sysctl", "name": "hw.physicalcpu"}`,
+/// `{"kind": "fallback", "fallback": "..."}`,
 /// `{"kind": "absent"}`, `{"kind": "given"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -66,9 +67,15 @@ pub enum Source {
         /// This process's `stat` file.
         own: PathBuf,
     },
-    /// Asked the kernel with this system call.
+    /// Asked the kernel with this system call (or the platform's API function, or the
+    /// standard library's function named by its path).
     Syscall {
         /// The system call.
+        name: String,
+    },
+    /// Read with `sysctl(3)` under these names (macOS, the BSDs).
+    Sysctl {
+        /// The names, e.g. `hw.physicalcpu`.
         name: String,
     },
     /// Nothing was found; this documented assumption stands in (see the warnings for why).
@@ -123,6 +130,7 @@ impl fmt::Display for Source {
                 own.display()
             ),
             Source::Syscall { name } => write!(f, "{name}()"),
+            Source::Sysctl { name } => write!(f, "sysctl {name}"),
             Source::Fallback { fallback } => write!(f, "fallback: {fallback}"),
             Source::Absent => f.write_str("not found"),
             Source::Given => f.write_str("given"),
@@ -141,8 +149,9 @@ pub enum Fallback {
     /// The affinity mask could not be read: assume every online CPU is allowed (the kernel's
     /// default mask).
     AllOnlineCpus,
-    /// Neither sysfs topology nor `/proc/cpuinfo` said which CPUs share a core: count every
-    /// allowed logical CPU as a core (an overestimate on machines with SMT).
+    /// The system did not say which CPUs share a core (on Linux: neither sysfs topology nor
+    /// `/proc/cpuinfo`): count every allowed logical CPU as a core (an overestimate on
+    /// machines with SMT).
     CoresAreCpus,
 }
 

@@ -36,9 +36,18 @@ impl System {
         &self.cpu_model
     }
 
-    /// The kernel release (`/proc/sys/kernel/osrelease`, as `uname -r`).
+    /// The kernel release (`/proc/sys/kernel/osrelease`, as `uname -r`, or its equivalent
+    /// elsewhere).
     pub fn kernel(&self) -> &Figure<Option<String>> {
         &self.kernel
+    }
+
+    /// Figures read by a platform's system calls.
+    pub(crate) fn native(
+        cpu_model: Figure<Option<String>>,
+        kernel: Figure<Option<String>>,
+    ) -> Self {
+        System { cpu_model, kernel }
     }
 }
 

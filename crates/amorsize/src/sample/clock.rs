@@ -57,8 +57,11 @@ pub trait Clock {
     }
 }
 
-/// The real clocks: `Instant` for wall time, `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` and
-/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` for CPU time (see clock_gettime(2)).
+/// The real clocks: `Instant` for wall time; for CPU time, on Unix (Linux, macOS, the BSDs)
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` and `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` (see
+/// clock_gettime(2)), on Windows `GetThreadTimes` and `GetProcessTimes` (updated at each clock
+/// interrupt, about 15.6 ms by default, so a short sample may read no CPU time at all, which
+/// reads as CPU-bound work).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -66,9 +69,9 @@ impl Clock for SystemClock {
     fn now(&self) -> Reading {
         Reading {
             wall: self.wall(),
-            thread_cpu: cpu_time(libc::CLOCK_THREAD_CPUTIME_ID),
-            process_cpu: cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID),
-            blocked: voluntary_switches(),
+            thread_cpu: sys::thread_cpu(),
+            process_cpu: sys::process_cpu(),
+            blocked: sys::voluntary_switches(),
         }
     }
 
@@ -102,34 +105,108 @@ impl Clock for SystemClock {
     }
 }
 
-/// CPU time of `clock` in seconds; 0 when the clock is unavailable (then CPU figures read as
+/// The CPU clocks on Unix. A clock that cannot be read reads 0 (then CPU figures read as
 /// "unknown" and the sample assumes CPU-bound work).
-fn cpu_time(clock: libc::clockid_t) -> Seconds {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and both clock
-    // ids are defined by POSIX for the calling thread and process.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return 0.0;
+#[cfg(unix)]
+mod sys {
+    use crate::model::Seconds;
+
+    pub(super) fn thread_cpu() -> Seconds {
+        cpu_time(libc::CLOCK_THREAD_CPUTIME_ID)
     }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+
+    pub(super) fn process_cpu() -> Seconds {
+        cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID)
+    }
+
+    fn cpu_time(clock: libc::clockid_t) -> Seconds {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and both
+        // clock ids are defined by POSIX for the calling thread and process.
+        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+        if rc != 0 {
+            return 0.0;
+        }
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+
+    /// Voluntary context switches of the calling thread (`getrusage(RUSAGE_THREAD)`, see
+    /// getrusage(2): `ru_nvcsw`); 0 when unavailable, which reads as "never blocked".
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    pub(super) fn voluntary_switches() -> u64 {
+        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable rusage for the duration of the call;
+        // RUSAGE_THREAD is defined on these systems for the calling thread.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+        if rc != 0 {
+            return 0;
+        }
+        u64::try_from(usage.ru_nvcsw).unwrap_or(0)
+    }
+
+    /// No per-thread count of voluntary switches here (macOS has no `RUSAGE_THREAD`): 0, which
+    /// reads every gap between CPU and wall time as preemption, so the sample takes work for
+    /// CPU-bound, the side that never oversubscribes the cores.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    pub(super) fn voluntary_switches() -> u64 {
+        0
+    }
 }
 
-/// Voluntary context switches of the calling thread (`getrusage(RUSAGE_THREAD)`, see
-/// getrusage(2): `ru_nvcsw`); 0 when unavailable, which reads as "never blocked".
-fn voluntary_switches() -> u64 {
-    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage for the duration of the call;
-    // RUSAGE_THREAD is defined on Linux for the calling thread.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    if rc != 0 {
-        return 0;
+/// The CPU clocks on Windows: `GetThreadTimes` and `GetProcessTimes`, kernel plus user time in
+/// 100 ns units. A clock that cannot be read reads 0, as on Unix.
+#[cfg(windows)]
+mod sys {
+    use crate::model::Seconds;
+    use windows_sys::Win32::Foundation::{FILETIME, HANDLE};
+    use windows_sys::Win32::System::Threading::{
+        GetCurrentProcess, GetCurrentThread, GetProcessTimes, GetThreadTimes,
+    };
+
+    type Times = unsafe extern "system" fn(
+        HANDLE,
+        *mut FILETIME,
+        *mut FILETIME,
+        *mut FILETIME,
+        *mut FILETIME,
+    ) -> windows_sys::core::BOOL;
+
+    pub(super) fn thread_cpu() -> Seconds {
+        // SAFETY: the pseudo-handle of the calling thread needs no closing and is always valid.
+        cpu_time(unsafe { GetCurrentThread() }, GetThreadTimes)
     }
-    u64::try_from(usage.ru_nvcsw).unwrap_or(0)
+
+    pub(super) fn process_cpu() -> Seconds {
+        // SAFETY: the pseudo-handle of this process needs no closing and is always valid.
+        cpu_time(unsafe { GetCurrentProcess() }, GetProcessTimes)
+    }
+
+    fn cpu_time(handle: HANDLE, times: Times) -> Seconds {
+        let zero = FILETIME {
+            dwLowDateTime: 0,
+            dwHighDateTime: 0,
+        };
+        let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+        // SAFETY: `handle` is a pseudo-handle with query rights on itself, and the four
+        // pointers are to live, writable FILETIMEs for the duration of the call.
+        let ok = unsafe { times(handle, &mut created, &mut exited, &mut kernel, &mut user) };
+        if ok == 0 {
+            return 0.0;
+        }
+        let ticks = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
+        (ticks(kernel) + ticks(user)) as f64 * 100e-9
+    }
+
+    /// Windows counts no voluntary switches per thread in its documented API: 0, which reads
+    /// every gap between CPU and wall time as preemption, so the sample takes work for
+    /// CPU-bound, the side that never oversubscribes the cores.
+    pub(super) fn voluntary_switches() -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +229,22 @@ mod tests {
         assert!(SystemClock.overhead() >= 0.0);
     }
 
+    #[test]
+    fn working_reads_on_the_thread_clock() {
+        // 50 ms of work: more than the coarsest thread clock's tick (Windows, 15.6 ms).
+        let a = SystemClock.now();
+        let began = std::time::Instant::now();
+        let mut x = 0u64;
+        while began.elapsed() < std::time::Duration::from_millis(50) {
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        let d = SystemClock.now() - a;
+        assert!(d.thread_cpu > 0.0 && d.process_cpu > 0.0, "{d:?}");
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     #[test]
     fn sleeping_counts_as_blocking() {
         let a = SystemClock.now();

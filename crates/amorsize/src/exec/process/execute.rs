@@ -36,7 +36,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// # Errors
 ///
 /// [`ErrorKind::Panicked`] when the function panics on a sampled item (or on threads); the
-/// errors of [`Pool::run`] on worker processes.
+/// errors of [`Pool::run`] on worker processes; [`ErrorKind::Unsupported`] on a system
+/// without worker processes (Windows), before anything runs.
 pub fn execute<T, R>(
     function: Function<T, R>,
     items: &[T],
@@ -47,6 +48,7 @@ where
     T: Serialize + DeserializeOwned + Sync,
     R: Serialize + DeserializeOwned + Send,
 {
+    super::sys::supported()?;
     let f = |item: &T| function.call(item);
     let sampled = sample::sample_slice(items, &f, &options.sample)?;
     let rest = items.len() - sampled.results.len();
@@ -61,6 +63,7 @@ where
     let mut caps = Caps::from_machine(crate::probe::machine());
     caps.available_memory = crate::probe::available_memory_now().or(caps.available_memory);
     let mut plan = decide(&mut workload, function.name(), &caps, options)?;
+    plan.warn_machine_fallbacks(crate::probe::machine());
     plan.set_sample(sampled.figures.clone());
     plan.warn_if_results_fill_memory();
 

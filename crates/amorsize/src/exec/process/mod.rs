@@ -45,8 +45,14 @@
 //! [`ErrorKind::Serialization`](crate::ErrorKind) failure naming its item. A worker that
 //! panics reports the panic and goes on; one that aborts, segfaults, is killed or overruns
 //! [`ProcessOptions::chunk_timeout`] is detected, its chunk is named in the error, and the
-//! results of other chunks are kept ([`Outcome`]). Workers receive SIGKILL when the process
-//! that started them dies, so none is left behind, whatever happens to the parent.
+//! results of other chunks are kept ([`Outcome`]). On Linux workers receive SIGKILL when the
+//! process that started them dies, so none is left behind, whatever happens to the parent; on
+//! the other Unixes a worker whose parent died ends at its next read or write of its pipes.
+//!
+//! # Platforms
+//!
+//! Every Unix (Linux, macOS, the BSDs). Elsewhere (Windows) every function that would start a
+//! worker fails with [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
 
 mod costs;
 mod execute;
@@ -57,6 +63,10 @@ mod pool;
 mod registry;
 mod run;
 mod stream;
+#[cfg(unix)]
+mod sys;
+#[cfg(not(unix))]
+#[path = "unsupported.rs"]
 mod sys;
 mod wire;
 mod worker;
@@ -129,8 +139,9 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// Only when the run cannot go on: no worker process can be started, or workers do not
-    /// know the function. An item that fails is in [`Outcome::failures`] instead.
+    /// Only when the run cannot go on: no worker process can be started (on Windows,
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported)), or workers do not know the
+    /// function. An item that fails is in [`Outcome::failures`] instead.
     pub fn run<T, R>(
         &self,
         function: Function<T, R>,
@@ -142,6 +153,7 @@ impl Pool {
         T: Serialize + Sync,
         R: DeserializeOwned + Send,
     {
+        sys::supported()?;
         #[allow(clippy::single_range_in_vec_init)]
         let tasks = run::chunks(&[0..items.len()], plan.chunk_size().get());
         let gather = Gather::new(items.len());
@@ -159,5 +171,30 @@ impl Pool {
             target,
         )?;
         Ok(gather.into_outcome(plan.clone(), stats))
+    }
+}
+
+#[cfg(all(test, not(unix)))]
+mod tests {
+    use crate::{ErrorKind, Options, Plan};
+    use std::num::NonZeroUsize;
+
+    fn double(x: &u32) -> u32 {
+        x * 2
+    }
+
+    #[test]
+    fn every_way_to_worker_processes_says_they_are_unsupported_here() {
+        let f = super::register("test.double", double);
+        let items = [1u32, 2, 3];
+        let planned = super::execute(f, &items, &Options::new(), &super::ProcessOptions::new());
+        let err = planned.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("threads"), "{err}");
+        let plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
+        let fixed = super::run(f, &items, &plan, &super::ProcessOptions::new());
+        assert_eq!(fixed.unwrap_err().kind(), ErrorKind::Unsupported);
+        let calibrated = super::calibration();
+        assert_eq!(calibrated.unwrap_err().kind(), ErrorKind::Unsupported);
     }
 }

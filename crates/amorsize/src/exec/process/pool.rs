@@ -7,8 +7,6 @@ use super::worker::WORKER_ENV;
 use crate::{Error, ErrorKind, Result};
 use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read};
-use std::os::fd::AsFd;
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
@@ -48,7 +46,7 @@ impl Read for Output {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(deadline) = self.deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            if !sys::wait_readable(self.pipe.as_fd(), left)? {
+            if !sys::wait_readable(&self.pipe, left)? {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
             }
         }
@@ -65,6 +63,7 @@ impl fmt::Debug for Worker {
 impl Worker {
     /// Starts this executable in worker mode and waits for its hello.
     pub(super) fn spawn() -> Result<Worker> {
+        sys::supported()?;
         if super::worker::is_worker() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -240,7 +239,7 @@ impl Drop for Worker {
 
 /// How a process ended, in words.
 fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
+    match (status.code(), sys::signal(status)) {
         (Some(code), _) => format!("it exited with code {code}"),
         (None, Some(signal)) => format!(
             "it was killed by signal {signal} ({})",

@@ -1,12 +1,17 @@
 //! The few system calls the process backend needs that `std` does not offer, each in a small
-//! function with its safety argument.
+//! function with its safety argument. Unix only; elsewhere `unsupported.rs` stands in.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStdout, Command, ExitStatus};
 use std::time::Duration;
+
+/// Worker processes work here.
+pub(super) fn supported() -> crate::Result<()> {
+    Ok(())
+}
 
 /// Makes the child started by `command` receive SIGKILL when the thread that spawned it exits
 /// (`prctl(PR_SET_PDEATHSIG)`, see prctl(2)), so that a worker never outlives its parent, even
@@ -15,7 +20,9 @@ use std::time::Duration;
 ///
 /// The spawn fails with `ESRCH` if the parent died before the setting took effect (the race
 /// prctl(2) describes, closed by comparing `getppid()` with the parent's pid).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub(super) fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     let hook = move || {
         // SAFETY: `prctl` with PR_SET_PDEATHSIG takes a plain integer argument and touches no
@@ -37,6 +44,12 @@ pub(super) fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// Unix without `PR_SET_PDEATHSIG` (macOS, the BSDs): nothing is set. A worker whose parent
+/// dies still ends: its pipes close with the parent, so it reads the end of its input when it
+/// waits for the next chunk, or fails to write its results (SIGPIPE) when it finishes one.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) fn die_with_parent(_: &mut Command) {}
+
 /// In a worker: returns a handle on the original standard output, for the protocol, and points
 /// descriptor 1 at standard error, so that anything the user's code prints cannot corrupt the
 /// protocol's frames.
@@ -52,11 +65,11 @@ pub(super) fn take_stdout() -> io::Result<File> {
     Ok(File::from(protocol))
 }
 
-/// Waits until `fd` is readable (data or end of file) or `timeout` has passed; returns whether
-/// it became readable.
-pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+/// Waits until `pipe` is readable (data or end of file) or `timeout` has passed; returns
+/// whether it became readable.
+pub(super) fn wait_readable(pipe: &ChildStdout, timeout: Duration) -> io::Result<bool> {
     let mut pollfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
+        fd: pipe.as_fd().as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
@@ -77,6 +90,11 @@ pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result
             return Err(err);
         }
     }
+}
+
+/// The signal that ended a process, if one did.
+pub(super) fn signal(status: ExitStatus) -> Option<i32> {
+    status.signal()
 }
 
 /// The conventional name of a signal that ends a worker, for error messages.

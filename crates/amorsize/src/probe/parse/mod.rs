@@ -16,6 +16,8 @@
 //! - `/proc/loadavg` and `/proc/sys/kernel/sched_autogroup_enabled`: [`loadavg`],
 //!   [`autogroup`], see `proc_loadavg(5)` and `sched(7)`; `/proc/self/task/*/stat`:
 //!   [`task_stat`], see `proc_pid_stat(5)`; `/proc/stat`: [`proc_stat`], see `proc_stat(5)`.
+//! - Windows' processor core records (`GetLogicalProcessorInformationEx`), bytes rather than
+//!   text: [`processor_cores`].
 
 pub mod autogroup;
 pub mod cgroup;
@@ -26,6 +28,7 @@ pub mod meminfo;
 pub mod mountinfo;
 pub mod proc_cgroup;
 pub mod proc_stat;
+pub mod processor_cores;
 pub mod status;
 pub mod task_stat;
 
