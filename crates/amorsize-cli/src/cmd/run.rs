@@ -1,7 +1,7 @@
 //! `amorsize run`: a shell command over many inputs, with a measured number of parallel jobs.
 //!
 //! Parsing goes in two stages: [`Args`] holds the raw flags as clap reads them; [`Options`] is
-//! what they mean once checked. Everything substantive lives in `amorsize::exec::command`.
+//! what they mean once checked. Everything substantive lives in the `amorsize_run` crate.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -15,8 +15,9 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amorsize::exec::command::{
-    self, joblog, CommandPlan, Halt, JobRecord, Observer, RunOptions, Stopped, Summary, Template,
+use amorsize_run::{
+    self as command, joblog, CommandPlan, Halt, JobRecord, Observer, RunOptions, Stopped, Summary,
+    Template,
 };
 use anyhow::{bail, Context};
 
@@ -444,7 +445,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Prints a library error; the status says what kind: 127 for a missing command (as shells),
 /// 126 for one that cannot be executed, 255 for anything else (as GNU parallel).
-fn report_error(err: &amorsize::Error) -> ExitCode {
+fn report_error(err: &amorsize_run::Error) -> ExitCode {
     if let Some(io) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<io::Error>()) {
         if io.kind() == io::ErrorKind::BrokenPipe {
             return ExitCode::SUCCESS;

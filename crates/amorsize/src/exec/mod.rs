@@ -1,4 +1,4 @@
-//! Runs a plan: a plain loop, a rayon pool, worker processes or shell commands. This is the
+//! Runs a plan: a plain loop, a rayon pool or worker processes. This is the
 //! only module that starts threads or processes.
 //!
 //! # Threads
@@ -36,7 +36,6 @@
 mod adapt;
 mod batch;
 pub(crate) mod calibrate;
-pub mod command;
 mod pool;
 pub mod process;
 mod progress;

@@ -2,15 +2,15 @@
 //! (`{}`, `{+}`, shell scripts), `--halt` values and job logs read back for `--resume`. Every
 //! call must return (no panic, no hang) and every accepted input must behave.
 //!
-//! The long run behind the figures in `RELIABILITY.md`:
+//! The long run:
 //!
 //! ```sh
-//! AMORSIZE_FUZZ_ITERS=1000000 cargo test --release -p amorsize --test fuzz_cli_inputs -- --nocapture
+//! AMORSIZE_FUZZ_ITERS=1000000 cargo test --release -p amorsize-run --test fuzz_cli_inputs -- --nocapture
 //! ```
 
 #![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
 
-use amorsize::exec::command::{joblog, Halt, Placeholder, Template};
+use amorsize_run::{joblog, Halt, Placeholder, Template};
 use std::ffi::OsString;
 use std::io::Cursor;
 

@@ -19,7 +19,7 @@ use super::job::{self, JobRecord, Spec, Stopped};
 use super::measure::{self, Obs};
 use super::template::Template;
 use super::{sys, Adaptation, Observer, RunOptions, Summary};
-use crate::exec::command::halt::{Halt, HaltHow};
+use crate::halt::{Halt, HaltHow};
 use crate::{Error, ErrorKind, Result};
 
 /// After a job is sent SIGTERM (or the interrupting signal), it gets this long to exit before

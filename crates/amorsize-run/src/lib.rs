@@ -1,4 +1,5 @@
-//! Shell commands as workers: what `amorsize run` does.
+//! Shell commands as workers: the runner behind `amorsize run`, built on the public planning
+//! API of [`amorsize`] (its model, its planner and its machine probe).
 //!
 //! A [`Template`] (the user's command with `{}` or `{+}`) runs over a list of inputs. The first
 //! jobs are the sample: they run as real jobs (their output is kept, they are never run again)
@@ -17,7 +18,7 @@
 //! # Examples
 //!
 //! ```
-//! use amorsize::exec::command::{self, JobRecord, Observer, RunOptions, Template};
+//! use amorsize_run::{self as command, JobRecord, Observer, RunOptions, Template};
 //! use std::sync::atomic::AtomicUsize;
 //!
 //! struct Collect(Vec<String>);
@@ -37,6 +38,8 @@
 //! assert_eq!(summary.exit_code(), 0);
 //! ```
 
+#![deny(missing_docs)]
+
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::num::NonZeroUsize;
@@ -44,6 +47,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 mod decide;
+mod error;
 mod halt;
 mod job;
 pub mod joblog;
@@ -62,7 +66,7 @@ pub use measure::{ARG_HEADROOM, FALLBACK_ARG_MAX, FALLBACK_START_COST};
 pub use runner::KILL_GRACE;
 pub use template::{Placeholder, Template, MAX_ARG_STRLEN, SHELL};
 
-use crate::Result;
+pub use error::{Error, ErrorKind, Result};
 
 /// How a command run goes. Start from [`RunOptions::new`] (measured job count and batch size,
 /// output as jobs finish, no timeout, never halt) and change what you need.

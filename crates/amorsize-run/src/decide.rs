@@ -9,9 +9,9 @@ use std::num::NonZeroUsize;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Backend, Costs, Seconds, Transfer, Workload};
-use crate::plan::{self, Caps};
-use crate::{Options, Plan};
+use amorsize::model::{Backend, Costs, Seconds, Transfer, Workload};
+use amorsize::plan::{self, Caps};
+use amorsize::{Options, Plan};
 
 /// What the sampled jobs (and the start-cost probe) measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -301,7 +301,7 @@ fn wanted_jobs(m: &Measured, cpus: usize, reasons: &mut Vec<Reason>) -> usize {
 
 /// Decides the job count and batch size for `inputs_left` inputs.
 ///
-/// The job count is the library planner's ([`crate::plan::decide`]): each job is one item of a
+/// The job count is the library planner's ([`amorsize::plan::decide`]): each job is one item of a
 /// workload whose item time is a job's measured wall time and whose CPU demand is its measured
 /// CPU ratio, on the caps of this machine (cores, memory by peak RSS, `ulimit -u`); the runner
 /// adds the open-file cap the planner does not know. The batch size (with `{+}`) is sized here,

@@ -9,7 +9,7 @@ use super::decide::{Limits, Measured};
 use super::job::{self, JobRecord};
 use super::sys;
 use super::template::Template;
-use crate::model::Seconds;
+use amorsize::model::Seconds;
 
 /// One job's figures.
 #[derive(Clone, Copy, Debug)]
@@ -169,7 +169,7 @@ pub(crate) fn arg_budget(template: &Template) -> usize {
 
 /// The limits this run works within.
 pub(crate) fn limits(template: &Template, inputs: &[OsString], budget: usize) -> Limits {
-    let machine = crate::probe::machine();
+    let machine = amorsize::probe::machine();
     let mut cpus = machine.affinity_cpus().max(1);
     if let Some(q) = machine.quota_workers() {
         cpus = cpus.min(q);

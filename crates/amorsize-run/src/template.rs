@@ -45,7 +45,7 @@ pub enum Placeholder {
 /// # Examples
 ///
 /// ```
-/// use amorsize::exec::command::Template;
+/// use amorsize_run::Template;
 ///
 /// let t = Template::parse(["echo", "x{}"]).unwrap();
 /// assert!(!t.uses_shell());

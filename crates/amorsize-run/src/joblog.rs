@@ -127,7 +127,7 @@ pub fn read(input: impl BufRead) -> Result<BTreeMap<usize, Logged>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::command::job::{Exit, JobRecord};
+    use crate::job::{Exit, JobRecord};
     use std::time::{Duration, SystemTime};
 
     fn job(seq: usize, exit: Exit) -> JobRecord {
