@@ -283,7 +283,7 @@ fn bad_options_are_named() {
         .failure()
         .stderr(predicate::str::contains("{+}"));
     amorsize()
-        .args(["run", "-j", "0", "--", "echo", ":::", "a"])
+        .args(["run", "-j", "0x", "--", "echo", ":::", "a"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("-j"));

@@ -66,28 +66,28 @@ pub const MAX_OVERSUBSCRIPTION: usize = 64;
 
 /// Of `ulimit -u`, the share the jobs may take: other processes of the same user count against
 /// the same limit, and we cannot see how many there are without reading the system.
-pub const PROCESS_LIMIT_SHARE: f64 = 0.5;
+pub(crate) const PROCESS_LIMIT_SHARE: f64 = 0.5;
 
 /// Of the available memory, the share the jobs may take by their peak RSS (the rest is left to
 /// the page cache and to other programs).
-pub const MEMORY_SHARE: f64 = 0.8;
+pub(crate) const MEMORY_SHARE: f64 = 0.8;
 
 /// Open files the runner keeps for itself (standard streams, job log, channels).
-pub const RESERVED_FILES: u64 = 64;
+pub(crate) const RESERVED_FILES: u64 = 64;
 
 /// Files a running job holds in the runner: two output files, and two more while it starts.
-pub const FILES_PER_JOB: u64 = 4;
+pub(crate) const FILES_PER_JOB: u64 = 4;
 
 /// With `{+}`, the fixed cost of an invocation may be at most this share of its time.
-pub const FIXED_COST_SHARE: f64 = 0.05;
+pub(crate) const FIXED_COST_SHARE: f64 = 0.05;
 
 /// With `{+}`, jobs per parallel slot at least, so that the last jobs balance out (the original
 /// library's and Python `Pool.map`'s choice of about four chunks per worker).
-pub const JOBS_PER_SLOT: usize = 4;
+pub(crate) const JOBS_PER_SLOT: usize = 4;
 
 /// Parallelism predicted to gain less than this is refused: the planner's default threshold
 /// (`plan::options::DEFAULT_THRESHOLD`), a margin for the model's error.
-pub const THRESHOLD: f64 = 1.2;
+pub(crate) const THRESHOLD: f64 = 1.2;
 
 /// Why the plan is what it is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,7 +119,7 @@ pub enum Reason {
     },
     /// The user fixed the job count.
     UserJobs,
-    /// The user fixed the batch size.
+    /// The user fixed the inputs per job (`-N`, `--batch`).
     UserBatch,
     /// With `{+}`: the batch size and how it follows from the costs.
     Batched {
@@ -184,7 +184,7 @@ impl fmt::Display for Reason {
                 write!(f, "capped at {jobs} by {what}")
             }
             Reason::UserJobs => f.write_str("job count fixed by -j"),
-            Reason::UserBatch => f.write_str("batch size fixed by --batch"),
+            Reason::UserBatch => f.write_str("inputs per job fixed by -N or --batch"),
             Reason::Batched { fixed, per_input } => write!(
                 f,
                 "an invocation costs {} plus {} per input: batches keep the fixed cost near {:.0}%",
@@ -315,11 +315,11 @@ pub(crate) fn decide(
 ) -> CommandPlan {
     let mut reasons = Vec::new();
     let cpus = limits.cpus.max(1);
-    let batch = if !fixed.batches {
-        1
-    } else if let Some(b) = fixed.batch {
+    let batch = if let Some(b) = fixed.batch {
         reasons.push(Reason::UserBatch);
         b.get()
+    } else if !fixed.batches {
+        1
     } else {
         reasons.push(Reason::Batched {
             fixed: m.fixed_per_job,

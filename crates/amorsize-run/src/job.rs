@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::sys;
-use super::template::Template;
+use super::template::{Job, Record, Template};
 
 /// A job to run: its number and the inputs it takes.
 #[derive(Clone, Debug)]
@@ -19,8 +19,23 @@ pub(crate) struct Spec {
     pub seq: usize,
     /// Indices of its inputs in the whole input.
     pub inputs: Range<usize>,
+    /// The inputs themselves.
+    pub records: Vec<Record>,
     /// Whether the job belongs to the sample the plan is made from.
     pub sampled: bool,
+    /// Its job slot (`{%}`), from 1.
+    pub slot: usize,
+}
+
+impl Spec {
+    /// The template's view of this job.
+    pub fn job(&self) -> Job<'_> {
+        Job {
+            inputs: &self.records,
+            seq: self.seq,
+            slot: self.slot,
+        }
+    }
 }
 
 /// How a job ended.
@@ -50,6 +65,10 @@ pub struct JobRecord {
     pub seq: usize,
     /// Indices of its inputs in the whole input.
     pub inputs: Range<usize>,
+    /// Its inputs' values, in order (what GNU parallel's `--tag` prints).
+    pub args: Vec<OsString>,
+    /// The job slot it ran in (`{%}`), from 1.
+    pub slot: usize,
     /// The command as one line of shell text.
     pub command: String,
     /// When it started.
@@ -105,8 +124,8 @@ pub(crate) struct Started {
 /// Starts the job: stdin from `/dev/null` (inputs come from arguments, and a job must not eat
 /// the runner's own standard input), output into anonymous files, in a new process group so
 /// that a timeout or an interruption can end the job with every process it started.
-pub(crate) fn start(template: &Template, inputs: &[OsString]) -> io::Result<Started> {
-    let argv = template.argv(inputs);
+pub(crate) fn start(template: &Template, job: &Job) -> io::Result<Started> {
+    let argv = template.argv(job);
     let stdout = sys::output_file()?;
     let stderr = sys::output_file()?;
     let mut cmd = Command::new(&argv[0]);
@@ -170,6 +189,8 @@ impl Ended {
         JobRecord {
             seq: spec.seq,
             inputs: spec.inputs.clone(),
+            args: spec.records.iter().flatten().cloned().collect(),
+            slot: spec.slot,
             command,
             start: self.start,
             runtime: self.runtime,

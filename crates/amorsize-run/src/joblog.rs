@@ -134,6 +134,8 @@ mod tests {
         JobRecord {
             seq,
             inputs: seq - 1..seq,
+            args: Vec::new(),
+            slot: 1,
             command: format!("echo {seq}"),
             start: SystemTime::now(),
             runtime: Duration::from_millis(5),

@@ -1,7 +1,9 @@
 //! Shell commands as workers: the runner behind `amorsize run`, built on the public planning
 //! API of [`amorsize`] (its model, its planner and its machine probe).
 //!
-//! A [`Template`] (the user's command with `{}` or `{+}`) runs over a list of inputs. The first
+//! A [`Template`] (the user's command with GNU parallel's replacement strings) runs over a
+//! stream of [`Inputs`], read as jobs need them, so that jobs start while the inputs are still
+//! coming and memory stays bounded by the jobs in flight. The first
 //! jobs are the sample: they run as real jobs (their output is kept, they are never run again)
 //! while the runner measures each one's wall time, CPU time and peak memory (from `wait4`), and
 //! once per run the cost of starting a process. From these figures and the machine's limits
@@ -18,7 +20,7 @@
 //! # Examples
 //!
 //! ```
-//! use amorsize_run::{self as command, JobRecord, Observer, RunOptions, Template};
+//! use amorsize_run::{self as command, Inputs, JobRecord, Observer, RunOptions, Template};
 //! use std::sync::atomic::AtomicUsize;
 //!
 //! struct Collect(Vec<String>);
@@ -30,10 +32,10 @@
 //! }
 //!
 //! let template = Template::parse(["echo", "hello {}"]).unwrap();
-//! let inputs = ["a".into(), "b".into(), "c".into()];
+//! let inputs = Inputs::from_values(["a", "b", "c"]);
 //! let options = RunOptions::new().keep_order(true);
 //! let mut out = Collect(Vec::new());
-//! let summary = command::run(&template, &inputs, &options, &AtomicUsize::new(0), &mut out).unwrap();
+//! let summary = command::run(&template, inputs, &options, &AtomicUsize::new(0), &mut out).unwrap();
 //! assert_eq!(out.0, ["hello a\n", "hello b\n", "hello c\n"]);
 //! assert_eq!(summary.exit_code(), 0);
 //! ```
@@ -42,7 +44,9 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::fmt;
 use std::num::NonZeroUsize;
+use std::str::FromStr;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
@@ -53,18 +57,16 @@ mod job;
 pub mod joblog;
 mod measure;
 mod runner;
+pub mod source;
 mod sys;
 mod template;
 
-pub use decide::{
-    Cap, CommandPlan, Limits, Measured, Reason, FILES_PER_JOB, FIXED_COST_SHARE, JOBS_PER_SLOT,
-    MAX_OVERSUBSCRIPTION, MEMORY_SHARE, PROCESS_LIMIT_SHARE, RESERVED_FILES, THRESHOLD,
-};
+pub use decide::{Cap, CommandPlan, Limits, Measured, Reason, MAX_OVERSUBSCRIPTION};
 pub use halt::{Halt, HaltHow, HaltOn, Threshold, MIN_JOBS_FOR_PERCENT};
 pub use job::{Exit, JobRecord, Stopped};
-pub use measure::{ARG_HEADROOM, FALLBACK_ARG_MAX, FALLBACK_START_COST};
+pub use measure::FALLBACK_START_COST;
 pub use runner::KILL_GRACE;
-pub use template::{Placeholder, Template, MAX_ARG_STRLEN, SHELL};
+pub use template::{quote, Batching, Job, Placeholder, Record, Template, MAX_ARG_STRLEN, SHELL};
 
 pub use error::{Error, ErrorKind, Result};
 
@@ -72,7 +74,8 @@ pub use error::{Error, ErrorKind, Result};
 /// output as jobs finish, no timeout, never halt) and change what you need.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    pub(crate) jobs: Option<NonZeroUsize>,
+    pub(crate) jobs: Jobs,
+    pub(crate) dry_run: bool,
     pub(crate) batch: Option<NonZeroUsize>,
     pub(crate) keep_order: bool,
     pub(crate) timeout: Option<Duration>,
@@ -89,12 +92,24 @@ impl RunOptions {
 
     /// Run exactly `n` jobs at once instead of measuring (`-j N`).
     pub fn jobs(mut self, n: NonZeroUsize) -> Self {
-        self.jobs = Some(n);
+        self.jobs = Jobs::Fixed(n);
         self
     }
 
-    /// With `{+}`, give each job exactly `n` inputs (fewer when they do not fit on one command
-    /// line) instead of measuring (`--batch N`).
+    /// How many jobs run at once, in any of GNU parallel's forms (`-j`).
+    pub fn job_count(mut self, jobs: Jobs) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Start nothing: each job's command line is its output (`--dry-run`).
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+
+    /// Give each job exactly `n` inputs (with `{+}`, `-X` or `-m` fewer when they do not fit
+    /// on one command line) instead of measuring (`-N`, `--batch N`).
     pub fn batch(mut self, n: NonZeroUsize) -> Self {
         self.batch = Some(n);
         self
@@ -152,8 +167,9 @@ pub trait Observer {
     /// An error (a closed pipe, a full disk) stops the run and is returned by [`run`].
     fn finished(&mut self, job: &JobRecord) -> std::io::Result<()>;
 
-    /// Inputs done (run or skipped) out of all, after each job.
-    fn progress(&mut self, done: usize, total: usize) {
+    /// Inputs done (run or skipped) out of all (when the input's length is known), after each
+    /// job.
+    fn progress(&mut self, done: usize, total: Option<usize>) {
         let _ = (done, total);
     }
 }
@@ -217,6 +233,142 @@ impl Summary {
     }
 }
 
+/// How many jobs run at once: measured (the default), or one of GNU parallel's `-j` forms.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize_run::Jobs;
+///
+/// assert_eq!("auto".parse::<Jobs>().unwrap(), Jobs::Auto);
+/// assert_eq!("+2".parse::<Jobs>().unwrap().resolve(4, 256), Some(6));
+/// assert_eq!("-1".parse::<Jobs>().unwrap().resolve(4, 256), Some(3));
+/// assert_eq!("50%".parse::<Jobs>().unwrap().resolve(4, 256), Some(2));
+/// assert_eq!("0".parse::<Jobs>().unwrap().resolve(4, 256), Some(256));
+/// assert!("x".parse::<Jobs>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Jobs {
+    /// Measured from the sampled jobs (`auto`).
+    #[default]
+    Auto,
+    /// Exactly this many (`N`).
+    Fixed(NonZeroUsize),
+    /// The CPUs plus (or minus) this many, at least one (`+N`, `-N`).
+    CpusPlus(i64),
+    /// This percentage of the CPUs, at least one (`N%`).
+    Percent(f64),
+    /// As many as the machine's limits allow (`0`): open files, `ulimit -u`, and
+    /// [`MAX_OVERSUBSCRIPTION`] × the CPUs.
+    Max,
+}
+
+impl Jobs {
+    /// The job count on `cpus` CPUs, with `max` the most the limits allow; `None` for
+    /// [`Jobs::Auto`].
+    pub fn resolve(self, cpus: usize, max: usize) -> Option<usize> {
+        let cpus = cpus.max(1) as f64;
+        let n = match self {
+            Jobs::Auto => return None,
+            Jobs::Fixed(n) => n.get() as f64,
+            Jobs::CpusPlus(k) => cpus + k as f64,
+            Jobs::Percent(p) => (cpus * p / 100.0).floor(),
+            Jobs::Max => max as f64,
+        };
+        Some((n.max(1.0).min(usize::MAX as f64 / 2.0)) as usize)
+    }
+}
+
+impl FromStr for Jobs {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Jobs> {
+        let bad = || {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "-j {s:?}: expected `auto`, a number of jobs, `0` (as many as the limits \
+                     allow), `+N` or `-N` (CPUs plus or minus N) or `N%` (a share of the CPUs)"
+                ),
+            )
+        };
+        let t = s.trim();
+        if t == "auto" {
+            return Ok(Jobs::Auto);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.parse().map_err(|_| bad())?;
+            return if p.is_finite() && p > 0.0 {
+                Ok(Jobs::Percent(p))
+            } else {
+                Err(bad())
+            };
+        }
+        if t.starts_with('+') || t.starts_with('-') {
+            return t.parse::<i64>().map(Jobs::CpusPlus).map_err(|_| bad());
+        }
+        match t.parse::<usize>().map_err(|_| bad())? {
+            0 => Ok(Jobs::Max),
+            n => Ok(Jobs::Fixed(NonZeroUsize::new(n).ok_or_else(bad)?)),
+        }
+    }
+}
+
+impl fmt::Display for Jobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Jobs::Auto => f.write_str("auto"),
+            Jobs::Fixed(n) => write!(f, "{n}"),
+            Jobs::CpusPlus(k) => write!(f, "{k:+}"),
+            Jobs::Percent(p) => write!(f, "{p}%"),
+            Jobs::Max => f.write_str("0"),
+        }
+    }
+}
+
+/// Where a run's inputs come from: records pulled one at a time as jobs need them, so that a
+/// run over a stream starts its first jobs before the stream ends.
+pub struct Inputs<'a> {
+    pub(crate) iter: Box<dyn Iterator<Item = std::io::Result<Record>> + Send + 'a>,
+    pub(crate) len: Option<usize>,
+}
+
+impl fmt::Debug for Inputs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inputs").field("len", &self.len).finish()
+    }
+}
+
+impl<'a> Inputs<'a> {
+    /// Inputs pulled from `iter`; `len` is their number when known (for progress and the
+    /// plan), `None` for a stream. An error from `iter` stops the run and is returned.
+    pub fn new(
+        iter: impl Iterator<Item = std::io::Result<Record>> + Send + 'a,
+        len: Option<usize>,
+    ) -> Self {
+        Inputs {
+            iter: Box::new(iter),
+            len,
+        }
+    }
+
+    /// Inputs of one value each, all known.
+    pub fn from_values<I, S>(values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let all: Vec<Record> = values.into_iter().map(|v| vec![v.into()]).collect();
+        Self::from_records(all)
+    }
+
+    /// Inputs of several values each (`:::` sources, `--colsep` columns), all known.
+    pub fn from_records(records: Vec<Record>) -> Self {
+        let len = records.len();
+        Inputs::new(records.into_iter().map(Ok), Some(len))
+    }
+}
+
 /// Runs `template` over `inputs`.
 ///
 /// `cancel` is the interruption flag: when it becomes non-zero, that number is taken as a signal,
@@ -228,11 +380,12 @@ impl Summary {
 /// [`ErrorKind::WorkerFailed`](crate::ErrorKind::WorkerFailed) when a job cannot be started (a
 /// missing program, a command line too long) — once, not once per input — or when every sampled
 /// job of a shell script exits with 127 (the shell's "not found");
-/// [`ErrorKind::Io`](crate::ErrorKind::Io) when the observer fails. Every job started has ended
+/// [`ErrorKind::Io`](crate::ErrorKind::Io) when the observer fails or the inputs cannot be
+/// read. Every job started has ended
 /// by the time `run` returns.
 pub fn run(
     template: &Template,
-    inputs: &[OsString],
+    inputs: Inputs<'_>,
     options: &RunOptions,
     cancel: &AtomicUsize,
     observer: &mut dyn Observer,
