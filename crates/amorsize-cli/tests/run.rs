@@ -331,3 +331,47 @@ fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
     // Header and the failure: with one job at a time, nothing after it starts.
     assert_eq!(text.lines().count(), 2, "{text}");
 }
+
+/// `find / | amorsize run …`: the first job's output comes while standard input is still open.
+/// A runner that read its input whole would print nothing until the pipe closed; the bound
+/// only ends a failing test.
+#[test]
+fn jobs_start_while_stdin_is_still_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    for jobs in ["-j1", "-j3"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("amorsize"))
+            .args(["run", jobs, "echo", "got"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"first\n").unwrap();
+        stdin.flush().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(120));
+        drop(stdin);
+        child.wait().unwrap();
+        assert_eq!(line.as_deref(), Ok("got first\n"), "{jobs}");
+    }
+}
+
+#[test]
+fn attached_job_counts_are_options_not_the_command() {
+    for j in ["-j1", "-j2", "-j+1", "-j50%", "-j0"] {
+        let out = stdout_of(amorsize().args(["run", j, "-k", "echo", ":::", "a", "b"]));
+        assert_eq!(out, "a\nb\n", "{j}");
+    }
+    let out = stdout_of(amorsize().args(["run", "-k", "-j", "-1", "echo", ":::", "a"]));
+    assert_eq!(out, "a\n");
+}
