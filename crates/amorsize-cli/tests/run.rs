@@ -375,3 +375,38 @@ fn attached_job_counts_are_options_not_the_command() {
     let out = stdout_of(amorsize().args(["run", "-k", "-j", "-1", "echo", ":::", "a"]));
     assert_eq!(out, "a\n");
 }
+
+/// `--line-buffer`: a job's first line comes out while the job still runs (it waits for a file
+/// that the test creates only after reading that line; the bound only ends a failing test).
+#[test]
+fn line_buffer_prints_lines_while_the_job_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("go");
+    let script = format!(
+        "echo first {{}}; while [ ! -e '{}' ]; do sleep 0.01; done; echo second {{}}",
+        flag.display()
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("amorsize"))
+        .args(["run", "--line-buffer", "--tag", "-j1", &script, ":::", "x"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(120));
+    std::fs::write(&flag, "").unwrap();
+    let second = rx.recv_timeout(Duration::from_secs(120));
+    assert!(child.wait().unwrap().success());
+    assert_eq!(first.as_deref(), Ok("x\tfirst x"));
+    assert_eq!(second.as_deref(), Ok("x\tsecond x"));
+}

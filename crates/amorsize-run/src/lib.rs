@@ -76,6 +76,7 @@ pub use error::{Error, ErrorKind, Result};
 pub struct RunOptions {
     pub(crate) jobs: Jobs,
     pub(crate) dry_run: bool,
+    pub(crate) line_buffer: bool,
     pub(crate) batch: Option<NonZeroUsize>,
     pub(crate) keep_order: bool,
     pub(crate) timeout: Option<Duration>,
@@ -99,6 +100,15 @@ impl RunOptions {
     /// How many jobs run at once, in any of GNU parallel's forms (`-j`).
     pub fn job_count(mut self, jobs: Jobs) -> Self {
         self.jobs = jobs;
+        self
+    }
+
+    /// Hand each job's standard output to [`Observer::line`] a whole line at a time, as the
+    /// job writes it, rather than whole when the job ends (`--line-buffer`): lines of
+    /// different jobs interleave, each line stays whole. Standard error still comes whole
+    /// with [`Observer::finished`].
+    pub fn line_buffer(mut self, yes: bool) -> Self {
+        self.line_buffer = yes;
         self
     }
 
@@ -167,11 +177,33 @@ pub trait Observer {
     /// An error (a closed pipe, a full disk) stops the run and is returned by [`run`].
     fn finished(&mut self, job: &JobRecord) -> std::io::Result<()>;
 
+    /// With [`RunOptions::line_buffer`], a whole line of a job's standard output (the last
+    /// may lack its newline), as soon as the job has written it.
+    ///
+    /// # Errors
+    ///
+    /// An error stops the run and is returned by [`run`].
+    fn line(&mut self, line: &OutputLine) -> std::io::Result<()> {
+        let _ = line;
+        Ok(())
+    }
+
     /// Inputs done (run or skipped) out of all (when the input's length is known), after each
     /// job.
     fn progress(&mut self, done: usize, total: Option<usize>) {
         let _ = (done, total);
     }
+}
+
+/// A line of a job's standard output, with [`RunOptions::line_buffer`].
+#[derive(Clone, Debug)]
+pub struct OutputLine {
+    /// The job's number.
+    pub seq: usize,
+    /// The job's input values (what `--tag` prints).
+    pub args: std::sync::Arc<[OsString]>,
+    /// The line, with its newline when it has one.
+    pub line: Vec<u8>,
 }
 
 /// A change of the job count during the run, after the measurements drifted.

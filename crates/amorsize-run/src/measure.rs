@@ -134,7 +134,7 @@ pub(crate) fn start_cost() -> Option<Seconds> {
                 seq: 1,
                 slot: 1,
             };
-            let started = job::start(&template, &none).ok()?;
+            let started = job::start(&template, &none, false).ok()?;
             sys::wait_ended(started.pid).ok()?;
             let ended = job::finish(started).ok()?;
             if ended.status != sys::Status::Exited(0) {

@@ -18,7 +18,7 @@ use super::decide::{self, CommandPlan, Fixed, Limits};
 use super::job::{self, JobRecord, Spec, Stopped};
 use super::measure::{self, Obs};
 use super::template::{Record, Template};
-use super::{sys, Adaptation, Inputs, Observer, RunOptions, Summary};
+use super::{sys, Adaptation, Inputs, Observer, OutputLine, RunOptions, Summary};
 use crate::halt::{Halt, HaltHow};
 use crate::{Error, ErrorKind, Result};
 
@@ -194,6 +194,7 @@ struct Running {
 
 enum Msg {
     Done(Box<JobRecord>, bool),
+    Line(OutputLine),
     Failed(Spec, std::io::Error, &'static str),
 }
 
@@ -204,6 +205,7 @@ struct Shared<'s> {
     /// The source's length, when known.
     len: Option<usize>,
     dry_run: bool,
+    line_buffer: bool,
     queue: Mutex<Queue<'s>>,
     wake: Condvar,
     running: Mutex<HashMap<usize, Running>>,
@@ -370,8 +372,33 @@ fn dry_run(sh: &Shared, spec: Spec) -> Msg {
     Msg::Done(Box::new(record), false)
 }
 
+/// Sends each whole line of a job's standard output to the controller as the job writes it,
+/// until every process holding the pipe has closed it.
+fn stream_lines(sh: &Shared, spec: &Spec, pipe: std::process::ChildStdout) {
+    use std::io::BufRead;
+    let args: std::sync::Arc<[std::ffi::OsString]> =
+        spec.records.iter().flatten().cloned().collect();
+    let mut reader = std::io::BufReader::new(pipe);
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let msg = Msg::Line(OutputLine {
+                    seq: spec.seq,
+                    args: std::sync::Arc::clone(&args),
+                    line,
+                });
+                if sh.tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 fn run_job(sh: &Shared, spec: Spec) -> Msg {
-    let started = match job::start(sh.template, &spec.job()) {
+    let mut started = match job::start(sh.template, &spec.job(), sh.line_buffer) {
         Ok(s) => s,
         Err(e) => return Msg::Failed(spec, e, "cannot start"),
     };
@@ -391,6 +418,9 @@ fn run_job(sh: &Shared, spec: Spec) -> Msg {
             entry.term_sent = Some(Instant::now());
         }
         running.insert(spec.seq, entry);
+    }
+    if let Some(pipe) = started.pipe.take() {
+        stream_lines(sh, &spec, pipe);
     }
     let waited = sys::wait_ended(pid);
     let stopped = {
@@ -503,6 +533,14 @@ impl Controller<'_, '_, '_> {
     fn handle(&mut self, msg: Msg) {
         let (job, sampled) = match msg {
             Msg::Done(job, sampled) => (*job, sampled),
+            Msg::Line(line) => {
+                if let Err(e) = self.observer.line(&line) {
+                    self.fail(
+                        Error::new(ErrorKind::Io, "cannot write a job's output").with_source(e),
+                    );
+                }
+                return;
+            }
             Msg::Failed(spec, e, what) => {
                 let err = start_error(self.sh.template, &spec, e, what);
                 self.fail(err);
@@ -814,6 +852,7 @@ pub(crate) fn run(
         source: Mutex::new(iter),
         len,
         dry_run: dry,
+        line_buffer: options.line_buffer,
         queue: Mutex::new(Queue {
             next_input: 0,
             buffer: VecDeque::new(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use amorsize_run::source::{self, Reading, Source};
 use amorsize_run::{
     self as command, joblog, Batching, CommandPlan, Halt, Inputs, JobRecord, Jobs, Observer,
-    Record, RunOptions, Stopped, Summary, Template,
+    OutputLine, Record, RunOptions, Stopped, Summary, Template,
 };
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -50,6 +50,8 @@ Options (in any order, before the command; `--` ends them):
   -a, --arg-file FILE read inputs from FILE (as `:::: FILE`)
   -C, --colsep REGEX  split each input into columns ({1}, {2}, ...) at REGEX
       --tag           prefix each output line with the job's inputs and a tab
+      --line-buffer   print each line of output as soon as it is whole (lines of different
+                      jobs interleave; standard error still comes whole when the job ends)
       --dry-run       print each job's command instead of running it
       --bar           show a progress bar on standard error (reads all inputs first)
       --eta           show the estimated time left on standard error (reads all inputs first)
@@ -108,6 +110,7 @@ struct Raw {
     keep_order: bool,
     colsep: Option<String>,
     tag: bool,
+    line_buffer: bool,
     dry_run: bool,
     bar: bool,
     eta: bool,
@@ -194,6 +197,7 @@ fn parse(words: Vec<OsString>) -> anyhow::Result<Raw> {
                     .sources
                     .push(Source::File(value("--arg-file", attached)?.into())),
                 "tag" => flag(&mut raw.tag)?,
+                "line-buffer" | "lb" => flag(&mut raw.line_buffer)?,
                 "dry-run" => flag(&mut raw.dry_run)?,
                 "bar" => flag(&mut raw.bar)?,
                 "eta" => flag(&mut raw.eta)?,
@@ -324,7 +328,14 @@ impl Options {
         let mut run = RunOptions::new()
             .keep_order(raw.keep_order)
             .plan_only(raw.plan)
-            .dry_run(raw.dry_run);
+            .dry_run(raw.dry_run)
+            .line_buffer(raw.line_buffer);
+        if raw.line_buffer && raw.keep_order {
+            bail!(
+                "--line-buffer prints lines as jobs write them and -k prints whole jobs in input \
+                 order: give one"
+            );
+        }
         if let Some(j) = &raw.jobs {
             run = run.job_count(j.parse::<Jobs>()?);
         }
@@ -408,6 +419,20 @@ struct Printer {
 }
 
 impl Printer {
+    /// The `--tag` prefix of a job with these input values: the values, space-separated, and
+    /// a tab.
+    fn tag_of(args: &[OsString]) -> Vec<u8> {
+        let mut tag = Vec::new();
+        for (k, a) in args.iter().enumerate() {
+            if k > 0 {
+                tag.push(b' ');
+            }
+            tag.extend_from_slice(a.as_bytes());
+        }
+        tag.push(b'\t');
+        tag
+    }
+
     /// Writes job output, with the progress bar out of the way while it does.
     fn write(&self, out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
         match &self.progress {
@@ -451,14 +476,7 @@ impl Observer for Printer {
             return Ok(());
         }
         if self.tag {
-            let mut tag = Vec::new();
-            for (k, a) in job.args.iter().enumerate() {
-                if k > 0 {
-                    tag.push(b' ');
-                }
-                tag.extend_from_slice(a.as_bytes());
-            }
-            tag.push(b'\t');
+            let tag = Self::tag_of(&job.args);
             self.write(&mut io::stdout(), &tagged(&tag, &job.stdout))?;
             self.write(&mut io::stderr(), &tagged(&tag, &job.stderr))?;
         } else {
@@ -479,6 +497,18 @@ impl Observer for Printer {
             }
         }
         Ok(())
+    }
+
+    fn line(&mut self, line: &OutputLine) -> io::Result<()> {
+        if self.plan_only {
+            return Ok(());
+        }
+        if self.tag {
+            let tagged = tagged(&Self::tag_of(&line.args), &line.line);
+            self.write(&mut io::stdout(), &tagged)
+        } else {
+            self.write(&mut io::stdout(), &line.line)
+        }
     }
 
     fn progress(&mut self, done: usize, total: Option<usize>) {
