@@ -112,12 +112,15 @@ impl Queue<'_> {
         self.exhausted && self.buffer.is_empty()
     }
 
-    /// Inputs not yet handed out: exact once the source has ended or when its length is known.
-    fn left(&self, len: Option<usize>) -> Option<usize> {
+    /// Inputs not yet handed out: exact once the source has ended or when its length is
+    /// known; for a stream still open, what is buffered but at least [`UNKNOWN_LEFT`].
+    fn left(&self, len: Option<usize>) -> usize {
         if self.exhausted {
-            Some(self.buffer.len())
+            self.buffer.len()
         } else {
-            len.map(|n| n.saturating_sub(self.read) + self.buffer.len())
+            len.map_or(self.buffer.len().max(UNKNOWN_LEFT), |n| {
+                n.saturating_sub(self.read) + self.buffer.len()
+            })
         }
     }
 
@@ -126,7 +129,15 @@ impl Queue<'_> {
             // A sample entry is used up only by a job that runs (not by one skipped).
             let (size, sampled) = match self.sample.front() {
                 Some(&size) => (size, true),
-                None if self.gated && !self.drained() => return Next::Wait,
+                // While the sample runs, an idle worker reads ahead, so that the plan knows
+                // how many inputs a short stream holds (or that a long one holds many).
+                None if self.gated && !self.drained() => {
+                    return if !self.exhausted && self.buffer.len() < LOOKAHEAD {
+                        Next::Read(LOOKAHEAD_CHUNK.min(LOOKAHEAD - self.buffer.len()))
+                    } else {
+                        Next::Wait
+                    };
+                }
                 None => (self.batch, false),
             };
             if self.buffer.len() < size && !self.exhausted {
@@ -582,7 +593,7 @@ impl Controller<'_, '_, '_> {
             let sample_out = q.sample.is_empty() || q.drained();
             (
                 sample_out && self.sample_received == q.sample_dispatched,
-                q.left(self.sh.len).unwrap_or(UNKNOWN_LEFT),
+                q.left(self.sh.len),
                 (q.cost_n > 0).then(|| q.cost_sum / q.cost_n),
             )
         };
@@ -667,9 +678,7 @@ impl Controller<'_, '_, '_> {
             return;
         };
         let m = measure::summarize(&std::mem::take(&mut self.window), plan.measured.start_cost);
-        let left = lock(&self.sh.queue)
-            .left(self.sh.len)
-            .unwrap_or(UNKNOWN_LEFT);
+        let left = lock(&self.sh.queue).left(self.sh.len);
         // Near the end the jobs left, not the measurements, bound the count: nothing to adapt.
         if left < 2 * current * plan.batch.get() {
             return;
@@ -780,9 +789,16 @@ fn max_jobs(limits: &Limits) -> usize {
     max.max(1)
 }
 
-/// Inputs planned for when a stream's length is not known yet: the library's assumption for
+/// Inputs planned for when a stream's end has not been seen yet: the library's assumption for
 /// iterators of unknown length.
 const UNKNOWN_LEFT: usize = amorsize::plan::ASSUMED_ITEMS;
+
+/// Inputs read ahead of the jobs while the sample runs, at most: a stream that ends within
+/// them is planned for its exact length; memory stays bounded by them.
+const LOOKAHEAD: usize = UNKNOWN_LEFT;
+
+/// Inputs read ahead in one go, so that the plan can see how far the reading got.
+const LOOKAHEAD_CHUNK: usize = 256;
 
 pub(crate) fn run(
     template: &Template,
