@@ -410,3 +410,17 @@ fn line_buffer_prints_lines_while_the_job_runs() {
     assert_eq!(first.as_deref(), Ok("x\tfirst x"));
     assert_eq!(second.as_deref(), Ok("x\tsecond x"));
 }
+
+/// `--bar` and `--eta` read the whole input first (for the total) and draw only on a terminal:
+/// the output is the jobs' output alone.
+#[test]
+fn bar_and_eta_leave_the_output_alone() {
+    let out = stdout_of(
+        amorsize()
+            .args(["run", "--bar", "--eta", "-k", "echo"])
+            .write_stdin("a\nb\nc\n"),
+    );
+    assert_eq!(out, "a\nb\nc\n");
+    let out = stdout_of(amorsize().args(["run", "--progress", "-k", "echo", ":::", "x"]));
+    assert_eq!(out, "x\n");
+}
