@@ -283,7 +283,7 @@ fn bad_options_are_named() {
         .failure()
         .stderr(predicate::str::contains("{+}"));
     amorsize()
-        .args(["run", "-j", "0", "--", "echo", ":::", "a"])
+        .args(["run", "-j", "0x", "--", "echo", ":::", "a"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("-j"));
@@ -330,4 +330,97 @@ fn halt_soon_lets_running_jobs_finish_and_starts_no_more() {
     let text = std::fs::read_to_string(&log).unwrap();
     // Header and the failure: with one job at a time, nothing after it starts.
     assert_eq!(text.lines().count(), 2, "{text}");
+}
+
+/// `find / | amorsize run …`: the first job's output comes while standard input is still open.
+/// A runner that read its input whole would print nothing until the pipe closed; the bound
+/// only ends a failing test.
+#[test]
+fn jobs_start_while_stdin_is_still_open() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    for jobs in ["-j1", "-j3"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("amorsize"))
+            .args(["run", jobs, "echo", "got"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"first\n").unwrap();
+        stdin.flush().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(120));
+        drop(stdin);
+        child.wait().unwrap();
+        assert_eq!(line.as_deref(), Ok("got first\n"), "{jobs}");
+    }
+}
+
+#[test]
+fn attached_job_counts_are_options_not_the_command() {
+    for j in ["-j1", "-j2", "-j+1", "-j50%", "-j0"] {
+        let out = stdout_of(amorsize().args(["run", j, "-k", "echo", ":::", "a", "b"]));
+        assert_eq!(out, "a\nb\n", "{j}");
+    }
+    let out = stdout_of(amorsize().args(["run", "-k", "-j", "-1", "echo", ":::", "a"]));
+    assert_eq!(out, "a\n");
+}
+
+/// `--line-buffer`: a job's first line comes out while the job still runs (it waits for a file
+/// that the test creates only after reading that line; the bound only ends a failing test).
+#[test]
+fn line_buffer_prints_lines_while_the_job_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("go");
+    let script = format!(
+        "echo first {{}}; while [ ! -e '{}' ]; do sleep 0.01; done; echo second {{}}",
+        flag.display()
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("amorsize"))
+        .args(["run", "--line-buffer", "--tag", "-j1", &script, ":::", "x"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(120));
+    std::fs::write(&flag, "").unwrap();
+    let second = rx.recv_timeout(Duration::from_secs(120));
+    assert!(child.wait().unwrap().success());
+    assert_eq!(first.as_deref(), Ok("x\tfirst x"));
+    assert_eq!(second.as_deref(), Ok("x\tsecond x"));
+}
+
+/// `--bar` and `--eta` read the whole input first (for the total) and draw only on a terminal:
+/// the output is the jobs' output alone.
+#[test]
+fn bar_and_eta_leave_the_output_alone() {
+    let out = stdout_of(
+        amorsize()
+            .args(["run", "--bar", "--eta", "-k", "echo"])
+            .write_stdin("a\nb\nc\n"),
+    );
+    assert_eq!(out, "a\nb\nc\n");
+    let out = stdout_of(amorsize().args(["run", "--progress", "-k", "echo", ":::", "x"]));
+    assert_eq!(out, "x\n");
 }

@@ -1,120 +1,283 @@
 //! `amorsize run`: a shell command over many inputs, with a measured number of parallel jobs.
 //!
 //! Parsing goes in two stages: [`Args`] holds the raw flags as clap reads them; [`Options`] is
-//! what they mean once checked. Everything substantive lives in `amorsize::exec::command`.
+//! what they mean once checked. Everything substantive lives in the `amorsize_run` crate.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, IsTerminal, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::num::NonZeroUsize;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use amorsize::exec::command::{
-    self, joblog, CommandPlan, Halt, JobRecord, Observer, RunOptions, Stopped, Summary, Template,
+use amorsize_run::source::{self, Reading, Source};
+use amorsize_run::{
+    self as command, joblog, Batching, CommandPlan, Halt, Inputs, JobRecord, Jobs, Observer,
+    OutputLine, Record, RunOptions, Stopped, Summary, Template,
 };
 use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Options of `amorsize run`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
-Inputs come from standard input, one per line (-0: NUL-separated), or after `:::`.
-`{}` is replaced by one input, `{+}` by several; without either, the input is appended.
-Several words run directly (no shell); one word with shell syntax runs with /bin/sh -c,
-each input single-quoted.
+/// The options of `amorsize run`, as `amorsize run --help` prints them.
+const HELP: &str = "\
+Run a command over many inputs, with a measured number of parallel jobs (GNU parallel's
+options; -j is measured unless given).
+
+Usage: amorsize run [OPTIONS] COMMAND [ARGS]... [::: VALUES]... [:::: FILES]...
+
+Inputs come from standard input, one per line, or after `:::` (values) and `::::` (files,
+one per line; `-` is standard input). Several sources give every combination of their
+values. Replacement strings: {} the input, {.} without extension, {/} basename,
+{//} directory, {/.} basename without extension, {#} job number, {%} job slot,
+{n} {n.} {n/} {n//} {n/.} the n-th source or column, {+} several inputs per job.
+Without one, the input is appended. Several words run directly (no shell); one word with
+shell syntax runs with /bin/sh -c, each input quoted.
+
+Options (in any order, before the command; `--` ends them):
+  -j, --jobs N        jobs at once: auto (measured, the default), N, +N, -N (CPUs plus or
+                      minus N), N% (of the CPUs), 0 (as many as the limits allow); -jN works
+  -N N                N inputs per job ({} is all of them, {1}..{N} each)
+  -X                  as many inputs per job as pay, a word holding {} repeated per input
+  -m                  as many inputs per job as pay, {} replaced by all of them
+      --batch N       with {+}, -X or -m: N inputs per job instead of measuring
+  -k, --keep-order    print each job's output in input order (otherwise as jobs finish)
+  -0, --null          inputs are separated by NUL bytes, not newlines
+  -a, --arg-file FILE read inputs from FILE (as `:::: FILE`)
+  -C, --colsep REGEX  split each input into columns ({1}, {2}, ...) at REGEX
+      --tag           prefix each output line with the job's inputs and a tab
+      --line-buffer   print each line of output as soon as it is whole (lines of different
+                      jobs interleave; standard error still comes whole when the job ends)
+      --dry-run       print each job's command instead of running it
+      --bar           show a progress bar on standard error (reads all inputs first)
+      --eta           show the estimated time left on standard error (reads all inputs first)
+      --progress      --bar and --eta together
+      --joblog FILE   write a job log (GNU parallel's tab-separated format) to FILE
+      --resume        skip the jobs the job log lists (needs --joblog)
+      --resume-failed skip the jobs the job log lists as succeeded; run failed ones again
+      --halt WHEN     stop early: now,fail=N  soon,fail=N  now,success=N  soon,success=N
+                      (N or N%)
+      --timeout DUR   end a job (its whole process group) after DUR: 30, 1.5s, 500ms, 2m, 1h
+      --plan          run the sample only, print the plan and its reasons, and stop
+      --json          with --plan: print the plan as JSON
+  -v, --verbose       print the plan and a summary on standard error
+      --will-cite     accepted and ignored (GNU parallel's citation notice)
+  -h, --help          print this help
 
 Examples:
-  ls *.log | amorsize run -- gzip -9 {}
-  amorsize run -- 'curl -s {} | wc -c' ::: https://a.example https://b.example
-  find . -name '*.txt' -print0 | amorsize run -0 -- wc -l {+}")]
+  ls *.log | amorsize run gzip -9 {}
+  amorsize run -k 'curl -s {} | wc -c' ::: https://a.example https://b.example
+  amorsize run -k convert {} {.}.png ::: *.jpg
+  find . -name '*.txt' -print0 | amorsize run -0 -X wc -l
+";
+
+/// The words after `amorsize run`: options, the command and its inputs, parsed by [`parse`]
+/// (GNU parallel's syntax has values that start with `-`, `-j -1`, and a command that
+/// follows the options without `--`, which a declarative parser reads as unknown flags).
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true, after_help = HELP)]
 pub struct Args {
-    /// Jobs at once: `auto` (measured) or a number.
+    /// Options, the command, then optionally `:::` and values or `::::` and files.
     #[arg(
-        short = 'j',
-        long = "jobs",
-        default_value = "auto",
-        value_name = "auto|N"
-    )]
-    jobs: String,
-    /// With `{+}`: inputs per job, `auto` (measured) or a number.
-    #[arg(long, value_name = "auto|N")]
-    batch: Option<String>,
-    /// Inputs on standard input are separated by NUL bytes, not newlines.
-    #[arg(short = '0', long = "null")]
-    null: bool,
-    /// Print each job's output in input order (otherwise as jobs finish).
-    #[arg(short = 'k', long = "keep-order")]
-    keep_order: bool,
-    /// Write a job log (GNU parallel's tab-separated format) to FILE.
-    #[arg(long, value_name = "FILE")]
-    joblog: Option<PathBuf>,
-    /// Skip the jobs the job log lists (needs --joblog).
-    #[arg(long)]
-    resume: bool,
-    /// Skip the jobs the job log lists as succeeded; run failed ones again (needs --joblog).
-    #[arg(long)]
-    resume_failed: bool,
-    /// Show a progress bar with ETA on standard error (when it is a terminal).
-    #[arg(long)]
-    progress: bool,
-    /// Run the sample only, print the plan and its reasons, and stop (the sampled jobs' output
-    /// is not shown and they are not logged, so a later run does them again).
-    #[arg(long)]
-    plan: bool,
-    /// With --plan: print the plan as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Print the plan and a summary on standard error.
-    #[arg(short = 'v', long)]
-    verbose: bool,
-    /// Stop early: `now,fail=N`, `soon,fail=N`, `now,success=N`, `soon,success=N` (N or N%).
-    #[arg(long, value_name = "WHEN")]
-    halt: Option<String>,
-    /// End a job (its whole process group) after DUR: `30`, `1.5s`, `500ms`, `2m`, `1h`.
-    #[arg(long, value_name = "DUR")]
-    timeout: Option<String>,
-    /// The command, then optionally `:::` and the inputs.
-    #[arg(
-        required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "CMD [ARGS]... [::: INPUTS...]"
+        value_name = "OPTIONS... COMMAND [ARGS]... [::: INPUTS]..."
     )]
-    command: Vec<OsString>,
-}
-
-/// Where the inputs come from.
-#[derive(Debug)]
-enum Source {
-    Stdin { null: bool },
-    Listed(Vec<OsString>),
+    words: Vec<OsString>,
 }
 
 /// How the job log is used.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Resume {
     No,
     All,
     Failed,
 }
 
+/// The options as given, before they are checked.
+#[derive(Debug, Default)]
+struct Raw {
+    jobs: Option<String>,
+    max_args: Option<String>,
+    batch: Option<String>,
+    xargs: bool,
+    multi: bool,
+    null: bool,
+    keep_order: bool,
+    colsep: Option<String>,
+    tag: bool,
+    line_buffer: bool,
+    dry_run: bool,
+    bar: bool,
+    eta: bool,
+    joblog: Option<PathBuf>,
+    resume: bool,
+    resume_failed: bool,
+    plan: bool,
+    json: bool,
+    verbose: bool,
+    halt: Option<String>,
+    timeout: Option<String>,
+    help: bool,
+    command: Vec<OsString>,
+    sources: Vec<Source>,
+}
+
 /// The checked options.
 #[derive(Debug)]
 struct Options {
     template: Template,
-    source: Source,
+    sources: Vec<Source>,
+    reading: Reading,
     run: RunOptions,
     joblog: Option<PathBuf>,
     resume: Resume,
-    progress: bool,
+    tag: bool,
+    bar: bool,
+    eta: bool,
     plan: bool,
     json: bool,
     verbose: bool,
+}
+
+/// Splits the words after `run` into options, the command and the input sources. Options come
+/// first, in any order, until `--` or the first word that is not an option; a value may be
+/// attached (`-j4`, `--jobs=4`) or the next word (`-j -1`); flags may be bundled (`-kX`).
+fn parse(words: Vec<OsString>) -> anyhow::Result<Raw> {
+    let mut raw = Raw::default();
+    let mut words = words.into_iter().peekable();
+    while let Some(word) = words.peek() {
+        let Some(w) = word.to_str().map(str::to_owned) else {
+            break;
+        };
+        if w == "--" {
+            words.next();
+            break;
+        }
+        if !w.starts_with('-') || w == "-" {
+            break;
+        }
+        words.next();
+        let mut value = |name: &str, attached: Option<String>| -> anyhow::Result<String> {
+            match attached {
+                Some(v) => Ok(v),
+                None => match words.next() {
+                    Some(v) => v
+                        .into_string()
+                        .map_err(|v| anyhow::anyhow!("{name} {v:?}: not valid UTF-8")),
+                    None => bail!("{name} needs a value (see `amorsize run --help`)"),
+                },
+            }
+        };
+        if let Some(long) = w.strip_prefix("--") {
+            let (name, attached) = match long.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (long.to_owned(), None),
+            };
+            let flag = |set: &mut bool| -> anyhow::Result<()> {
+                if attached.is_some() {
+                    bail!("--{name} takes no value");
+                }
+                *set = true;
+                Ok(())
+            };
+            match name.as_str() {
+                "jobs" => raw.jobs = Some(value("--jobs", attached)?),
+                "max-replace-args" | "max-args" => raw.max_args = Some(value("-N", attached)?),
+                "batch" => raw.batch = Some(value("--batch", attached)?),
+                "xargs" => flag(&mut raw.xargs)?,
+                "null" => flag(&mut raw.null)?,
+                "keep-order" => flag(&mut raw.keep_order)?,
+                "colsep" => raw.colsep = Some(value("--colsep", attached)?),
+                "arg-file" => raw
+                    .sources
+                    .push(Source::File(value("--arg-file", attached)?.into())),
+                "tag" => flag(&mut raw.tag)?,
+                "line-buffer" | "lb" => flag(&mut raw.line_buffer)?,
+                "dry-run" => flag(&mut raw.dry_run)?,
+                "bar" => flag(&mut raw.bar)?,
+                "eta" => flag(&mut raw.eta)?,
+                "progress" => {
+                    flag(&mut raw.bar)?;
+                    raw.eta = true;
+                }
+                "joblog" => raw.joblog = Some(value("--joblog", attached)?.into()),
+                "resume" => flag(&mut raw.resume)?,
+                "resume-failed" => flag(&mut raw.resume_failed)?,
+                "plan" => flag(&mut raw.plan)?,
+                "json" => flag(&mut raw.json)?,
+                "verbose" => flag(&mut raw.verbose)?,
+                "halt" => raw.halt = Some(value("--halt", attached)?),
+                "timeout" => raw.timeout = Some(value("--timeout", attached)?),
+                "will-cite" => {}
+                "help" => raw.help = true,
+                _ => bail!("unknown option --{name} (see `amorsize run --help`)"),
+            }
+            continue;
+        }
+        let shorts: Vec<char> = w[1..].chars().collect();
+        let mut k = 0;
+        while k < shorts.len() {
+            let c = shorts[k];
+            k += 1;
+            let rest: String = shorts[k..].iter().collect();
+            let attached = (!rest.is_empty()).then_some(rest);
+            match c {
+                'j' | 'P' => {
+                    raw.jobs = Some(value("-j", attached)?);
+                    break;
+                }
+                'N' | 'n' => {
+                    raw.max_args = Some(value("-N", attached)?);
+                    break;
+                }
+                'a' => {
+                    raw.sources
+                        .push(Source::File(value("-a", attached)?.into()));
+                    break;
+                }
+                'C' => {
+                    raw.colsep = Some(value("--colsep", attached)?);
+                    break;
+                }
+                'X' => raw.xargs = true,
+                'm' => raw.multi = true,
+                '0' => raw.null = true,
+                'k' => raw.keep_order = true,
+                'v' => raw.verbose = true,
+                'h' => raw.help = true,
+                _ => bail!("unknown option -{c} in {w:?} (see `amorsize run --help`)"),
+            }
+        }
+    }
+    let rest: Vec<OsString> = words.collect();
+    let is_sep = |w: &OsString| w == ":::" || w == "::::";
+    let cmd_end = rest.iter().position(is_sep).unwrap_or(rest.len());
+    raw.command = rest[..cmd_end].to_vec();
+    let mut k = cmd_end;
+    while k < rest.len() {
+        let files = rest[k] == "::::";
+        let end = rest[k + 1..]
+            .iter()
+            .position(is_sep)
+            .map_or(rest.len(), |p| k + 1 + p);
+        let items = rest[k + 1..end].to_vec();
+        if files {
+            if items.is_empty() {
+                bail!("`::::` needs at least one file name");
+            }
+            raw.sources
+                .extend(items.into_iter().map(|f| Source::File(f.into())));
+        } else {
+            raw.sources.push(Source::Values(items));
+        }
+        k = end;
+    }
+    Ok(raw)
 }
 
 fn count(flag: &str, value: &str) -> anyhow::Result<Option<NonZeroUsize>> {
@@ -150,90 +313,99 @@ fn duration(value: &str) -> anyhow::Result<Duration> {
 }
 
 impl Options {
-    fn from_args(args: Args) -> anyhow::Result<Options> {
-        let sep = args.command.iter().position(|w| w == ":::");
-        let (words, source) = match sep {
-            Some(i) => {
-                let listed = args.command[i + 1..].to_vec();
-                if listed.iter().any(|w| w == ":::") {
-                    bail!("only one `:::` input list is supported");
-                }
-                (args.command[..i].to_vec(), Source::Listed(listed))
-            }
-            None => (args.command, Source::Stdin { null: args.null }),
-        };
-        let template = Template::parse(words)?;
-        let mut run = RunOptions::new()
-            .keep_order(args.keep_order)
-            .plan_only(args.plan);
-        if let Some(j) = count("-j", &args.jobs)? {
-            run = run.jobs(j);
+    fn from_raw(raw: Raw) -> anyhow::Result<Options> {
+        if raw.xargs && raw.multi {
+            bail!("-X and -m exclude each other: -X repeats the word around {{}}, -m does not");
         }
-        let batch = match &args.batch {
+        let batching = if raw.xargs {
+            Batching::Context
+        } else if raw.multi {
+            Batching::Joined
+        } else {
+            Batching::Single
+        };
+        let template = Template::with_batching(raw.command, batching)?;
+        let mut run = RunOptions::new()
+            .keep_order(raw.keep_order)
+            .plan_only(raw.plan)
+            .dry_run(raw.dry_run)
+            .line_buffer(raw.line_buffer);
+        if raw.line_buffer && raw.keep_order {
+            bail!(
+                "--line-buffer prints lines as jobs write them and -k prints whole jobs in input \
+                 order: give one"
+            );
+        }
+        if let Some(j) = &raw.jobs {
+            run = run.job_count(j.parse::<Jobs>()?);
+        }
+        let per_job = match &raw.max_args {
+            Some(n) => {
+                Some(count("-N", n)?.with_context(|| format!("-N {n:?}: expected a number ≥ 1"))?)
+            }
+            None => None,
+        };
+        let batch = match &raw.batch {
+            Some(_) if per_job.is_some() => {
+                bail!("-N and --batch both fix the inputs per job: give one")
+            }
             Some(b) if !template.batches() => {
-                bail!("--batch {b:?} needs `{{+}}` in the command (the place for several inputs)")
+                bail!(
+                    "--batch {b:?} needs `{{+}}` in the command, -X or -m (several inputs per job)"
+                )
             }
             Some(b) => count("--batch", b)?,
-            None => None,
+            None => per_job,
         };
         if let Some(b) = batch {
             run = run.batch(b);
         }
-        if let Some(h) = &args.halt {
+        if let Some(h) = &raw.halt {
             run = run.halt(h.parse::<Halt>()?);
         }
-        if let Some(t) = &args.timeout {
+        if let Some(t) = &raw.timeout {
             run = run.timeout(duration(t)?);
         }
-        let resume = match (args.resume, args.resume_failed) {
+        let resume = match (raw.resume, raw.resume_failed) {
             (false, false) => Resume::No,
             (true, false) => Resume::All,
             (_, true) => Resume::Failed,
         };
-        if !matches!(resume, Resume::No) {
-            if args.joblog.is_none() {
+        if resume != Resume::No {
+            if raw.joblog.is_none() {
                 bail!("--resume needs --joblog FILE (the log of the earlier run)");
             }
             if template.batches() && batch.is_none() {
                 bail!(
-                    "--resume with `{{+}}` needs a fixed --batch N, so that job numbers name the \
-                     same inputs in every run"
+                    "--resume with `{{+}}`, -X or -m needs a fixed --batch N, so that job \
+                     numbers name the same inputs in every run"
                 );
             }
         }
-        if args.json && !args.plan {
+        if raw.json && !raw.plan {
             bail!("--json goes with --plan");
+        }
+        if raw.plan && raw.dry_run {
+            bail!("--plan runs the sample and --dry-run runs nothing: give one");
         }
         Ok(Options {
             template,
-            source,
+            sources: raw.sources,
+            reading: Reading {
+                null: raw.null,
+                colsep: raw.colsep,
+            },
             run,
-            joblog: args.joblog,
+            joblog: raw.joblog,
             resume,
-            progress: args.progress && io::stderr().is_terminal(),
-            plan: args.plan,
-            json: args.json,
-            verbose: args.verbose,
+            tag: raw.tag,
+            bar: raw.bar,
+            eta: raw.eta,
+            plan: raw.plan,
+            json: raw.json,
+            verbose: raw.verbose,
         })
     }
-}
-
-/// Splits standard input into inputs: lines, or NUL-separated records; a final separator does
-/// not start an empty input.
-fn read_inputs(mut input: impl Read, null: bool) -> io::Result<Vec<OsString>> {
-    let mut all = Vec::new();
-    input.read_to_end(&mut all)?;
-    let sep = if null { b'\0' } else { b'\n' };
-    if all.last() == Some(&sep) {
-        all.pop();
-    }
-    if all.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(all
-        .split(|&b| b == sep)
-        .map(|s| OsString::from_vec(s.to_vec()))
-        .collect())
 }
 
 /// Prints jobs, writes the log, draws the progress bar.
@@ -242,51 +414,43 @@ struct Printer {
     plan_only: bool,
     json: bool,
     verbose: bool,
-    progress: Option<Bar>,
+    tag: bool,
+    progress: Option<ProgressBar>,
 }
 
-struct Bar {
-    began: Instant,
-    drawn: Option<Instant>,
+impl Printer {
+    /// The `--tag` prefix of a job with these input values: the values, space-separated, and
+    /// a tab.
+    fn tag_of(args: &[OsString]) -> Vec<u8> {
+        let mut tag = Vec::new();
+        for (k, a) in args.iter().enumerate() {
+            if k > 0 {
+                tag.push(b' ');
+            }
+            tag.extend_from_slice(a.as_bytes());
+        }
+        tag.push(b'\t');
+        tag
+    }
+
+    /// Writes job output, with the progress bar out of the way while it does.
+    fn write(&self, out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
+        match &self.progress {
+            Some(bar) => bar.suspend(|| out.write_all(data).and_then(|()| out.flush())),
+            None => out.write_all(data).and_then(|()| out.flush()),
+        }
+    }
 }
 
-impl Bar {
-    fn clear(&mut self) {
-        if self.drawn.take().is_some() {
-            eprint!("\r\x1b[K");
-        }
+/// `data` with each line prefixed by `tag` (GNU parallel's `--tag`); a last line without its
+/// newline is tagged too.
+fn tagged(tag: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + tag.len() * 4);
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(tag);
+        out.extend_from_slice(line);
     }
-
-    fn draw(&mut self, done: usize, total: usize) {
-        let now = Instant::now();
-        if self
-            .drawn
-            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(100))
-            && done < total
-        {
-            return;
-        }
-        let frac = if total == 0 {
-            1.0
-        } else {
-            done as f64 / total as f64
-        };
-        let width = 30;
-        let filled = (frac * width as f64) as usize;
-        let elapsed = self.began.elapsed().as_secs_f64();
-        let eta = if done > 0 {
-            format!("{:.0}s", elapsed * (total - done) as f64 / done as f64)
-        } else {
-            "?".into()
-        };
-        eprint!(
-            "\r\x1b[K[{}{}] {done}/{total} {:.0}% ETA {eta}",
-            "#".repeat(filled),
-            ".".repeat(width - filled),
-            frac * 100.0
-        );
-        self.drawn = Some(now);
-    }
+    out
 }
 
 impl Observer for Printer {
@@ -301,11 +465,7 @@ impl Observer for Printer {
             }
             out.flush()
         } else if self.verbose {
-            if let Some(bar) = &mut self.progress {
-                bar.clear();
-            }
-            eprint!("{plan}");
-            Ok(())
+            self.write(&mut io::stderr(), plan.to_string().as_bytes())
         } else {
             Ok(())
         }
@@ -315,17 +475,20 @@ impl Observer for Printer {
         if self.plan_only {
             return Ok(());
         }
-        if let Some(bar) = &mut self.progress {
-            bar.clear();
+        if self.tag {
+            let tag = Self::tag_of(&job.args);
+            self.write(&mut io::stdout(), &tagged(&tag, &job.stdout))?;
+            self.write(&mut io::stderr(), &tagged(&tag, &job.stderr))?;
+        } else {
+            self.write(&mut io::stdout(), &job.stdout)?;
+            self.write(&mut io::stderr(), &job.stderr)?;
         }
-        io::stdout().write_all(&job.stdout)?;
-        io::stdout().flush()?;
-        io::stderr().write_all(&job.stderr)?;
         if job.stopped == Some(Stopped::TimedOut) {
-            eprintln!(
-                "amorsize: job {} timed out and was stopped: {}",
+            let line = format!(
+                "amorsize: job {} timed out and was stopped: {}\n",
                 job.seq, job.command
             );
+            self.write(&mut io::stderr(), line.as_bytes())?;
         }
         // Jobs cut short by an interruption are not logged: `--resume` runs them again.
         if job.stopped != Some(Stopped::Cancelled) {
@@ -336,11 +499,42 @@ impl Observer for Printer {
         Ok(())
     }
 
-    fn progress(&mut self, done: usize, total: usize) {
-        if let Some(bar) = &mut self.progress {
-            bar.draw(done, total);
+    fn line(&mut self, line: &OutputLine) -> io::Result<()> {
+        if self.plan_only {
+            return Ok(());
+        }
+        if self.tag {
+            let tagged = tagged(&Self::tag_of(&line.args), &line.line);
+            self.write(&mut io::stdout(), &tagged)
+        } else {
+            self.write(&mut io::stdout(), &line.line)
         }
     }
+
+    fn progress(&mut self, done: usize, total: Option<usize>) {
+        if let Some(bar) = &self.progress {
+            if let Some(total) = total {
+                bar.set_length(total as u64);
+            }
+            bar.set_position(done as u64);
+        }
+    }
+}
+
+/// The progress display of `--bar` and `--eta`, drawn by indicatif on standard error (only
+/// when it is a terminal).
+fn progress_bar(bar: bool, eta: bool, total: usize) -> ProgressBar {
+    let template = match (bar, eta) {
+        (true, true) => "{wide_bar} {pos}/{len} {percent}% ETA {eta}",
+        (true, false) => "{wide_bar} {pos}/{len} {percent}%",
+        _ => "{pos}/{len} jobs done, ETA {eta} ({per_sec})",
+    };
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("#>.");
+    let pb = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    pb.set_style(style);
+    pb
 }
 
 /// Opens the job log; with `--resume`, reads which jobs to skip first.
@@ -372,13 +566,12 @@ fn open_log(path: &PathBuf, resume: &Resume) -> anyhow::Result<(File, BTreeSet<u
 
 /// Runs the command over the inputs.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut options = Options::from_args(args)?;
-    let inputs = match std::mem::replace(&mut options.source, Source::Listed(Vec::new())) {
-        Source::Listed(v) => v,
-        Source::Stdin { null } => {
-            read_inputs(io::stdin().lock(), null).context("cannot read inputs from stdin")?
-        }
-    };
+    let raw = parse(args.words)?;
+    if raw.help {
+        io::stdout().write_all(HELP.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut options = Options::from_raw(raw)?;
     let mut log = None;
     if let Some(path) = &options.joblog {
         if !options.plan {
@@ -387,15 +580,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             options.run = options.run.skip(skip);
         }
     }
-    if inputs.is_empty() && options.plan {
-        writeln!(
-            io::stdout(),
-            "no inputs: nothing to sample, nothing to plan"
-        )?;
-        return Ok(ExitCode::SUCCESS);
-    }
 
-    // Registered only now: an interruption while inputs are read just ends the program.
     let cancel = Arc::new(AtomicUsize::new(0));
     for signal in [
         signal_hook::consts::SIGINT,
@@ -405,26 +590,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register_usize(signal, Arc::clone(&cancel), signal as usize)
             .context("cannot install the signal handlers")?;
     }
+    let sources = std::mem::take(&mut options.sources);
+    let mut inputs = source::open(sources, &options.reading, Arc::clone(&cancel))?;
+    let mut progress = None;
+    if options.bar || options.eta {
+        // A bar needs the total: the inputs are read whole first, as GNU parallel does.
+        if inputs.known_len().is_none() {
+            let all: Vec<Record> = inputs
+                .into_records()
+                .collect::<io::Result<_>>()
+                .context("cannot read the inputs")?;
+            inputs = Inputs::from_records(all);
+        }
+        progress = Some(progress_bar(
+            options.bar,
+            options.eta,
+            inputs.known_len().unwrap_or(0),
+        ));
+    }
 
     let mut printer = Printer {
         log,
         plan_only: options.plan,
         json: options.json,
         verbose: options.verbose,
-        progress: options.progress.then(|| Bar {
-            began: Instant::now(),
-            drawn: None,
-        }),
+        tag: options.tag,
+        progress,
     };
     let result = command::run(
         &options.template,
-        &inputs,
+        inputs,
         &options.run,
         &cancel,
         &mut printer,
     );
-    if let Some(bar) = &mut printer.progress {
-        bar.clear();
+    if let Some(bar) = &printer.progress {
+        bar.finish_and_clear();
     }
     let summary = match result {
         Ok(s) => s,
@@ -434,17 +635,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_summary(&summary);
     }
     if options.plan && summary.plan.is_none() && !options.json {
-        writeln!(
-            io::stdout(),
-            "every input was done before: nothing to sample, nothing to plan"
-        )?;
+        let nothing_ran = summary.succeeded + summary.failed + summary.cancelled == 0;
+        if summary.skipped == 0 && nothing_ran {
+            writeln!(
+                io::stdout(),
+                "no inputs: nothing to sample, nothing to plan"
+            )?;
+        } else {
+            writeln!(
+                io::stdout(),
+                "every input was done before: nothing to sample, nothing to plan"
+            )?;
+        }
     }
     Ok(ExitCode::from(summary.exit_code()))
 }
 
 /// Prints a library error; the status says what kind: 127 for a missing command (as shells),
 /// 126 for one that cannot be executed, 255 for anything else (as GNU parallel).
-fn report_error(err: &amorsize::Error) -> ExitCode {
+fn report_error(err: &amorsize_run::Error) -> ExitCode {
     if let Some(io) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<io::Error>()) {
         if io.kind() == io::ErrorKind::BrokenPipe {
             return ExitCode::SUCCESS;
@@ -515,12 +724,46 @@ mod tests {
         assert!(duration("x").is_err());
     }
 
+    fn words(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
     #[test]
-    fn inputs_split_on_the_separator() {
-        let v = read_inputs(&b"a b\n\nc\n"[..], false).unwrap();
-        assert_eq!(v, ["a b", "", "c"]);
-        let v = read_inputs(&b"a\nb\0c\0"[..], true).unwrap();
-        assert_eq!(v, ["a\nb", "c"]);
-        assert!(read_inputs(&b""[..], false).unwrap().is_empty());
+    fn options_come_in_any_order_and_any_form() {
+        let raw = parse(words(&["-j1", "-k", "--tag", "echo", "-j2", ":::", "a"])).unwrap();
+        assert_eq!(raw.jobs.as_deref(), Some("1"));
+        assert!(raw.keep_order && raw.tag);
+        assert_eq!(raw.command, words(&["echo", "-j2"]));
+        assert_eq!(raw.sources, [Source::Values(words(&["a"]))]);
+        let raw = parse(words(&["-j", "-1", "--jobs=+2", "-kXN3", "--", "-x"])).unwrap();
+        assert_eq!(raw.jobs.as_deref(), Some("+2"));
+        assert_eq!(raw.max_args.as_deref(), Some("3"));
+        assert!(raw.keep_order && raw.xargs);
+        assert_eq!(raw.command, words(&["-x"]));
+        assert!(parse(words(&["--frobnicate", "echo"])).is_err());
+        assert!(parse(words(&["-j"])).is_err());
+    }
+
+    #[test]
+    fn several_sources_keep_their_order() {
+        let raw = parse(words(&[
+            "echo", ":::", "a", "b", "::::", "f", "g", ":::", "c",
+        ]))
+        .unwrap();
+        assert_eq!(
+            raw.sources,
+            [
+                Source::Values(words(&["a", "b"])),
+                Source::File("f".into()),
+                Source::File("g".into()),
+                Source::Values(words(&["c"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_prefix_every_line() {
+        assert_eq!(tagged(b"a\t", b"x\ny"), b"a\tx\na\ty");
+        assert_eq!(tagged(b"a\t", b""), b"");
     }
 }

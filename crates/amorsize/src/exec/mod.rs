@@ -1,4 +1,4 @@
-//! Runs a plan: a plain loop, a rayon pool, worker processes or shell commands. This is the
+//! Runs a plan: a plain loop, a rayon pool or worker processes. This is the
 //! only module that starts threads or processes.
 //!
 //! # Threads
@@ -38,9 +38,6 @@ mod batch;
 mod budget;
 pub(crate) mod calibrate;
 mod check;
-// Starts shell commands in process groups and signals them: Unix only.
-#[cfg(unix)]
-pub mod command;
 mod pool;
 pub mod process;
 mod progress;

@@ -6,8 +6,8 @@
 //! the table, then reaps it. The controller signals process groups only while holding the
 //! table, so it never signals a group whose leader has been reaped (whose id could be reused).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::OsString;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,9 +17,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::decide::{self, CommandPlan, Fixed, Limits};
 use super::job::{self, JobRecord, Spec, Stopped};
 use super::measure::{self, Obs};
-use super::template::Template;
-use super::{sys, Adaptation, Observer, RunOptions, Summary};
-use crate::exec::command::halt::{Halt, HaltHow};
+use super::template::{Record, Template};
+use super::{sys, Adaptation, Inputs, Observer, OutputLine, RunOptions, Summary};
+use crate::halt::{Halt, HaltHow};
 use crate::{Error, ErrorKind, Result};
 
 /// After a job is sent SIGTERM (or the interrupting signal), it gets this long to exit before
@@ -57,9 +57,30 @@ const RUN: u8 = 0;
 const DRAIN: u8 = 1;
 const KILL: u8 = 2;
 
-/// The jobs still to hand out.
+/// With `--dry-run` and `{+}`, `-X` or `-m`, inputs per command line at most (fewer when the
+/// command line is full): nothing is measured, so the command line's length decides, as in
+/// GNU parallel.
+const DRY_RUN_BATCH: usize = 10_000;
+
+/// The jobs still to hand out, and the inputs read but not yet handed out.
 struct Queue<'s> {
+    /// Inputs taken from the buffer (handed out or skipped): the index of the next one.
     next_input: usize,
+    /// Inputs read from the source, not yet handed out.
+    buffer: VecDeque<Record>,
+    /// Inputs read from the source so far.
+    read: usize,
+    /// Set once the source has ended (or failed).
+    exhausted: bool,
+    /// Set while a worker reads from the source (with this lock released).
+    reading: bool,
+    read_error: Option<std::io::Error>,
+    /// Job slots free for `{%}`, and the next new one.
+    free_slots: BTreeSet<usize>,
+    next_slot: usize,
+    /// Sum and count of the argument bytes of the inputs handed out (with `{+}`, `-X`, `-m`).
+    cost_sum: usize,
+    cost_n: usize,
     next_seq: usize,
     /// Batch sizes of the sample jobs still to hand out.
     sample: std::collections::VecDeque<usize>,
@@ -80,32 +101,71 @@ struct Queue<'s> {
 enum Next {
     Job(Spec),
     Wait,
+    /// The buffer holds fewer than this many inputs and the source has more: read.
+    Read(usize),
     Done,
 }
 
 impl Queue<'_> {
-    fn next(&mut self, template: &Template, inputs: &[OsString]) -> Next {
+    /// Whether every input has been handed out.
+    fn drained(&self) -> bool {
+        self.exhausted && self.buffer.is_empty()
+    }
+
+    /// Inputs not yet handed out: exact once the source has ended or when its length is
+    /// known; for a stream still open, what is buffered but at least [`UNKNOWN_LEFT`].
+    fn left(&self, len: Option<usize>) -> usize {
+        if self.exhausted {
+            self.buffer.len()
+        } else {
+            len.map_or(self.buffer.len().max(UNKNOWN_LEFT), |n| {
+                n.saturating_sub(self.read) + self.buffer.len()
+            })
+        }
+    }
+
+    fn next(&mut self, template: &Template) -> Next {
         loop {
-            if self.next_input >= inputs.len() {
-                return Next::Done;
-            }
             // A sample entry is used up only by a job that runs (not by one skipped).
             let (size, sampled) = match self.sample.front() {
                 Some(&size) => (size, true),
-                None if self.gated => return Next::Wait,
+                // While the sample runs, an idle worker reads ahead, so that the plan knows
+                // how many inputs a short stream holds (or that a long one holds many).
+                None if self.gated && !self.drained() => {
+                    return if !self.exhausted && self.buffer.len() < LOOKAHEAD {
+                        Next::Read(LOOKAHEAD_CHUNK.min(LOOKAHEAD - self.buffer.len()))
+                    } else {
+                        Next::Wait
+                    };
+                }
                 None => (self.batch, false),
             };
-            let start = self.next_input;
-            let mut end = start;
-            let mut bytes = 0;
-            while end < inputs.len() && end - start < size {
-                let cost = template.input_cost(&inputs[end]);
-                if end > start && bytes + cost > self.budget {
-                    break;
-                }
-                bytes += cost;
-                end += 1;
+            if self.buffer.len() < size && !self.exhausted {
+                return Next::Read(size - self.buffer.len());
             }
+            if self.buffer.is_empty() {
+                return Next::Done;
+            }
+            let start = self.next_input;
+            let mut records = Vec::with_capacity(size.min(self.buffer.len()));
+            let mut bytes = 0;
+            let counting = template.batches() || size > 1;
+            while records.len() < size {
+                let Some(record) = self.buffer.front() else {
+                    break;
+                };
+                if counting {
+                    let cost = template.input_cost(record);
+                    if !records.is_empty() && bytes + cost > self.budget {
+                        break;
+                    }
+                    bytes += cost;
+                    self.cost_sum = self.cost_sum.saturating_add(cost);
+                    self.cost_n += 1;
+                }
+                records.extend(self.buffer.pop_front());
+            }
+            let end = start + records.len();
             let seq = self.next_seq;
             self.next_seq += 1;
             self.next_input = end;
@@ -118,10 +178,19 @@ impl Queue<'_> {
                 self.sample.pop_front();
                 self.sample_dispatched += 1;
             }
+            let slot = match self.free_slots.pop_first() {
+                Some(slot) => slot,
+                None => {
+                    self.next_slot += 1;
+                    self.next_slot - 1
+                }
+            };
             return Next::Job(Spec {
                 seq,
                 inputs: start..end,
+                records,
                 sampled,
+                slot,
             });
         }
     }
@@ -136,12 +205,18 @@ struct Running {
 
 enum Msg {
     Done(Box<JobRecord>, bool),
+    Line(OutputLine),
     Failed(Spec, std::io::Error, &'static str),
 }
 
 struct Shared<'s> {
     template: &'s Template,
-    inputs: &'s [OsString],
+    /// The source; read only by the worker that set [`Queue::reading`].
+    source: Mutex<Box<dyn Iterator<Item = std::io::Result<Record>> + Send + 's>>,
+    /// The source's length, when known.
+    len: Option<usize>,
+    dry_run: bool,
+    line_buffer: bool,
     queue: Mutex<Queue<'s>>,
     wake: Condvar,
     running: Mutex<HashMap<usize, Running>>,
@@ -180,15 +255,56 @@ impl Shared<'_> {
                 q.threads -= 1;
                 return None;
             }
-            match q.next(self.template, self.inputs) {
+            match q.next(self.template) {
                 Next::Job(spec) => return Some(spec),
                 Next::Done => {
                     q.threads -= 1;
                     return None;
                 }
                 Next::Wait => q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Next::Read(_) if q.reading => {
+                    q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner())
+                }
+                Next::Read(want) => {
+                    // Read with the queue released, so that the controller and the other
+                    // workers go on while the source is slow (a pipe still being written).
+                    q.reading = true;
+                    drop(q);
+                    let mut got = Vec::with_capacity(want.min(1024));
+                    let mut end = None;
+                    {
+                        let mut source = lock(&self.source);
+                        while got.len() < want {
+                            match source.next() {
+                                Some(Ok(record)) => got.push(record),
+                                Some(Err(e)) => {
+                                    end = Some(Some(e));
+                                    break;
+                                }
+                                None => {
+                                    end = Some(None);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    q = lock(&self.queue);
+                    q.reading = false;
+                    q.read += got.len();
+                    q.buffer.extend(got);
+                    if let Some(e) = end {
+                        q.exhausted = true;
+                        q.read_error = e;
+                    }
+                    self.wake.notify_all();
+                }
             }
         }
+    }
+
+    /// Gives a finished job's slot back.
+    fn free_slot(&self, slot: usize) {
+        lock(&self.queue).free_slots.insert(slot);
     }
 
     /// Counts a finished job and halts the run when `--halt` says so.
@@ -230,16 +346,70 @@ impl Shared<'_> {
 
 fn worker(sh: &Shared) {
     while let Some(spec) = sh.next_job() {
-        let msg = run_job(sh, spec);
+        let slot = spec.slot;
+        let msg = if sh.dry_run {
+            dry_run(sh, spec)
+        } else {
+            run_job(sh, spec)
+        };
+        sh.free_slot(slot);
         if sh.tx.send(msg).is_err() {
             break;
         }
     }
 }
 
+/// A job of `--dry-run`: its command line is its output; nothing starts.
+fn dry_run(sh: &Shared, spec: Spec) -> Msg {
+    let command = sh.template.display(&spec.job());
+    let mut stdout = command.clone().into_bytes();
+    stdout.push(b'\n');
+    let record = JobRecord {
+        seq: spec.seq,
+        inputs: spec.inputs.clone(),
+        args: spec.records.iter().flatten().cloned().collect(),
+        slot: spec.slot,
+        command,
+        start: std::time::SystemTime::now(),
+        runtime: Duration::ZERO,
+        cpu: Duration::ZERO,
+        max_rss: 0,
+        exit: job::Exit::Code(0),
+        stopped: None,
+        stdout,
+        stderr: Vec::new(),
+    };
+    sh.count(true);
+    Msg::Done(Box::new(record), false)
+}
+
+/// Sends each whole line of a job's standard output to the controller as the job writes it,
+/// until every process holding the pipe has closed it.
+fn stream_lines(sh: &Shared, spec: &Spec, pipe: std::process::ChildStdout) {
+    use std::io::BufRead;
+    let args: std::sync::Arc<[std::ffi::OsString]> =
+        spec.records.iter().flatten().cloned().collect();
+    let mut reader = std::io::BufReader::new(pipe);
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let msg = Msg::Line(OutputLine {
+                    seq: spec.seq,
+                    args: std::sync::Arc::clone(&args),
+                    line,
+                });
+                if sh.tx.send(msg).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 fn run_job(sh: &Shared, spec: Spec) -> Msg {
-    let inputs = &sh.inputs[spec.inputs.clone()];
-    let started = match job::start(sh.template, inputs) {
+    let mut started = match job::start(sh.template, &spec.job(), sh.line_buffer) {
         Ok(s) => s,
         Err(e) => return Msg::Failed(spec, e, "cannot start"),
     };
@@ -260,6 +430,9 @@ fn run_job(sh: &Shared, spec: Spec) -> Msg {
         }
         running.insert(spec.seq, entry);
     }
+    if let Some(pipe) = started.pipe.take() {
+        stream_lines(sh, &spec, pipe);
+    }
     let waited = sys::wait_ended(pid);
     let stopped = {
         let mut running = lock(&sh.running);
@@ -276,7 +449,7 @@ fn run_job(sh: &Shared, spec: Spec) -> Msg {
     }
     match job::finish(started) {
         Ok(ended) => {
-            let command = sh.template.display(inputs);
+            let command = sh.template.display(&spec.job());
             let sampled = spec.sampled;
             let record = ended.into_record(&spec, command, stopped);
             if record.stopped != Some(Stopped::Cancelled) {
@@ -325,11 +498,12 @@ impl Delivery<'_> {
 }
 
 /// The controller's bookkeeping.
-struct Controller<'s, 'o> {
-    sh: &'s Shared<'s>,
+struct Controller<'a, 's, 'o> {
+    sh: &'a Shared<'s>,
     options: &'s RunOptions,
     observer: &'o mut dyn Observer,
     limits: Limits,
+    budget: usize,
     fixed: Fixed,
     start_cost: (f64, bool),
     delivery: Delivery<'s>,
@@ -352,7 +526,7 @@ struct Controller<'s, 'o> {
     error: Option<Error>,
 }
 
-impl Controller<'_, '_> {
+impl Controller<'_, '_, '_> {
     fn fail(&mut self, err: Error) {
         if self.error.is_none() {
             self.error = Some(err);
@@ -370,6 +544,14 @@ impl Controller<'_, '_> {
     fn handle(&mut self, msg: Msg) {
         let (job, sampled) = match msg {
             Msg::Done(job, sampled) => (*job, sampled),
+            Msg::Line(line) => {
+                if let Err(e) = self.observer.line(&line) {
+                    self.fail(
+                        Error::new(ErrorKind::Io, "cannot write a job's output").with_source(e),
+                    );
+                }
+                return;
+            }
             Msg::Failed(spec, e, what) => {
                 let err = start_error(self.sh.template, &spec, e, what);
                 self.fail(err);
@@ -386,7 +568,7 @@ impl Controller<'_, '_> {
         self.done_inputs += job.inputs.len();
         let skipped = lock(&self.sh.queue).skipped_inputs;
         self.observer
-            .progress(self.done_inputs + skipped, self.sh.inputs.len());
+            .progress(self.done_inputs + skipped, self.sh.len);
         let obs = Obs::of(&job);
         if sampled && !self.decided {
             self.sample.push(obs);
@@ -406,12 +588,13 @@ impl Controller<'_, '_> {
         if self.decided {
             return;
         }
-        let (ready, left) = {
+        let (ready, left, mean_cost) = {
             let q = lock(&self.sh.queue);
-            let sample_out = q.sample.is_empty() || q.next_input >= self.sh.inputs.len();
+            let sample_out = q.sample.is_empty() || q.drained();
             (
                 sample_out && self.sample_received == q.sample_dispatched,
-                self.sh.inputs.len() - q.next_input,
+                q.left(self.sh.len),
+                (q.cost_n > 0).then(|| q.cost_sum / q.cost_n),
             )
         };
         if !(ready || at_end) {
@@ -448,6 +631,10 @@ impl Controller<'_, '_> {
             }
         } else {
             let (cost, fallback) = self.start_cost;
+            if self.sh.template.batches() {
+                self.limits.inputs_per_command_line =
+                    mean_cost.map(|c| (self.budget / c.max(1)).max(1));
+            }
             let mut m = measure::summarize(&self.sample, cost);
             m.start_cost_fallback = fallback;
             let plan = decide::decide(&m, &self.limits, left, self.fixed);
@@ -480,7 +667,7 @@ impl Controller<'_, '_> {
     /// waiting work and asks for still more jobs, which a throughput that stays flat refutes.
     fn maybe_adapt(&mut self) {
         let Some(plan) = &self.plan else { return };
-        if self.options.jobs.is_some() || self.sh.state() != RUN {
+        if self.fixed.jobs.is_some() || self.sh.state() != RUN {
             return;
         }
         let current = lock(&self.sh.queue).limit;
@@ -491,10 +678,7 @@ impl Controller<'_, '_> {
             return;
         };
         let m = measure::summarize(&std::mem::take(&mut self.window), plan.measured.start_cost);
-        let left = {
-            let q = lock(&self.sh.queue);
-            self.sh.inputs.len() - q.next_input
-        };
+        let left = lock(&self.sh.queue).left(self.sh.len);
         // Near the end the jobs left, not the measurements, bound the count: nothing to adapt.
         if left < 2 * current * plan.batch.get() {
             return;
@@ -590,33 +774,77 @@ fn start_error(template: &Template, spec: &Spec, e: std::io::Error, what: &str) 
     .with_source(e)
 }
 
+/// The most jobs the limits allow at once (`-j 0`): open files, half of `ulimit -u`, and
+/// [`MAX_OVERSUBSCRIPTION`](decide::MAX_OVERSUBSCRIPTION) × the CPUs.
+fn max_jobs(limits: &Limits) -> usize {
+    let mut max = decide::MAX_OVERSUBSCRIPTION * limits.cpus.max(1);
+    if let Some(n) = limits.open_files_limit {
+        max = max.min((n.saturating_sub(decide::RESERVED_FILES) / decide::FILES_PER_JOB) as usize);
+    }
+    if let Some(n) = limits.process_limit {
+        max = max.min(
+            (n as f64 * decide::PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1),
+        );
+    }
+    max.max(1)
+}
+
+/// Inputs planned for when a stream's end has not been seen yet: the library's assumption for
+/// iterators of unknown length.
+const UNKNOWN_LEFT: usize = amorsize::plan::ASSUMED_ITEMS;
+
+/// Inputs read ahead of the jobs while the sample runs, at most: a stream that ends within
+/// them is planned for its exact length; memory stays bounded by them.
+const LOOKAHEAD: usize = UNKNOWN_LEFT;
+
+/// Inputs read ahead in one go, so that the plan can see how far the reading got.
+const LOOKAHEAD_CHUNK: usize = 256;
+
 pub(crate) fn run(
     template: &Template,
-    inputs: &[OsString],
+    inputs: Inputs<'_>,
     options: &RunOptions,
     cancel: &AtomicUsize,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
     let began = Instant::now();
     let budget = measure::arg_budget(template);
-    let limits = measure::limits(template, inputs, budget);
+    let limits = measure::limits(template, None, budget);
+    let dry = options.dry_run;
+    let user_jobs = if dry {
+        // One at a time: the lines come out in job order, as GNU parallel prints them.
+        Some(NonZeroUsize::MIN)
+    } else {
+        options
+            .jobs
+            .resolve(limits.cpus, max_jobs(&limits))
+            .and_then(NonZeroUsize::new)
+    };
+    let user_batch = match options.batch {
+        None if dry && template.batches() => NonZeroUsize::new(DRY_RUN_BATCH),
+        b => b,
+    };
     let fixed = Fixed {
-        jobs: options.jobs,
-        batch: options.batch,
+        jobs: user_jobs,
+        batch: user_batch,
         batches: template.batches(),
     };
-    let auto_batch = template.batches() && options.batch.is_none();
-    let deciding = options.jobs.is_none() || auto_batch || options.plan_only;
-    let concurrency = options.jobs.map_or(limits.cpus, |j| j.get());
+    let auto_batch = template.batches() && user_batch.is_none();
+    let deciding = !dry && (user_jobs.is_none() || auto_batch || options.plan_only);
+    let concurrency = user_jobs.map_or(limits.cpus, |j| j.get());
     // With an automatic batch, two jobs of each size, so that the fastest of each can be used.
     let min_sample = if auto_batch {
         2 * MIN_SAMPLE_JOBS
     } else {
         MIN_SAMPLE_JOBS
     };
-    let sample_jobs = concurrency.min(limits.cpus).max(min_sample);
-    let batch = options.batch.map_or(1, |b| b.get());
-    let sample: std::collections::VecDeque<usize> = (0..sample_jobs)
+    let sample_jobs = if deciding {
+        concurrency.min(limits.cpus).max(min_sample)
+    } else {
+        0
+    };
+    let batch = user_batch.map_or(1, |b| b.get());
+    let sample: VecDeque<usize> = (0..sample_jobs)
         .map(|k| {
             if auto_batch && k % 2 == 1 {
                 SAMPLE_BATCH
@@ -625,16 +853,33 @@ pub(crate) fn run(
             }
         })
         .collect();
-    let start_cost = match measure::start_cost() {
-        Some(c) => (c, false),
-        None => (measure::FALLBACK_START_COST, true),
+    let start_cost = if dry {
+        (0.0, false)
+    } else {
+        match measure::start_cost() {
+            Some(c) => (c, false),
+            None => (measure::FALLBACK_START_COST, true),
+        }
     };
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = crossbeam_channel::unbounded();
+    let Inputs { iter, len } = inputs;
     let shared = Shared {
         template,
-        inputs,
+        source: Mutex::new(iter),
+        len,
+        dry_run: dry,
+        line_buffer: options.line_buffer,
         queue: Mutex::new(Queue {
             next_input: 0,
+            buffer: VecDeque::new(),
+            read: 0,
+            exhausted: false,
+            reading: false,
+            read_error: None,
+            free_slots: BTreeSet::new(),
+            next_slot: 1,
+            cost_sum: 0,
+            cost_n: 0,
             next_seq: 1,
             sample,
             sample_dispatched: 0,
@@ -660,6 +905,7 @@ pub(crate) fn run(
         options,
         observer,
         limits,
+        budget,
         fixed,
         start_cost,
         delivery: Delivery {
@@ -690,7 +936,7 @@ pub(crate) fn run(
             // Keep as many workers as jobs allowed at once.
             let spawn = {
                 let mut q = lock(&shared.queue);
-                let more = if shared.state() == RUN && q.next_input < inputs.len() {
+                let more = if shared.state() == RUN && !q.drained() {
                     q.limit.saturating_sub(q.threads)
                 } else {
                     0
@@ -734,6 +980,13 @@ pub(crate) fn run(
         Ok(())
     })?;
     if ctl.error.is_none() {
+        if let Some(e) = lock(&shared.queue).read_error.take() {
+            ctl.fail(
+                Error::new(ErrorKind::Io, format!("cannot read the inputs: {e}")).with_source(e),
+            );
+        }
+    }
+    if ctl.error.is_none() {
         ctl.maybe_decide(true);
     }
     if let Err(e) = ctl.delivery.flush(ctl.observer) {
@@ -748,7 +1001,7 @@ pub(crate) fn run(
         failed: ctl.failed,
         cancelled: ctl.cancelled,
         skipped: q.skipped_jobs,
-        not_run: inputs.len() - q.next_input,
+        not_run: q.buffer.len() + len.map_or(0, |n| n.saturating_sub(q.read)),
         interrupted: ctl.interrupted,
         halted: shared.halted.load(Ordering::SeqCst),
         plan: ctl.plan.take(),

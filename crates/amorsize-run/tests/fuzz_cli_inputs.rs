@@ -1,18 +1,18 @@
 //! Generated-input fuzzing of what `amorsize run` parses from its user: the command template
-//! (`{}`, `{+}`, shell scripts), `--halt` values and job logs read back for `--resume`. Every
+//! (replacement strings, shell scripts), `--halt` values and job logs read back for `--resume`. Every
 //! call must return (no panic, no hang) and every accepted input must behave.
 //!
-//! The long run behind the figures in `RELIABILITY.md`:
+//! The long run:
 //!
 //! ```sh
-//! AMORSIZE_FUZZ_ITERS=1000000 cargo test --release -p amorsize --test fuzz_cli_inputs -- --nocapture
+//! AMORSIZE_FUZZ_ITERS=1000000 cargo test --release -p amorsize-run --test fuzz_cli_inputs -- --nocapture
 //! ```
 
 // The command runner is Unix-only.
 #![cfg(unix)]
 #![allow(clippy::print_stdout)] // The figures are printed for the record (`--nocapture`).
 
-use amorsize::exec::command::{joblog, Halt, Placeholder, Template};
+use amorsize_run::{joblog, Halt, Job, Placeholder, Record, Template};
 use std::ffi::OsString;
 use std::io::Cursor;
 
@@ -42,6 +42,15 @@ const CLI: Corpus = Corpus {
     dictionary: &[
         "{}",
         "{+}",
+        "{.}",
+        "{/}",
+        "{//}",
+        "{/.}",
+        "{#}",
+        "{%}",
+        "{1}",
+        "{2/.}",
+        "\u{3}",
         "{",
         "}",
         "{{}}",
@@ -88,30 +97,47 @@ fn command_templates() {
         let Ok(template) = Template::parse(words.iter().copied()) else {
             return false;
         };
-        let inputs: Vec<OsString> = inputs.split('\n').map(OsString::from).collect();
-        let argv = template.argv(&inputs);
+        let inputs: Vec<Record> = inputs
+            .split('\n')
+            .map(|i| i.split('\u{3}').map(OsString::from).collect())
+            .collect();
+        let job = Job {
+            inputs: &inputs,
+            seq: 1,
+            slot: 1,
+        };
+        let argv = template.argv(&job);
         assert!(!argv.is_empty(), "a job always has a program");
-        if !words[0].contains("{}") && !words[0].contains("{+}") {
+        if !words[0].contains('{') {
             // (`{}` in the program word is substituted too, as GNU parallel does.)
             assert_eq!(argv[0], template.program());
         }
-        let _ = template.display(&inputs);
-        for input in &inputs {
+        let _ = template.display(&job);
+        // Unless a replacement string takes part of it (`{.}`, `{/}`, `{2}`) or none takes it
+        // (`{#}` alone), the input reaches the command whole.
+        let whole = words.iter().any(|w| w.contains("{}") || w.contains("{+}"))
+            || !words.iter().any(|w| w.contains('{'));
+        for input in inputs.iter().filter(|_| whole) {
             // The argument area an input takes is at least the input itself.
-            assert!(template.input_cost(input) >= input.len());
+            let len: usize = input.iter().map(|v| v.len()).sum();
+            assert!(template.input_cost(input) >= len);
         }
         if !template.uses_shell() && template.placeholder() != Placeholder::Many {
             // One input per job: every input reaches the command as (part of) an argument.
-            let one = &inputs[..1];
-            let argv = template.argv(one);
+            let one = Job {
+                inputs: &inputs[..1],
+                ..job
+            };
+            let argv = template.argv(&one);
             let joined: Vec<u8> = argv
                 .iter()
                 .flat_map(|a| a.as_encoded_bytes().to_vec())
                 .collect();
-            let needle = one[0].as_encoded_bytes();
+            let needle = inputs[0][0].as_encoded_bytes();
             assert!(
-                needle.is_empty() || joined.windows(needle.len()).any(|w| w == needle),
-                "the input {one:?} is in {argv:?}"
+                !whole || needle.is_empty() || joined.windows(needle.len()).any(|w| w == needle),
+                "the input {:?} is in {argv:?}",
+                inputs[0]
             );
         }
         true

@@ -10,7 +10,7 @@ use crate::{Error, ErrorKind};
 /// # Examples
 ///
 /// ```
-/// use amorsize::exec::command::Halt;
+/// use amorsize_run::Halt;
 ///
 /// let h: Halt = "now,fail=1".parse().unwrap();
 /// assert!(h.triggered(1, 0).is_some());

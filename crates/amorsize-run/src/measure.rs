@@ -1,15 +1,14 @@
 //! From finished jobs to [`Measured`] figures, the one-off process start probe, and the limits
 //! of this process (`ulimit -u`, `ulimit -n`, the argument-length budget).
 
-use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
 use super::decide::{Limits, Measured};
 use super::job::{self, JobRecord};
 use super::sys;
-use super::template::Template;
-use crate::model::Seconds;
+use super::template::{Job, Template};
+use amorsize::model::Seconds;
 
 /// One job's figures.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +129,12 @@ pub(crate) fn start_cost() -> Option<Seconds> {
         let template = Template::parse(["true"]).ok()?;
         let mut times = Vec::with_capacity(START_PROBES);
         for _ in 0..START_PROBES {
-            let started = job::start(&template, &[]).ok()?;
+            let none = Job {
+                inputs: &[],
+                seq: 1,
+                slot: 1,
+            };
+            let started = job::start(&template, &none, false).ok()?;
             sys::wait_ended(started.pid).ok()?;
             let ended = job::finish(started).ok()?;
             if ended.status != sys::Status::Exited(0) {
@@ -144,10 +148,10 @@ pub(crate) fn start_cost() -> Option<Seconds> {
 }
 
 /// POSIX asks `xargs` to leave 2048 bytes of `ARG_MAX` free (XCU xargs, "-s size"); so do we.
-pub const ARG_HEADROOM: usize = 2048;
+pub(crate) const ARG_HEADROOM: usize = 2048;
 
 /// `ARG_MAX` as the standard guarantees at least (`_POSIX_ARG_MAX`), used when `sysconf` fails.
-pub const FALLBACK_ARG_MAX: usize = 4096;
+pub(crate) const FALLBACK_ARG_MAX: usize = 4096;
 
 /// Bytes of the argument area one job's inputs may take: `ARG_MAX` less the environment, the
 /// headroom and the command's own words; for a shell script, also no more than one argument
@@ -167,19 +171,14 @@ pub(crate) fn arg_budget(template: &Template) -> usize {
     }
 }
 
-/// The limits this run works within.
-pub(crate) fn limits(template: &Template, inputs: &[OsString], budget: usize) -> Limits {
-    let machine = crate::probe::machine();
+/// The limits this run works within; `mean_cost` is the mean [`Template::input_cost`] of the
+/// inputs seen so far, when there are some.
+pub(crate) fn limits(template: &Template, mean_cost: Option<usize>, budget: usize) -> Limits {
+    let machine = amorsize::probe::machine();
     let mut cpus = machine.affinity_cpus().max(1);
     if let Some(q) = machine.quota_workers() {
         cpus = cpus.min(q);
     }
-    let mean_cost = if inputs.is_empty() {
-        None
-    } else {
-        let total: usize = inputs.iter().map(|i| template.input_cost(i)).sum();
-        Some((total / inputs.len()).max(1))
-    };
     Limits {
         cpus,
         process_limit: sys::process_limit(),
@@ -190,7 +189,7 @@ pub(crate) fn limits(template: &Template, inputs: &[OsString], budget: usize) ->
             .batches()
             .then_some(mean_cost)
             .flatten()
-            .map(|c| (budget / c).max(1)),
+            .map(|c| (budget / c.max(1)).max(1)),
     }
 }
 

@@ -9,9 +9,9 @@ use std::num::NonZeroUsize;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Backend, Costs, Seconds, Transfer, Workload};
-use crate::plan::{self, Caps};
-use crate::{Options, Plan};
+use amorsize::model::{Backend, Costs, Seconds, Transfer, Workload};
+use amorsize::plan::{self, Caps};
+use amorsize::{Options, Plan};
 
 /// What the sampled jobs (and the start-cost probe) measured.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -66,29 +66,24 @@ pub const MAX_OVERSUBSCRIPTION: usize = 64;
 
 /// Of `ulimit -u`, the share the jobs may take: other processes of the same user count against
 /// the same limit, and we cannot see how many there are without reading the system.
-pub const PROCESS_LIMIT_SHARE: f64 = 0.5;
-
-/// Of the available memory, the share the jobs may take by their peak RSS (the rest is left to
-/// the page cache and to other programs): the planner's memory cap applies it
-/// ([`MEMORY_HEADROOM`](crate::model::MEMORY_HEADROOM)).
-pub const MEMORY_SHARE: f64 = crate::model::MEMORY_HEADROOM;
+pub(crate) const PROCESS_LIMIT_SHARE: f64 = 0.5;
 
 /// Open files the runner keeps for itself (standard streams, job log, channels).
-pub const RESERVED_FILES: u64 = 64;
+pub(crate) const RESERVED_FILES: u64 = 64;
 
 /// Files a running job holds in the runner: two output files, and two more while it starts.
-pub const FILES_PER_JOB: u64 = 4;
+pub(crate) const FILES_PER_JOB: u64 = 4;
 
 /// With `{+}`, the fixed cost of an invocation may be at most this share of its time.
-pub const FIXED_COST_SHARE: f64 = 0.05;
+pub(crate) const FIXED_COST_SHARE: f64 = 0.05;
 
 /// With `{+}`, jobs per parallel slot at least, so that the last jobs balance out (the original
 /// library's and Python `Pool.map`'s choice of about four chunks per worker).
-pub const JOBS_PER_SLOT: usize = 4;
+pub(crate) const JOBS_PER_SLOT: usize = 4;
 
 /// Parallelism predicted to gain less than this is refused: the planner's default threshold
 /// (`plan::options::DEFAULT_THRESHOLD`), a margin for the model's error.
-pub const THRESHOLD: f64 = 1.2;
+pub(crate) const THRESHOLD: f64 = 1.2;
 
 /// Why the plan is what it is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,7 +115,7 @@ pub enum Reason {
     },
     /// The user fixed the job count.
     UserJobs,
-    /// The user fixed the batch size.
+    /// The user fixed the inputs per job (`-N`, `--batch`).
     UserBatch,
     /// With `{+}`: the batch size and how it follows from the costs.
     Batched {
@@ -185,7 +180,7 @@ impl fmt::Display for Reason {
                 write!(f, "capped at {jobs} by {what}")
             }
             Reason::UserJobs => f.write_str("job count fixed by -j"),
-            Reason::UserBatch => f.write_str("batch size fixed by --batch"),
+            Reason::UserBatch => f.write_str("inputs per job fixed by -N or --batch"),
             Reason::Batched { fixed, per_input } => write!(
                 f,
                 "an invocation costs {} plus {} per input: batches keep the fixed cost near {:.0}%",
@@ -302,7 +297,7 @@ fn wanted_jobs(m: &Measured, cpus: usize, reasons: &mut Vec<Reason>) -> usize {
 
 /// Decides the job count and batch size for `inputs_left` inputs.
 ///
-/// The job count is the library planner's ([`crate::plan::decide`]): each job is one item of a
+/// The job count is the library planner's ([`amorsize::plan::decide`]): each job is one item of a
 /// workload whose item time is a job's measured wall time and whose CPU demand is its measured
 /// CPU ratio, on the caps of this machine (cores, memory by peak RSS, `ulimit -u`); the runner
 /// adds the open-file cap the planner does not know. The batch size (with `{+}`) is sized here,
@@ -316,11 +311,11 @@ pub(crate) fn decide(
 ) -> CommandPlan {
     let mut reasons = Vec::new();
     let cpus = limits.cpus.max(1);
-    let batch = if !fixed.batches {
-        1
-    } else if let Some(b) = fixed.batch {
+    let batch = if let Some(b) = fixed.batch {
         reasons.push(Reason::UserBatch);
         b.get()
+    } else if !fixed.batches {
+        1
     } else {
         reasons.push(Reason::Batched {
             fixed: m.fixed_per_job,
@@ -359,6 +354,11 @@ pub(crate) fn decide(
         self_parallelism: r.max(1.0),
         result_bytes: m.output_bytes,
         worker_memory: m.peak_rss,
+        memory_source: if m.peak_rss > 0 {
+            amorsize::model::MemorySource::ChildPeak
+        } else {
+            amorsize::model::MemorySource::NotMeasured
+        },
         transfer: Transfer::default(),
         ..Workload::default()
     };
@@ -375,7 +375,8 @@ pub(crate) fn decide(
         cores: cpus,
         cores_source: "CPUs of the affinity mask, within the CPU quota".to_owned(),
         quota: None,
-        // The planner's memory cap keeps MEMORY_SHARE of it.
+        // The planner's memory cap keeps `amorsize::model::MEMORY_HEADROOM` of it for the jobs'
+        // peak RSS (the rest is left to the page cache and to other programs).
         available_memory: limits.available_memory,
         processes: limits.process_limit.map(|n| {
             ((n as f64 * PROCESS_LIMIT_SHARE) as usize / limits.processes_per_job.max(1)).max(1)

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::sys;
-use super::template::Template;
+use super::template::{Job, Record, Template};
 
 /// A job to run: its number and the inputs it takes.
 #[derive(Clone, Debug)]
@@ -19,8 +19,23 @@ pub(crate) struct Spec {
     pub seq: usize,
     /// Indices of its inputs in the whole input.
     pub inputs: Range<usize>,
+    /// The inputs themselves.
+    pub records: Vec<Record>,
     /// Whether the job belongs to the sample the plan is made from.
     pub sampled: bool,
+    /// Its job slot (`{%}`), from 1.
+    pub slot: usize,
+}
+
+impl Spec {
+    /// The template's view of this job.
+    pub fn job(&self) -> Job<'_> {
+        Job {
+            inputs: &self.records,
+            seq: self.seq,
+            slot: self.slot,
+        }
+    }
 }
 
 /// How a job ended.
@@ -50,6 +65,10 @@ pub struct JobRecord {
     pub seq: usize,
     /// Indices of its inputs in the whole input.
     pub inputs: Range<usize>,
+    /// Its inputs' values, in order (what GNU parallel's `--tag` prints).
+    pub args: Vec<OsString>,
+    /// The job slot it ran in (`{%}`), from 1.
+    pub slot: usize,
     /// The command as one line of shell text.
     pub command: String,
     /// When it started.
@@ -98,32 +117,44 @@ pub(crate) struct Started {
     pub pid: i32,
     pub began: Instant,
     start: SystemTime,
-    stdout: File,
+    /// Standard output, captured whole; `None` when it goes to [`Started::pipe`].
+    stdout: Option<File>,
     stderr: File,
+    /// Standard output as a pipe, read line by line while the job runs (`--line-buffer`).
+    pub pipe: Option<std::process::ChildStdout>,
 }
 
 /// Starts the job: stdin from `/dev/null` (inputs come from arguments, and a job must not eat
 /// the runner's own standard input), output into anonymous files, in a new process group so
-/// that a timeout or an interruption can end the job with every process it started.
-pub(crate) fn start(template: &Template, inputs: &[OsString]) -> io::Result<Started> {
-    let argv = template.argv(inputs);
-    let stdout = sys::output_file()?;
+/// that a timeout or an interruption can end the job with every process it started. With
+/// `lines`, standard output is a pipe the caller reads while the job runs.
+pub(crate) fn start(template: &Template, job: &Job, lines: bool) -> io::Result<Started> {
+    let argv = template.argv(job);
+    let stdout = if lines {
+        None
+    } else {
+        Some(sys::output_file()?)
+    };
     let stderr = sys::output_file()?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::null())
-        .stdout(stdout.try_clone()?)
+        .stdout(match &stdout {
+            Some(f) => Stdio::from(f.try_clone()?),
+            None => Stdio::piped(),
+        })
         .stderr(stderr.try_clone()?)
         .process_group(0);
     let start = SystemTime::now();
     let began = Instant::now();
-    let child = cmd.spawn()?;
+    let mut child = cmd.spawn()?;
     Ok(Started {
         pid: child.id() as i32,
         began,
         start,
         stdout,
         stderr,
+        pipe: child.stdout.take(),
     })
 }
 
@@ -146,7 +177,10 @@ pub(crate) fn finish(mut job: Started) -> io::Result<Ended> {
         runtime,
         status,
         usage,
-        stdout: read_all(&mut job.stdout)?,
+        stdout: match &mut job.stdout {
+            Some(f) => read_all(f)?,
+            None => Vec::new(),
+        },
         stderr: read_all(&mut job.stderr)?,
     })
 }
@@ -170,6 +204,8 @@ impl Ended {
         JobRecord {
             seq: spec.seq,
             inputs: spec.inputs.clone(),
+            args: spec.records.iter().flatten().cloned().collect(),
+            slot: spec.slot,
             command,
             start: self.start,
             runtime: self.runtime,

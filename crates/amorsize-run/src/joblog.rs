@@ -127,13 +127,15 @@ pub fn read(input: impl BufRead) -> Result<BTreeMap<usize, Logged>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::command::job::{Exit, JobRecord};
+    use crate::job::{Exit, JobRecord};
     use std::time::{Duration, SystemTime};
 
     fn job(seq: usize, exit: Exit) -> JobRecord {
         JobRecord {
             seq,
             inputs: seq - 1..seq,
+            args: Vec::new(),
+            slot: 1,
             command: format!("echo {seq}"),
             start: SystemTime::now(),
             runtime: Duration::from_millis(5),
