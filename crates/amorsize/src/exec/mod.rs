@@ -37,7 +37,7 @@ mod adapt;
 mod batch;
 pub(crate) mod calibrate;
 pub mod command;
-mod pool;
+pub(crate) mod pool;
 pub mod process;
 mod progress;
 mod settings;
