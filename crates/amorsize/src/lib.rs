@@ -24,7 +24,7 @@ pub use plan::{Mode, Options, Plan};
 
 /// What `use amorsize::prelude::*` brings in: `.amorsize()` on rayon pipelines.
 pub mod prelude {
-    pub use crate::adaptor::AmorsizeExt;
+    pub use crate::adaptor::{AmorsizeExt, AmorsizeUnindexedExt};
 }
 
 // The README's Rust examples are compiled and run as doctests.

@@ -52,9 +52,11 @@ mod check;
 mod engine;
 mod min_len;
 mod report;
+mod unindexed;
 
 pub use check::{parallel_pays, SEGMENT_CHUNKS_PER_WORKER, SEGMENT_MAX_SHARE, SEGMENT_TIME};
 pub use report::{PipelineRun, SegmentCheck};
+pub use unindexed::{AmorsizeUnindexed, AmorsizeUnindexedExt, SERIAL_AFTER_LOSS};
 
 use crate::Options;
 use rayon::iter::plumbing::{Consumer, ProducerCallback, UnindexedConsumer};
