@@ -32,7 +32,8 @@ pub(crate) fn segment_items(
         if items >= usize::MAX as f64 {
             usize::MAX
         } else {
-            items.ceil() as usize
+            // Rounded up, past the last bit of floating-point error (2 ms ÷ 1 µs is 2000).
+            (items * (1.0 - 1e-12)).ceil() as usize
         }
     } else {
         0

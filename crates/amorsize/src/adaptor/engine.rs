@@ -470,3 +470,138 @@ where
         None => op(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rayon::iter::plumbing::UnindexedConsumer;
+    use rayon::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A pipeline driven with a fixed plan after a sample of `sample` single items, as if the
+    /// sample had measured `item_time` per item: what reaches the closed loop's segment
+    /// whatever this machine measures.
+    struct Forced<P> {
+        base: P,
+        plan: Plan,
+        item_time: Seconds,
+        sample: usize,
+        seen: Arc<Mutex<Option<PipelineRun>>>,
+    }
+
+    struct ForcedCallback<C> {
+        consumer: C,
+        len: usize,
+        plan: Plan,
+        item_time: Seconds,
+        sample: usize,
+        seen: Arc<Mutex<Option<PipelineRun>>>,
+    }
+
+    impl<T, C: Consumer<T>> ProducerCallback<T> for ForcedCallback<C> {
+        type Output = C::Result;
+        fn callback<P: Producer<Item = T>>(self, producer: P) -> C::Result {
+            let mut pieces = Pieces {
+                producer,
+                consumer: self.consumer,
+                left: self.len,
+                done: Vec::new(),
+            };
+            let sample = self.sample.min(self.len);
+            for _ in 0..sample {
+                pieces = pieces.fold_front(1).0;
+            }
+            let mut run = PipelineRun {
+                plan: self.plan.clone(),
+                items: self.len,
+                sampled: sample,
+                serial_rate: None,
+                parallel_items: 0,
+                serial_items: 0,
+                workers: 1,
+                check: None,
+                nested: false,
+                pool_error: None,
+                wall: Duration::ZERO,
+            };
+            let result = run_rest(
+                pieces,
+                &self.plan,
+                self.item_time,
+                &Options::new(),
+                &mut run,
+            );
+            *self.seen.lock().unwrap() = Some(run);
+            result
+        }
+    }
+
+    impl<P: IndexedParallelIterator> ParallelIterator for Forced<P> {
+        type Item = P::Item;
+        fn drive_unindexed<C: UnindexedConsumer<P::Item>>(self, consumer: C) -> C::Result {
+            self.drive(consumer)
+        }
+        fn opt_len(&self) -> Option<usize> {
+            Some(self.base.len())
+        }
+    }
+
+    impl<P: IndexedParallelIterator> IndexedParallelIterator for Forced<P> {
+        fn drive<C: Consumer<P::Item>>(self, consumer: C) -> C::Result {
+            let len = self.base.len();
+            self.base.with_producer(ForcedCallback {
+                consumer,
+                len,
+                plan: self.plan,
+                item_time: self.item_time,
+                sample: self.sample,
+                seen: self.seen,
+            })
+        }
+        fn len(&self) -> usize {
+            self.base.len()
+        }
+        fn with_producer<CB: ProducerCallback<P::Item>>(self, callback: CB) -> CB::Output {
+            self.base.with_producer(callback)
+        }
+    }
+
+    use rayon::iter::IndexedParallelIterator;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        // Whether the segment sheds the workers or not (it depends on this machine's speed),
+        // the results are rayon's and every item is accounted for once.
+        #[test]
+        fn the_checked_segment_keeps_results_in_order(
+            n in 0usize..20_000,
+            workers in 2usize..5,
+            chunk in 1usize..50,
+            sample in 0usize..12,
+            item_time in prop::sample::select(vec![1e-9, 1e-7, 1e-5, 1e-3, 1.0]),
+        ) {
+            let plan = Plan::fixed(NonZeroUsize::new(workers).unwrap(), NonZeroUsize::new(chunk).unwrap());
+            let seen = Arc::new(Mutex::new(None));
+            let v: Vec<u64> = (0..n as u64).collect();
+            let forced = |seen: &Arc<Mutex<Option<PipelineRun>>>| Forced {
+                base: v.par_iter().map(|x| x * 3),
+                plan: plan.clone(),
+                item_time,
+                sample,
+                seen: Arc::clone(seen),
+            };
+            let out: Vec<u64> = forced(&seen).collect();
+            prop_assert_eq!(out, v.iter().map(|x| x * 3).collect::<Vec<_>>());
+            let sum: u64 = forced(&seen).sum();
+            prop_assert_eq!(sum, v.iter().map(|x| x * 3).sum::<u64>());
+            let run = seen.lock().unwrap().take().unwrap();
+            prop_assert_eq!(run.sampled + run.parallel_items + run.serial_items, n);
+            if let Some(check) = &run.check {
+                prop_assert!(check.items >= 1 && run.parallel_items >= check.items);
+                prop_assert_eq!(check.shed, run.serial_items > 0);
+            }
+        }
+    }
+}
