@@ -3,6 +3,9 @@
 //!
 //! `cargo run --release --example pipeline_report [items] [rounds per item]`
 
+// An example prints what it shows.
+#![allow(clippy::print_stdout)]
+
 use amorsize::prelude::*;
 use rayon::prelude::*;
 

@@ -126,7 +126,7 @@ enum Decision {
     /// Serial, as the glance proved (the plan is built only when someone asks for it).
     Settled(Glance<()>, quick::Proof),
     /// As a plan says, made from a sample (`figures`) or reused (`None`).
-    Planned(Plan, Option<Sample>),
+    Planned(Box<Plan>, Option<Sample>),
 }
 
 /// The sample's running figures.
@@ -158,7 +158,7 @@ where
     };
     let key = || WorkloadKey::of_run(options.name.as_deref(), &marker::<P, C>, len);
     let (pieces, decision, sampled) = match quick::reuse(len, &marker::<P, C>, options) {
-        Some(plan) => (pieces, Decision::Planned(plan, None), 0),
+        Some(plan) => (pieces, Decision::Planned(Box::new(plan), None), 0),
         None => sample(pieces, len, options, &key),
     };
     let mut run = PipelineRun {
@@ -205,7 +205,7 @@ where
                 run.parallel_items + run.serial_items,
                 run.nested,
             );
-            (result, plan)
+            (result, *plan)
         }
     };
     if let Some(hook) = hook {
@@ -320,7 +320,11 @@ where
     let figures = figures.finish::<P::Item>(floor, cpu, pieces.left == 0);
     let plan = plan::plan_measured(&figures, len, pieces.left, glance_item, &key(), options);
     let count = figures.count;
-    (pieces, Decision::Planned(plan, Some(figures)), count)
+    (
+        pieces,
+        Decision::Planned(Box::new(plan), Some(figures)),
+        count,
+    )
 }
 
 /// Whether a CPU-timed span reads waiting work and is still shorter than [`WAITING_SPAN`].
