@@ -168,7 +168,15 @@ fn pipelines_mode_times_every_workload_and_the_big_sum() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     for name in [
-        "tiny", "fast", "medium", "slow", "lognormal", "bimodal", "sorted", "memory", "waiting",
+        "tiny",
+        "fast",
+        "medium",
+        "slow",
+        "lognormal",
+        "bimodal",
+        "sorted",
+        "memory",
+        "waiting",
         "iterator",
     ] {
         assert!(

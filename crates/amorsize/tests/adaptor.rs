@@ -209,3 +209,30 @@ fn a_nested_pipeline_runs_on_the_outer_pool() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn an_unindexed_pipeline_measures_its_first_drive_and_plans_the_next_from_it() {
+    use amorsize::adaptor::Basis;
+    let v: Vec<u64> = (0..10_000).collect();
+    let mut bases = Vec::new();
+    for _ in 0..3 {
+        let seen = Arc::new(Mutex::new(None));
+        let keep = Arc::clone(&seen);
+        let n = v
+            .par_iter()
+            .filter(|x| *x % 3 == 0)
+            .map(work)
+            .amorsize()
+            .on_report(move |run| *keep.lock().unwrap() = Some(run.clone()))
+            .count();
+        assert_eq!(n, 3334);
+        let run = seen.lock().unwrap().take().expect("reported");
+        assert_eq!(run.items, 3334);
+        assert_eq!(run.parallel_items + run.serial_items, 3334);
+        bases.push(run.basis);
+    }
+    assert_eq!(bases[0], Basis::FirstDrive);
+    assert!(bases[1..]
+        .iter()
+        .all(|b| matches!(b, Basis::LastDrive | Basis::LastParallelLost)));
+}

@@ -5,7 +5,7 @@
 
 use super::check;
 use super::min_len::MinLen;
-use super::report::{PipelineRun, SegmentCheck};
+use super::report::{Basis, PipelineRun, SegmentCheck};
 use super::Hook;
 use crate::cache::WorkloadKey;
 use crate::exec::pool::{self, Pool};
@@ -162,6 +162,11 @@ where
         None => sample(pieces, len, options, &key),
     };
     let mut run = PipelineRun {
+        basis: match &decision {
+            Decision::Settled(..) => Basis::Glance,
+            Decision::Planned(_, Some(_)) => Basis::Sample,
+            Decision::Planned(_, None) => Basis::Reused,
+        },
         plan: Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN),
         items: len,
         sampled,
@@ -517,6 +522,7 @@ mod tests {
                 pieces = pieces.fold_front(1).0;
             }
             let mut run = PipelineRun {
+                basis: Basis::Sample,
                 plan: self.plan.clone(),
                 items: self.len,
                 sampled: sample,

@@ -47,6 +47,7 @@
 //!
 //! [`Amorsize::on_report`] hands a [`PipelineRun`] (the plan with its reasons, the sample,
 //! the first segment's check and where each item ran) to a hook once the pipeline finished.
+//! A progress callback of the [`Options`] is not called by pipelines.
 
 mod check;
 mod engine;
@@ -55,7 +56,7 @@ mod report;
 mod unindexed;
 
 pub use check::{parallel_pays, SEGMENT_CHUNKS_PER_WORKER, SEGMENT_MAX_SHARE, SEGMENT_TIME};
-pub use report::{PipelineRun, SegmentCheck};
+pub use report::{Basis, PipelineRun, SegmentCheck};
 pub use unindexed::{AmorsizeUnindexed, AmorsizeUnindexedExt, SERIAL_AFTER_LOSS};
 
 use crate::Options;

@@ -19,10 +19,51 @@ pub struct SegmentCheck {
     pub shed: bool,
 }
 
+/// What a pipeline's decision was made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// A sample taken through the pipeline's front, then the planner.
+    Sample,
+    /// A first glance at 8 items, which proved (or confirmed a decision made a moment ago)
+    /// that no parallel plan pays.
+    Glance,
+    /// The plan of a call of the same pipeline a moment ago, reused without sampling.
+    Reused,
+    /// A pipeline that is not indexed: the figures its last drive measured.
+    LastDrive,
+    /// A pipeline that is not indexed, driven for the first time in this process: plain rayon
+    /// on the global pool, measured for the next drive.
+    FirstDrive,
+    /// A pipeline that is not indexed, serial because a recent parallel drive of it measured
+    /// no speedup.
+    LastParallelLost,
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Basis::Sample => "planned from a sample of its first items",
+            Basis::Glance => "settled serial by a glance at its first items",
+            Basis::Reused => "ran the plan of a call a moment ago",
+            Basis::LastDrive => "planned from what its last drive measured",
+            Basis::FirstDrive => {
+                "first drive in this process: ran as plain rayon and measured, for the next one"
+            }
+            Basis::LastParallelLost => {
+                "serial: a recent parallel drive of it was no faster than its serial rate"
+            }
+        })
+    }
+}
+
 /// How a pipeline ended by [`.amorsize()`](super::AmorsizeExt::amorsize) ran, handed to the
 /// hook of [`Amorsize::on_report`](super::Amorsize::on_report).
 #[derive(Clone, Debug, Serialize)]
 pub struct PipelineRun {
+    /// What the decision was made from; where it says the plan was not the planner's
+    /// ([`Basis::FirstDrive`], [`Basis::LastParallelLost`]), `plan` only records the workers.
+    pub basis: Basis,
     /// The decision (for an input a first glance settled serial, the plan that glance proves).
     pub plan: Plan,
     /// Items in the input.
@@ -66,6 +107,7 @@ impl fmt::Display for PipelineRun {
             self.serial_items,
             if self.nested { " (nested)" } else { "" }
         )?;
+        writeln!(f, "  {}", self.basis)?;
         if let Some(rate) = self.serial_rate {
             writeln!(f, "  sampled serial rate {}", per_second(rate))?;
         }
@@ -86,8 +128,11 @@ impl fmt::Display for PipelineRun {
         if let Some(e) = &self.pool_error {
             writeln!(f, "  the pool could not start ({e}): ran serially")?;
         }
-        writeln!(f, "  wall time {:.3?}", self.wall)?;
-        write!(f, "{}", self.plan)
+        write!(f, "  wall time {:.3?}", self.wall)?;
+        match self.basis {
+            Basis::FirstDrive | Basis::LastParallelLost => Ok(()),
+            _ => write!(f, "\n{}", self.plan),
+        }
     }
 }
 

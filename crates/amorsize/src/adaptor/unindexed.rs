@@ -10,7 +10,7 @@
 //! - A parallel drive whose wall time was not below its busy time (no speedup) is followed by
 //!   [`SERIAL_AFTER_LOSS`] serial drives before the planner is asked again.
 
-use super::report::PipelineRun;
+use super::report::{Basis, PipelineRun};
 use super::Hook;
 use crate::exec::pool;
 use crate::model::Seconds;
@@ -165,7 +165,15 @@ impl<P: ParallelIterator> ParallelIterator for AmorsizeUnindexed<P> {
             );
         }
         if let Some(hook) = &self.hook {
+            let basis = match remembered {
+                None => Basis::FirstDrive,
+                Some(seen) if seen.serial_left > 0 && self.options.workers.is_none() => {
+                    Basis::LastParallelLost
+                }
+                Some(_) => Basis::LastDrive,
+            };
             let run = PipelineRun {
+                basis,
                 plan: plan.unwrap_or_else(|| {
                     let workers = NonZeroUsize::new(workers).unwrap_or(NonZeroUsize::MIN);
                     Plan::fixed(workers, NonZeroUsize::MIN)
