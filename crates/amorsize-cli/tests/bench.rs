@@ -151,3 +151,39 @@ fn markdown_output_has_the_table_and_the_targets() {
         5
     );
 }
+
+#[test]
+fn pipelines_mode_times_every_workload_and_the_big_sum() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("amorsize")
+        .unwrap()
+        .args(["bench", "--smoke", "--pipelines"])
+        .env("AMORSIZE_CACHE", cache.path().join("a.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "tiny",
+        "fast",
+        "medium",
+        "slow",
+        "lognormal",
+        "bimodal",
+        "sorted",
+        "memory",
+        "waiting",
+        "iterator",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name} "))),
+            "{name}: {text}"
+        );
+    }
+    assert!(text.contains("sum of 10000 tiny items"), "{text}");
+    assert!(text.contains(".amorsize()"), "{text}");
+}

@@ -7,6 +7,7 @@
 //! [`report`] (predicted against measured), with [`cache`] remembering calibrations and runs.
 #![deny(missing_docs)]
 
+pub mod adaptor;
 pub mod alloc;
 pub mod cache;
 mod error;
@@ -21,6 +22,11 @@ pub use error::{Error, ErrorKind, Result};
 pub use exec::tune::{tune, Tuning};
 pub use exec::{execute, execute_iter, stream, try_execute, Progress, Run, Stream};
 pub use plan::{Mode, Options, Plan};
+
+/// What `use amorsize::prelude::*` brings in: `.amorsize()` on rayon pipelines.
+pub mod prelude {
+    pub use crate::adaptor::{AmorsizeExt, AmorsizeUnindexedExt};
+}
 
 // The README's Rust examples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -288,7 +288,11 @@ impl Visit for Bench<'_> {
 
 /// Runs the oracle's grid (workers 1..2 × CPUs, chunks in powers of two, or of four for a
 /// coarse grid).
-fn tune<F>(items: &[u64], f: &F, settings: &Settings) -> Result<(Candidate, Duration, Vec<Trial>)>
+pub fn tune<F>(
+    items: &[u64],
+    f: &F,
+    settings: &Settings,
+) -> Result<(Candidate, Duration, Vec<Trial>)>
 where
     F: Fn(&u64) -> u64 + Sync,
 {

@@ -12,6 +12,7 @@ pub mod cold;
 pub mod kernels;
 pub mod measure;
 pub mod output;
+pub mod pipeline;
 pub mod report;
 pub mod timing;
 pub mod workloads;

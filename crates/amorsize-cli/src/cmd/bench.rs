@@ -51,6 +51,10 @@ pub struct Args {
     /// First calls in fresh processes per workload (default 3; 2 with --quick; 0 skips them).
     #[arg(long, value_name = "N")]
     cold_runs: Option<usize>,
+    /// Each workload as a rayon pipeline ending in `.amorsize()`, beside the serial loop, rayon,
+    /// the oracle and `execute`; then a `sum` over 10^8 tiny items (10^6 with --quick).
+    #[arg(long)]
+    pipelines: bool,
     /// Tiny sizes and nominal kernel costs: checks that a run completes (tests).
     #[arg(long, hide = true)]
     smoke: bool,
@@ -111,6 +115,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         kinds.dedup();
         kinds
     };
+
+    if args.pipelines {
+        let settings = Settings {
+            rounds,
+            round_budget: if scale == Scale::Full {
+                ROUND_BUDGET
+            } else {
+                Duration::ZERO
+            },
+            cpus,
+            curve: false,
+            coarse_grid: scale != Scale::Full,
+        };
+        let sum_items = match scale {
+            Scale::Smoke => 10_000,
+            Scale::Quick => 1_000_000,
+            Scale::Full => 100_000_000,
+        };
+        let mut out = std::io::stdout().lock();
+        crate::bench::pipeline::run(
+            &mut out,
+            &kinds,
+            |kind| Workload::build(kind, scale, &calibration),
+            &settings,
+            sum_items,
+        )?;
+        writeln!(out, "wall time {}", output::human(started.elapsed()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let capacity_now = || kernels::parallel_capacity(cpus.get(), CAPACITY_PROBE, &calibration);
     let capacity_before = measured_calibration.then(capacity_now);

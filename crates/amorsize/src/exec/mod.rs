@@ -38,7 +38,7 @@ mod batch;
 mod budget;
 pub(crate) mod calibrate;
 mod check;
-mod pool;
+pub(crate) mod pool;
 pub mod process;
 mod progress;
 mod settings;

@@ -30,6 +30,16 @@ impl Pool {
         }
     }
 
+    /// Runs `op` in this pool and waits for it: rayon's `join`s inside it (a producer bridged
+    /// to a consumer) run on this pool's threads. On the global pool `op` starts on the calling
+    /// thread, and its first `join` moves the work into the pool, as rayon does.
+    pub(crate) fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        match self {
+            Pool::Global => op(),
+            Pool::Own(pool) => pool.install(op),
+        }
+    }
+
     /// Runs `job` on a thread of this pool, some time later.
     pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) {
         match self {

@@ -26,7 +26,8 @@ pub use quick::{GLANCE_ITEMS, GLANCE_MAX_SERIAL};
 pub use reason::{Reason, Warning, HIGH_SPREAD_CV, NESTED_PARALLELISM_RATIO};
 pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};
 pub(crate) use sampled::{
-    plan_slice_after, plan_stream, sample_bounds, settled, settled_plan, settled_sample,
+    plan_measured, plan_slice_after, plan_stream, sample_bounds, settled, settled_plan,
+    settled_sample,
 };
 
 /// Serial or parallel.

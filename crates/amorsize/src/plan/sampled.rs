@@ -63,11 +63,34 @@ where
     let glance_item = glance.item_time();
     let sampled = sample::sample_slice_after(items, f, bounds, glance)?;
     let rest = items.len() - sampled.results.len();
-    let mut workload = sampled.figures.workload(rest);
-    // A workload the cache knows starts from its remembered figures when the sample confirms them.
     let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, items.len());
-    if let Some(known) = crate::cache::learn::recall(&key, &workload, options.disk_cache) {
-        known.inform(&mut workload, &sampled.figures);
+    let plan = plan_measured(
+        &sampled.figures,
+        items.len(),
+        rest,
+        glance_item,
+        &key,
+        options,
+    );
+    Ok((plan, sampled))
+}
+
+/// Decides for the `rest` of `n` items of the workload `key` after a sample whose `figures`
+/// were measured (its first items, a glance, took `glance_item` each): from the figures the
+/// cache remembers for the workload when the sample confirms them, and the decision is noted
+/// for the next calls, as for a slice.
+pub(crate) fn plan_measured(
+    figures: &Sample,
+    n: usize,
+    rest: usize,
+    glance_item: Seconds,
+    key: &crate::cache::WorkloadKey,
+    options: &Options,
+) -> Plan {
+    let mut workload = figures.workload(rest);
+    // A workload the cache knows starts from its remembered figures when the sample confirms them.
+    if let Some(known) = crate::cache::learn::recall(key, &workload, options.disk_cache) {
+        known.inform(&mut workload, figures);
     } else {
         // What this process's last runs of it measured, if any: runs too short for the file
         // (their wall time, parallel, may be short where the sample's serial estimate is not).
@@ -76,24 +99,17 @@ where
                 .capacity()
                 .competing
         };
-        if let Some(alpha) = crate::cache::learn::recall_short(&key, load) {
+        if let Some(alpha) = crate::cache::learn::recall_short(key, load) {
             workload.contention = alpha;
         }
     }
-    let mut plan = plan_sampled(workload, &sampled.figures, options, None);
+    let mut plan = plan_sampled(workload, figures, options, None);
     plan.warn_if_results_fill_memory();
     if options.workers.is_none() {
         let reusable = options.leave_plan_to_sample();
-        crate::cache::learn::note_plan(
-            &key,
-            items.len(),
-            glance_item,
-            options.threshold,
-            &plan,
-            reusable,
-        );
+        crate::cache::learn::note_plan(key, n, glance_item, options.threshold, &plan, reusable);
     }
-    Ok((plan, sampled))
+    plan
 }
 
 /// [`plan_sample`] for a stream after its sample, `rest` items left. For a stream of `n` items
