@@ -8,6 +8,8 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod error;
 pub mod exec;
 pub mod model;

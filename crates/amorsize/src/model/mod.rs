@@ -18,6 +18,7 @@ use std::num::NonZeroUsize;
 mod capacity;
 #[cfg(test)]
 mod laws;
+pub mod network;
 mod predict;
 
 pub use capacity::{Capacity, Sharing};
