@@ -136,7 +136,7 @@ fn run(
             items: input.len(),
             ..outcome.plan.workload.clone()
         };
-        let predicted = predict_network(&all, &outcome.plan.links, best.shape, 2, true);
+        let predicted = predict_network(&all, &outcome.plan.links, best.shape, cluster::FLOW, true);
         let began = Instant::now();
         let results = cluster.run(function, &input, best.shape)?;
         println!(

@@ -276,7 +276,7 @@ fn added_latency_is_measured_predicted_and_refused(f: &Functions) {
         chunk: 1,
     };
     let work = Workload::new(items.len(), 100e-6);
-    let predicted = predict_network(&work, &links, shape, 2, true);
+    let predicted = predict_network(&work, &links, shape, cluster::FLOW, true);
     let began = Instant::now();
     let results = cluster.run(f.spins, &items, shape).unwrap();
     let measured = began.elapsed().as_secs_f64();

@@ -132,8 +132,14 @@ pub(crate) fn monitor(
     let mut said_bye = false;
     let mut byte = [0u8];
     loop {
-        let cause = match stream.read(&mut byte) {
-            Ok(0) if said_bye || health.is_closing() => return,
+        let read = stream.read(&mut byte);
+        // After its goodbye a process exits; the end of its connection, however it reads
+        // (a reset when heartbeats were left unread), is expected.
+        if said_bye && !matches!(read, Ok(n) if n > 0) {
+            return;
+        }
+        let cause = match read {
+            Ok(0) if health.is_closing() => return,
             Ok(0) => "its control connection closed (the process exited or was killed)".to_owned(),
             Ok(_) => {
                 said_bye |= byte[0] == BYE;

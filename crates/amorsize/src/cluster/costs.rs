@@ -54,11 +54,12 @@ impl fmt::Display for Calibration {
         for (p, link) in self.links.iter().enumerate() {
             writeln!(
                 f,
-                "  process {p}: start-up and rendezvous {:.3} s, round trip {:.1} µs, {:.0} MB/s, {} workers",
+                "  process {p}: start-up and rendezvous {:.3} s, round trip {:.1} µs, {:.0} MB/s, {} workers on {:.2} cores",
                 link.startup,
                 link.round_trip * 1e6,
                 if link.per_byte > 0.0 { 1e-6 / link.per_byte } else { f64::INFINITY },
-                link.workers
+                link.workers,
+                link.cores
             )?;
         }
         for fallback in &self.fallbacks {
@@ -73,6 +74,7 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
     let measuring = Instant::now();
     let workers = cluster.workers();
     let startup = cluster.inner().startup.clone();
+    let cores = cluster.inner().cores.clone();
     let mut links = Vec::new();
     let mut fallbacks = Vec::new();
     for (process, startup) in startup.iter().enumerate() {
@@ -105,6 +107,7 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
             round_trip,
             per_byte,
             workers,
+            cores: cores.get(process).copied().unwrap_or(0.0),
         });
     }
     Ok(Calibration {

@@ -1,7 +1,7 @@
 //! The cluster's decision: the best hosts × workers × chunk by the network model, against the
 //! plan for the threads of this machine; the cluster only when it beats them by the threshold.
 
-use super::engine::WINDOW;
+use super::engine::FLOW;
 use crate::model::network::{predict_network, Link, NetworkPrediction, Shape};
 use crate::model::{Seconds, Workload};
 use crate::{Options, Plan};
@@ -114,11 +114,12 @@ impl fmt::Display for ClusterPlan {
         for (process, link) in self.links.iter().enumerate() {
             writeln!(
                 f,
-                "  process {process}: start-up and rendezvous {:.3} s (paid at init), round trip {:.1} µs, {:.0} MB/s, {} workers",
+                "  process {process}: start-up and rendezvous {:.3} s (paid at init), round trip {:.1} µs, {:.0} MB/s, {} workers on {:.2} cores",
                 link.startup,
                 link.round_trip * 1e6,
                 if link.per_byte > 0.0 { 1e-6 / link.per_byte } else { f64::INFINITY },
-                link.workers
+                link.workers,
+                link.cores
             )?;
         }
         if let Some(p) = self.prediction {
@@ -146,7 +147,7 @@ impl fmt::Display for ClusterPlan {
 /// use amorsize::{Options, Plan};
 /// use std::num::NonZeroUsize;
 ///
-/// let lan = |rt| Link { startup: 1.0, round_trip: rt, per_byte: 1e-9, workers: 4 };
+/// let lan = |rt| Link { startup: 1.0, round_trip: rt, per_byte: 1e-9, workers: 4, cores: 4.0 };
 /// let one = NonZeroUsize::MIN;
 /// let serial = Plan::fixed(one, one); // this machine: the serial loop
 /// let links = [lan(20e-6), lan(300e-6), lan(300e-6)];
@@ -182,7 +183,7 @@ pub fn decide(
                             workers,
                             chunk,
                         },
-                        WINDOW,
+                        FLOW,
                         true,
                     );
                     if best.map_or(true, |b| p.total() < b.total() * (1.0 - 1e-3)) {
@@ -246,6 +247,7 @@ mod tests {
             round_trip,
             per_byte: 1e-9,
             workers: 2,
+            cores: 2.0,
         }
     }
 

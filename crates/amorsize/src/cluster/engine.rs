@@ -30,6 +30,17 @@ type Input = InputHandle<u64, CapacityContainerBuilder<Vec<Job>>>;
 /// round trip is hidden behind a chunk's work when the chunk takes longer than the trip.
 pub const WINDOW: usize = 2;
 
+/// Chunks out at once per worker, counted from the oldest result not yet handed out: bounds
+/// the memory of a stream (results come back in input order) while letting fast workers run
+/// ahead of a slow one.
+pub const AHEAD: usize = 16;
+
+/// How chunks flow, for the model.
+pub const FLOW: crate::model::network::Flow = crate::model::network::Flow {
+    window: WINDOW,
+    ahead: AHEAD,
+};
+
 /// Longest the first worker sleeps between looks at the caller's requests; requests also wake
 /// it at once, so this only bounds a missed wake-up.
 const PARK: Duration = Duration::from_millis(5);

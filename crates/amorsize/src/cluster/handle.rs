@@ -3,7 +3,7 @@
 use super::control::Health;
 use super::costs::{self, Calibration};
 use super::decide::{self, Choice, ClusterPlan};
-use super::engine::{Chunk, Command, Reply, Shared, Work, WINDOW};
+use super::engine::{Chunk, Command, Reply, Shared, Work, AHEAD};
 use super::hosts::Hosts;
 use super::start::{lost_error, stop_children};
 use crate::exec::process::{decode_slot, Function};
@@ -37,6 +37,8 @@ pub(super) struct Inner {
     pub monitors: Vec<JoinHandle<()>>,
     pub children: Vec<(usize, Child)>,
     pub startup: Vec<Duration>,
+    /// Per process: its share of its host's usable cores.
+    pub cores: Vec<f64>,
     pub next_id: u64,
 }
 
@@ -157,7 +159,7 @@ impl Cluster {
             cluster: self,
             items: items.into_iter(),
             chunk: shape.chunk.max(1),
-            ahead: (WINDOW * 2 * workers.len()).max(2),
+            ahead: AHEAD * workers.len(),
             chunks: Some(chunks),
             replies,
             sent: BTreeMap::new(),

@@ -94,6 +94,7 @@ pub(super) fn serve(hosts: Hosts) -> ! {
     let _ = stream.set_nodelay(true);
     let mut hello = vec![HELLO];
     hello.extend_from_slice(&(process as u32).to_le_bytes());
+    hello.extend_from_slice(&usable_cores().to_le_bytes());
     if let Err(e) = stream.write_all(&hello) {
         control::exit_peer(process, &format!("the hello to process 0 failed: {e}"));
     }
@@ -238,8 +239,10 @@ pub(super) fn start(mut hosts: Hosts) -> Result<Cluster> {
     let health = Arc::new(Health::new());
     let mut monitors = Vec::new();
     let mut startup = vec![connected.duration_since(began); processes];
-    for (process, stream, at) in joined.drain(..) {
+    let mut cores = vec![usable_cores(); processes];
+    for (process, stream, at, its_cores) in joined.drain(..) {
         startup[process] = at.max(connected).duration_since(started[process]);
+        cores[process] = its_cores;
         if let Ok(w) = stream.try_clone() {
             health.add_peer(process, w);
         }
@@ -270,6 +273,7 @@ pub(super) fn start(mut hosts: Hosts) -> Result<Cluster> {
     }
 
     let inner = Inner {
+        cores: shared_cores(&hosts.addresses, &cores),
         hosts,
         commands: Some(commands),
         shared,
@@ -290,9 +294,9 @@ fn accept_hellos(
     hosts: &Hosts,
     deadline: Instant,
     children: &mut [(usize, Child)],
-) -> Result<Vec<(usize, TcpStream, Instant)>> {
+) -> Result<Vec<(usize, TcpStream, Instant, f64)>> {
     let processes = hosts.processes();
-    let mut joined: Vec<(usize, TcpStream, Instant)> = Vec::new();
+    let mut joined: Vec<(usize, TcpStream, Instant, f64)> = Vec::new();
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
@@ -302,12 +306,13 @@ fn accept_hellos(
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut hello = [0u8; 5];
+                let mut hello = [0u8; 13];
                 if stream.read_exact(&mut hello).is_ok() && hello[0] == HELLO {
                     let process =
-                        u32::from_le_bytes([hello[1], hello[2], hello[3], hello[4]]) as usize;
+                        u32::from_le_bytes(hello[1..5].try_into().expect("4 bytes")) as usize;
+                    let cores = f64::from_le_bytes(hello[5..13].try_into().expect("8 bytes"));
                     if process > 0 && process < processes && joined.iter().all(|j| j.0 != process) {
-                        joined.push((process, stream, Instant::now()));
+                        joined.push((process, stream, Instant::now(), cores));
                     }
                 }
             }
@@ -346,6 +351,25 @@ fn accept_hellos(
         }
     }
     Ok(joined)
+}
+
+/// The usable cores of this process's machine (CPU quota and affinity included).
+fn usable_cores() -> f64 {
+    crate::plan::Caps::from_machine(crate::probe::machine()).usable_cores()
+}
+
+/// Each process's share of its host's cores: processes whose addresses name the same host
+/// share that host's cores equally.
+fn shared_cores(addresses: &[String], cores: &[f64]) -> Vec<f64> {
+    let host = |a: &String| a.rsplit_once(':').map_or(a.clone(), |(h, _)| h.to_owned());
+    addresses
+        .iter()
+        .zip(cores)
+        .map(|(a, c)| {
+            let together = addresses.iter().filter(|b| host(b) == host(a)).count();
+            c / together.max(1) as f64
+        })
+        .collect()
 }
 
 /// The error of a lost process.

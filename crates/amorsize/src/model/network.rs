@@ -25,6 +25,10 @@ pub struct Link {
     pub per_byte: Seconds,
     /// Workers (threads) the process runs.
     pub workers: usize,
+    /// Cores its workers can use: its host's usable cores shared among the cluster's
+    /// processes on that host. 0 when unknown, and then the workers are not capped.
+    #[serde(default)]
+    pub cores: f64,
 }
 
 /// A candidate for the cluster: how many processes, how many workers in each, chunk size.
@@ -47,6 +51,17 @@ impl fmt::Display for Shape {
             self.hosts, self.workers, self.chunk
         )
     }
+}
+
+/// How the chunks flow: chunks in flight per worker, and chunks allowed out at once beyond
+/// the oldest result not yet handed out (results come back in input order, so a chunk at
+/// the slowest worker holds the others back once this many are out), per worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Chunks a worker holds at once (one running, the others on their way).
+    pub window: usize,
+    /// Chunks out at once per worker used, counted from the oldest not yet handed out.
+    pub ahead: usize,
 }
 
 /// The predicted time of a [`Shape`], with every term named.
@@ -140,20 +155,22 @@ impl NetworkPrediction {
 }
 
 /// Predicts the time of `shape` for `workload` on the processes `links` (process 0 first),
-/// with `window` chunks in flight per worker; `running` says the cluster is already started
-/// (its start-up is then paid).
+/// with chunks flowing as `flow` says; `running` says the cluster is already started (its
+/// start-up is then paid).
 ///
 /// With `N` items of `t` seconds, `s` half the measured serialization round trip of an item
 /// (encoding on one side, decoding on the other), `b` the bytes of an item and its result,
 /// chunks of `c` items, `K = ⌈N/c⌉` chunks, `t' = t + s` the time of an item at a worker, and
 /// for each process `p` used its round trip `r_p`, time per byte `τ_p` and `w_p` workers
-/// (`W = Σ w_p`):
+/// (as many as the shape says, at most the process's share of its host's cores; `W = Σ w_p`):
 /// - a worker of `p` finishes a chunk every `cycle_p = max(c t', r_p / (window − 1))`: with
 ///   `window` chunks in flight the next chunk is on its way while one runs, so a round trip
 ///   is hidden behind the work unless the chunk is shorter than it;
-/// - the chunks run at `R = Σ w_p / cycle_p` per second, so the body takes `K / R`;
-///   compute `= N t' / W` is the part of it that is work, and latency
-///   `= K / R − compute + max r_p` adds the round trip that fills and drains the pipeline;
+/// - the chunks run at `R = Σ w_p / cycle_p` per second, and at most `A = ahead × W` chunks
+///   are out while the oldest is at the slowest worker, so the body takes
+///   `max(K / R, K max cycle_p / A)`; compute `= N t' / W` is the part of it that is work,
+///   and latency `= body − compute + max r_p` adds the round trip that fills and drains the
+///   pipeline;
 /// - transfer: the bytes of the items run outside process 0 pass process 0's link; with
 ///   chunks handed to whichever worker is free the remote share is taken as the remote
 ///   workers' share, at the slowest remote link: `N b (W − w_0) / W × max_{p≥1} τ_p`;
@@ -164,23 +181,24 @@ impl NetworkPrediction {
 /// # Examples
 ///
 /// ```
-/// use amorsize::model::network::{predict_network, Link, Shape};
+/// use amorsize::model::network::{predict_network, Flow, Link, Shape};
 /// use amorsize::model::Workload;
-/// let link = |rt| Link { startup: 1.0, round_trip: rt, per_byte: 1e-9, workers: 2 };
+/// let link = |rt| Link { startup: 1.0, round_trip: rt, per_byte: 1e-9, workers: 2, cores: 2.0 };
 /// let work = Workload::new(10_000, 1e-3); // 10 s of work
 /// let lan = [link(10e-6), link(200e-6), link(200e-6)];
-/// let p = predict_network(&work, &lan, Shape { hosts: 3, workers: 2, chunk: 20 }, 2, true);
+/// let flow = Flow { window: 2, ahead: 16 };
+/// let p = predict_network(&work, &lan, Shape { hosts: 3, workers: 2, chunk: 20 }, flow, true);
 /// assert!(p.speedup() > 5.0 && p.speedup() <= 6.0);
 /// // Chunks of one item, each shorter than a 5 ms round trip: the network sets the pace.
 /// let wan = [link(10e-6), link(5e-3), link(5e-3)];
-/// let p = predict_network(&work, &wan, Shape { hosts: 3, workers: 2, chunk: 1 }, 2, true);
+/// let p = predict_network(&work, &wan, Shape { hosts: 3, workers: 2, chunk: 1 }, flow, true);
 /// assert!(p.latency > p.compute);
 /// ```
 pub fn predict_network(
     workload: &Workload,
     links: &[Link],
     shape: Shape,
-    window: usize,
+    flow: Flow,
     running: bool,
 ) -> NetworkPrediction {
     let nonneg = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };
@@ -192,16 +210,21 @@ pub fn predict_network(
     let c = chunk.min(workload.items.max(1)) as f64;
     let chunks = workload.items.div_ceil(chunk) as f64;
     let t_item = t + s;
-    let hidden = window.saturating_sub(1).max(1) as f64;
+    let hidden = flow.window.saturating_sub(1).max(1) as f64;
     let used = &links[..shape.hosts.clamp(1, links.len().max(1)).min(links.len())];
 
     let mut workers = 0.0;
     let mut rate = 0.0;
     let mut startup: Seconds = 0.0;
     let mut slowest_trip: Seconds = 0.0;
+    let mut slowest_cycle: Seconds = 0.0;
     let mut cycles = Vec::with_capacity(used.len());
     for link in used {
-        let w = shape.workers.clamp(1, link.workers.max(1)) as f64;
+        let mut w = shape.workers.clamp(1, link.workers.max(1)) as f64;
+        if link.cores.is_finite() && link.cores > 0.0 {
+            // Workers beyond the process's share of its host's cores wait for them.
+            w = w.min(link.cores);
+        }
         let trip = nonneg(link.round_trip);
         let cycle = (c * t_item).max(trip / hidden);
         workers += w;
@@ -210,11 +233,17 @@ pub fn predict_network(
         }
         cycles.push((w, cycle, nonneg(link.per_byte)));
         startup = startup.max(nonneg(link.startup));
+        slowest_cycle = slowest_cycle.max(cycle);
         slowest_trip = slowest_trip.max(trip);
     }
     let workers = workers.max(1.0);
     let compute = n * t_item / workers;
-    let body = if rate > 0.0 { chunks / rate } else { 0.0 };
+    let out_at_once = (flow.ahead.max(1) as f64 * workers).max(1.0);
+    let body = if rate > 0.0 {
+        (chunks / rate).max(chunks * slowest_cycle / out_at_once)
+    } else {
+        0.0
+    };
     let latency = if n > 0.0 {
         (body - compute).max(0.0) + slowest_trip
     } else {
@@ -249,6 +278,11 @@ mod laws {
     use crate::model::Transfer;
     use proptest::prelude::*;
 
+    const FLOW: Flow = Flow {
+        window: 2,
+        ahead: 16,
+    };
+
     fn workload() -> impl Strategy<Value = Workload> {
         (
             1usize..100_000,
@@ -271,14 +305,20 @@ mod laws {
     }
 
     fn link() -> impl Strategy<Value = Link> {
-        (0.0f64..5.0, 0.0f64..0.1, 0.0f64..1e-7, 1usize..16).prop_map(
-            |(startup, round_trip, per_byte, workers)| Link {
+        (
+            0.0f64..5.0,
+            0.0f64..0.1,
+            0.0f64..1e-7,
+            1usize..16,
+            0.0f64..16.0,
+        )
+            .prop_map(|(startup, round_trip, per_byte, workers, cores)| Link {
                 startup,
                 round_trip,
                 per_byte,
                 workers,
-            },
-        )
+                cores,
+            })
     }
 
     fn case() -> impl Strategy<Value = (Workload, Vec<Link>, Shape, bool)> {
@@ -308,20 +348,27 @@ mod laws {
     fn used_workers(links: &[Link], shape: Shape) -> f64 {
         links[..shape.hosts]
             .iter()
-            .map(|l| shape.workers.min(l.workers) as f64)
+            .map(|l| {
+                let w = shape.workers.clamp(1, l.workers) as f64;
+                if l.cores > 0.0 {
+                    w.min(l.cores)
+                } else {
+                    w
+                }
+            })
             .sum()
     }
 
     proptest! {
         #[test]
         fn speedup_never_exceeds_the_workers_used((w, links, shape, running) in case()) {
-            let p = predict_network(&w, &links, shape, 2, running);
-            prop_assert!(p.speedup() <= used_workers(&links, shape) * (1.0 + 1e-9));
+            let p = predict_network(&w, &links, shape, FLOW, running);
+            prop_assert!(p.speedup() <= used_workers(&links, shape).max(1.0) * (1.0 + 1e-9));
         }
 
         #[test]
         fn every_term_is_finite_and_never_negative((w, links, shape, running) in case()) {
-            let p = predict_network(&w, &links, shape, 2, running);
+            let p = predict_network(&w, &links, shape, FLOW, running);
             for (_, term) in p.overheads() {
                 prop_assert!(term.is_finite() && term >= 0.0);
             }
@@ -332,11 +379,11 @@ mod laws {
         fn a_slower_round_trip_is_never_faster(
             (w, links, shape, running) in case(), host in 0usize..6, extra in 0.0f64..0.1,
         ) {
-            let before = predict_network(&w, &links, shape, 2, running);
+            let before = predict_network(&w, &links, shape, FLOW, running);
             let mut slower = links.clone();
             let host = host % slower.len();
             slower[host].round_trip += extra;
-            let after = predict_network(&w, &slower, shape, 2, running);
+            let after = predict_network(&w, &slower, shape, FLOW, running);
             prop_assert!(after.total() >= before.total() * (1.0 - 1e-9));
         }
 
@@ -344,28 +391,49 @@ mod laws {
         fn fewer_bytes_per_second_is_never_faster(
             (w, links, shape, running) in case(), host in 0usize..6, extra in 0.0f64..1e-6,
         ) {
-            let before = predict_network(&w, &links, shape, 2, running);
+            let before = predict_network(&w, &links, shape, FLOW, running);
             let mut slower = links.clone();
             let host = host % slower.len();
             slower[host].per_byte += extra;
-            let after = predict_network(&w, &slower, shape, 2, running);
+            let after = predict_network(&w, &slower, shape, FLOW, running);
             prop_assert!(after.total() >= before.total() * (1.0 - 1e-9));
         }
 
         #[test]
         fn the_slowest_round_trip_is_paid_at_least_once((w, links, shape, running) in case()) {
-            let p = predict_network(&w, &links, shape, 2, running);
+            let p = predict_network(&w, &links, shape, FLOW, running);
             let slowest = links[..shape.hosts].iter().map(|l| l.round_trip).fold(0.0, f64::max);
             prop_assert!(p.latency >= slowest * (1.0 - 1e-9));
         }
 
         #[test]
         fn startup_counts_only_before_the_cluster_runs((w, links, shape) in case().prop_map(|(w, l, s, _)| (w, l, s))) {
-            let cold = predict_network(&w, &links, shape, 2, false);
-            let warm = predict_network(&w, &links, shape, 2, true);
+            let cold = predict_network(&w, &links, shape, FLOW, false);
+            let warm = predict_network(&w, &links, shape, FLOW, true);
             prop_assert_eq!(warm.startup, 0.0);
             prop_assert!(cold.total() >= warm.total());
         }
+    }
+
+    #[test]
+    fn processes_sharing_a_host_share_its_cores() {
+        let link = |cores| Link {
+            startup: 0.0,
+            round_trip: 1e-5,
+            per_byte: 0.0,
+            workers: 2,
+            cores,
+        };
+        let work = Workload::new(10_000, 1e-3);
+        let shape = Shape {
+            hosts: 3,
+            workers: 2,
+            chunk: 10,
+        };
+        let own = predict_network(&work, &[link(2.0), link(2.0), link(2.0)], shape, FLOW, true);
+        let shared = predict_network(&work, &[link(2.0 / 3.0); 3], shape, FLOW, true);
+        assert!(own.speedup() > 5.0, "{own:?}");
+        assert!(shared.speedup() <= 2.0, "{shared:?}");
     }
 
     #[test]
@@ -375,6 +443,7 @@ mod laws {
             round_trip: 4e-3,
             per_byte: 0.0,
             workers: 1,
+            cores: 0.0,
         };
         let work = Workload::new(1000, 1e-3);
         let shape = Shape {
@@ -382,8 +451,47 @@ mod laws {
             workers: 1,
             chunk: 1,
         };
-        let two = predict_network(&work, &[link, link], shape, 2, true);
-        let five = predict_network(&work, &[link, link], shape, 5, true);
+        let two = predict_network(&work, &[link, link], shape, FLOW, true);
+        let five = predict_network(
+            &work,
+            &[link, link],
+            shape,
+            Flow { window: 5, ..FLOW },
+            true,
+        );
         assert!(five.latency < two.latency, "{five:?} against {two:?}");
+    }
+
+    #[test]
+    fn results_in_order_hold_the_fast_workers_back_behind_a_slow_one() {
+        let near = Link {
+            startup: 0.0,
+            round_trip: 1e-5,
+            per_byte: 0.0,
+            workers: 4,
+            cores: 0.0,
+        };
+        let far = Link {
+            round_trip: 20e-3,
+            ..near
+        };
+        let work = Workload::new(10_000, 1e-4);
+        let shape = Shape {
+            hosts: 2,
+            workers: 4,
+            chunk: 1,
+        };
+        let wide = predict_network(
+            &work,
+            &[near, far],
+            shape,
+            Flow {
+                ahead: 1000,
+                ..FLOW
+            },
+            true,
+        );
+        let narrow = predict_network(&work, &[near, far], shape, Flow { ahead: 2, ..FLOW }, true);
+        assert!(narrow.total() > wide.total(), "{narrow:?} against {wide:?}");
     }
 }
