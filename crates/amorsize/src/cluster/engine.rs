@@ -173,7 +173,7 @@ pub(crate) fn worker(
     let Some(commands) = commands.filter(|_| index == 0) else {
         // Only the first worker feeds the dataflow.
         drop(input);
-        while !shared.stop.load(Ordering::Acquire) && worker.step_or_park(Some(PARK * 20)) {}
+        drain(worker, &shared);
         return;
     };
     *shared.first.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
@@ -207,7 +207,16 @@ pub(crate) fn worker(
         worker.step_or_park(Some(PARK));
     }
     drop(input);
-    while !shared.stop.load(Ordering::Acquire) && worker.step_or_park(Some(PARK * 20)) {}
+    drain(worker, &shared);
+}
+
+/// Steps (parking between events) until the dataflow is done, or the cluster stops.
+fn drain(worker: &mut Worker, shared: &Shared) {
+    while !shared.stop.load(Ordering::Acquire) {
+        if !worker.step_or_park(Some(PARK * 20)) {
+            return;
+        }
+    }
 }
 
 /// The first worker's hand-out of one run's chunks.

@@ -628,9 +628,7 @@ where
             if let Err(e) = self.top_up() {
                 return Some(Err(e));
             }
-            let Some((&id, &(first, count))) = self.sent.iter().next() else {
-                return None;
-            };
+            let (&id, &(first, count)) = self.sent.iter().next()?;
             if let Some(reply) = self.arrived.remove(&id) {
                 self.sent.remove(&id);
                 self.current = Some((reply, 0, count, first));

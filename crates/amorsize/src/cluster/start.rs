@@ -144,8 +144,8 @@ pub(super) fn start(mut hosts: Hosts) -> Result<Cluster> {
                 format!("the current executable is unknown: {e}"),
             )
         })?;
-        for process in 1..processes {
-            started[process] = Instant::now();
+        for (process, start) in started.iter_mut().enumerate().skip(1) {
+            *start = Instant::now();
             let child = Process::new(&exe)
                 .args(std::env::args_os().skip(1))
                 .env(ENV_PROCESS, process.to_string())
