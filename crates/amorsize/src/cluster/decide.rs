@@ -102,6 +102,7 @@ impl fmt::Display for ClusterPlan {
             )?,
             (_, None) => writeln!(f, "this machine: the cluster has one process; {where_}")?,
         }
+        writeln!(f, "  this machine: {}", self.threads.reason())?;
         writeln!(
             f,
             "  workload: {} items of {:.1} µs, {} + {} bytes per item and result, serialization {:.2} µs per item",

@@ -353,9 +353,13 @@ fn accept_hellos(
     Ok(joined)
 }
 
-/// The usable cores of this process's machine (CPU quota and affinity included).
+/// The cores of this process's machine its workers can count on: the usable cores (CPU quota
+/// and affinity included) less what other programs' runnable threads take, as the thread
+/// backend's plan counts them.
 fn usable_cores() -> f64 {
-    crate::plan::Caps::from_machine(crate::probe::machine()).usable_cores()
+    let caps = crate::plan::Caps::from_machine(crate::probe::machine());
+    let cores = caps.usable_cores().ceil().max(1.0) as usize;
+    caps.capacity().relative_cores(cores)
 }
 
 /// Each process's share of its host's cores: processes whose addresses name the same host

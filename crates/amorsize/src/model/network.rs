@@ -25,8 +25,9 @@ pub struct Link {
     pub per_byte: Seconds,
     /// Workers (threads) the process runs.
     pub workers: usize,
-    /// Cores its workers can use: its host's usable cores shared among the cluster's
-    /// processes on that host. 0 when unknown, and then the workers are not capped.
+    /// Cores its workers can use: its host's usable cores, less other programs' load, shared
+    /// among the cluster's processes on that host. 0 when unknown, and then the workers are not
+    /// capped.
     #[serde(default)]
     pub cores: f64,
 }
