@@ -155,8 +155,8 @@ impl fmt::Display for ClusterPlan {
 /// // 10 000 items of 1 ms: the cluster pays.
 /// let plan = decide(&Workload::new(10_000, 1e-3), &links, &serial, &Options::new());
 /// assert_eq!(plan.choice, Choice::Cluster);
-/// // 10 000 items of 100 ns: it does not.
-/// let plan = decide(&Workload::new(10_000, 100e-9), &links, &serial, &Options::new());
+/// // 1000 items of 100 ns: a round trip costs more than all of them; it does not.
+/// let plan = decide(&Workload::new(1000, 100e-9), &links, &serial, &Options::new());
 /// assert_eq!(plan.choice, Choice::Threads);
 /// ```
 pub fn decide(
