@@ -38,6 +38,18 @@ fn kills_its_process(x: &u64) -> u64 {
     square(x)
 }
 
+/// Stops the process it runs in when that is not process 0, as a host that hangs would: its
+/// connections stay open, and only the missing heartbeats tell.
+fn stops_its_process(x: &u64) -> u64 {
+    if *x == BAD && std::env::var_os("AMORSIZE_CLUSTER_PROCESS").is_some() {
+        // SAFETY: raising a signal at this process touches no memory of ours.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+    }
+    square(x)
+}
+
 /// About `x` microseconds of spinning; returns `x`.
 fn spins(x: &u64) -> u64 {
     let until = Instant::now() + Duration::from_micros(*x);
@@ -51,6 +63,7 @@ struct Functions {
     square: Function<u64, u64>,
     panics: Function<u64, u64>,
     kills: Function<u64, u64>,
+    stops: Function<u64, u64>,
     spins: Function<u64, u64>,
 }
 
@@ -196,6 +209,37 @@ fn a_killed_process_is_an_error_that_names_it(f: &Functions) {
     );
 }
 
+fn a_hung_process_is_lost_at_the_heartbeat_deadline(f: &Functions) {
+    let lost_after = Duration::from_secs(1);
+    let mut cluster = cluster::init(Hosts::local(2).lost_after(lost_after)).unwrap();
+    let items = vec![BAD; 100];
+    let began = Instant::now();
+    let e = cluster
+        .run(
+            f.stops,
+            &items,
+            Shape {
+                hosts: 2,
+                workers: 1,
+                chunk: 1,
+            },
+        )
+        .unwrap_err();
+    let took = began.elapsed();
+    println!(
+        "    a stopped process was reported after {:.2} s: {e}",
+        took.as_secs_f64()
+    );
+    assert_eq!(e.kind(), ErrorKind::WorkerFailed, "{e}");
+    assert!(e.to_string().contains("process 1"), "{e}");
+    assert!(e.to_string().contains("no heartbeat"), "{e}");
+    // The stopped process is killed with the cluster, not left behind.
+    assert_eq!(
+        cluster.shutdown().unwrap_err().kind(),
+        ErrorKind::WorkerFailed
+    );
+}
+
 /// A TCP proxy to `target` that holds every byte for `one_way` in each direction: latency
 /// without `tc netem`.
 fn delaying_proxy(target: String, one_way: Duration) -> SocketAddr {
@@ -311,6 +355,7 @@ fn main() {
         square: process::register("square", square),
         panics: process::register("panics", panics),
         kills: process::register("kills_its_process", kills_its_process),
+        stops: process::register("stops_its_process", stops_its_process),
         spins: process::register("spins", spins),
     };
     // A copy started as a cluster process serves here and exits.
@@ -331,6 +376,10 @@ fn main() {
         (
             "a_killed_process_is_an_error_that_names_it",
             a_killed_process_is_an_error_that_names_it,
+        ),
+        (
+            "a_hung_process_is_lost_at_the_heartbeat_deadline",
+            a_hung_process_is_lost_at_the_heartbeat_deadline,
         ),
         (
             "added_latency_is_measured_predicted_and_refused",
