@@ -110,6 +110,8 @@ fn results_equal_the_serial_map(f: &Functions) {
         assert!(cluster.run(f.square, &empty, shape).unwrap().is_empty());
         let planned = cluster.execute(f.square, &items, &Options::new()).unwrap();
         assert_eq!(planned.results, expected, "{}", planned.plan);
+        let planned = cluster.execute(f.square, &empty, &Options::new()).unwrap();
+        assert!(planned.results.is_empty());
         cluster.shutdown().expect("a clean end");
     }
 }
