@@ -10,6 +10,8 @@
 pub mod adaptor;
 pub mod alloc;
 pub mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod error;
 pub mod exec;
 pub mod model;

@@ -19,6 +19,7 @@ mod capacity;
 #[cfg(test)]
 mod laws;
 mod memory;
+pub mod network;
 mod predict;
 pub mod shed;
 

@@ -175,7 +175,10 @@ fn time_exchanges(worker: &mut Worker) -> Option<(Vec<Seconds>, Vec<Seconds>, Op
 
 /// The median of `values` if it passes the quality check: within `plausible`, and repeats
 /// that agree.
-fn accept(values: &mut [Seconds], plausible: std::ops::RangeInclusive<Seconds>) -> Option<Seconds> {
+pub(crate) fn accept(
+    values: &mut [Seconds],
+    plausible: std::ops::RangeInclusive<Seconds>,
+) -> Option<Seconds> {
     if values.len() < 3 || values.iter().any(|v| !v.is_finite()) {
         return None;
     }

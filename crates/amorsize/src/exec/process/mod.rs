@@ -198,3 +198,45 @@ mod tests {
         assert_eq!(calibrated.unwrap_err().kind(), ErrorKind::Unsupported);
     }
 }
+
+/// The cluster backend runs the same registered functions and moves the same slots.
+#[cfg(feature = "cluster")]
+pub(crate) use costs::accept;
+#[cfg(feature = "cluster")]
+pub(crate) use registry::lookup as lookup_call;
+
+/// Takes item `index`'s slot (as a registered function's call writes it) from the front of
+/// `slots`: its result, or the error it failed with.
+#[cfg(feature = "cluster")]
+pub(crate) fn decode_slot<R: DeserializeOwned>(slots: &mut &[u8], index: usize) -> Result<R> {
+    let undecodable = |e: postcard::Error| {
+        crate::Error::new(
+            crate::ErrorKind::Serialization,
+            format!(
+                "the result of item {index} could not be decoded as {}: {e}",
+                std::any::type_name::<R>()
+            ),
+        )
+        .with_item(index)
+    };
+    let (&tag, rest) = slots.split_first().ok_or_else(|| {
+        crate::Error::new(
+            crate::ErrorKind::Serialization,
+            format!("the reply ended before item {index}'s result"),
+        )
+        .with_item(index)
+    })?;
+    if tag == wire::SLOT_OK {
+        let (value, rest) = postcard::take_from_bytes::<R>(rest).map_err(undecodable)?;
+        *slots = rest;
+        return Ok(value);
+    }
+    let (failure, rest) =
+        postcard::take_from_bytes::<wire::ItemFailure>(rest).map_err(undecodable)?;
+    *slots = rest;
+    let kind = match failure.kind {
+        wire::FailureKind::Panicked => crate::ErrorKind::Panicked,
+        wire::FailureKind::Serialization => crate::ErrorKind::Serialization,
+    };
+    Err(crate::Error::new(kind, failure.message).with_item(index))
+}

@@ -120,7 +120,7 @@ where
 }
 
 /// The worker side of a registered function, by name.
-pub(super) fn lookup(name: &str) -> Option<Arc<Call>> {
+pub(crate) fn lookup(name: &str) -> Option<Arc<Call>> {
     let table = table().lock().unwrap_or_else(|e| e.into_inner());
     table.get(name).map(|e| Arc::clone(&e.call))
 }
