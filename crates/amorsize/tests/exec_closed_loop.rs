@@ -53,7 +53,7 @@ fn two_workers() -> Options {
 }
 
 #[test]
-fn a_batch_whose_workers_contend_sheds_them_and_ends_on_the_caller_alone() {
+fn a_batch_whose_workers_contend_sheds_them_and_ends_on_one_worker() {
     let _turn = turn();
     if !two_cpus() {
         return;

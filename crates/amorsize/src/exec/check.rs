@@ -135,12 +135,13 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    /// The closed loop of a run of `plan` on `workers` workers that started at `start`.
-    pub(crate) fn new(workers: usize, plan: &Plan, start: Instant) -> Check {
+    /// The closed loop of a run of `plan` on `workers` workers that started at `start`; it
+    /// checks nothing unless `shed`.
+    pub(crate) fn new(workers: usize, plan: &Plan, start: Instant, shed: bool) -> Check {
         let serial_item = plan
             .item_time()
             .map(|d| d.as_secs_f64())
-            .filter(|t| t.is_finite() && *t > 0.0);
+            .filter(|t| shed && t.is_finite() && *t > 0.0);
         Check {
             start,
             serial_item,

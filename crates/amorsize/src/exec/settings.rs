@@ -21,6 +21,8 @@ pub(crate) struct ExecOptions {
     ///
     /// [`Cause::Deadline`]: super::threads::Cause::Deadline
     pub(crate) deadline: Option<std::time::Instant>,
+    /// Whether a parallel run may shed workers that do not pay ([`Options::shed_workers`]).
+    pub(crate) shed: bool,
 }
 
 impl Default for ExecOptions {
@@ -32,6 +34,7 @@ impl Default for ExecOptions {
             memory_budget: None,
             fixed_chunks: false,
             deadline: None,
+            shed: true,
         }
     }
 }
@@ -67,6 +70,15 @@ impl Options {
     /// [`Options::chunk_size`] also keeps it fixed.
     pub fn adapt_chunks(mut self, adapt: bool) -> Self {
         self.exec.adapt = adapt;
+        self
+    }
+
+    /// Whether a parallel run checks itself and sheds workers when they run slower together
+    /// than the serial loop (default: yes; see
+    /// [`RunReport::sheds`](crate::report::RunReport::sheds)). Off, the run keeps the workers
+    /// it was planned with to the end, as a benchmark of a fixed plan wants.
+    pub fn shed_workers(mut self, shed: bool) -> Self {
+        self.exec.shed = shed;
         self
     }
 

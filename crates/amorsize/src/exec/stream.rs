@@ -457,6 +457,7 @@ where
         serial.phases = phases;
         serial.sheds = std::mem::take(&mut e.sheds);
         serial.replan_every = e.replan_every.saturating_mul(SHED_BACKOFF);
+        serial.reporter = e.reporter.take();
         self.state = State::Serial(Box::new(serial));
     }
 }
@@ -613,6 +614,9 @@ struct Serial<I, R, F> {
     sheds: Vec<Shed>,
     /// When this serial stretch began, since `start`.
     started_at: Duration,
+    /// Progress, for a serial stretch after a shed of a stream with a progress callback:
+    /// reported at each reading of the clock and at the end.
+    reporter: Option<Reporter>,
     /// Items between two readings of the clock.
     clock_every: usize,
     /// The type of the results, which `f` gives.
@@ -655,6 +659,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             phases: Vec::new(),
             sheds: Vec::new(),
             started_at: Duration::ZERO,
+            reporter: None,
             clock_every,
             results: PhantomData,
         }
@@ -695,6 +700,16 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
         })
     }
 
+    /// Tells the progress callback, if any, of the items computed since it last heard.
+    fn report_progress(&mut self) {
+        if let Some(r) = self.reporter.as_mut() {
+            let done = r.done();
+            if self.index > done {
+                r.add(self.index - done);
+            }
+        }
+    }
+
     /// Whether the next item is computed by `next` itself, without the slow path.
     #[inline]
     fn computes_next(&self) -> bool {
@@ -706,6 +721,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     /// nested stream, which runs serially whatever the plan.
     fn due(&mut self) -> bool {
         self.check_at = self.index.saturating_add(self.clock_every);
+        self.report_progress();
         !self.nested && self.planned.elapsed() >= self.replan_every
     }
 
@@ -767,6 +783,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
     #[cold]
     #[inline(never)]
     fn end(&mut self) -> Option<R> {
+        self.report_progress();
         self.exhausted = true;
         self.check_at = 0;
         self.took = Some(self.start.elapsed());
@@ -872,6 +889,8 @@ struct Engine<I: Iterator, R, F> {
     stretch_chunks: usize,
     /// The check shed the workers: nothing more is handed out.
     draining: bool,
+    /// Whether the closed loop may shed the workers ([`Options::shed_workers`]).
+    shed: bool,
     /// When this parallel stretch began, since `start`.
     began: Duration,
 }
@@ -945,6 +964,7 @@ where
             meter: Meter::new(Instant::now(), resume.index as u64),
             stretch_chunks: 0,
             draining: false,
+            shed: options.exec.shed,
         }
     }
 
@@ -1044,7 +1064,7 @@ where
                 self.busy += message.took;
                 self.computed += len;
                 self.stretch_chunks += 1;
-                if !self.draining {
+                if self.shed && !self.draining {
                     self.check();
                 }
                 if let Some(adapter) = self.adapter.as_mut() {

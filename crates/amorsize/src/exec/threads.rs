@@ -567,7 +567,7 @@ where
             busy: Duration::ZERO,
             count: 0,
         }),
-        check: Check::new(workers, plan, start),
+        check: Check::new(workers, plan, start, settings.shed),
     };
     let mut reporter = settings
         .progress

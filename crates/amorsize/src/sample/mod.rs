@@ -392,7 +392,13 @@ where
     let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead(), Some(n));
     // Heavy items: what one more serial item would teach costs more than waking the workers
     // for the rest, which then start at once.
-    let heavy = glance.results.len() == 1 && glance.elapsed >= HEAVY_ITEM && n > 2;
+    // With the counting allocator installed, one more item runs to count its memory (the
+    // glance's was not counted), which a memory cap on heavy items needs.
+    let heavy = glance.results.len() == 1
+        && glance.elapsed >= HEAVY_ITEM
+        && n > 2
+        && (n as f64) < HEAVY_SHARE_INVERSE * crate::probe::cores_bound() as f64
+        && !crate::alloc::installed();
     let mut results = glance.results;
     meter.seed(results.len(), glance.elapsed);
     if heavy {
@@ -427,7 +433,14 @@ where
 /// turns 150 ms on 2 cores into 225). The plan is then made from that one item, as a sample
 /// too small to trust (a higher threshold), and the run checks itself as every parallel run
 /// does.
+///
+/// Only for inputs short enough that one more serial item would cost more than a
+/// [`HEAVY_SHARE_INVERSE`]th of their parallel time (fewer items than that many per core): a
+/// longer input can afford the sample, which also tells waiting items from computing ones.
 pub const HEAVY_ITEM: Seconds = 1e-3;
+
+/// See [`HEAVY_ITEM`]: 20, so that a further serial item is over 5 % of the parallel run.
+pub const HEAVY_SHARE_INVERSE: f64 = 20.0;
 
 /// Glanced items faster than this on average are sampled as one contiguous block from the
 /// start of the input, as the loop that runs them would, rather than one by one across it:
