@@ -43,7 +43,11 @@ fn smoke_run_emits_every_field_for_every_workload() {
             "sorted",
             "memory",
             "waiting",
-            "iterator"
+            "iterator",
+            "records",
+            "locked",
+            "heavy",
+            "small",
         ]
     );
     for w in workloads {

@@ -12,8 +12,9 @@ const BATCH_OVER_OVERHEAD: f64 = 50.0;
 /// ...and at least this long, for clocks whose overhead reads as zero.
 const MIN_BATCH_TIME: Seconds = 1e-6;
 
-/// The shortest CPU-timed span over which the process's CPU time beyond the sampling thread's
-/// is taken for threads of the function's own: 1 ms. Other threads of the process burn CPU
+/// The shortest CPU-timed span, and the least CPU time of the sampling thread in it, over which
+/// the process's CPU time beyond the sampling thread's is taken for threads of the function's
+/// own: 1 ms. Other threads of the process burn CPU
 /// during the span too — a thread pool that has just finished a job spins before it sleeps
 /// (rayon's workers, for tens to hundreds of µs) — and over a span of microseconds that alone
 /// reads as two or more CPUs per call; a function's own threads keep the ratio up however long
@@ -279,7 +280,10 @@ impl<'c, C: Clock> Meter<'c, C> {
         // so the sampler's own work cancels out; below the nested-parallelism ratio the
         // difference is taken for other threads of the process, not for the function, and so
         // it is over a span too short to tell them apart (see `MIN_NESTED_SPAN`).
-        let ratio = if total.thread_cpu > 0.0 && total.wall >= MIN_NESTED_SPAN {
+        // The function's own CPU time must span it too: for waiting items (a sleep, I/O) the
+        // thread's CPU is tiny, and a pool spinning down after the previous run would read as
+        // tens of CPUs per call.
+        let ratio = if total.thread_cpu >= MIN_NESTED_SPAN && total.wall >= MIN_NESTED_SPAN {
             total.process_cpu / total.thread_cpu
         } else {
             1.0

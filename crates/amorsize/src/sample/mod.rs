@@ -409,8 +409,9 @@ where
         });
     }
     // The indices are drawn before timing starts, so that drawing them is not timed; the
-    // glance ran the first of them.
-    let indices: Vec<usize> = spread(n, limit).skip(results.len()).collect();
+    // glance ran the first of them (and, for fast items, a block from the start).
+    let done: std::collections::HashSet<usize> = results.iter().map(|(i, _)| *i).collect();
+    let indices: Vec<usize> = spread(n, limit).filter(|i| !done.contains(i)).collect();
     prefetch(items, &indices);
     for index in indices {
         if meter.done() {
