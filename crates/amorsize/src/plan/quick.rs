@@ -87,7 +87,7 @@ where
     // Past the floor the glance cannot settle anything: the sample takes over.
     let mut glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
     // Items too fast to time one by one across the input are timed as the loop runs them.
-    sample::glance_block(items, f, &mut glance)?;
+    sample::glance_block(items, f, bounds, &mut glance)?;
     Ok(settle(glance, items.len(), options, || {
         WorkloadKey::of_run(options.name.as_deref(), f, items.len())
     }))

@@ -306,11 +306,21 @@ where
 /// # Errors
 ///
 /// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the item's index when `f` panics.
-pub(crate) fn glance_block<T, R, F>(items: &[T], f: &F, glance: &mut Glance<R>) -> Result<()>
+pub(crate) fn glance_block<T, R, F>(
+    items: &[T],
+    f: &F,
+    bounds: &SampleBounds,
+    glance: &mut Glance<R>,
+) -> Result<()>
 where
     F: Fn(&T) -> R,
 {
     let n = items.len();
+    // Within the sample's own bound on the items it may run.
+    let most = bounds
+        .limit(Some(n))
+        .min(BLOCK_GLANCE_ITEMS)
+        .saturating_sub(glance.results.len());
     if glance.results.is_empty()
         || glance.item_time() >= CONTIGUOUS_BELOW
         || n <= 2 * GLANCE_BLOCK_START
@@ -322,8 +332,8 @@ where
     let clock = SystemClock;
     let overhead = clock.overhead();
     let (mut ran, mut spent, mut index, mut batch) = (0usize, 0.0, 0usize, GLANCE_BLOCK_START);
-    while index < n && ran < BLOCK_GLANCE_ITEMS && spent < BLOCK_GLANCE_TIME {
-        let end = (index + batch).min(n);
+    while index < n && ran < most && spent < BLOCK_GLANCE_TIME {
+        let end = (index + batch.min(most - ran)).min(n);
         let t0 = clock.wall();
         for (i, item) in items.iter().enumerate().take(end).skip(index) {
             if done.binary_search(&i).is_err() {
