@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// cold caches and late wake-ups do not decide alone.
 pub(crate) const CHECK_CHUNKS: u64 = 2;
 
+/// The shortest first window: 2 ms, so that a few chunks of heavy-tailed items (a log-normal
+/// cost, a rare slow item) do not decide alone.
+pub(crate) const CHECK_MIN_WINDOW: Duration = Duration::from_millis(2);
+
 /// How long a run goes before it checks itself when some worker has not finished
 /// [`CHECK_CHUNKS`] chunks (a worker stalled on a lock, or waiting for a core): 5 ms, a few
 /// wake-ups' worth, short against any run worth parallelizing.
@@ -65,7 +69,7 @@ impl Meter {
     pub(crate) fn read(&mut self, done: u64, in_flight: u64, first_over: bool) -> Option<f64> {
         let elapsed = self.start.elapsed();
         let over = match self.length {
-            None => first_over || elapsed >= CHECK_AFTER,
+            None => (first_over && elapsed >= CHECK_MIN_WINDOW) || elapsed >= CHECK_AFTER,
             Some(length) => elapsed >= length,
         };
         if !over {
@@ -80,6 +84,20 @@ impl Meter {
         let seconds = elapsed.as_secs_f64();
         (seconds > 0.0).then(|| items.max(0.0) / seconds)
     }
+}
+
+/// The serial time per item a run is compared with: the sample's mean plus two standard errors
+/// (at most twice the mean), the slowest serial rate the sample allows, so that a run sheds
+/// only when it is slower than the loop beyond the sample's own doubt (a few items of a
+/// heavy-tailed cost). `None` without a sample's time.
+pub(crate) fn serial_item_high(plan: &Plan) -> Option<f64> {
+    let doubt = plan
+        .sample()
+        .filter(|s| s.count > 0 && s.cv.is_finite())
+        .map_or(0.0, |s| (2.0 * s.cv / (s.count as f64).sqrt()).min(1.0));
+    plan.item_time()
+        .map(|d| d.as_secs_f64() * (1.0 + doubt))
+        .filter(|t| t.is_finite() && *t > 0.0)
 }
 
 /// What one worker finished: items and chunks.
@@ -138,10 +156,7 @@ impl Check {
     /// The closed loop of a run of `plan` on `workers` workers that started at `start`; it
     /// checks nothing unless `shed`.
     pub(crate) fn new(workers: usize, plan: &Plan, start: Instant, shed: bool) -> Check {
-        let serial_item = plan
-            .item_time()
-            .map(|d| d.as_secs_f64())
-            .filter(|t| shed && t.is_finite() && *t > 0.0);
+        let serial_item = serial_item_high(plan).filter(|_| shed);
         Check {
             start,
             serial_item,

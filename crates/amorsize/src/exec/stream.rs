@@ -1101,7 +1101,9 @@ where
         {
             return;
         }
-        let Some(serial) = self.plan.item_time().map(|t| t.as_secs_f64()) else {
+        // As a batch's check (`check::serial_item_high`): the slowest serial rate the sample
+        // allows.
+        let Some(serial) = super::check::serial_item_high(&self.plan) else {
             return;
         };
         let in_flight = self.next_index.saturating_sub(self.computed) as u64;
