@@ -86,15 +86,22 @@ impl Meter {
     }
 }
 
+/// The most the sample's doubt raises the serial time per item a run is compared with: a
+/// quarter. Beyond it a sample of a few heavy-tailed items would excuse any slowdown; a run
+/// slower than the loop by more than that sheds whatever the sample's spread.
+pub(crate) const MAX_DOUBT: f64 = 0.25;
+
 /// The serial time per item a run is compared with: the sample's mean plus two standard errors
-/// (at most twice the mean), the slowest serial rate the sample allows, so that a run sheds
+/// (at most [`MAX_DOUBT`] more), the slowest serial rate the sample allows, so that a run sheds
 /// only when it is slower than the loop beyond the sample's own doubt (a few items of a
 /// heavy-tailed cost). `None` without a sample's time.
 pub(crate) fn serial_item_high(plan: &Plan) -> Option<f64> {
     let doubt = plan
         .sample()
         .filter(|s| s.count > 0 && s.cv.is_finite())
-        .map_or(0.0, |s| (2.0 * s.cv / (s.count as f64).sqrt()).min(1.0));
+        .map_or(0.0, |s| {
+            (2.0 * s.cv / (s.count as f64).sqrt()).min(MAX_DOUBT)
+        });
     plan.item_time()
         .map(|d| d.as_secs_f64() * (1.0 + doubt))
         .filter(|t| t.is_finite() && *t > 0.0)
