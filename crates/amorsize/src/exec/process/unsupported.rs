@@ -47,3 +47,8 @@ pub(super) fn kill(_: u32) {}
 
 /// No worker is ever started, so there is nothing to stop at exit.
 pub(super) fn at_exit(_: extern "C" fn()) {}
+
+/// A worker's peak resident set: never asked for, as no worker starts here.
+pub(super) fn peak_rss() -> Option<u64> {
+    None
+}
