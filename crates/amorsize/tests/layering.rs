@@ -30,8 +30,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("probe", "plan"),
     ("probe", "sample"),
     ("probe", "model"),
-    // The sample reads a planning constant and the probe's clock facts.
-    ("sample", "plan"),
+    // The sample reads the probe's clock facts.
     ("sample", "model"),
     // The cache stores plans and keeps the reuse and recall policy.
     ("cache", "plan"),

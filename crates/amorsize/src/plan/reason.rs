@@ -371,10 +371,7 @@ impl super::Plan {
 /// deviation exceeds the mean, as for exponentially distributed item times (cv = 1).
 pub const HIGH_SPREAD_CV: f64 = 1.0;
 
-/// Above this ratio of process CPU to thread CPU the function is taken to run threads of its
-/// own; below it, other threads of the process (a logger, an allocator's background thread)
-/// may explain the difference.
-pub const NESTED_PARALLELISM_RATIO: f64 = 1.5;
+pub use crate::sample::NESTED_PARALLELISM_RATIO;
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -21,6 +21,11 @@ const MIN_BATCH_TIME: Seconds = 1e-6;
 /// the span.
 pub const MIN_NESTED_SPAN: Seconds = 1e-3;
 
+/// Above this ratio of process CPU to thread CPU the function is taken to run threads of its
+/// own; below it, other threads of the process (a logger, an allocator's background thread)
+/// may explain the difference.
+pub const NESTED_PARALLELISM_RATIO: f64 = 1.5;
+
 /// A sample whose CPU-timed span reads the thread waiting (thread CPU under half the wall
 /// time, with blocking) goes on until the span lasts [`WAITING_SPAN`], within the budget.
 const WAITING_CPU: f64 = 0.5;
@@ -288,7 +293,7 @@ impl<'c, C: Clock> Meter<'c, C> {
         } else {
             1.0
         };
-        let self_parallelism = if ratio >= crate::plan::NESTED_PARALLELISM_RATIO {
+        let self_parallelism = if ratio >= NESTED_PARALLELISM_RATIO {
             ratio
         } else {
             1.0

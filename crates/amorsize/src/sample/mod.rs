@@ -22,7 +22,7 @@ mod meter;
 mod transfer;
 
 use meter::Meter;
-pub use meter::{MIN_NESTED_SPAN, WAITING_SPAN};
+pub use meter::{MIN_NESTED_SPAN, NESTED_PARALLELISM_RATIO, WAITING_SPAN};
 
 pub use clock::{Clock, Reading, SystemClock};
 pub use transfer::measure_transfer;
