@@ -117,8 +117,55 @@ fn the_calibration_measures_an_idle_worker() {
     }
 }
 
+/// A result of 4 KiB, filled with the input's low byte.
+fn block(i: &u32) -> Vec<u8> {
+    vec![*i as u8; 4096]
+}
+
+/// Bytes a stream may hold for its reader in the budget test: eight results or so.
+const STREAM_BUDGET: u64 = 32 << 10;
+
+fn a_stream_holds_its_results_within_the_budget() {
+    let f = process::register("block", block);
+    let plan = Plan::fixed(NonZeroUsize::new(2).unwrap(), NonZeroUsize::new(2).unwrap());
+    let options = ProcessOptions::new().memory_budget(STREAM_BUDGET);
+    let mut running = process::start(f, (0..200).collect(), &plan, &options);
+    let mut seen = vec![false; 200];
+    for pair in running.by_ref() {
+        let (i, result) = pair.unwrap();
+        assert!(!seen[i], "item {i} twice");
+        seen[i] = true;
+        assert_eq!(result, vec![i as u8; 4096]);
+        // A reader slower than the workers: without the budget, results would pile up.
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    assert!(seen.iter().all(|&s| s), "every item once");
+    let held = running
+        .stats()
+        .and_then(|s| s.peak_held_bytes)
+        .expect("a budgeted run reports what it held");
+    // A chunk's two results pass alone whatever the budget; otherwise the budget holds.
+    assert!(held > 0 && held <= STREAM_BUDGET, "held {held} bytes");
+    eprintln!("  a reader 0.5 ms per 4 KiB result held at most {held} bytes of {STREAM_BUDGET}");
+    let unbounded = process::start(f, (0..10).collect(), &plan, &ProcessOptions::new());
+    let mut unbounded = unbounded;
+    assert_eq!(unbounded.by_ref().count(), 10);
+    assert_eq!(unbounded.stats().and_then(|s| s.peak_held_bytes), None);
+}
+
+fn dropping_a_budgeted_stream_while_its_workers_wait_ends_it() {
+    let f = process::register("block", block);
+    let plan = Plan::fixed(NonZeroUsize::new(2).unwrap(), NonZeroUsize::MIN);
+    // A budget of one result: the workers wait as soon as the reader holds one.
+    let options = ProcessOptions::new().memory_budget(1);
+    let mut running = process::start(f, (0..1000).collect(), &plan, &options);
+    assert!(running.next().unwrap().is_ok());
+    drop(running); // returns: the waiting threads are let go, the workers stopped
+}
+
 fn main() {
     process::register("holds", holds);
+    process::register("block", block);
     process::init();
     // In order: each test after the first uses what the first measured.
     let tests: &[(&str, fn())] = &[
@@ -137,6 +184,14 @@ fn main() {
         (
             "the_calibration_measures_an_idle_worker",
             the_calibration_measures_an_idle_worker,
+        ),
+        (
+            "a_stream_holds_its_results_within_the_budget",
+            a_stream_holds_its_results_within_the_budget,
+        ),
+        (
+            "dropping_a_budgeted_stream_while_its_workers_wait_ends_it",
+            dropping_a_budgeted_stream_while_its_workers_wait_ends_it,
         ),
     ];
     let mut failed = Vec::new();

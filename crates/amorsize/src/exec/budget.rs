@@ -9,8 +9,9 @@ impl Options {
     /// [`Counting`](crate::alloc::Counting) measured it, else the `size_of`), and each worker
     /// running counts one item's peak (counted, else nothing). The tighter of this and
     /// [`Options::in_flight`] holds; a stream always keeps at least one chunk in flight, so a
-    /// budget below one chunk still makes progress. Threads only: batches hold every result
-    /// anyway, and a plan warns when those would fill memory.
+    /// budget below one chunk still makes progress. Batches hold every result anyway, and a
+    /// plan warns when those would fill memory. Streams of worker processes take their budget
+    /// from [`ProcessOptions::memory_budget`](crate::exec::process::ProcessOptions::memory_budget).
     ///
     /// # Examples
     ///

@@ -71,7 +71,7 @@ where
         let done: HashSet<usize> = sampled.results.iter().map(|(i, _)| *i).collect();
         let tasks = run::chunks(&gaps(items.len(), &done), plan.chunk_size().get());
         let gather = Gather::new(items.len());
-        gather.results(sampled.results);
+        gather.results(sampled.results, 0);
         let target = Target {
             pool: Pool::global(),
             sink: &gather,

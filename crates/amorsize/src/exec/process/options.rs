@@ -21,6 +21,7 @@ pub struct ProcessOptions {
     pub(super) retries: u32,
     pub(super) chunk_timeout: Option<Duration>,
     pub(super) allow_threads: bool,
+    pub(super) memory_budget: Option<u64>,
 }
 
 impl ProcessOptions {
@@ -50,6 +51,18 @@ impl ProcessOptions {
     /// may crash).
     pub fn allow_threads(mut self, allow: bool) -> Self {
         self.allow_threads = allow;
+        self
+    }
+
+    /// Bounds the results a [`start`](super::start)ed run holds for its reader to about
+    /// `bytes`, counted as they came from the workers (their serialized size): a worker whose
+    /// chunk would go past the budget waits before taking the next chunk until the reader has
+    /// taken enough. Besides these, each busy worker holds one chunk's results. A chunk's
+    /// results always pass when nothing is held, so a budget below one chunk still makes
+    /// progress. Batches ([`run`](super::run), [`execute`](super::execute)) hold every result
+    /// anyway; their plan warns when those would fill memory.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
         self
     }
 

@@ -60,6 +60,10 @@ pub struct RunStats {
     /// The highest peak resident set size the workers reported after a chunk, in bytes:
     /// over each worker's life, so at least what this run needed of one worker.
     pub peak_worker_rss: Option<u64>,
+    /// For a [`start`](super::start)ed run with a
+    /// [memory budget](super::ProcessOptions::memory_budget): the most result bytes (as they
+    /// came from the workers) held for the reader at once.
+    pub peak_held_bytes: Option<u64>,
 }
 
 /// The results of a run and the items that failed.
@@ -164,7 +168,7 @@ impl<R> Gather<R> {
 }
 
 impl<R: Send> super::run::Sink<R> for Gather<R> {
-    fn results(&self, results: Vec<(usize, R)>) {
+    fn results(&self, results: Vec<(usize, R)>, _bytes: u64) {
         let mut state = self.lock();
         for (index, result) in results {
             state.0[index] = Some(result);

@@ -48,8 +48,9 @@ pub(super) fn chunks(ranges: &[Range<usize>], chunk: usize) -> Vec<Task> {
 
 /// Where results and failures go as chunks complete.
 pub(super) trait Sink<R>: Sync {
-    /// The results of (part of) a chunk, with their input indices.
-    fn results(&self, results: Vec<(usize, R)>);
+    /// The results of (part of) a chunk, with their input indices, and the bytes they took on
+    /// the wire.
+    fn results(&self, results: Vec<(usize, R)>, bytes: u64);
     /// Items that failed for good.
     fn failure(&self, failure: Failure);
 }
@@ -107,6 +108,8 @@ struct Shared<'a, T, R> {
 /// What one worker thread gathered.
 struct Local<R> {
     results: Vec<(usize, R)>,
+    /// The bytes `results` took on the wire.
+    result_bytes: u64,
     failures: Vec<Failure>,
     fatal: Option<Error>,
     chunks: usize,
@@ -199,6 +202,7 @@ where
 {
     let mut local = Local {
         results: Vec::new(),
+        result_bytes: 0,
         failures: Vec::new(),
         fatal: None,
         chunks: 0,
@@ -293,7 +297,8 @@ impl<R> Local<R> {
     /// Hands what completed to the sink.
     fn flush(&mut self, sink: &dyn Sink<R>) {
         if !self.results.is_empty() {
-            sink.results(std::mem::take(&mut self.results));
+            let bytes = std::mem::take(&mut self.result_bytes);
+            sink.results(std::mem::take(&mut self.results), bytes);
         }
         for failure in self.failures.drain(..) {
             sink.failure(failure);
@@ -405,6 +410,7 @@ fn receive<T, R: DeserializeOwned>(
         if tag == wire::SLOT_OK {
             match postcard::take_from_bytes::<R>(slots) {
                 Ok((result, rest)) => {
+                    local.result_bytes += (slots.len() - rest.len()) as u64;
                     slots = rest;
                     local.results.push((index, result));
                 }

@@ -12,25 +12,88 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 enum Event<R> {
-    Results(Vec<(usize, R)>),
+    Results(Vec<(usize, R)>, u64),
     Failure(Failure),
     Fatal(Error),
 }
 
-struct Channel<R>(mpsc::Sender<Event<R>>);
+/// The results held for the reader, in bytes, against the run's memory budget: the run's
+/// threads wait in [`Gate::enter`] while a batch would go past it, the reader lets them on in
+/// [`Gate::leave`] as it takes results, and a dropped run opens it for good.
+#[derive(Debug)]
+struct Gate {
+    budget: Option<u64>,
+    /// Bytes held, the most held at once, and whether the reader is gone.
+    state: Mutex<(u64, u64, bool)>,
+    room: Condvar,
+}
+
+impl Gate {
+    fn new(budget: Option<u64>) -> Self {
+        Gate {
+            budget,
+            state: Mutex::new((0, 0, false)),
+            room: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (u64, u64, bool)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `bytes` more fit in the budget (or nothing is held, or the reader is
+    /// gone), then counts them held.
+    fn enter(&self, bytes: u64) {
+        let Some(budget) = self.budget else {
+            return;
+        };
+        let mut state = self.lock();
+        while state.0 > 0 && state.0.saturating_add(bytes) > budget && !state.2 {
+            state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.0 += bytes;
+        state.1 = state.1.max(state.0);
+    }
+
+    /// The reader has taken results of `bytes`.
+    fn leave(&self, bytes: u64) {
+        if self.budget.is_some() && bytes > 0 {
+            let mut state = self.lock();
+            state.0 = state.0.saturating_sub(bytes);
+            self.room.notify_all();
+        }
+    }
+
+    /// The reader is gone: nobody waits any more.
+    fn open(&self) {
+        self.lock().2 = true;
+        self.room.notify_all();
+    }
+
+    /// The most bytes held at once, when there was a budget.
+    fn peak(&self) -> Option<u64> {
+        self.budget.map(|_| self.lock().1)
+    }
+}
+
+struct Channel<R> {
+    events: mpsc::Sender<Event<R>>,
+    gate: Arc<Gate>,
+}
 
 impl<R: Send> Sink<R> for Channel<R> {
-    fn results(&self, results: Vec<(usize, R)>) {
+    fn results(&self, results: Vec<(usize, R)>, bytes: u64) {
+        self.gate.enter(bytes);
         // The receiver is gone only when the run was dropped; nothing is waiting then.
-        let _ = self.0.send(Event::Results(results));
+        let _ = self.events.send(Event::Results(results, bytes));
     }
 
     fn failure(&self, failure: Failure) {
-        let _ = self.0.send(Event::Failure(failure));
+        let _ = self.events.send(Event::Failure(failure));
     }
 }
 
@@ -43,6 +106,9 @@ impl<R: Send> Sink<R> for Channel<R> {
 pub struct Running<R> {
     events: Option<mpsc::Receiver<Event<R>>>,
     pending: std::vec::IntoIter<(usize, R)>,
+    /// The bytes of `pending`'s batch, released to the gate once it is taken.
+    pending_bytes: u64,
+    gate: Arc<Gate>,
     cancel: Arc<Cancel>,
     thread: Option<JoinHandle<Result<RunStats>>>,
     stats: Option<RunStats>,
@@ -94,12 +160,17 @@ where
     let cancel = Arc::new(Cancel::default());
     let workers = plan.workers().get();
     let chunk = plan.chunk_size().get();
+    let gate = Arc::new(Gate::new(options.memory_budget));
+    let thread_gate = Arc::clone(&gate);
     let options = options.clone();
     let thread_cancel = Arc::clone(&cancel);
     let thread = std::thread::Builder::new()
         .name("amorsize-process-run".to_owned())
         .spawn(move || {
-            let sink = Channel(tx);
+            let sink = Channel {
+                events: tx,
+                gate: thread_gate,
+            };
             #[allow(clippy::single_range_in_vec_init)]
             let tasks = run::chunks(&[0..items.len()], chunk);
             let target = Target {
@@ -110,7 +181,7 @@ where
             let outcome = run::run(function, &items, tasks, workers, &options, target);
             if let Err(e) = &outcome {
                 let _ = sink
-                    .0
+                    .events
                     .send(Event::Fatal(Error::new(e.kind(), e.to_string())));
             }
             outcome
@@ -128,6 +199,8 @@ where
     Running {
         events,
         pending: Vec::new().into_iter(),
+        pending_bytes: 0,
+        gate,
         cancel,
         thread,
         stats: None,
@@ -142,7 +215,8 @@ impl<R> Running<R> {
 
     fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
-            if let Ok(Ok(stats)) = thread.join() {
+            if let Ok(Ok(mut stats)) = thread.join() {
+                stats.peak_held_bytes = self.gate.peak();
                 self.stats = Some(stats);
             }
         }
@@ -157,9 +231,13 @@ impl<R> Iterator for Running<R> {
             if let Some(pair) = self.pending.next() {
                 return Some(Ok(pair));
             }
+            self.gate.leave(std::mem::take(&mut self.pending_bytes));
             let event = self.events.as_ref()?.recv();
             match event {
-                Ok(Event::Results(results)) => self.pending = results.into_iter(),
+                Ok(Event::Results(results, bytes)) => {
+                    self.pending = results.into_iter();
+                    self.pending_bytes = bytes;
+                }
                 Ok(Event::Failure(failure)) => return Some(Err(failure.into_error())),
                 Ok(Event::Fatal(error)) => return Some(Err(error)),
                 Err(mpsc::RecvError) => {
@@ -175,6 +253,7 @@ impl<R> Iterator for Running<R> {
 impl<R> Drop for Running<R> {
     fn drop(&mut self) {
         self.cancel.cancel();
+        self.gate.open();
         // Unblocks the background thread if it is sending, then waits for it: its workers are
         // killed or back in the pool when it ends.
         self.events = None;
