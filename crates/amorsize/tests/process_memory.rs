@@ -130,7 +130,7 @@ fn a_stream_holds_its_results_within_the_budget() {
     let plan = Plan::fixed(NonZeroUsize::new(2).unwrap(), NonZeroUsize::new(2).unwrap());
     let options = ProcessOptions::new().memory_budget(STREAM_BUDGET);
     let mut running = process::start(f, (0..200).collect(), &plan, &options);
-    let mut seen = vec![false; 200];
+    let mut seen = [false; 200];
     for pair in running.by_ref() {
         let (i, result) = pair.unwrap();
         assert!(!seen[i], "item {i} twice");
@@ -147,8 +147,7 @@ fn a_stream_holds_its_results_within_the_budget() {
     // A chunk's two results pass alone whatever the budget; otherwise the budget holds.
     assert!(held > 0 && held <= STREAM_BUDGET, "held {held} bytes");
     eprintln!("  a reader 0.5 ms per 4 KiB result held at most {held} bytes of {STREAM_BUDGET}");
-    let unbounded = process::start(f, (0..10).collect(), &plan, &ProcessOptions::new());
-    let mut unbounded = unbounded;
+    let mut unbounded = process::start(f, (0..10).collect(), &plan, &ProcessOptions::new());
     assert_eq!(unbounded.by_ref().count(), 10);
     assert_eq!(unbounded.stats().and_then(|s| s.peak_held_bytes), None);
 }
