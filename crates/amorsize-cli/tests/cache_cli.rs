@@ -1,6 +1,6 @@
 //! `amorsize cache show | clear | path` against a cache file of the test's own.
 
-use amorsize::cache::{Cache, Fingerprint, Measured, WorkloadKey};
+use amorsize::cache::{Cache, Fingerprint, WorkloadKey};
 use amorsize::model::{Backend, Costs};
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -34,11 +34,8 @@ fn fill(path: &Path) {
         &amorsize::Plan::fixed(
             NonZeroUsize::new(4).unwrap(),
             NonZeroUsize::new(16).unwrap()
-        ),
-        &Measured {
-            wall: Duration::from_millis(120),
-            items: 400,
-        },
+        )
+        .run_facts(Duration::from_millis(120), 400),
     ));
 }
 

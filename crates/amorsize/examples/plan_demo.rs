@@ -20,7 +20,7 @@ fn main() {
         .optimize(&items[..100], |x| spin(x, 0))
         .unwrap();
     println!("{tiny}");
-    println!("{:?}\n", amorsize::probe::overhead::threads());
+    println!("{:?}\n", amorsize::calibrate::threads());
     for (label, rounds) in [
         ("~1 ns items", 0),
         ("~1 µs items", 1_000),

@@ -10,6 +10,7 @@
 pub mod adaptor;
 pub mod alloc;
 pub mod cache;
+pub mod calibrate;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 mod error;
@@ -18,7 +19,9 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod report;
+mod runtime;
 pub mod sample;
+mod units;
 
 pub use error::{Error, ErrorKind, Result};
 pub use exec::tune::{tune, Tuning};

@@ -55,7 +55,7 @@ fn the_sample_counts_each_items_peak_and_what_its_result_keeps() {
     assert_eq!(m.retained, KIB);
     let vec_size = std::mem::size_of::<Vec<u8>>() as u64;
     assert_eq!(sampled.figures.result_bytes, vec_size + KIB);
-    let w = sampled.figures.workload(1000);
+    let w = amorsize::model::Workload::from_sample(&sampled.figures, 1000);
     assert_eq!(w.worker_memory, m.peak);
     assert_eq!(w.memory_source, MemorySource::Counted);
 }
@@ -65,7 +65,7 @@ fn the_counted_peak_caps_threads() {
     let items: Vec<u64> = (0..200).collect();
     let bounds = SampleBounds::default().items(5, 5);
     let sampled = sample_slice(&items, &scratch_then_small, &bounds).unwrap();
-    let w = sampled.figures.workload(10_000);
+    let w = amorsize::model::Workload::from_sample(&sampled.figures, 10_000);
     let w = amorsize::model::Workload {
         item_time: 10e-3,
         cpu_fraction: 1.0,

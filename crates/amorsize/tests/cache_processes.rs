@@ -9,7 +9,7 @@
 // Children answer their parent on stdout, and without the test harness the parent reports there.
 #![allow(clippy::print_stdout)]
 
-use amorsize::cache::{self, Cache, CacheWarning, Fingerprint, Measured, WorkloadKey};
+use amorsize::cache::{self, Cache, CacheWarning, Fingerprint, WorkloadKey};
 use amorsize::model::{Backend, Costs};
 use amorsize::Plan;
 use std::num::NonZeroUsize;
@@ -79,11 +79,8 @@ fn child(role: &str) -> ExitCode {
             };
             let mut written = 0;
             for i in 0..RUNS_PER_WRITER {
-                let measured = Measured {
-                    wall: Duration::from_millis(1 + i as u64),
-                    items: 10,
-                };
-                written += usize::from(cache.record_run(&key, &sample, &plan, &measured));
+                let run = plan.run_facts(Duration::from_millis(1 + i as u64), 10);
+                written += usize::from(cache.record_run(&key, &sample, &run));
                 // Reads interleave with the other processes' writes.
                 let _ = cache.workload(&key);
                 cache.store_costs(&costs);
@@ -225,11 +222,8 @@ fn fill_up_to_a_size_limit() -> ExitCode {
         cv: 0.0,
         ..Default::default()
     };
-    let measured = Measured {
-        wall: Duration::from_millis(5),
-        items: 10,
-    };
-    assert!(cache.record_run(&key(0), &sample, &plan, &measured));
+    let run = plan.run_facts(Duration::from_millis(5), 10);
+    assert!(cache.record_run(&key(0), &sample, &run));
     let path = std::path::PathBuf::from(std::env::var_os(cache::ENV_VAR).unwrap());
     let size = |suffix: &str| {
         let mut p = path.clone().into_os_string();
@@ -240,7 +234,7 @@ fn fill_up_to_a_size_limit() -> ExitCode {
     limit_file_size(limit);
     let mut written = 1;
     for i in 1..400 {
-        if cache.record_run(&key(i), &sample, &plan, &measured) {
+        if cache.record_run(&key(i), &sample, &run) {
             written += 1;
         }
     }
@@ -325,7 +319,7 @@ fn learn() -> ExitCode {
     // The thread costs this process uses, whether or not the plan needed them (a plan proven
     // serial from a bound, as on a loaded machine, measures nothing): recalled from the cache
     // when it has them, measured otherwise.
-    let costs = amorsize::probe::overhead::threads().costs;
+    let costs = amorsize::calibrate::threads().costs;
     let costs = Some((costs.worker_start.to_bits(), costs.chunk_dispatch.to_bits()));
     let item_time = plan.workload().map(|w| w.item_time.to_bits());
     println!("costs {costs:?} item {item_time:?}");

@@ -4,8 +4,8 @@
 //! One test in a binary of its own: the thread costs are found once per process, and any other
 //! test in the same process could find them first.
 
+use amorsize::calibrate::{threads_if_measured, COSTS_WORTH};
 use amorsize::plan::Reason;
-use amorsize::probe::overhead::{threads_if_measured, COSTS_WORTH};
 use amorsize::Options;
 
 #[path = "common/work.rs"]

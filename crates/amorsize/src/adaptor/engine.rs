@@ -8,10 +8,10 @@ use super::min_len::MinLen;
 use super::report::{Basis, PipelineRun, SegmentCheck};
 use super::Hook;
 use crate::cache::WorkloadKey;
+use crate::calibrate::PARALLEL_FLOOR;
 use crate::exec::pool::{self, Pool};
 use crate::model::Seconds;
 use crate::plan::{self, quick};
-use crate::probe::overhead::PARALLEL_FLOOR;
 use crate::sample::{Clock, Glance, Reading, Sample, SystemClock, CONTIGUOUS_BELOW, WAITING_SPAN};
 use crate::{Options, Plan};
 use rayon::iter::plumbing::{
@@ -203,7 +203,7 @@ where
             let rest_start = Instant::now();
             let result = run_rest(pieces, &plan, item_time, options, &mut run);
             let wall = rest_start.elapsed();
-            crate::cache::learn::remember(
+            crate::plan::recall::remember(
                 &key(),
                 &plan,
                 wall,

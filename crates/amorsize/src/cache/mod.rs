@@ -10,9 +10,9 @@
 //!   ([`Cache::load_costs`], [`Cache::store_costs`]);
 //! - per [`WorkloadKey`], the recent samples, plans and measured runs, and the correction the
 //!   model applies: contention between workers (the Universal Scalability Law's α), learned
-//!   from measured ÷ predicted time of parallel runs ([`contention_of_run`],
-//!   [`update_contention`]), fading over serial runs ([`fade_contention`]), and tied to the
-//!   load of other programs it was learned under and to its age ([`contention_now`])
+//!   from measured ÷ predicted time of parallel runs, fading over serial runs, and tied to the
+//!   load of other programs it was learned under and to its age (the arithmetic is the
+//!   model's: [`Learned`](crate::model::Learned), [`contention_now`](crate::model::contention_now))
 //!   ([`Cache::workload`], [`Cache::record_run`], [`Cache::contention`]).
 //!
 //! **A cache problem never fails a run.** Every operation returns an `Option` or nothing; a
@@ -54,11 +54,8 @@
 //! # }
 //! ```
 
-mod contention;
 mod fingerprint;
 mod key;
-pub(crate) mod learn;
-pub use learn::{MIN_WORTH, SHORT_REMEMBERED};
 mod location;
 #[cfg(feature = "cache")]
 mod open;
@@ -67,22 +64,18 @@ mod records;
 mod schema;
 mod warning;
 
-pub use contention::{
-    contention_now, contention_of_run, fade_contention, same_load, update_contention,
-    CONTENTION_HALF_LIFE, FADE, LOAD_TOLERANCE, MAX_CONTENTION, MIN_WEIGHT,
-};
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{Fingerprint, CALIBRATION_REVISION};
 pub use key::WorkloadKey;
 pub use location::{from_env as location, resolve as resolve_location, Location, ENV_VAR};
 pub use records::{
-    Calibration, Measured, RunRecord, Summary, WorkloadHistory, WorkloadSummary, CONFIRM_FACTOR,
+    Calibration, RunFacts, RunRecord, Summary, WorkloadHistory, WorkloadSummary, CONFIRM_FACTOR,
 };
 pub use warning::{take_warnings, CacheWarning};
 
 #[cfg(feature = "cache")]
-use crate::model::{Backend, Costs};
+use crate::model::contention::{self, Learned};
 #[cfg(feature = "cache")]
-use crate::plan::Plan;
+use crate::model::{Backend, Costs};
 #[cfg(feature = "cache")]
 use crate::sample::Sample;
 #[cfg(feature = "cache")]
@@ -281,9 +274,8 @@ impl Cache {
                      FROM run WHERE workload = ?1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([id], |r| {
-                    let plan: String = r.get(0)?;
                     Ok(RunRecord {
-                        plan: serde_json::from_str::<Plan>(&plan).ok(),
+                        plan: r.get(0)?,
                         parallel: r.get(1)?,
                         workers: to_usize(r.get(2)?),
                         chunk: to_usize(r.get(3)?),
@@ -324,49 +316,13 @@ impl Cache {
         .map_or(0.0, contention::sanitize)
     }
 
-    /// Records a finished run of `key`: its sample, its plan and what it measured. A parallel
-    /// run with a prediction updates the contention ([`contention_of_run`],
-    /// [`update_contention`]) when it ran under the same load of other programs as the runs
-    /// that taught it ([`same_load`], the load from the plan's caps), and starts it over from
-    /// its own estimate under another load; a serial run fades it ([`fade_contention`]). One
-    /// short transaction; returns whether it was stored.
-    pub fn record_run(
-        &self,
-        key: &WorkloadKey,
-        sample: &Sample,
-        plan: &Plan,
-        measured: &Measured,
-    ) -> bool {
-        let (Ok(figures), Ok(plan_text)) =
-            (serde_json::to_string(sample), serde_json::to_string(plan))
-        else {
+    /// Records a finished run of `key`: its sample, its plan and what it measured, and what
+    /// the workload's contention becomes after it ([`Learned::after`]). One short
+    /// transaction; returns whether it was stored.
+    pub fn record_run(&self, key: &WorkloadKey, sample: &Sample, run: &RunFacts) -> bool {
+        let Ok(figures) = serde_json::to_string(sample) else {
             return false;
         };
-        let predicted = plan.predicted_time().map(|d| d.as_secs_f64());
-        let predicted_serial = plan.predicted_serial_time().map(|d| d.as_secs_f64());
-        let wall = measured.wall.as_secs_f64();
-        let items = plan.items().unwrap_or(measured.items);
-        let (estimate, used) = match plan.prediction() {
-            Some(p) if plan.is_parallel() => {
-                // The workers that got a chunk, as the model counts them.
-                let busy = p
-                    .candidate
-                    .workers
-                    .get()
-                    .min(items.div_ceil(p.candidate.chunk.get()));
-                let used = if busy > 1 && p.compute > 0.0 {
-                    p.contention / (p.compute * (busy - 1) as f64)
-                } else {
-                    0.0
-                };
-                (contention_of_run(p, busy, wall), used)
-            }
-            _ => (None, 0.0),
-        };
-        let load = plan
-            .caps()
-            .and_then(|c| c.load.as_ref())
-            .map_or(0.0, |l| l.competing);
         let now = now_secs();
         self.write_tx(|tx| {
             let existing = tx
@@ -375,36 +331,18 @@ impl Cache {
                      WHERE machine = ?1 AND key = ?2",
                     params![self.machine_key, key.as_str()],
                     |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, f64>(2)?,
-                            r.get::<_, f64>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ))
+                        Ok(Learned {
+                            runs: r.get::<_, i64>(1)?.max(0) as u64,
+                            alpha: r.get(2)?,
+                            load: r.get(3)?,
+                            at: r.get(4)?,
+                        })
                     },
                 )
                 .optional()?;
-            let (learned, old, old_load, old_at) = existing
-                .map_or((0, 0.0, 0.0, now), |(_, l, a, load, at)| {
-                    (l.max(0) as u64, a, load, at)
-                });
-            let (learned, alpha, load, learned_at) = match estimate {
-                // Under the load it was learned under, the estimate joins the others (the load
-                // too, as a running mean); under another, it starts the learning over.
-                Some(estimate) if learned > 0 && same_load(old_load, load) => {
-                    let weight = (1.0 / (learned as f64 + 1.0)).max(MIN_WEIGHT);
-                    (
-                        learned + 1,
-                        update_contention(old, learned, estimate),
-                        old_load + weight * (load - old_load),
-                        now,
-                    )
-                }
-                Some(estimate) => (1, update_contention(0.0, 0, estimate), load, now),
-                None if !plan.is_parallel() => (learned, fade_contention(old), old_load, old_at),
-                None => (learned, contention::sanitize(old), old_load, old_at),
-            };
+            let learned = existing
+                .unwrap_or(Learned::nothing(now))
+                .after(&run.contention, now);
             let id: i64 = tx.query_row(
                 "INSERT INTO workload
                      (machine, key, runs, learned, contention, updated_at, load, learned_at)
@@ -417,11 +355,11 @@ impl Cache {
                 params![
                     self.machine_key,
                     key.as_str(),
-                    learned as i64,
-                    alpha,
+                    learned.runs as i64,
+                    learned.alpha,
                     now,
-                    load,
-                    learned_at
+                    learned.load,
+                    learned.at
                 ],
                 |r| r.get(0),
             )?;
@@ -435,45 +373,51 @@ impl Cache {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     id,
-                    plan_text,
-                    plan.is_parallel(),
-                    plan.workers().get() as i64,
-                    plan.chunk_size().get() as i64,
-                    measured.items as i64,
-                    wall,
-                    predicted,
-                    predicted_serial,
-                    used,
+                    run.plan,
+                    run.contention.parallel,
+                    run.workers as i64,
+                    run.chunk as i64,
+                    run.items as i64,
+                    run.wall.as_secs_f64(),
+                    run.predicted.map(|d| d.as_secs_f64()),
+                    run.predicted_serial.map(|d| d.as_secs_f64()),
+                    run.contention_used,
                     now
                 ],
             )?;
-            // Only the newest run keeps its plan (2 KB of JSON, where the other columns take
-            // a few dozen bytes), so that the file and its check on opening stay small.
-            tx.execute(
-                "UPDATE run SET plan = '' WHERE workload = ?1 AND id < last_insert_rowid()
-                   AND plan != ''",
-                [id],
-            )?;
-            let keep = KEEP_RECENT as i64;
-            tx.execute(
-                "DELETE FROM sample WHERE workload = ?1 AND id NOT IN
-                   (SELECT id FROM sample WHERE workload = ?1 ORDER BY id DESC LIMIT ?2)",
-                params![id, keep],
-            )?;
-            tx.execute(
-                "DELETE FROM run WHERE workload = ?1 AND id NOT IN
-                   (SELECT id FROM run WHERE workload = ?1 ORDER BY id DESC LIMIT ?2)",
-                params![id, keep],
-            )?;
-            if existing.is_none() {
-                tx.execute(
-                    "DELETE FROM workload WHERE id NOT IN
-                       (SELECT id FROM workload ORDER BY updated_at DESC, id DESC LIMIT ?1)",
-                    [MAX_WORKLOADS as i64],
-                )?;
-            }
-            Ok(())
+            self.trim(tx, id, existing.is_none())
         })
+    }
+
+    /// Keeps the newest runs and samples of workload `id`, the plan of its newest run only,
+    /// and, after a new workload, the [`MAX_WORKLOADS`] most recently updated.
+    fn trim(&self, tx: &rusqlite::Transaction<'_>, id: i64, added: bool) -> rusqlite::Result<()> {
+        // Only the newest run keeps its plan (2 KB of JSON, where the other columns take
+        // a few dozen bytes), so that the file and its check on opening stay small.
+        tx.execute(
+            "UPDATE run SET plan = '' WHERE workload = ?1 AND id < last_insert_rowid()
+               AND plan != ''",
+            [id],
+        )?;
+        let keep = KEEP_RECENT as i64;
+        tx.execute(
+            "DELETE FROM sample WHERE workload = ?1 AND id NOT IN
+               (SELECT id FROM sample WHERE workload = ?1 ORDER BY id DESC LIMIT ?2)",
+            params![id, keep],
+        )?;
+        tx.execute(
+            "DELETE FROM run WHERE workload = ?1 AND id NOT IN
+               (SELECT id FROM run WHERE workload = ?1 ORDER BY id DESC LIMIT ?2)",
+            params![id, keep],
+        )?;
+        if added {
+            tx.execute(
+                "DELETE FROM workload WHERE id NOT IN
+                   (SELECT id FROM workload ORDER BY updated_at DESC, id DESC LIMIT ?1)",
+                [MAX_WORKLOADS as i64],
+            )?;
+        }
+        Ok(())
     }
 
     /// Everything in the file, of every machine, for people (`amorsize cache show`).

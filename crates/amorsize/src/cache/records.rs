@@ -1,8 +1,7 @@
 //! What the cache gives back: calibrations, a workload's history, and summaries for people.
 
 use super::Fingerprint;
-use crate::model::{Costs, Seconds, Workload};
-use crate::plan::Plan;
+use crate::model::{Costs, RunContention, Seconds, Workload};
 use crate::sample::Sample;
 use serde::Serialize;
 use std::time::Duration;
@@ -12,20 +11,36 @@ use std::time::Duration;
 /// a few items (caches, frequency scaling) and catches a changed input or function.
 pub const CONFIRM_FACTOR: f64 = 2.0;
 
-/// What a finished run measured, as [`Cache::record_run`](super::Cache::record_run) takes it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Measured {
+/// A finished run as [`Cache::record_run`](super::Cache::record_run) stores it: what the plan
+/// was and what the run measured (the plan layer makes it from a plan:
+/// [`Plan::run_facts`](crate::Plan::run_facts)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunFacts {
+    /// The plan, serialized (JSON).
+    pub plan: String,
+    /// Workers it ran on.
+    pub workers: usize,
+    /// Items per chunk.
+    pub chunk: usize,
+    /// Items the run processed.
+    pub items: usize,
     /// Wall time of the whole run, sampling included.
     pub wall: Duration,
-    /// Items the run processed (those the plan was for), when the plan does not say.
-    pub items: usize,
+    /// Predicted wall time, as planned (contention included).
+    pub predicted: Option<Duration>,
+    /// Predicted wall time of the serial loop.
+    pub predicted_serial: Option<Duration>,
+    /// What the run says of the workload's contention.
+    pub contention: RunContention,
+    /// The contention (α) the prediction included.
+    pub contention_used: f64,
 }
 
 /// One past run of a workload.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunRecord {
-    /// The plan that ran, when its stored form still parses.
-    pub plan: Option<Plan>,
+    /// The plan that ran, serialized (JSON); empty for all but the newest run.
+    pub plan: String,
     /// Whether it ran in parallel.
     pub parallel: bool,
     /// Workers it ran on.
@@ -106,7 +121,7 @@ impl WorkloadHistory {
     ///
     /// [`contention_now`]: super::contention_now
     pub fn contention_at(&self, load_now: f64) -> f64 {
-        super::contention_now(
+        crate::model::contention_now(
             self.contention,
             self.contention_load,
             self.contention_age,
@@ -179,9 +194,9 @@ impl WorkloadHistory {
         self.recent.last().map(|r| r.chunk)
     }
 
-    /// The plan of the most recent run, when it still parses.
-    pub fn last_plan(&self) -> Option<&Plan> {
-        self.recent.last()?.plan.as_ref()
+    /// The plan of the most recent run, serialized (JSON).
+    pub fn last_plan(&self) -> Option<&str> {
+        Some(self.recent.last()?.plan.as_str()).filter(|p| !p.is_empty())
     }
 }
 

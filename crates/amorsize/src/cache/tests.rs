@@ -1,6 +1,8 @@
 //! The cache's behaviour on good files and bad ones.
 
 use super::*;
+use crate::model::{fade_contention, CONTENTION_HALF_LIFE};
+use crate::Plan;
 use std::num::NonZeroUsize;
 
 fn machine(name: &str) -> Fingerprint {
@@ -77,11 +79,8 @@ fn sample(item_time: f64) -> Sample {
     }
 }
 
-fn measured(wall: f64) -> Measured {
-    Measured {
-        wall: Duration::from_secs_f64(wall),
-        items: 100,
-    }
+fn secs(wall: f64) -> Duration {
+    Duration::from_secs_f64(wall)
 }
 
 #[test]
@@ -129,13 +128,17 @@ fn a_run_is_remembered_with_its_sample_and_plan() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
     let plan = parallel_plan(1.0, 0.0);
-    assert!(cache.record_run(&key, &sample(0.04), &plan, &measured(2.0)));
+    assert!(cache.record_run(&key, &sample(0.04), &plan.run_facts(secs(2.0), 100)));
     let h = cache.workload(&key).unwrap();
     assert_eq!((h.runs, h.learned), (1, 1));
     assert_eq!(h.samples, vec![sample(0.04)]);
     assert_eq!(h.item_time(), Some(0.04));
     assert_eq!(h.chunk_size(), Some(8));
-    assert_eq!(h.last_plan(), Some(&plan));
+    assert_eq!(
+        h.last_plan()
+            .map(|p| serde_json::from_str::<crate::Plan>(p).unwrap()),
+        Some(plan)
+    );
     let run = &h.recent[0];
     assert_eq!(run.error_ratio(), Some(2.0));
     assert_eq!(run.predicted_speedup(), Some(4.0));
@@ -154,15 +157,14 @@ fn contention_learns_the_model_error_not_the_corrected_one() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.6),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.6), 100),
     );
     let alpha = cache.contention(&key);
     assert!((alpha - 0.2).abs() < 1e-12);
     // The next plan included it, predicted 1.6 s and was right: it stays.
     let plan = parallel_plan(1.0, alpha);
     assert!((plan.predicted_time().unwrap().as_secs_f64() - 1.6).abs() < 1e-9);
-    cache.record_run(&key, &sample(0.04), &plan, &measured(1.6));
+    cache.record_run(&key, &sample(0.04), &plan.run_facts(secs(1.6), 100));
     assert!((cache.contention(&key) - 0.2).abs() < 1e-9);
     let h = cache.workload(&key).unwrap();
     assert!((h.recent[1].contention_used - 0.2).abs() < 1e-9);
@@ -176,10 +178,13 @@ fn serial_runs_fade_the_contention_without_learning_from_it() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.6),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.6), 100),
     );
-    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(9.0));
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &serial_plan().run_facts(secs(9.0), 100),
+    );
     let h = cache.workload(&key).unwrap();
     assert_eq!((h.runs, h.learned), (2, 1));
     assert!((h.contention - fade_contention(0.2)).abs() < 1e-12);
@@ -194,12 +199,19 @@ fn serial_runs_measure_the_item_time_to_start_from() {
     cache.record_run(
         &key,
         &sample(0.01),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.0),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.0), 100),
     );
     assert_eq!(cache.workload(&key).unwrap().item_time(), Some(0.01));
-    cache.record_run(&key, &sample(0.01), &serial_plan(), &measured(2.5));
-    cache.record_run(&key, &sample(0.01), &serial_plan(), &measured(3.0));
+    cache.record_run(
+        &key,
+        &sample(0.01),
+        &serial_plan().run_facts(secs(2.5), 100),
+    );
+    cache.record_run(
+        &key,
+        &sample(0.01),
+        &serial_plan().run_facts(secs(3.0), 100),
+    );
     let h = cache.workload(&key).unwrap();
     assert_eq!(h.item_time(), Some(0.03));
     assert_eq!(h.sample_item_time(), Some(0.01));
@@ -215,7 +227,11 @@ fn only_the_most_recent_runs_are_kept() {
     let (_dir, cache) = fresh();
     let key = WorkloadKey::named("w");
     for i in 0..KEEP_RECENT + 5 {
-        cache.record_run(&key, &sample(i as f64), &serial_plan(), &measured(1.0));
+        cache.record_run(
+            &key,
+            &sample(i as f64),
+            &serial_plan().run_facts(secs(1.0), 100),
+        );
     }
     let h = cache.workload(&key).unwrap();
     assert_eq!(h.runs, (KEEP_RECENT + 5) as u64);
@@ -223,7 +239,7 @@ fn only_the_most_recent_runs_are_kept() {
     assert_eq!(h.recent.len(), KEEP_RECENT);
     assert_eq!(h.samples[0].item_time, 5.0, "the oldest ones go first");
     let (last, older) = h.recent.split_last().unwrap();
-    assert!(last.plan.is_some() && older.iter().all(|r| r.plan.is_none()));
+    assert!(!last.plan.is_empty() && older.iter().all(|r| r.plan.is_empty()));
     assert!(older.iter().all(|r| r.wall == Duration::from_secs(1)));
 }
 
@@ -234,8 +250,7 @@ fn workloads_of_other_machines_are_separate() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(2.0),
+        &parallel_plan(1.0, 0.0).run_facts(secs(2.0), 100),
     );
     let other = Cache::open_at(cache.path(), machine("another cpu")).unwrap();
     assert_eq!(other.workload(&key), None);
@@ -251,14 +266,12 @@ fn summary_lists_calibrations_and_workloads() {
     cache.record_run(
         &WorkloadKey::named("a"),
         &sample(0.01),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.5),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.5), 100),
     );
     cache.record_run(
         &WorkloadKey::named("b"),
         &sample(0.02),
-        &serial_plan(),
-        &measured(2.0),
+        &serial_plan().run_facts(secs(2.0), 100),
     );
     let s = cache.summary().unwrap();
     assert_eq!(s.calibrations.len(), 1);
@@ -284,8 +297,7 @@ fn a_full_disk_stops_writing_but_not_reading() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(2.0),
+        &parallel_plan(1.0, 0.0).run_facts(secs(2.0), 100),
     );
     let pages: u32 = cache
         .conn
@@ -293,7 +305,11 @@ fn a_full_disk_stops_writing_but_not_reading() {
         .unwrap();
     cache.limit_pages(pages);
     let big = WorkloadKey::named("x".repeat(64 * 1024));
-    assert!(!cache.record_run(&big, &sample(0.04), &serial_plan(), &measured(1.0)));
+    assert!(!cache.record_run(
+        &big,
+        &sample(0.04),
+        &serial_plan().run_facts(secs(1.0), 100)
+    ));
     assert_eq!(
         cache.take_warnings(),
         vec![CacheWarning::Full {
@@ -306,7 +322,11 @@ fn a_full_disk_stops_writing_but_not_reading() {
         "the failed transaction left nothing"
     );
     // Writing stops (no second warning), reading goes on.
-    assert!(!cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0)));
+    assert!(!cache.record_run(
+        &key,
+        &sample(0.04),
+        &serial_plan().run_facts(secs(1.0), 100)
+    ));
     assert_eq!(cache.take_warnings(), vec![]);
     assert_eq!(cache.workload(&key).unwrap().runs, 1);
     assert!((cache.contention(&key) - 1.0 / 3.0).abs() < 1e-12);
@@ -329,7 +349,11 @@ fn a_file_that_is_not_a_database_is_rebuilt() {
         "{warnings:?}"
     );
     let key = WorkloadKey::named("w");
-    cache.record_run(&key, &sample(0.04), &serial_plan(), &measured(1.0));
+    cache.record_run(
+        &key,
+        &sample(0.04),
+        &serial_plan().run_facts(secs(1.0), 100),
+    );
     assert_eq!(cache.workload(&key).unwrap().runs, 1);
 }
 
@@ -343,8 +367,7 @@ fn a_truncated_file_is_rebuilt() {
             cache.record_run(
                 &WorkloadKey::named(format!("workload {i} {}", "x".repeat(200))),
                 &sample(0.04),
-                &parallel_plan(1.0, 0.0),
-                &measured(2.0),
+                &parallel_plan(1.0, 0.0).run_facts(secs(2.0), 100),
             );
         }
         // Fold the log into the file, so that cutting the file loses committed pages.
@@ -576,8 +599,7 @@ fn a_version_2_file_is_migrated_and_forgets_the_contention_it_learned_blind_to_l
     assert!(cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.6)
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.6), 100)
     ));
     let h = cache.workload(&key).unwrap();
     assert!((h.contention - 0.2).abs() < 1e-12);
@@ -598,8 +620,7 @@ fn contention_learned_beside_other_load_is_not_applied_without_it() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &loaded(parallel_plan(1.0, 0.0), 1.0),
-        &measured(1.6),
+        &loaded(parallel_plan(1.0, 0.0), 1.0).run_facts(secs(1.6), 100),
     );
     let h = cache.workload(&key).unwrap();
     assert!((h.contention - 0.2).abs() < 1e-12);
@@ -614,8 +635,7 @@ fn contention_learned_beside_other_load_is_not_applied_without_it() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.0),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.0), 100),
     );
     let h = cache.workload(&key).unwrap();
     assert_eq!((h.learned, h.contention, h.contention_load), (1, 0.0, 0.0));
@@ -623,8 +643,7 @@ fn contention_learned_beside_other_load_is_not_applied_without_it() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.3),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.3), 100),
     );
     let h = cache.workload(&key).unwrap();
     assert_eq!(h.learned, 2);
@@ -638,8 +657,7 @@ fn learned_contention_fades_with_age() {
     cache.record_run(
         &key,
         &sample(0.04),
-        &parallel_plan(1.0, 0.0),
-        &measured(1.6),
+        &parallel_plan(1.0, 0.0).run_facts(secs(1.6), 100),
     );
     let fresh_h = cache.workload(&key).unwrap();
     assert!(fresh_h.contention_age < Duration::from_secs(60));

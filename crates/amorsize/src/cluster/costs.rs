@@ -6,7 +6,7 @@
 //! agree) or is replaced by its named fallback, and the plan says so.
 
 use super::handle::Cluster;
-use crate::exec::process::accept;
+use crate::calibrate::accept;
 use crate::model::network::Link;
 use crate::model::Seconds;
 use crate::Result;
@@ -92,11 +92,11 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
             .iter()
             .map(|p| (p.as_secs_f64() - empty) / PADDING as f64)
             .collect();
-        let round_trip = accept(&mut trips, 1e-7..=5.0).unwrap_or_else(|| {
+        let round_trip = accept(&mut trips, 0.0, 1e-7..=5.0).unwrap_or_else(|| {
             fallbacks.push(format!("process {process} round trip: FALLBACK_ROUND_TRIP"));
             FALLBACK_ROUND_TRIP
         });
-        let per_byte = accept(&mut per_byte, 10e-12..=1e-6).unwrap_or_else(|| {
+        let per_byte = accept(&mut per_byte, 0.0, 10e-12..=1e-6).unwrap_or_else(|| {
             fallbacks.push(format!(
                 "process {process} bytes per second: FALLBACK_NETWORK_PER_BYTE"
             ));

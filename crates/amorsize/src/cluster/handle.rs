@@ -197,7 +197,7 @@ impl Cluster {
         let done: std::collections::HashSet<usize> =
             sampled.results.iter().map(|(i, _)| *i).collect();
         let rest = items.len() - done.len();
-        let mut workload = sampled.figures.workload(rest);
+        let mut workload = crate::model::Workload::from_sample(&sampled.figures, rest);
         let timed = sampled.results.iter().take(3);
         workload.transfer = sample::measure_transfer(
             timed.clone().map(|(i, _)| (*i, &items[*i])),

@@ -209,7 +209,7 @@ impl Options {
             &mut iter,
             &f,
             plan::GLANCE_ITEMS,
-            crate::probe::overhead::PARALLEL_FLOOR,
+            crate::calibrate::PARALLEL_FLOOR,
         )?;
         let k = prefix.len();
         // The glance's items have run; their results are kept.
@@ -465,7 +465,7 @@ where
 
 /// What a run of `ran` items teaches the next calls of `key`, at once: a run that shed its
 /// workers down to the caller makes the next calls serial for a back-off
-/// ([`note_shed`](crate::cache::learn::note_shed)); a parallel run that kept them forgets that
+/// ([`note_shed`](crate::plan::recall::note_shed)); a parallel run that kept them forgets that
 /// back-off. What is remembered for later processes (the cache) is the parallel throughput the
 /// run measured: a run that shed is recorded as if its every item had run at the rate of its
 /// first phase, so that the contention learned is the one its workers met.
@@ -476,7 +476,7 @@ fn learn(
     ran: usize,
     disk_cache: bool,
 ) {
-    use crate::cache::learn;
+    use crate::plan::recall as learn;
     if matches!(plan.reason(), crate::plan::Reason::MeasuredSlower { .. }) {
         // Serial because of what a parallel run measured: it measures nothing new.
         return;

@@ -36,9 +36,8 @@
 mod adapt;
 mod batch;
 mod budget;
-pub(crate) mod calibrate;
 mod check;
-pub(crate) mod pool;
+pub(crate) use crate::runtime::pool;
 pub mod process;
 mod progress;
 mod settings;
@@ -47,10 +46,10 @@ mod stream;
 mod threads;
 pub mod tune;
 
+pub(crate) use crate::plan::ExecOptions;
+pub use crate::report::{Phase, Shed};
 pub use batch::{execute, execute_iter, try_execute, Run};
-pub use check::{Phase, Shed};
 pub use progress::Progress;
-pub(crate) use settings::ExecOptions;
 pub use stream::{
     stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_ITEMS_MAX, STREAM_CHUNK_TIME_MAX,
     STREAM_REPLAN_EVERY, UNKNOWN_LENGTH_ITEMS,

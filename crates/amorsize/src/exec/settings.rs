@@ -2,42 +2,10 @@
 //! in-flight bound of streams. They live in [`Options`] beside the planning options.
 
 use super::progress::{Progress, ProgressFn};
+pub(crate) use crate::plan::ExecOptions;
 use crate::Options;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-
-/// Execution settings carried by [`Options`].
-#[derive(Clone, Debug)]
-pub(crate) struct ExecOptions {
-    pub(crate) progress: Option<ProgressFn>,
-    pub(crate) adapt: bool,
-    pub(crate) in_flight: Option<NonZeroUsize>,
-    /// A stream's bound on the bytes of its items in flight ([`Options::memory_budget`]).
-    pub(crate) memory_budget: Option<u64>,
-    /// Chunks of exactly the planned size to the end, with no shrinking tail: a measured grid
-    /// ([`tune`](super::tune)) times the chunk size it names.
-    pub(crate) fixed_chunks: bool,
-    /// When the run stops handing out chunks, unfinished ([`Cause::Deadline`]).
-    ///
-    /// [`Cause::Deadline`]: super::threads::Cause::Deadline
-    pub(crate) deadline: Option<std::time::Instant>,
-    /// Whether a parallel run may shed workers that do not pay ([`Options::shed_workers`]).
-    pub(crate) shed: bool,
-}
-
-impl Default for ExecOptions {
-    fn default() -> Self {
-        ExecOptions {
-            progress: None,
-            adapt: true,
-            in_flight: None,
-            memory_budget: None,
-            fixed_chunks: false,
-            deadline: None,
-            shed: true,
-        }
-    }
-}
 
 impl Options {
     /// Calls `callback` with the progress of a run at chunk boundaries, from the calling

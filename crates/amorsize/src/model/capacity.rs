@@ -1,42 +1,8 @@
 //! The CPU the workers can count on while other programs run: the usable cores, what other
 //! runnable threads take of them, and how the scheduler shares the cores between them.
 
+use super::Sharing;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// How the scheduler divides the cores between this process's workers and other runnable
-/// threads.
-///
-/// Linux's fair scheduler gives runnable entities of equal weight equal CPU time
-/// (`Documentation/scheduler/sched-design-CFS.rst`; EEVDF since 6.6 keeps the same shares).
-/// Without autogrouping every thread is such an entity, so `W` workers among `R` other
-/// runnable threads on `C` cores get `min(W, C·W ÷ (W + R))` CPUs: more workers take a larger
-/// share. With autogrouping (`sched(7)`) the entities are sessions: a process gets its
-/// session's share whatever its thread count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sharing {
-    /// Every runnable thread gets an equal share (no autogrouping; or the other threads are in
-    /// this process's session).
-    #[default]
-    PerThread,
-    /// Every session gets an equal share (autogrouping on); the other runnable threads are
-    /// taken to be of one other session (a build, a server: a few programs run most threads),
-    /// so this process keeps half the cores, or what the others leave idle when more. If they
-    /// are of more sessions, it keeps less, and its workers gain less than predicted but lose
-    /// nothing: a session's share does not grow with its threads, so parallel and serial get
-    /// the same CPU.
-    PerSession,
-}
-
-impl fmt::Display for Sharing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Sharing::PerThread => "shared per thread",
-            Sharing::PerSession => "shared per session",
-        })
-    }
-}
 
 /// The CPU capacity the workers can count on: `cores` usable cores (fractional under a quota)
 /// of which other programs' `competing` runnable threads ask their share, divided as `sharing`

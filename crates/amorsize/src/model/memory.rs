@@ -16,18 +16,6 @@ pub const MEMORY_HEADROOM: f64 = 0.8;
 /// warning: the results are all held until the call returns, beside everything else.
 pub const RESULTS_WARN_SHARE: f64 = 0.5;
 
-/// What the sample counted of one item's memory (with [`Counting`](crate::alloc::Counting)
-/// installed), in bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemMemory {
-    /// Mean bytes allocated per item.
-    pub allocated: u64,
-    /// The most bytes one item had live at once: what each item in flight needs.
-    pub peak: u64,
-    /// Mean heap bytes an item's result keeps (still live when the function returned).
-    pub retained: u64,
-}
-
 /// Where [`Workload::worker_memory`] came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

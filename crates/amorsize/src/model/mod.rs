@@ -16,6 +16,7 @@ use std::fmt;
 use std::num::NonZeroUsize;
 
 mod capacity;
+pub mod contention;
 #[cfg(test)]
 mod laws;
 mod memory;
@@ -23,15 +24,20 @@ pub mod network;
 mod predict;
 pub mod shed;
 
-pub use capacity::{Capacity, Sharing};
+pub use capacity::Capacity;
+pub use contention::{
+    contention_now, contention_of_run, fade_contention, same_load, update_contention, Learned,
+    RunContention, CONTENTION_HALF_LIFE, FADE, LOAD_TOLERANCE, MAX_CONTENTION, MIN_WEIGHT,
+};
 pub use memory::{
-    results_fill_memory, results_memory, workers_within_memory, ItemMemory, MemorySource,
-    MEMORY_HEADROOM, RESULTS_WARN_SHARE,
+    results_fill_memory, results_memory, workers_within_memory, MemorySource, MEMORY_HEADROOM,
+    RESULTS_WARN_SHARE,
 };
 pub use predict::{predict, Prediction, Term};
 
-/// Time in seconds, the model's unit.
-pub type Seconds = f64;
+pub use crate::probe::Sharing;
+pub use crate::sample::{ItemMemory, Transfer};
+pub use crate::units::Seconds;
 
 /// Where the work runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -132,6 +138,26 @@ impl Workload {
         }
     }
 
+    /// The workload of `items` more items like those of `sample`.
+    pub fn from_sample(sample: &crate::sample::Sample, items: usize) -> Workload {
+        Workload {
+            items,
+            item_time: sample.item_time,
+            cpu_fraction: sample.cpu_fraction,
+            cv: sample.cv,
+            self_parallelism: sample.self_parallelism,
+            result_bytes: sample.result_bytes,
+            // A thread runs one item at a time: its memory is one item's peak.
+            worker_memory: sample.memory.map_or(0, |m| m.peak),
+            memory_source: match sample.memory {
+                Some(m) if m.peak > 0 => MemorySource::Counted,
+                _ => MemorySource::NotMeasured,
+            },
+            item_memory: sample.memory,
+            ..Workload::default()
+        }
+    }
+
     /// Predicted time of the plain serial loop: item time × items.
     pub fn serial_time(&self) -> Seconds {
         self.item_time * self.items as f64
@@ -143,19 +169,6 @@ impl Workload {
     pub fn cpu_demand(&self) -> f64 {
         (self.cpu_fraction.clamp(0.0, 1.0) * self.self_parallelism.max(1.0)).max(0.0)
     }
-}
-
-/// Serialization figures per item (zero for the thread backend).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Transfer {
-    /// Time to encode one input item and decode it on the other side.
-    pub input_time: Seconds,
-    /// Time to encode one result and decode it on the other side.
-    pub output_time: Seconds,
-    /// Encoded bytes of one input item.
-    pub input_bytes: u64,
-    /// Encoded bytes of one result.
-    pub output_bytes: u64,
 }
 
 /// What a backend costs on this machine (measured by [`probe`](crate::probe) for threads, by

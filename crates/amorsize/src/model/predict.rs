@@ -133,7 +133,7 @@ impl Prediction {
 /// chunks, and `W' = min(W, K)` workers that get any chunk:
 /// - worker start `= W × worker_start`: the coordinator starts or wakes the workers one after
 ///   another (on threads, a reused pool's sleeping workers are woken; see
-///   [`probe::overhead`](crate::probe::overhead));
+///   [`calibrate`](crate::calibrate));
 /// - compute `= max(N t' / W', N t d / cores(W'))`, where `t'` adds the workers' half of the
 ///   serialization round trip, `d` is [`Workload::cpu_demand`] and `cores(W')` is
 ///   [`Capacity::relative_cores`]: a worker cannot run faster than its share, and the items

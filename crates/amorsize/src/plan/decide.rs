@@ -268,7 +268,7 @@ fn warnings(w: &Workload, costs: &Costs, caps: &Caps) -> Vec<Warning> {
             self_parallelism: w.self_parallelism,
         });
     }
-    out.extend(crate::probe::overhead::fallback_warnings(costs));
+    out.extend(super::fallback_warnings(costs));
     out
 }
 

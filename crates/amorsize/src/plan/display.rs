@@ -98,7 +98,7 @@ impl fmt::Display for Plan {
                  {})",
                 secs(reuse.age),
                 reuse.call,
-                crate::cache::learn::RECALL_TIMES
+                crate::plan::recall::RECALL_TIMES
             )?;
         }
         if let Some(w) = &self.workload {

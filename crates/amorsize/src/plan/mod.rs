@@ -17,18 +17,23 @@ pub(crate) mod display;
 mod options;
 pub(crate) mod quick;
 mod reason;
+pub(crate) mod recall;
 mod sampled;
+mod settings;
 
 pub use caps::{Caps, Limit, LimitKind, Load, MAX_WORKERS, WAITING_WORKERS_PER_CORE};
 pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK, MIN_CHUNKS_PER_WORKER};
 pub use options::{Options, DEFAULT_THRESHOLD};
 pub use quick::{GLANCE_ITEMS, GLANCE_MAX_SERIAL};
+pub(crate) use reason::fallback_warnings;
 pub use reason::{Reason, Warning, HIGH_SPREAD_CV, NESTED_PARALLELISM_RATIO};
 pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};
 pub(crate) use sampled::{
     plan_measured, plan_slice_after, plan_stream, sample_bounds, settled, settled_plan,
     settled_sample,
 };
+pub use settings::Progress;
+pub(crate) use settings::{ExecOptions, ProgressFn};
 
 /// Serial or parallel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ pub struct Options {
     pub(crate) chunk: Option<NonZeroUsize>,
     pub(crate) target_chunk: Option<Duration>,
     pub(crate) name: Option<String>,
-    pub(crate) exec: crate::exec::ExecOptions,
+    pub(crate) exec: super::ExecOptions,
     pub(crate) sample: SampleBounds,
     pub(crate) items: Option<usize>,
     pub(crate) disk_cache: bool,
@@ -48,7 +48,7 @@ impl Default for Options {
             chunk: None,
             target_chunk: None,
             name: None,
-            exec: crate::exec::ExecOptions::default(),
+            exec: super::ExecOptions::default(),
             sample: SampleBounds::default(),
             items: None,
             disk_cache: true,
@@ -142,7 +142,7 @@ impl Options {
     /// Whether a plan made with these options depends on nothing of the caller's but the
     /// threshold and the name: no workers, worker cap, chunk size, chunk duration, sample
     /// bounds or item count. Only such a plan is reused by a later call of the same workload
-    /// ([`crate::cache::learn::recall_parallel`]), and only by a call whose options are such too.
+    /// ([`crate::plan::recall::recall_parallel`]), and only by a call whose options are such too.
     pub(crate) fn leave_plan_to_sample(&self) -> bool {
         self.workers.is_none()
             && self.max_workers.is_none()

@@ -21,10 +21,10 @@
 //! from them and nothing runs twice.
 
 use super::{Caps, Options};
-use crate::cache::learn::Recalled;
 use crate::cache::WorkloadKey;
+use crate::calibrate::PARALLEL_FLOOR;
 use crate::model::Seconds;
-use crate::probe::overhead::PARALLEL_FLOOR;
+use crate::plan::recall::Recalled;
 use crate::sample::{self, Glance, SampleBounds};
 use crate::Result;
 
@@ -40,10 +40,10 @@ pub const GLANCE_MAX_SERIAL: Seconds = 100e-6;
 /// The largest input, in serial time as the glance estimates it, that a call may run
 /// serially without the probe, the sample or the thread costs, while those costs are not
 /// known in the process: what finding the costs takes
-/// ([`COSTS_WORTH`](crate::probe::overhead::COSTS_WORTH)). Parallel could save at most the
+/// ([`COSTS_WORTH`](crate::calibrate::COSTS_WORTH)). Parallel could save at most the
 /// whole serial time (waiting items are not bound by the cores), so less than that; the
 /// savings forgone this way add up, and once they reach that figure the costs are found.
-pub const UNPROBED_MAX_SERIAL: Seconds = crate::probe::overhead::COSTS_WORTH;
+pub const UNPROBED_MAX_SERIAL: Seconds = crate::calibrate::COSTS_WORTH;
 
 /// What the glance found.
 pub(crate) enum Look<R> {
@@ -95,7 +95,7 @@ where
 
 /// Settles `n` items (the glance's among them) of the workload `key` serial when the glance
 /// proves that no parallel plan pays, or confirms a serial decision made for the workload a
-/// moment ago from a full sample ([`crate::cache::learn::recall_serial`]). The key is made
+/// moment ago from a full sample ([`crate::plan::recall::recall_serial`]). The key is made
 /// only when the proof fails (it is a string: a few hundred ns, a share of the smallest calls).
 pub(crate) fn settle<R>(
     glance: Glance<R>,
@@ -123,10 +123,10 @@ pub(crate) fn settle<R>(
         // the cores do not limit) could save at most the whole serial time: while that is
         // less than finding the thread costs, it runs serially, with no probe and no sample.
         let serial = glance.item_time() * n as f64;
-        if serial < UNPROBED_MAX_SERIAL && crate::probe::overhead::threads_if_measured().is_none() {
+        if serial < UNPROBED_MAX_SERIAL && crate::calibrate::threads_if_measured().is_none() {
             // Every parallel section costs at least the floor; nothing else bounds it here.
             let gain = (serial - PARALLEL_FLOOR).max(0.0);
-            if let Err(forgone) = crate::probe::overhead::threads_if_worth(gain) {
+            if let Err(forgone) = crate::calibrate::threads_if_worth(gain) {
                 found = Some(Proof {
                     serial,
                     best_speedup: serial / PARALLEL_FLOOR,
@@ -142,7 +142,7 @@ pub(crate) fn settle<R>(
         // they are worth finding.
         let serial = glance.item_time() * n as f64;
         let gain = (serial - serial / cores.max(1.0) - PARALLEL_FLOOR).max(0.0);
-        found = match crate::probe::overhead::threads_if_worth(gain) {
+        found = match crate::calibrate::threads_if_worth(gain) {
             Ok(calibration) => {
                 let start = calibration.costs.worker_start;
                 proof(&glance, n, cores, options.threshold, 2.0 * start)
@@ -157,12 +157,12 @@ pub(crate) fn settle<R>(
     }
     if found.is_none() && !glance.results.is_empty() {
         let recalled =
-            crate::cache::learn::recall_serial(&key(), n, glance.item_time(), options.threshold);
+            crate::plan::recall::recall_serial(&key(), n, glance.item_time(), options.threshold);
         found = recalled.and_then(|recalled| {
             // A decision made because the thread costs were not worth finding stands while
             // they still are not: its call forgoes its savings too.
             let forgone = match recalled.unmeasured {
-                Some(gain) => match crate::probe::overhead::threads_if_worth(gain) {
+                Some(gain) => match crate::calibrate::threads_if_worth(gain) {
                     Ok(_) => return None,
                     Err(forgone) => Some((gain, forgone)),
                 },
@@ -183,10 +183,10 @@ pub(crate) fn settle<R>(
 }
 
 /// A parallel plan made a moment ago from a full sample of the same workload, when one stands
-/// for `n` items ([`recall_parallel`](crate::cache::learn::recall_parallel)): the call runs it
+/// for `n` items ([`recall_parallel`](crate::plan::recall::recall_parallel)): the call runs it
 /// with neither a glance nor a sample, as both run serially. Or a serial plan, while the
 /// back-off after a parallel run of the workload that measured slower than the loop lasts
-/// ([`recall_shed`](crate::cache::learn::recall_shed)). Only for options that leave the plan
+/// ([`recall_shed`](crate::plan::recall::recall_shed)). Only for options that leave the plan
 /// to the sample.
 pub(crate) fn reuse<T: ?Sized, R, F: Fn(&T) -> R>(
     n: usize,
@@ -197,10 +197,10 @@ pub(crate) fn reuse<T: ?Sized, R, F: Fn(&T) -> R>(
         return None;
     }
     let key = || WorkloadKey::of_run(options.name.as_deref(), f, n);
-    if let Some(serial) = crate::cache::learn::recall_shed_if_any(key, n) {
+    if let Some(serial) = crate::plan::recall::recall_shed_if_any(key, n) {
         return Some(serial);
     }
-    crate::cache::learn::recall_parallel(key, n, options.threshold)
+    crate::plan::recall::recall_parallel(key, n, options.threshold)
 }
 
 /// [`look`] at the first items of an iterator of `len` items (known: an unknown length

@@ -1,7 +1,7 @@
 //! Why a plan is what it is: one typed reason for the decision, and warnings.
 
 use super::caps::LimitKind;
-use crate::model::{Seconds, Term};
+use crate::model::{Backend, Costs, Seconds, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -46,9 +46,9 @@ pub enum Reason {
         reused: u32,
     },
     /// Parallel could save less than finding this machine's thread costs takes
-    /// ([`COSTS_WORTH`](crate::probe::overhead::COSTS_WORTH)), and they are not known in this
+    /// ([`COSTS_WORTH`](crate::calibrate::COSTS_WORTH)), and they are not known in this
     /// process yet: the call runs serially, and the costs are found once the savings forgone
-    /// this way add up to that figure ([`threads_if_worth`](crate::probe::overhead::threads_if_worth)).
+    /// this way add up to that figure ([`threads_if_worth`](crate::calibrate::threads_if_worth)).
     NotWorthMeasuring {
         /// Predicted serial time.
         serial: Seconds,
@@ -185,7 +185,7 @@ impl fmt::Display for Reason {
                  most {})",
                 secs(*age),
                 secs(*serial),
-                crate::cache::learn::RECALL_TIMES
+                crate::plan::recall::RECALL_TIMES
             ),
             Reason::NotWorthMeasuring {
                 serial,
@@ -199,7 +199,7 @@ impl fmt::Display for Reason {
                  that ({} so far)",
                 secs(*serial),
                 secs(*gain),
-                secs(crate::probe::overhead::COSTS_WORTH),
+                secs(crate::calibrate::COSTS_WORTH),
                 secs(*forgone)
             ),
             Reason::MeasuredSlower {
@@ -459,6 +459,40 @@ impl fmt::Display for Warning {
             ),
         }
     }
+}
+
+/// The warnings for the fallback constants `costs` used.
+pub(crate) fn fallback_warnings(costs: &Costs) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let names = |thread: &str, process: &str| -> String {
+        match costs.backend {
+            Backend::Threads => thread.to_owned(),
+            Backend::Processes => process.to_owned(),
+            other => format!("the {other} backend's fallback"),
+        }
+    };
+    if costs.fallbacks.worker_start {
+        out.push(Warning::FallbackUsed {
+            cost: "worker start".to_owned(),
+            constant: names("FALLBACK_THREAD_START", "FALLBACK_PROCESS_START"),
+            value: costs.worker_start,
+        });
+    }
+    if costs.fallbacks.chunk_dispatch {
+        out.push(Warning::FallbackUsed {
+            cost: "chunk dispatch".to_owned(),
+            constant: names("FALLBACK_THREAD_DISPATCH", "FALLBACK_PROCESS_DISPATCH"),
+            value: costs.chunk_dispatch,
+        });
+    }
+    if costs.fallbacks.transfer_per_byte {
+        out.push(Warning::FallbackUsed {
+            cost: "transfer per byte".to_owned(),
+            constant: names("transfer fallback", "FALLBACK_PIPE_PER_BYTE"),
+            value: costs.transfer_per_byte,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use super::quick::{self, Look};
 use super::{decide, speedup_bound, Caps, Options, Plan, Reason, Warning};
+use crate::calibrate;
 use crate::model::{Seconds, Workload};
-use crate::probe::overhead;
 use crate::sample::{self, Glance, Sample, SampleBounds, Sampled, MIN_TRUSTED_SAMPLE};
 use crate::Result;
 
@@ -87,9 +87,9 @@ pub(crate) fn plan_measured(
     key: &crate::cache::WorkloadKey,
     options: &Options,
 ) -> Plan {
-    let mut workload = figures.workload(rest);
+    let mut workload = Workload::from_sample(figures, rest);
     // A workload the cache knows starts from its remembered figures when the sample confirms them.
-    if let Some(known) = crate::cache::learn::recall(key, &workload, options.disk_cache) {
+    if let Some(known) = crate::plan::recall::recall(key, &workload, options.disk_cache) {
         known.inform(&mut workload, figures);
     } else {
         // What this process's last runs of it measured, if any: runs too short for the file
@@ -99,7 +99,7 @@ pub(crate) fn plan_measured(
                 .capacity()
                 .competing
         };
-        if let Some(alpha) = crate::cache::learn::recall_short(key, load) {
+        if let Some(alpha) = crate::plan::recall::recall_short(key, load) {
             workload.contention = alpha;
         }
     }
@@ -107,7 +107,7 @@ pub(crate) fn plan_measured(
     plan.warn_if_results_fill_memory();
     if options.workers.is_none() {
         let reusable = options.leave_plan_to_sample();
-        crate::cache::learn::note_plan(key, n, glance_item, options.threshold, &plan, reusable);
+        crate::plan::recall::note_plan(key, n, glance_item, options.threshold, &plan, reusable);
     }
     plan
 }
@@ -127,7 +127,7 @@ pub(crate) fn plan_stream<T: ?Sized, R, F: Fn(&T) -> R>(
     if let Some((n, glance_item)) = known.filter(|_| options.workers.is_none()) {
         let key = crate::cache::WorkloadKey::of_run(options.name.as_deref(), f, n);
         // Streams do not reuse parallel plans (a noted one only forgets a serial decision).
-        crate::cache::learn::note_plan(&key, n, glance_item, options.threshold, &plan, false);
+        crate::plan::recall::note_plan(&key, n, glance_item, options.threshold, &plan, false);
     }
     plan
 }
@@ -172,7 +172,7 @@ pub(crate) fn settled_plan(
     proof: quick::Proof,
     options: &Options,
 ) -> Plan {
-    let mut workload = figures.workload(n - figures.count.min(n));
+    let mut workload = Workload::from_sample(figures, n - figures.count.min(n));
     if proof.recalled.is_some() && n > 0 {
         // The earlier full sample's time per item, which the glance (a few items timed one
         // by one, often misses to memory) only checked.
@@ -238,16 +238,16 @@ fn refused_from_bound(workload: &Workload, caps: &Caps, options: &Options, reaso
 /// plan takes at least `serial ÷ W + W × s ≥ 2 √(serial × s)` (least at `W = √(serial ÷ s)`),
 /// a speedup of at most `√(serial ÷ s) ÷ 2`, which is below the threshold `θ` while
 /// `serial < 4 θ² s`. Before the thread costs are measured, the bound of `plan_sampled`
-/// (serial ÷ [`overhead::PARALLEL_FLOOR`] < θ) is the proof instead. `None` when the caller
+/// (serial ÷ [`calibrate::PARALLEL_FLOOR`] < θ) is the proof instead. `None` when the caller
 /// fixed the workers: the plan is theirs, and the CPU figures are reported.
 fn serial_proof(options: &Options) -> Option<std::time::Duration> {
     if options.workers.is_some() {
         return None;
     }
     let theta = options.threshold.max(0.0);
-    let limit = match overhead::threads_if_measured() {
+    let limit = match calibrate::threads_if_measured() {
         Some(calibration) => 4.0 * theta * theta * calibration.costs.worker_start,
-        None => theta * overhead::PARALLEL_FLOOR,
+        None => theta * calibrate::PARALLEL_FLOOR,
     };
     (limit.is_finite() && limit > 0.0).then(|| std::time::Duration::from_secs_f64(limit))
 }
@@ -319,7 +319,7 @@ where
     };
     let rest = total.saturating_sub(prefix.len());
     let mut plan = plan_sampled(
-        sampled.figures.workload(rest),
+        Workload::from_sample(&sampled.figures, rest),
         &sampled.figures,
         options,
         assumed,
@@ -353,7 +353,12 @@ pub const UNTRUSTED_SAMPLE_MARGIN: f64 = 1.5;
 /// assert_eq!(plan.items(), Some(rest.len()));
 /// ```
 pub fn plan_sample(figures: &Sample, items: usize, options: &Options) -> Plan {
-    plan_sampled(figures.workload(items), figures, options, None)
+    plan_sampled(
+        Workload::from_sample(figures, items),
+        figures,
+        options,
+        None,
+    )
 }
 
 /// Decides for `workload` on the thread backend: from the bound alone when it proves that no
@@ -385,8 +390,8 @@ fn plan_sampled(
     let mut caps = Caps::from_machine(crate::probe::machine());
     // Available memory changes while a program runs; the probe keeps a fresh figure.
     caps.available_memory = crate::probe::available_memory_now().or(caps.available_memory);
-    let measured = overhead::threads_if_measured();
-    let bound = speedup_bound(&workload, &caps, options, overhead::PARALLEL_FLOOR);
+    let measured = calibrate::threads_if_measured();
+    let bound = speedup_bound(&workload, &caps, options, calibrate::PARALLEL_FLOOR);
     let mut plan = match measured {
         None if options.workers.is_none() && workload.items > 0 && bound < options.threshold => {
             // Proven serial without measuring anything.
@@ -406,7 +411,7 @@ fn plan_sampled(
             // The most a parallel plan could save, against what finding the costs costs.
             let serial = workload.serial_time();
             let gain = serial - serial / bound.max(1.0);
-            match overhead::threads_if_worth(gain) {
+            match calibrate::threads_if_worth(gain) {
                 Ok(calibration) => decide(&workload, &calibration.costs, &caps, options),
                 Err(forgone) => refused_from_bound(
                     &workload,
@@ -420,7 +425,7 @@ fn plan_sampled(
                 ),
             }
         }
-        _ => decide(&workload, &overhead::threads().costs, &caps, options),
+        _ => decide(&workload, &calibrate::threads().costs, &caps, options),
     };
     if untrusted {
         plan.push_warning(Warning::SampleTooSmall {

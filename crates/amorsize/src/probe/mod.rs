@@ -35,7 +35,6 @@ mod memory;
 mod native;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 mod other;
-pub mod overhead;
 pub mod parse;
 mod source;
 mod system;
@@ -51,7 +50,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroup::{CgroupDirs, CgroupVersion};
 pub use cpu_set::CpuSet;
 pub use cpus::Cpus;
-pub use load::{cpu_load_now, read_cpu_load, CpuLoad, LOAD_TTL};
+pub use load::{cpu_load_now, read_cpu_load, CpuLoad, Sharing, LOAD_TTL};
 pub use memory::Memory;
 pub use source::{Fallback, Figure, Source, Warning, WarningKind};
 pub use system::System;

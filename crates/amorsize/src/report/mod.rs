@@ -5,5 +5,4 @@
 
 mod run;
 
-pub use crate::exec::{Phase, Shed};
-pub use run::{ChunkAdjustment, RunReport};
+pub use run::{ChunkAdjustment, Phase, RunReport, Shed};

@@ -1,10 +1,57 @@
 //! The report of one run: what was measured beside what the plan predicted.
 
-use crate::exec::{Phase, Shed};
 use crate::Plan;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
+
+/// A stretch of a run on a fixed number of workers: the run's start on the workers it was
+/// planned with, then each stretch after the closed loop shed workers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Phase {
+    /// Workers allowed to claim chunks during the phase.
+    pub workers: usize,
+    /// Items finished during the phase.
+    pub items: usize,
+    /// Wall time of the phase.
+    pub wall: Duration,
+}
+
+impl Phase {
+    pub(crate) fn new(workers: usize, items: usize, wall: Duration) -> Phase {
+        Phase {
+            workers,
+            items,
+            wall,
+        }
+    }
+
+    /// Items finished per second of wall time; `None` for a phase with no time or no items.
+    pub fn throughput(&self) -> Option<f64> {
+        let wall = self.wall.as_secs_f64();
+        (wall > 0.0 && self.items > 0).then(|| self.items as f64 / wall)
+    }
+}
+
+/// A change of the worker count made while the run went, because the measured throughput of
+/// the workers together did not pay (see [`judge`](crate::model::shed::judge)).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Shed {
+    /// Items finished (in finished chunks) when the run shed workers.
+    pub after_items: usize,
+    /// Time since the run's start.
+    pub at: Duration,
+    /// Workers before.
+    pub from: usize,
+    /// Workers after (1: one worker, as the serial loop).
+    pub to: usize,
+    /// The workers' throughput together ÷ the serial rate of the sample, as measured then.
+    pub measured_speedup: f64,
+    /// The speedup the plan predicted, when it predicted one.
+    pub predicted_speedup: Option<f64>,
+}
 
 /// A change of the chunk size during a run, made because the measured chunk durations drifted
 /// from the prediction (see [`Options::adapt_chunks`](crate::Options::adapt_chunks)).

@@ -1,7 +1,7 @@
 //! Clocks a sample reads: wall time, the calling thread's CPU time, the process's CPU time.
 //! Behind a trait so that tests drive sampling with a fake clock instead of timing anything.
 
-use crate::model::Seconds;
+use crate::units::Seconds;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -109,7 +109,7 @@ impl Clock for SystemClock {
 /// "unknown" and the sample assumes CPU-bound work).
 #[cfg(unix)]
 mod sys {
-    use crate::model::Seconds;
+    use crate::units::Seconds;
 
     pub(super) fn thread_cpu() -> Seconds {
         cpu_time(libc::CLOCK_THREAD_CPUTIME_ID)
@@ -161,7 +161,7 @@ mod sys {
 /// 100 ns units. A clock that cannot be read reads 0, as on Unix.
 #[cfg(windows)]
 mod sys {
-    use crate::model::Seconds;
+    use crate::units::Seconds;
     use windows_sys::Win32::Foundation::{FILETIME, HANDLE};
     use windows_sys::Win32::System::Threading::{
         GetCurrentProcess, GetCurrentThread, GetProcessTimes, GetThreadTimes,

@@ -2,8 +2,21 @@
 //! batches once an item takes less than the clock's own overhead many times over.
 
 use super::{Clock, Reading, Sample, SampleBounds};
-use crate::model::{ItemMemory, Seconds};
+use crate::units::Seconds;
 use crate::Result;
+use serde::{Deserialize, Serialize};
+
+/// What the sample counted of one item's memory (with [`Counting`](crate::alloc::Counting)
+/// installed), in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemMemory {
+    /// Mean bytes allocated per item.
+    pub allocated: u64,
+    /// The most bytes one item had live at once: what each item in flight needs.
+    pub peak: u64,
+    /// Mean heap bytes an item's result keeps (still live when the function returned).
+    pub retained: u64,
+}
 
 /// A timed batch should last this many times the clock's overhead before the overhead's
 /// jitter is a small error (2 %): below it, the next batch holds twice the items.

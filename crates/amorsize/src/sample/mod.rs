@@ -12,7 +12,7 @@
 //! [`CONTIGUOUS_BELOW`], in one block from its start, as a loop runs them; an iterator by its
 //! prefix.
 
-use crate::model::{ItemMemory, MemorySource, Seconds, Workload};
+use crate::units::Seconds;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -25,7 +25,8 @@ use meter::Meter;
 pub use meter::{MIN_NESTED_SPAN, NESTED_PARALLELISM_RATIO, WAITING_SPAN};
 
 pub use clock::{Clock, Reading, SystemClock};
-pub use transfer::measure_transfer;
+pub use meter::ItemMemory;
+pub use transfer::{measure_transfer, Transfer};
 
 /// What the sample measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,28 +81,6 @@ impl Default for Sample {
             measured: 0.0,
             complete: false,
             cpu_skipped: false,
-        }
-    }
-}
-
-impl Sample {
-    /// The workload of `items` more items like the sampled ones.
-    pub fn workload(&self, items: usize) -> Workload {
-        Workload {
-            items,
-            item_time: self.item_time,
-            cpu_fraction: self.cpu_fraction,
-            cv: self.cv,
-            self_parallelism: self.self_parallelism,
-            result_bytes: self.result_bytes,
-            // A thread runs one item at a time: its memory is one item's peak.
-            worker_memory: self.memory.map_or(0, |m| m.peak),
-            memory_source: match self.memory {
-                Some(m) if m.peak > 0 => MemorySource::Counted,
-                _ => MemorySource::NotMeasured,
-            },
-            item_memory: self.memory,
-            ..Workload::default()
         }
     }
 }
@@ -438,7 +417,7 @@ where
 }
 
 /// A first item that takes at least this long ends the serial sample: 1 ms, 200 times the
-/// least a parallel section costs ([`PARALLEL_FLOOR`](crate::probe::overhead::PARALLEL_FLOOR)),
+/// least a parallel section costs ([`PARALLEL_FLOOR`](crate::calibrate::PARALLEL_FLOOR)),
 /// so that waking the workers for the rest costs under 1 % of one item, while each further
 /// serial item would delay them by a whole item (for 3 items of 75 ms, a second sampled item
 /// turns 150 ms on 2 cores into 225). The plan is then made from that one item, as a sample

@@ -2,11 +2,25 @@
 //! encoded bytes and the time of an encode + decode round trip, with postcard (the encoding
 //! the process backend uses).
 
-use crate::model::Transfer;
+use crate::units::Seconds;
 use crate::{Error, ErrorKind, Result};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use std::time::Instant;
+
+/// Serialization figures per item (zero for the thread backend).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// Time to encode one input item and decode it on the other side.
+    pub input_time: Seconds,
+    /// Time to encode one result and decode it on the other side.
+    pub output_time: Seconds,
+    /// Encoded bytes of one input item.
+    pub input_bytes: u64,
+    /// Encoded bytes of one result.
+    pub output_bytes: u64,
+}
 
 /// Measures the serialization of sampled `inputs` and `results` (each with its input index):
 /// mean encoded bytes and mean encode + decode time per item, in and out.

@@ -11,6 +11,7 @@
 use super::pool::{Pool, Worker};
 use super::wire::{self, Request};
 use super::NOOP;
+use crate::calibrate::{accept, Calibration};
 use crate::model::{Backend, Costs, Fallbacks, Seconds};
 use crate::Result;
 use std::sync::OnceLock;
@@ -39,24 +40,8 @@ const REPEATS: usize = 5;
 const ROUND_TRIPS: usize = 20;
 /// Padding of the throughput chunk.
 const PADDING: usize = 1 << 20;
-/// The spread between repeats (largest ÷ smallest of the middle three) above which a
-/// measurement is not trusted.
-const MAX_REPEAT_SPREAD: f64 = 4.0;
 
-/// The process backend's costs and how they were obtained.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProcessCalibration {
-    /// The costs (fallbacks flagged in [`Costs::fallbacks`]).
-    pub costs: Costs,
-    /// What measuring took.
-    pub took: Duration,
-    /// The peak resident set size of an idle worker (after the timed exchanges), in bytes:
-    /// what each worker process costs before the function allocates anything. `None` when
-    /// the worker did not report it.
-    pub worker_rss: Option<u64>,
-}
-
-static PROCESSES: OnceLock<ProcessCalibration> = OnceLock::new();
+static PROCESSES: OnceLock<Calibration> = OnceLock::new();
 
 /// The process backend's costs on this machine, measured on first use (which starts worker
 /// processes into the [global](Pool::global) pool) and cached for the process.
@@ -64,7 +49,7 @@ static PROCESSES: OnceLock<ProcessCalibration> = OnceLock::new();
 /// # Errors
 ///
 /// When no worker process can be started; nothing is cached then.
-pub fn calibration() -> Result<&'static ProcessCalibration> {
+pub fn calibration() -> Result<&'static Calibration> {
     if let Some(c) = PROCESSES.get() {
         return Ok(c);
     }
@@ -73,11 +58,11 @@ pub fn calibration() -> Result<&'static ProcessCalibration> {
 }
 
 /// The process backend's costs if they have been measured already in this process.
-pub fn calibration_if_measured() -> Option<&'static ProcessCalibration> {
+pub fn calibration_if_measured() -> Option<&'static Calibration> {
     PROCESSES.get()
 }
 
-fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
+fn calibrate(pool: &Pool) -> Result<Calibration> {
     let began = Instant::now();
     let mut fallbacks = Fallbacks::default();
     let mut workers = Vec::with_capacity(STARTS);
@@ -87,7 +72,7 @@ fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
         starts.extend(worker.start_time().map(|d| d.as_secs_f64()));
         workers.push(worker);
     }
-    let worker_start = accept(&mut starts, 100e-6..=5.0).unwrap_or_else(|| {
+    let worker_start = accept(&mut starts, 0.0, 100e-6..=5.0).unwrap_or_else(|| {
         fallbacks.worker_start = true;
         FALLBACK_PROCESS_START
     });
@@ -101,8 +86,8 @@ fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
                 .map(|(p, e)| (p - e) / PADDING as f64)
                 .collect();
             (
-                accept(&mut empty, 1e-6..=10e-3),
-                accept(&mut per_byte, 10e-12..=100e-9),
+                accept(&mut empty, 0.0, 1e-6..=10e-3),
+                accept(&mut per_byte, 0.0, 10e-12..=100e-9),
             )
         }
         None => (None, None),
@@ -123,16 +108,16 @@ fn calibrate(pool: &Pool) -> Result<ProcessCalibration> {
             worker.close();
         }
     }
-    Ok(ProcessCalibration {
-        costs: Costs {
-            backend: Backend::Processes,
-            worker_start,
-            chunk_dispatch,
-            transfer_per_byte,
-            fallbacks,
-        },
-        took: began.elapsed(),
+    let costs = Costs {
+        backend: Backend::Processes,
+        worker_start,
+        chunk_dispatch,
+        transfer_per_byte,
+        fallbacks,
+    };
+    Ok(Calibration {
         worker_rss,
+        ..Calibration::new(costs, began.elapsed())
     })
 }
 
@@ -173,23 +158,6 @@ fn time_exchanges(worker: &mut Worker) -> Option<(Vec<Seconds>, Vec<Seconds>, Op
     Some((empty, padded, peak_rss))
 }
 
-/// The median of `values` if it passes the quality check: within `plausible`, and repeats
-/// that agree.
-pub(crate) fn accept(
-    values: &mut [Seconds],
-    plausible: std::ops::RangeInclusive<Seconds>,
-) -> Option<Seconds> {
-    if values.len() < 3 || values.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    let median = values[mid];
-    let (low, high) = (values[mid - 1], values[mid + 1]);
-    let consistent = low > 0.0 && high / low <= MAX_REPEAT_SPREAD;
-    (consistent && plausible.contains(&median)).then_some(median)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,7 +175,7 @@ mod tests {
                 transfer_per_byte: true,
             },
         };
-        let text: Vec<String> = crate::probe::overhead::fallback_warnings(&costs)
+        let text: Vec<String> = crate::plan::fallback_warnings(&costs)
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -223,15 +191,18 @@ mod tests {
 
     #[test]
     fn the_check_keeps_the_median_of_agreeing_plausible_repeats() {
-        assert_eq!(accept(&mut [3e-3, 2e-3, 2.5e-3], 1e-4..=5.0), Some(2.5e-3));
+        assert_eq!(
+            accept(&mut [3e-3, 2e-3, 2.5e-3], 0.0, 1e-4..=5.0),
+            Some(2.5e-3)
+        );
     }
 
     #[test]
     fn the_check_rejects_disagreeing_implausible_or_too_few_repeats() {
-        assert_eq!(accept(&mut [1e-3, 9e-3, 5e-3], 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [10.0, 10.0, 10.0], 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [-1e-3, -1e-3, -1e-3], 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [1e-3, 1e-3], 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [f64::NAN, 1e-3, 1e-3], 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [1e-3, 9e-3, 5e-3], 0.0, 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [10.0, 10.0, 10.0], 0.0, 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [-1e-3, -1e-3, -1e-3], 0.0, 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [1e-3, 1e-3], 0.0, 1e-4..=5.0), None);
+        assert_eq!(accept(&mut [f64::NAN, 1e-3, 1e-3], 0.0, 1e-4..=5.0), None);
     }
 }

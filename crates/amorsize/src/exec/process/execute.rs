@@ -52,7 +52,7 @@ where
     let f = |item: &T| function.call(item);
     let sampled = sample::sample_slice(items, &f, &options.sample)?;
     let rest = items.len() - sampled.results.len();
-    let mut workload = sampled.figures.workload(rest);
+    let mut workload = Workload::from_sample(&sampled.figures, rest);
     // One item first: when moving it already costs more than running it, that is the
     // decision's whole story, and timing more of a large value is time the caller pays for.
     workload.transfer = transfer(items, &sampled.results, 1);

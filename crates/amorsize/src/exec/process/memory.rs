@@ -2,7 +2,7 @@
 //! function (remembered per function in this process), or, before any ran it, an idle
 //! worker's peak measured by the calibration plus one item's counted peak.
 
-use super::costs::ProcessCalibration;
+use crate::calibrate::Calibration;
 use crate::model::{MemorySource, Workload};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,11 +39,7 @@ pub fn measured_peak_rss(function: &str) -> Option<u64> {
 /// Sets what one worker needs of `workload` running `function`: its workers' measured peak
 /// when they ran it before, else an idle worker's measured peak (from `calibration`, when it
 /// was read) plus one item's counted peak. Left unmeasured when neither is known.
-pub(super) fn estimate(
-    workload: &mut Workload,
-    function: &str,
-    calibration: Option<&ProcessCalibration>,
-) {
+pub(super) fn estimate(workload: &mut Workload, function: &str, calibration: Option<&Calibration>) {
     let item = workload.item_memory.map_or(0, |m| m.peak);
     let baseline = calibration.and_then(|c| c.worker_rss);
     let (bytes, source) = match (measured_peak_rss(function), baseline) {

@@ -72,8 +72,8 @@ mod wire;
 mod worker;
 
 pub use costs::{
-    calibration, calibration_if_measured, ProcessCalibration, FALLBACK_PIPE_PER_BYTE,
-    FALLBACK_PROCESS_DISPATCH, FALLBACK_PROCESS_START,
+    calibration, calibration_if_measured, FALLBACK_PIPE_PER_BYTE, FALLBACK_PROCESS_DISPATCH,
+    FALLBACK_PROCESS_START,
 };
 pub use execute::execute;
 pub use memory::measured_peak_rss;
@@ -200,8 +200,6 @@ mod tests {
 }
 
 /// The cluster backend runs the same registered functions and moves the same slots.
-#[cfg(feature = "cluster")]
-pub(crate) use costs::accept;
 #[cfg(feature = "cluster")]
 pub(crate) use registry::lookup as lookup_call;
 

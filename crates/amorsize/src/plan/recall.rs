@@ -1,13 +1,14 @@
-//! The cache as the pipeline uses it: the process's disk cache (`with_default`) read before
-//! planning and written after running, and the process's memory beside it. Each function is
-//! one call at its place in `probe`, `plan` or `exec`; where the disk cache is not built in
+//! The reuse and recall policy: what the planner takes from past runs, and when. The process's
+//! disk cache ([`with_default`]) is read before planning and written after running, and the
+//! process's memory beside it keeps decisions for calls close together, workloads too short to
+//! be worth a write, and runs that shed their workers. Where the disk cache is not built in
 //! (feature `cache`), off or unusable, or a call's options leave it out, what a run teaches is
-//! kept in memory only.
+//! kept in memory only. The cache only stores; the arithmetic of contention is the model's.
 
 #[cfg(feature = "cache")]
-use super::{with_default, Measured};
-use super::{WorkloadHistory, WorkloadKey};
-use crate::model::{Backend, Costs, Workload};
+use crate::cache::{with_default, RunFacts};
+use crate::cache::{WorkloadHistory, WorkloadKey};
+use crate::model::{Learned, RunContention, Workload};
 use crate::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -18,13 +19,10 @@ use std::time::{Duration, Instant};
 /// forgotten beyond it.
 pub const SHORT_REMEMBERED: usize = 64;
 
-/// What this process learned of a short workload: its contention, how many parallel runs
-/// taught it, the load then, and when.
+/// What this process learned of a short workload, and when.
 struct Short {
     key: WorkloadKey,
-    contention: f64,
-    learned: u64,
-    load: f64,
+    learned: Learned,
     at: Instant,
 }
 
@@ -37,60 +35,79 @@ static SHORT: Mutex<Vec<Short>> = Mutex::new(Vec::new());
 /// The contention this process learned in memory for the workload `key`, as it applies under the
 /// load now (read only when there is something to apply it to); `None` when it learned none.
 pub(crate) fn recall_short(key: &WorkloadKey, load_now: impl FnOnce() -> f64) -> Option<f64> {
-    let (contention, load, age) = {
+    let (learned, age) = {
         let short = SHORT.lock().unwrap_or_else(PoisonError::into_inner);
         let s = short.iter().find(|s| s.key == *key)?;
-        (s.contention, s.load, s.at.elapsed())
+        (s.learned, s.at.elapsed())
     };
-    Some(super::contention_now(contention, load, age, load_now()))
+    Some(crate::model::contention_now(
+        learned.alpha,
+        learned.load,
+        age,
+        load_now(),
+    ))
 }
 
-/// Learns in memory from a run of `key` not recorded on disk: a parallel run moves the
-/// contention toward what would have predicted it, a serial one fades it (as for the runs the
-/// file records).
-fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
+/// What the run of `plan` over `items` items in `wall` says of the workload's contention, and
+/// the contention its prediction included.
+fn run_contention(plan: &Plan, wall: Duration, items: usize) -> (RunContention, f64) {
     let load = plan
         .caps()
         .and_then(|c| c.load.as_ref())
         .map_or(0.0, |l| l.competing);
-    let estimate = match plan.prediction() {
-        Some(p) if plan.is_parallel() => {
-            let busy = p
-                .candidate
-                .workers
-                .get()
-                .min(items.div_ceil(p.candidate.chunk.get()));
-            super::contention_of_run(p, busy, wall.as_secs_f64())
-        }
-        _ => None,
-    };
+    let prediction = plan.prediction().filter(|_| plan.is_parallel());
+    let items = plan.items().unwrap_or(items);
+    RunContention::of(prediction, items, wall.as_secs_f64(), load)
+}
+
+/// Learns in memory from a run of `key` not recorded on disk, by the rule the disk cache
+/// follows ([`Learned::after`]).
+fn remember_short(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
+    let (run, _) = run_contention(plan, wall, items);
     let mut short = SHORT.lock().unwrap_or_else(PoisonError::into_inner);
     let at = short.iter().position(|s| s.key == *key);
-    let mut entry = match (at, estimate) {
+    let entry = match (at, run.estimate) {
         (Some(at), _) => short.remove(at),
         // Nothing learned and nothing to fade.
         (None, None) => return,
         (None, Some(_)) => Short {
             key: key.clone(),
-            contention: 0.0,
-            learned: 0,
-            load,
+            learned: Learned::nothing(0),
             at: Instant::now(),
         },
     };
-    match estimate {
-        Some(e) => {
-            entry.contention = super::update_contention(entry.contention, entry.learned, e);
-            entry.learned += 1;
-            entry.load = load;
-            entry.at = Instant::now();
-        }
-        None if !plan.is_parallel() => entry.contention = super::fade_contention(entry.contention),
-        None => {}
-    }
-    short.push(entry);
+    let learned = entry.learned.after(&run, 0);
+    let at = if run.estimate.is_some() {
+        Instant::now()
+    } else {
+        entry.at
+    };
+    short.push(Short {
+        learned,
+        at,
+        ..entry
+    });
     if short.len() > SHORT_REMEMBERED {
         short.remove(0);
+    }
+}
+
+impl Plan {
+    /// The run of this plan over `items` items in `wall` as the disk cache records it.
+    #[cfg(feature = "cache")]
+    pub fn run_facts(&self, wall: Duration, items: usize) -> RunFacts {
+        let (contention, contention_used) = run_contention(self, wall, items);
+        RunFacts {
+            plan: serde_json::to_string(self).unwrap_or_default(),
+            workers: self.workers().get(),
+            chunk: self.chunk_size().get(),
+            items,
+            wall,
+            predicted: self.predicted_time(),
+            predicted_serial: self.predicted_serial_time(),
+            contention,
+            contention_used,
+        }
     }
 }
 
@@ -505,7 +522,7 @@ pub(crate) fn recall_shed(key: &WorkloadKey, items: usize) -> Option<Plan> {
         .as_ref()
         .clone()
         .reused(items, age.as_secs_f64(), call);
-    plan.refuse_from_bound(crate::plan::Reason::MeasuredSlower {
+    plan.refuse_from_bound(super::Reason::MeasuredSlower {
         measured: note.measured,
         workers: note.workers,
         age: age.as_secs_f64(),
@@ -518,35 +535,6 @@ pub(crate) fn recall_shed(key: &WorkloadKey, items: usize) -> Option<Plan> {
 /// transaction (about half a millisecond on a loaded 2-core machine), which must stay a small
 /// part of the run it records, and a decision this small is not worth remembering.
 pub const MIN_WORTH: Duration = Duration::from_millis(10);
-
-/// The calibration of `backend` remembered for this machine, when fresh; the overhead probes
-/// are then skipped. Always `None` without the disk cache: the calibration is then measured
-/// once per process.
-pub(crate) fn recall_costs(backend: Backend) -> Option<Costs> {
-    #[cfg(feature = "cache")]
-    {
-        with_default(|c| c.load_costs(backend))
-            .flatten()
-            // A fallback is not a measurement; none is stored, and none is trusted.
-            .filter(|c| !c.fallbacks.any())
-    }
-    #[cfg(not(feature = "cache"))]
-    {
-        let _ = backend;
-        None
-    }
-}
-
-/// Remembers a calibration that was measured; fallbacks are not remembered, so that the next
-/// process measures again.
-pub(crate) fn remember_costs(costs: &Costs) {
-    #[cfg(feature = "cache")]
-    if !costs.fallbacks.any() {
-        with_default(|c| c.store_costs(costs));
-    }
-    #[cfg(not(feature = "cache"))]
-    let _ = costs;
-}
 
 /// What past runs of the workload `key` measured on this machine, for a workload worth it,
 /// when `disk` (the call's [`Options::disk_cache`](crate::Options::disk_cache)) lets the disk
@@ -615,8 +603,8 @@ fn record(
     wall: Duration,
     items: usize,
 ) -> bool {
-    let measured = Measured { wall, items };
-    with_default(|c| c.record_run(key, sample, plan, &measured)) == Some(true)
+    let run = plan.run_facts(wall, items);
+    with_default(|c| c.record_run(key, sample, &run)) == Some(true)
 }
 
 /// Without the disk cache nothing is written.
@@ -628,7 +616,7 @@ fn record(_: &WorkloadKey, _: &crate::sample::Sample, _: &Plan, _: Duration, _: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Backend;
+    use crate::model::{Backend, Costs};
     use crate::plan::{decide, Caps};
     use crate::Options;
 

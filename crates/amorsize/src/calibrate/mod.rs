@@ -1,8 +1,8 @@
 //! What each backend costs on this machine: worker start and per-chunk dispatch, measured once
-//! per process, with a quality check and a named fallback for each figure.
+//! per process, with a quality check ([`accept`]) and a named fallback for each figure, in one
+//! type ([`Calibration`]) for both backends.
 //!
-//! For threads (the timings themselves run in `exec::calibrate`, the only place that starts
-//! threads):
+//! For threads (here; the timings themselves run on `runtime`'s pools):
 //! - worker start: a parallel section on a pool of 2 sleeping workers, as the executor runs
 //!   one (wake every worker, hand each a job, wait for all), per worker. Pools are kept and
 //!   reused across calls, so this — not creating threads — is what a call pays; the first
@@ -17,9 +17,16 @@
 //! already proves that no parallel plan can win ([`plan::speedup_bound`](crate::plan::speedup_bound)),
 //! and put off while the calls that would need it could save less than it costs
 //! ([`threads_if_worth`]).
+//!
+//! For worker processes the timings run in [`exec::process`](crate::exec::process) (which owns
+//! the workers) and pass the same check into the same type
+//! ([`process::calibration`](crate::exec::process::calibration)).
+//!
+//! A measured calibration is kept in the disk cache for this machine, so that the next process
+//! skips the measuring; fallbacks are never stored.
 
 use crate::model::{Backend, Costs, Fallbacks, Seconds};
-use crate::plan::Warning;
+use crate::runtime::bench::DispatchBench;
 use crate::sample::{Clock, SystemClock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -31,10 +38,6 @@ use std::time::{Duration, Instant};
 /// takes 10–50 µs. The upper end of the two is taken so that an unmeasured machine leans
 /// serial.
 pub const FALLBACK_THREAD_START: Seconds = 50e-6;
-
-/// Revision of how the thread costs are measured; a calibration measured by another revision
-/// is stale (it is part of the cache's machine fingerprint).
-pub const CALIBRATION_REVISION: u32 = 2;
 
 /// Fallback cost of handing one chunk to a thread worker: a forced rayon split costs a few µs
 /// on 2–8 workers (rayon's own measurements of `join`; see DESIGN.md's reference numbers).
@@ -64,17 +67,33 @@ const MANY_CHUNKS: usize = 512;
 const FEW_CHUNKS: usize = 16;
 /// The spread between repeats (largest ÷ smallest around the median) above which a
 /// measurement is not trusted.
-const MAX_REPEAT_SPREAD: f64 = 4.0;
+pub(crate) const MAX_REPEAT_SPREAD: f64 = 4.0;
 /// A measured difference must exceed the clock's own overhead this many times.
 const MIN_SIGNAL: f64 = 20.0;
 
-/// The thread backend's costs and how they were obtained.
+/// A backend's costs and how they were obtained.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Calibration {
     /// The costs (fallbacks flagged in [`Costs::fallbacks`]).
     pub costs: Costs,
     /// What measuring took.
     pub took: Duration,
+    /// Worker processes only: the peak resident set size of an idle worker (after the timed
+    /// exchanges), in bytes: what each worker process costs before the function allocates
+    /// anything. `None` for threads, or when the worker did not report it.
+    pub worker_rss: Option<u64>,
+}
+
+impl Calibration {
+    /// The calibration of `costs`, measured in `took`.
+    pub fn new(costs: Costs, took: Duration) -> Self {
+        Calibration {
+            costs,
+            took,
+            worker_rss: None,
+        }
+    }
 }
 
 static THREADS: OnceLock<Calibration> = OnceLock::new();
@@ -85,21 +104,18 @@ static THREADS: OnceLock<Calibration> = OnceLock::new();
 /// # Examples
 ///
 /// ```
-/// let c = amorsize::probe::overhead::threads();
+/// let c = amorsize::calibrate::threads();
 /// assert!(c.costs.worker_start > 0.0 && c.costs.chunk_dispatch > 0.0);
 /// ```
 pub fn threads() -> &'static Calibration {
     THREADS.get_or_init(|| {
         // A calibration the cache remembers for this machine skips the measuring.
         let began = Instant::now();
-        if let Some(costs) = crate::cache::learn::recall_costs(Backend::Threads) {
-            return Calibration {
-                costs,
-                took: began.elapsed(),
-            };
+        if let Some(costs) = recall_costs(Backend::Threads) {
+            return Calibration::new(costs, began.elapsed());
         }
         let calibration = calibrate_threads();
-        crate::cache::learn::remember_costs(&calibration.costs);
+        remember_costs(&calibration.costs);
         calibration
     })
 }
@@ -149,7 +165,7 @@ fn calibrate_threads() -> Calibration {
     let resolution = SystemClock.overhead().max(1e-9);
     let mut fallbacks = Fallbacks::default();
 
-    let bench = crate::exec::calibrate::DispatchBench::new(2);
+    let bench = DispatchBench::new(2);
     let worker_start = bench
         .as_ref()
         .and_then(|b| measure_start(b, resolution))
@@ -162,31 +178,23 @@ fn calibrate_threads() -> Calibration {
         fallbacks.chunk_dispatch = true;
         FALLBACK_THREAD_DISPATCH
     });
-    Calibration {
-        costs: Costs {
-            backend: Backend::Threads,
-            worker_start,
-            chunk_dispatch,
-            transfer_per_byte: 0.0,
-            fallbacks,
-        },
-        took: began.elapsed(),
-    }
+    let costs = Costs {
+        backend: Backend::Threads,
+        worker_start,
+        chunk_dispatch,
+        transfer_per_byte: 0.0,
+        fallbacks,
+    };
+    Calibration::new(costs, began.elapsed())
 }
 
-fn measure_start(
-    bench: &crate::exec::calibrate::DispatchBench,
-    resolution: Seconds,
-) -> Option<Seconds> {
+fn measure_start(bench: &DispatchBench, resolution: Seconds) -> Option<Seconds> {
     let workers = bench.workers() as f64;
     let mut sections: Vec<Seconds> = (0..REPEATS).map(|_| bench.section()).collect();
     accept(&mut sections, resolution, 0.5e-6..=2e-3).map(|s| s / workers)
 }
 
-fn measure_dispatch(
-    bench: &crate::exec::calibrate::DispatchBench,
-    resolution: Seconds,
-) -> Option<Seconds> {
+fn measure_dispatch(bench: &DispatchBench, resolution: Seconds) -> Option<Seconds> {
     let workers = bench.workers() as f64;
     let per_chunk = workers / (MANY_CHUNKS - FEW_CHUNKS) as f64;
     // The first run after the pool went idle pays for waking its threads; not a dispatch cost.
@@ -200,9 +208,11 @@ fn measure_dispatch(
     accept(&mut diffs, resolution, 10e-9 / per_chunk..=1e-3 / per_chunk).map(|d| d * per_chunk)
 }
 
-/// The median of `values` if it passes the quality check: far above the clock's overhead,
-/// within `plausible`, and repeats that agree.
-fn accept(
+/// The median of `values` (repeats of one timing) if it passes the quality check, the one both
+/// backends' figures pass: far above the clock's overhead `resolution` (0 where the timing is
+/// long enough for the clock not to matter), within `plausible`, and repeats that agree (the
+/// two around the median within [`MAX_REPEAT_SPREAD`] of each other).
+pub(crate) fn accept(
     values: &mut [Seconds],
     resolution: Seconds,
     plausible: std::ops::RangeInclusive<Seconds>,
@@ -219,38 +229,33 @@ fn accept(
     (signal && consistent && plausible.contains(&median)).then_some(median)
 }
 
-/// The warnings for the fallback constants `costs` used.
-pub(crate) fn fallback_warnings(costs: &Costs) -> Vec<Warning> {
-    let mut out = Vec::new();
-    let names = |thread: &str, process: &str| -> String {
-        match costs.backend {
-            Backend::Threads => thread.to_owned(),
-            Backend::Processes => process.to_owned(),
-            other => format!("the {other} backend's fallback"),
-        }
-    };
-    if costs.fallbacks.worker_start {
-        out.push(Warning::FallbackUsed {
-            cost: "worker start".to_owned(),
-            constant: names("FALLBACK_THREAD_START", "FALLBACK_PROCESS_START"),
-            value: costs.worker_start,
-        });
+/// The calibration of `backend` remembered for this machine, when fresh; the timings are then
+/// skipped. Always `None` without the disk cache: the calibration is then measured once per
+/// process.
+pub(crate) fn recall_costs(backend: Backend) -> Option<Costs> {
+    #[cfg(feature = "cache")]
+    {
+        crate::cache::with_default(|c| c.load_costs(backend))
+            .flatten()
+            // A fallback is not a measurement; none is stored, and none is trusted.
+            .filter(|c| !c.fallbacks.any())
     }
-    if costs.fallbacks.chunk_dispatch {
-        out.push(Warning::FallbackUsed {
-            cost: "chunk dispatch".to_owned(),
-            constant: names("FALLBACK_THREAD_DISPATCH", "FALLBACK_PROCESS_DISPATCH"),
-            value: costs.chunk_dispatch,
-        });
+    #[cfg(not(feature = "cache"))]
+    {
+        let _ = backend;
+        None
     }
-    if costs.fallbacks.transfer_per_byte {
-        out.push(Warning::FallbackUsed {
-            cost: "transfer per byte".to_owned(),
-            constant: names("transfer fallback", "FALLBACK_PIPE_PER_BYTE"),
-            value: costs.transfer_per_byte,
-        });
+}
+
+/// Remembers a calibration that was measured; fallbacks are not remembered, so that the next
+/// process measures again.
+pub(crate) fn remember_costs(costs: &Costs) {
+    #[cfg(feature = "cache")]
+    if !costs.fallbacks.any() {
+        crate::cache::with_default(|c| c.store_costs(costs));
     }
-    out
+    #[cfg(not(feature = "cache"))]
+    let _ = costs;
 }
 
 #[cfg(test)]
@@ -307,7 +312,7 @@ mod tests {
         if c.costs.fallbacks.worker_start {
             assert_eq!(c.costs.worker_start, FALLBACK_THREAD_START);
         }
-        let warnings = fallback_warnings(&c.costs);
+        let warnings = crate::plan::fallback_warnings(&c.costs);
         assert_eq!(
             warnings.len(),
             usize::from(c.costs.fallbacks.worker_start)

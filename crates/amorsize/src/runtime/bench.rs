@@ -1,6 +1,6 @@
-//! Raw timings of the thread backend's overheads, for the probe's calibration
-//! ([`probe::overhead`](crate::probe::overhead) holds the protocol: repeats, quality checks,
-//! fallbacks, the cache). Here because only `exec` starts threads.
+//! Raw timings of the thread backend's overheads, for the calibration
+//! ([`calibrate`](crate::calibrate) holds the protocol: repeats, quality checks, fallbacks, the
+//! cache).
 
 use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;

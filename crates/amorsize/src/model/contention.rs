@@ -56,7 +56,7 @@ pub const LOAD_TOLERANCE: f64 = 0.5;
 /// # Examples
 ///
 /// ```
-/// use amorsize::cache::same_load;
+/// use amorsize::model::same_load;
 ///
 /// assert!(same_load(0.0, 0.0));
 /// // Learned beside one busy thread on a quiet machine: not the same.
@@ -75,7 +75,7 @@ pub fn same_load(learned: f64, now: f64) -> bool {
 /// # Examples
 ///
 /// ```
-/// use amorsize::cache::{contention_now, CONTENTION_HALF_LIFE};
+/// use amorsize::model::{contention_now, CONTENTION_HALF_LIFE};
 /// use std::time::Duration;
 ///
 /// // Learned beside a busy thread (1 competing): not applied once it stopped.
@@ -110,7 +110,7 @@ fn sanitize_load(load: f64) -> f64 {
 /// # Examples
 ///
 /// ```
-/// use amorsize::cache::contention_of_run;
+/// use amorsize::model::contention_of_run;
 /// use amorsize::model::{Candidate, Prediction};
 ///
 /// // Predicted 1 s of compute on 2 workers, nothing else; it took 1.5 s.
@@ -145,7 +145,7 @@ pub fn contention_of_run(p: &Prediction, busy: usize, wall: Seconds) -> Option<f
 /// # Examples
 ///
 /// ```
-/// use amorsize::cache::update_contention;
+/// use amorsize::model::update_contention;
 ///
 /// // The first run sets it, later ones move it part of the way.
 /// assert_eq!(update_contention(0.0, 0, 0.4), 0.4);
@@ -173,13 +173,149 @@ pub fn update_contention(previous: f64, runs: u64, estimate: f64) -> f64 {
 /// # Examples
 ///
 /// ```
-/// use amorsize::cache::fade_contention;
+/// use amorsize::model::fade_contention;
 ///
 /// assert_eq!(fade_contention(0.5), 0.45);
 /// assert_eq!(fade_contention(0.0), 0.0);
 /// ```
 pub fn fade_contention(previous: f64) -> f64 {
     sanitize(previous) * (1.0 - FADE)
+}
+
+/// What a workload's record holds of its contention, and the rule that updates it after a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Learned {
+    /// Parallel runs it was learned from, under [`load`](Self::load).
+    pub runs: u64,
+    /// The contention α.
+    pub alpha: f64,
+    /// The load (other runnable threads) it was learned under: a running mean over the runs.
+    pub load: f64,
+    /// When it was last learned, in seconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// What one finished run says of its workload's contention.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunContention {
+    /// Whether it ran in parallel.
+    pub parallel: bool,
+    /// The contention that would have predicted it exactly ([`contention_of_run`]), when it
+    /// can tell.
+    pub estimate: Option<f64>,
+    /// The load (other runnable threads) it ran under.
+    pub load: f64,
+}
+
+impl RunContention {
+    /// What the run of `items` items, planned as `p` (its best parallel prediction, `None` for
+    /// a serial plan), says after taking `wall` seconds; also returns the contention the
+    /// prediction included per extra worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use amorsize::model::{Candidate, Prediction, RunContention};
+    ///
+    /// let p = Prediction {
+    ///     candidate: Candidate::new(2, 10),
+    ///     serial: 2.0,
+    ///     worker_start: 0.0,
+    ///     compute: 1.0,
+    ///     contention: 0.0,
+    ///     dispatch: 0.0,
+    ///     transfer: 0.0,
+    ///     tail: 0.0,
+    /// };
+    /// let (run, used) = RunContention::of(Some(&p), 100, 1.5, 0.0);
+    /// assert_eq!((run.estimate, used), (Some(0.5), 0.0));
+    /// // 10 items in chunks of 10: one worker busy, nothing to learn.
+    /// assert_eq!(RunContention::of(Some(&p), 10, 1.5, 0.0).0.estimate, None);
+    /// ```
+    pub fn of(p: Option<&Prediction>, items: usize, wall: Seconds, load: f64) -> (Self, f64) {
+        let Some(p) = p else {
+            let run = RunContention {
+                parallel: false,
+                estimate: None,
+                load,
+            };
+            return (run, 0.0);
+        };
+        // The workers that got a chunk, as the model counts them.
+        let busy = p
+            .candidate
+            .workers
+            .get()
+            .min(items.div_ceil(p.candidate.chunk.get()));
+        let used = if busy > 1 && p.compute > 0.0 {
+            p.contention / (p.compute * (busy - 1) as f64)
+        } else {
+            0.0
+        };
+        let run = RunContention {
+            parallel: true,
+            estimate: contention_of_run(p, busy, wall),
+            load,
+        };
+        (run, used)
+    }
+}
+
+impl Learned {
+    /// Nothing learned yet, as of `now`.
+    pub fn nothing(now: i64) -> Self {
+        Learned {
+            at: now,
+            ..Learned::default()
+        }
+    }
+
+    /// What is learned after `run`, at `now`: under the load it was learned under, the run's
+    /// estimate joins the others ([`update_contention`]; the load too, as a running mean);
+    /// under another load, it starts the learning over; a serial run fades it
+    /// ([`fade_contention`]); a parallel run that cannot tell leaves it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use amorsize::model::{Learned, RunContention};
+    ///
+    /// let run = |estimate, load| RunContention { parallel: true, estimate: Some(estimate), load };
+    /// let first = Learned::nothing(0).after(&run(0.4, 0.0), 10);
+    /// assert_eq!((first.runs, first.alpha, first.at), (1, 0.4, 10));
+    /// // Under another load (one more busy thread) the learning starts over.
+    /// let other = first.after(&run(0.1, 1.0), 20);
+    /// assert_eq!((other.runs, other.alpha, other.load), (1, 0.1, 1.0));
+    /// let serial = RunContention { parallel: false, estimate: None, load: 0.0 };
+    /// assert!((first.after(&serial, 30).alpha - 0.36).abs() < 1e-12);
+    /// ```
+    pub fn after(self, run: &RunContention, now: i64) -> Learned {
+        match run.estimate {
+            Some(estimate) if self.runs > 0 && same_load(self.load, run.load) => {
+                let weight = (1.0 / (self.runs as f64 + 1.0)).max(MIN_WEIGHT);
+                Learned {
+                    runs: self.runs + 1,
+                    alpha: update_contention(self.alpha, self.runs, estimate),
+                    load: self.load + weight * (run.load - self.load),
+                    at: now,
+                }
+            }
+            Some(estimate) => Learned {
+                runs: 1,
+                alpha: update_contention(0.0, 0, estimate),
+                load: run.load,
+                at: now,
+            },
+            None if !run.parallel => Learned {
+                alpha: fade_contention(self.alpha),
+                ..self
+            },
+            None => Learned {
+                alpha: sanitize(self.alpha),
+                ..self
+            },
+        }
+    }
 }
 
 /// A stored contention as the model may use it: 0 when unusable.
