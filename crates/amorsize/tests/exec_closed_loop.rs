@@ -198,7 +198,7 @@ fn heavy_items_never_wait_for_a_serial_sample() {
         // the planner at once, sampled no further (a reused plan samples nothing).
         assert!(report.reused_from_sample <= 1, "call {call}: {report}");
         // A serial decision is recalled only from a sample that left at least as many items
-        // as it ran (`cache::learn::note_plan`): with one item sampled of three, its figures
+        // as it ran (`plan::recall::note_plan`): with one item sampled of three, its figures
         // hold for the next call's input too (the plan may be serial on a loaded machine).
         if let amorsize::plan::Reason::Recalled { .. } = report.plan.reason() {
             assert_eq!(report.reused_from_sample, 1, "call {call}: {report}");
