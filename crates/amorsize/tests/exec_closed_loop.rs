@@ -20,6 +20,7 @@ static TURN: Mutex<()> = Mutex::new(());
 /// contend with each other's items (their samples would then measure the other test's load).
 static BATCH_LOCK: Mutex<u64> = Mutex::new(0);
 static STREAM_LOCK: Mutex<u64> = Mutex::new(0);
+static TRIAL_LOCK: Mutex<u64> = Mutex::new(0);
 
 /// An item whose work holds `lock` 32 times.
 fn contended(lock: &Mutex<u64>, x: &u64) -> u64 {
@@ -113,6 +114,47 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_one_worker() {
     };
     assert!(serial_calls >= 1, "the next call planned afresh");
     assert!(retried, "parallel never tried again");
+}
+
+#[test]
+fn a_sample_slower_than_the_loop_does_not_hide_workers_that_contend() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    // The first calls (those the sample times) are slow, as cold items can be; the others
+    // contend on a lock. Against the sample, two contending workers look faster than serial;
+    // against worker 0 alone on the run's own items, they are not.
+    let calls = AtomicUsize::new(0);
+    let items: Vec<u64> = (0..200_000).collect();
+    let run = two_workers()
+        .name("closed-loop-trial")
+        .run(&items, |x| {
+            if calls.fetch_add(1, Ordering::Relaxed) < 64 {
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_micros(50) {
+                    std::hint::spin_loop();
+                }
+            }
+            contended(&TRIAL_LOCK, x)
+        })
+        .unwrap();
+    let report = &run.report;
+    assert_eq!(calls.load(Ordering::Relaxed), items.len(), "exactly once");
+    assert_eq!(run.results.len(), items.len());
+    let last = report
+        .sheds
+        .last()
+        .unwrap_or_else(|| panic!("no shed:\n{report}"));
+    assert_eq!(last.to, 1, "{report}");
+    assert!(last.measured_speedup < 1.0, "{report}");
+    // The trial is a phase of its own on one worker, before the shed.
+    assert!(
+        report.phases.iter().filter(|p| p.workers == 1).count() >= 2,
+        "{report}"
+    );
+    let ran: usize = report.phases.iter().map(|p| p.items).sum();
+    assert_eq!(ran, report.ran(), "{report}");
 }
 
 #[test]

@@ -5,12 +5,19 @@
 //! or sheds some. A shed worker stops claiming after the chunk it holds, so every item still
 //! runs exactly once. Worker 0 is never shed: the calling thread in a nested run, else
 //! the first worker of the pool (the caller waits for it, as it waits for any run).
+//!
+//! The sample's serial rate was measured on a few items, often cold ones (isolated, or the
+//! first of the input), and can be slower than the loop runs them warm: a run whose workers
+//! contend (the allocator, memory bandwidth) may then look faster than serial while it is not.
+//! So a run that pays far less than predicted ([`TRIAL_BELOW`]) tries once: the other workers
+//! pause while worker 0 runs a window alone, on the run's own warm items, and the workers'
+//! throughput together is judged against that serial rate instead ([`Trial`]).
 
 use crate::model::shed::{judge, Verdict};
 pub(crate) use crate::report::{Phase, Shed};
 use crate::Plan;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -140,6 +147,36 @@ struct State {
     /// Phases ended so far: workers, items finished by its end, and its end since the start.
     ended: Vec<(usize, u64, Duration)>,
     sheds: Vec<Shed>,
+    /// The trial running, and whether one ran.
+    trial: Option<Trial>,
+    tried: bool,
+}
+
+/// A run whose measured speedup (against the sample) is below this share of the prediction
+/// measures the serial rate on its own items ([`Trial`]) before it goes on: 0.8, so that a
+/// plan that pays about what it predicted (within the sample's noise) never pays the trial,
+/// while a run at 1.1× of a predicted 1.5× does.
+pub(crate) const TRIAL_BELOW: f64 = 0.8;
+
+/// How long the paused workers wait for a trial to end before they go on regardless: a trial
+/// lasts a first window ([`CHECK_MIN_WINDOW`] to [`CHECK_AFTER`] and a few chunks); when the
+/// run ends first, nothing judges it, and they must not wait forever.
+pub(crate) const TRIAL_WAIT: Duration = Duration::from_millis(50);
+
+/// How often a paused worker looks whether the trial has ended.
+const TRIAL_POLL: Duration = Duration::from_micros(100);
+
+/// A serial window on the run's own items: worker 0 alone, the others paused, to measure the
+/// serial rate that the workers' throughput together is then judged against.
+struct Trial {
+    /// Workers before the trial, and their throughput together, items per second.
+    workers: usize,
+    throughput: f64,
+    /// When the trial began.
+    began: Instant,
+    /// Worker 0's items finished when the others had all paused (its window alone starts
+    /// there), and when; `None` until then.
+    alone_from: Option<(u64, Instant)>,
 }
 
 /// The closed loop of one parallel run.
@@ -156,6 +193,12 @@ pub(crate) struct Check {
     /// Whether the run still checks itself: until it is down to one worker (and never without
     /// a serial rate to compare with).
     pending: AtomicUsize,
+    /// Items the run is for, when known: a trial only pays while much of them is left.
+    items: Option<u64>,
+    /// Whether a trial runs: workers other than 0 wait in [`allows`](Check::allows).
+    trialing: AtomicBool,
+    /// Workers waiting in [`allows`](Check::allows) for a trial to end.
+    paused: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -172,17 +215,36 @@ impl Check {
             allowed: AtomicUsize::new(workers),
             claimed: AtomicU64::new(0),
             pending: AtomicUsize::new(usize::from(serial_item.is_some() && workers > 1)),
+            items: plan.items().map(|n| n as u64),
+            trialing: AtomicBool::new(false),
+            paused: AtomicUsize::new(0),
             state: Mutex::new(State {
                 base: vec![Snapshot::default(); workers],
                 meter: Meter::new(start, 0),
                 ended: Vec::new(),
                 sheds: Vec::new(),
+                trial: None,
+                tried: false,
             }),
         }
     }
 
-    /// Whether worker `id` may claim another chunk.
+    /// Whether worker `id` may claim another chunk; during a trial, workers other than 0 wait
+    /// here until it ends (at most [`TRIAL_WAIT`]).
     pub(crate) fn allows(&self, id: usize) -> bool {
+        if id > 0 && self.trialing.load(Relaxed) {
+            let began = Instant::now();
+            self.paused.fetch_add(1, Relaxed);
+            while self.trialing.load(Relaxed) && began.elapsed() < TRIAL_WAIT {
+                std::thread::sleep(TRIAL_POLL);
+            }
+            self.paused.fetch_sub(1, Relaxed);
+            if self.trialing.load(Relaxed) {
+                // Nothing ended the trial: the run is over, or worker 0 is held up; going on
+                // claims what is left, if anything.
+                return true;
+            }
+        }
         id < self.allowed.load(Relaxed)
     }
 
@@ -226,6 +288,10 @@ impl Check {
             return;
         }
         let now: Vec<Snapshot> = self.tallies.iter().map(Tally::read).collect();
+        if state.trial.is_some() {
+            self.end_trial(&mut state, &now);
+            return;
+        }
         let chunks: Vec<u64> = now[..workers.get()]
             .iter()
             .zip(&state.base)
@@ -243,15 +309,104 @@ impl Check {
         };
         state.base = now.clone();
         let speedup = throughput * serial_item;
-        let Verdict::Shed(to) = judge(workers, speedup, self.predicted) else {
+        match judge(workers, speedup, self.predicted) {
+            Verdict::Shed(to) => {
+                let from = workers.get();
+                self.shed(&mut state, (from, from), to, speedup, done);
+            }
+            Verdict::Keep if self.worth_a_trial(&state, workers.get(), speedup, done) => {
+                let at = self.start.elapsed();
+                state.ended.push((workers.get(), done, at));
+                state.tried = true;
+                state.trial = Some(Trial {
+                    workers: workers.get(),
+                    throughput,
+                    began: Instant::now(),
+                    alone_from: None,
+                });
+                state.meter.restart();
+                self.allowed.store(1, Relaxed);
+                self.trialing.store(true, Relaxed);
+            }
+            Verdict::Keep => {}
+        }
+    }
+
+    /// Whether a run of `workers` measured at `speedup` (against the sample) after `done` items
+    /// should measure the serial rate on its own items: once, with at least as much of the run
+    /// left as done, when the figure says the sample is off: far below the prediction
+    /// ([`TRIAL_BELOW`]), or above what the workers could give (the sample slower than the
+    /// loop).
+    fn worth_a_trial(&self, state: &State, workers: usize, speedup: f64, done: u64) -> bool {
+        let Some(items) = self.items else {
+            return false;
+        };
+        let below = self.predicted.is_some_and(|p| speedup < TRIAL_BELOW * p);
+        let beyond = speedup > workers as f64;
+        !state.tried && (below || beyond) && items.saturating_sub(done) >= done
+    }
+
+    /// Ends the trial once worker 0 has run a first window alone (from the chunk it finished
+    /// after the others had all paused): the workers' throughput together before it ÷ worker
+    /// 0's alone is the speedup the run measured on its own items, and [`judge`] decides on it.
+    fn end_trial(&self, state: &mut State, now: &[Snapshot]) {
+        let Some(trial) = &mut state.trial else {
             return;
         };
+        let all_paused = self.paused.load(Relaxed) + 1 >= trial.workers;
+        let Some((from, at)) = trial.alone_from else {
+            // A worker that does not pause within half the wait is held up in a long chunk;
+            // the window then starts with it still running, which only makes the serial rate
+            // look slower (the run keeps its workers rather than shed them wrongly).
+            if all_paused || trial.began.elapsed() >= TRIAL_WAIT / 2 {
+                trial.alone_from = Some((now[0].items, Instant::now()));
+                state.base[0] = now[0];
+            }
+            return;
+        };
+        let alone = now[0].items.saturating_sub(from);
+        let elapsed = at.elapsed();
+        let over = (alone > 0 && now[0].chunks >= state.base[0].chunks + CHECK_CHUNKS
+            || elapsed >= CHECK_AFTER)
+            && elapsed >= CHECK_MIN_WINDOW;
+        if !over || alone == 0 {
+            return;
+        }
+        let serial = alone as f64 / elapsed.as_secs_f64();
+        let (workers, speedup) = (trial.workers, trial.throughput / serial);
+        let done: u64 = now.iter().map(|s| s.items).sum();
+        state.trial = None;
+        state.base = now.to_vec();
+        let whole = NonZeroUsize::new(workers).unwrap_or(NonZeroUsize::MIN);
+        match judge(whole, speedup, self.predicted) {
+            Verdict::Shed(to) => self.shed(state, (1, workers), to, speedup, done),
+            Verdict::Keep => {
+                state.ended.push((1, done, self.start.elapsed()));
+                let in_flight = self.claimed.load(Relaxed).saturating_sub(done);
+                state.meter = Meter::new(Instant::now(), done);
+                state.meter.in_flight = in_flight;
+                self.allowed.store(workers, Relaxed);
+            }
+        }
+        self.trialing.store(false, Relaxed);
+    }
+
+    /// Sheds to `to` workers from `(ran, from)`: the workers of the phase ending now, and those
+    /// the run had in parallel (the same, but after a trial).
+    fn shed(
+        &self,
+        state: &mut State,
+        (ran, from): (usize, usize),
+        to: NonZeroUsize,
+        speedup: f64,
+        done: u64,
+    ) {
         let at = self.start.elapsed();
-        state.ended.push((workers.get(), done, at));
+        state.ended.push((ran, done, at));
         state.sheds.push(Shed {
             after_items: done as usize,
             at,
-            from: workers.get(),
+            from,
             to: to.get(),
             measured_speedup: speedup,
             predicted_speedup: self.predicted,

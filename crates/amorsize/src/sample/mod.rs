@@ -280,7 +280,9 @@ where
 /// one across the input, averaged under [`CONTIGUOUS_BELOW`]: such items cost the loop far
 /// less than isolated ones (each a miss to memory). The block doubles (8, 16, … items) until it
 /// has run for [`BLOCK_GLANCE_TIME`] or [`BLOCK_GLANCE_ITEMS`] items; its results join the
-/// glance's (none runs twice), and the glance's time per item becomes the block's.
+/// glance's (none runs twice), and the glance's time per item becomes the block's: that of its
+/// last batch when faster than the mean, since the first items pay what the loop pays once
+/// (page faults on fresh memory, cold caches) and the later ones what it pays for each.
 ///
 /// # Errors
 ///
@@ -311,8 +313,11 @@ where
     let clock = SystemClock;
     let overhead = clock.overhead();
     let (mut ran, mut spent, mut index, mut batch) = (0usize, 0.0, 0usize, GLANCE_BLOCK_START);
+    // The last batch's time per item: the largest and warmest.
+    let mut last = None;
     while index < n && ran < most && spent < BLOCK_GLANCE_TIME {
         let end = (index + batch.min(most - ran)).min(n);
+        let before = ran;
         let t0 = clock.wall();
         for (i, item) in items.iter().enumerate().take(end).skip(index) {
             if done.binary_search(&i).is_err() {
@@ -320,12 +325,17 @@ where
                 ran += 1;
             }
         }
-        spent += (clock.wall() - t0 - overhead).max(0.0);
+        let took = (clock.wall() - t0 - overhead).max(0.0);
+        spent += took;
+        if ran - before >= GLANCE_BLOCK_START {
+            last = Some(took / (ran - before) as f64);
+        }
         index = end;
         batch *= 2;
     }
     if ran > 0 {
-        let per_item = spent / ran as f64;
+        let mean = spent / ran as f64;
+        let per_item = last.map_or(mean, |l| l.min(mean));
         glance.elapsed = per_item * glance.results.len() as f64;
     }
     Ok(())
@@ -334,12 +344,13 @@ where
 /// The first batch of [`glance_block`].
 const GLANCE_BLOCK_START: usize = 8;
 
-/// How long [`glance_block`] runs at most: 2 µs, enough to time items of a few ns over a few
-/// hundred of them, a small share of any call the glance could settle.
-pub const BLOCK_GLANCE_TIME: Seconds = 2e-6;
+/// How long [`glance_block`] runs at most: 20 µs, enough to time items of a few ns over
+/// thousands of them, past the page faults and cold caches of the first ones (a fault costs
+/// about a µs). Not a cost: the block's items are the call's own, none runs again.
+pub const BLOCK_GLANCE_TIME: Seconds = 20e-6;
 
-/// The most items [`glance_block`] runs: 1024.
-pub const BLOCK_GLANCE_ITEMS: usize = 1024;
+/// The most items [`glance_block`] runs: 16384.
+pub const BLOCK_GLANCE_ITEMS: usize = 16_384;
 
 /// [`sample_slice`], going on from what `glance` ran (its items count as the sample's first
 /// timed batch).
