@@ -19,6 +19,7 @@ pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod sample;
+pub mod stats;
 
 pub use error::{Error, ErrorKind, Result};
 pub use exec::tune::{tune, Tuning};

@@ -187,12 +187,8 @@ impl WorkloadHistory {
 
 /// The median of the finite, non-negative `values`.
 fn median(values: impl Iterator<Item = Seconds>) -> Option<Seconds> {
-    let mut v: Vec<Seconds> = values.filter(|t| t.is_finite() && *t >= 0.0).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    let v: Vec<Seconds> = values.filter(|t| t.is_finite() && *t >= 0.0).collect();
+    crate::stats::median(&v)
 }
 
 /// A stored calibration.

@@ -6,9 +6,9 @@
 //! agree) or is replaced by its named fallback, and the plan says so.
 
 use super::handle::Cluster;
-use crate::exec::process::accept;
 use crate::model::network::Link;
 use crate::model::Seconds;
+use crate::stats::{accept, median};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -87,16 +87,16 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
             trips.push(batch.iter().map(Duration::as_secs_f64).sum::<f64>() / ROUND_TRIPS as f64);
         }
         let padded = cluster.probe(dest, PADDING, REPEATS)?;
-        let empty = median(&trips);
-        let mut per_byte: Vec<Seconds> = padded
+        let empty = median(&trips).unwrap_or(0.0);
+        let per_byte: Vec<Seconds> = padded
             .iter()
             .map(|p| (p.as_secs_f64() - empty) / PADDING as f64)
             .collect();
-        let round_trip = accept(&mut trips, 1e-7..=5.0).unwrap_or_else(|| {
+        let round_trip = accept(&trips, 1e-7..=5.0).unwrap_or_else(|| {
             fallbacks.push(format!("process {process} round trip: FALLBACK_ROUND_TRIP"));
             FALLBACK_ROUND_TRIP
         });
-        let per_byte = accept(&mut per_byte, 10e-12..=1e-6).unwrap_or_else(|| {
+        let per_byte = accept(&per_byte, 10e-12..=1e-6).unwrap_or_else(|| {
             fallbacks.push(format!(
                 "process {process} bytes per second: FALLBACK_NETWORK_PER_BYTE"
             ));
@@ -116,10 +116,4 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
         rendezvous: began.elapsed(),
         took: measuring.elapsed(),
     })
-}
-
-fn median(values: &[Seconds]) -> Seconds {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

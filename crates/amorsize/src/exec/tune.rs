@@ -11,6 +11,7 @@ use super::pool::{self, Pool};
 use super::settings::ExecOptions;
 use super::threads::{self, Batch, Cause, Failure};
 use crate::model::Candidate;
+use crate::stats::median_duration;
 use crate::{Error, ErrorKind, Plan, Result};
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -379,7 +380,7 @@ where
     let (best, best_time) = finalists
         .iter()
         .zip(runs)
-        .map(|(&(candidate, _), times)| (candidate, median(times)))
+        .map(|(&(candidate, _), times)| (candidate, median_duration(&times).unwrap_or_default()))
         .min_by_key(|&(_, time)| time)
         .ok_or_else(|| {
             // The first trial has no deadline, so at least one trial always completes.
@@ -402,11 +403,6 @@ fn pool_for(pools: &mut Vec<ChunkedPool>, workers: NonZeroUsize) -> Result<&Chun
         }
     };
     Ok(&pools[index])
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort_unstable();
-    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 #[cfg(test)]

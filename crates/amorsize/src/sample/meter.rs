@@ -265,11 +265,7 @@ impl<'c, C: Clock> Meter<'c, C> {
         } else {
             measured / count as f64
         };
-        let cv = if mean > 0.0 {
-            self.variance(mean).sqrt() / mean
-        } else {
-            0.0
-        };
+        let cv = crate::stats::batch_cv(&self.reliable_batches(), mean);
         // CPU figures come from the span of the whole sample (the CPU clocks are system calls,
         // too costly to read around every item); the sampler's own work in that span is CPU
         // time too, which leans the figure towards CPU-bound, the side that never
@@ -314,29 +310,15 @@ impl<'c, C: Clock> Meter<'c, C> {
         }
     }
 
-    /// The variance of one item's time. A batch of `b` independent items has a per-item mean
-    /// whose variance is σ²/b, so `b (m − mean)²` estimates σ² whatever the batch size. Only
-    /// batches long enough to time reliably count: with fewer than two of them (items far below
-    /// the clock's resolution, a sample cut short) the spread cannot be told from the clock's
-    /// jitter and reads as 0.
-    fn variance(&self, mean: Seconds) -> f64 {
+    /// The batches long enough to time reliably, the only ones the spread counts: with fewer
+    /// than two of them (items far below the clock's resolution, a sample cut short) the spread
+    /// cannot be told from the clock's jitter and reads as 0 ([`crate::stats::batch_cv`]).
+    fn reliable_batches(&self) -> Vec<(Seconds, usize)> {
         let floor = (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME);
-        let reliable: Vec<(Seconds, usize)> = self
-            .batches
+        self.batches
             .iter()
             .copied()
             .filter(|(net, _)| *net >= floor)
-            .collect();
-        if reliable.len() < 2 {
-            return 0.0;
-        }
-        let sum: f64 = reliable
-            .iter()
-            .map(|&(net, b)| {
-                let m = net / b as f64;
-                b as f64 * (m - mean).powi(2)
-            })
-            .sum();
-        sum / (reliable.len() - 1) as f64
+            .collect()
     }
 }

@@ -735,7 +735,7 @@ where
 pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
     const ITEMS: usize = 256;
     let bounds = SampleBounds::default().items(ITEMS, ITEMS);
-    let mut means: Vec<Seconds> = (0..5)
+    let means: Vec<Seconds> = (0..5)
         .map(|_| {
             let noop = |x: &usize| std::hint::black_box(*x);
             sample_prefix(
@@ -751,8 +751,7 @@ pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
             .map_or(0.0, |(_, s)| s.figures.item_time)
         })
         .collect();
-    means.sort_by(f64::total_cmp);
-    means[means.len() / 2]
+    crate::stats::median(&means).unwrap_or(0.0)
 }
 
 /// Indices of `0..n` spread across it: the van der Corput sequence (0, ½, ¼, ¾, …) scaled to

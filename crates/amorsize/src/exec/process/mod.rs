@@ -201,8 +201,6 @@ mod tests {
 
 /// The cluster backend runs the same registered functions and moves the same slots.
 #[cfg(feature = "cluster")]
-pub(crate) use costs::accept;
-#[cfg(feature = "cluster")]
 pub(crate) use registry::lookup as lookup_call;
 
 /// Takes item `index`'s slot (as a registered function's call writes it) from the front of
