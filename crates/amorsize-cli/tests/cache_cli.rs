@@ -76,7 +76,7 @@ fn show_lists_what_is_stored_and_clear_removes_it() {
         .stdout(
             predicate::str::contains("thumbnails")
                 .and(predicate::str::contains("threads"))
-                .and(predicate::str::contains("25.00 µs"))
+                .and(predicate::str::contains("25.0 µs"))
                 .and(predicate::str::contains("last 4 workers × chunk 16")),
         );
     let out = amorsize(&path)

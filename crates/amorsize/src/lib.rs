@@ -14,6 +14,7 @@ pub mod cache;
 pub mod cluster;
 mod error;
 pub mod exec;
+pub mod fmt;
 pub mod model;
 pub mod plan;
 pub mod probe;

@@ -6,6 +6,7 @@
 //! agree) or is replaced by its named fallback, and the plan says so.
 
 use super::handle::Cluster;
+use crate::fmt::{bytes_per_second, duration, seconds};
 use crate::model::network::Link;
 use crate::model::Seconds;
 use crate::stats::{accept, median};
@@ -46,18 +47,18 @@ impl fmt::Display for Calibration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "cluster of {} processes, connected and measured in {:.3} s (measuring {:.3} s)",
+            "cluster of {} processes, connected and measured in {} (measuring {})",
             self.links.len(),
-            self.rendezvous.as_secs_f64(),
-            self.took.as_secs_f64()
+            duration(self.rendezvous),
+            duration(self.took)
         )?;
         for (p, link) in self.links.iter().enumerate() {
             writeln!(
                 f,
-                "  process {p}: start-up and rendezvous {:.3} s, round trip {:.1} µs, {:.0} MB/s, {} workers on {:.2} cores",
-                link.startup,
-                link.round_trip * 1e6,
-                if link.per_byte > 0.0 { 1e-6 / link.per_byte } else { f64::INFINITY },
+                "  process {p}: start-up and rendezvous {}, round trip {}, {}, {} workers on {:.2} cores",
+                seconds(link.startup),
+                seconds(link.round_trip),
+                bytes_per_second(bandwidth(link)),
                 link.workers,
                 link.cores
             )?;
@@ -116,4 +117,14 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
         rendezvous: began.elapsed(),
         took: measuring.elapsed(),
     })
+}
+
+/// The bytes per second a link moves: the inverse of its time per byte (unbounded when the
+/// time per byte is not positive).
+pub(super) fn bandwidth(link: &Link) -> f64 {
+    if link.per_byte > 0.0 {
+        1.0 / link.per_byte
+    } else {
+        f64::INFINITY
+    }
 }

@@ -203,8 +203,8 @@ pub(crate) fn memory_limit(w: &Workload, caps: &Caps) -> Option<Limit> {
         source: format!(
             "{:.0} % of {} available ÷ {} per worker ({})",
             MEMORY_HEADROOM * 100.0,
-            super::display::bytes(available),
-            super::display::bytes(w.worker_memory),
+            crate::fmt::bytes(available),
+            crate::fmt::bytes(w.worker_memory),
             w.worker_memory_source()
         ),
     })

@@ -1,42 +1,8 @@
 //! The plan as a report for people (the original's verbose output).
 
 use super::{Mode, Plan};
-use crate::model::Seconds;
+use crate::fmt::{bytes, seconds};
 use std::fmt;
-
-/// Seconds with a unit that keeps three significant digits or so.
-pub(crate) fn secs(s: Seconds) -> String {
-    let a = s.abs();
-    if !s.is_finite() {
-        format!("{s}")
-    } else if a == 0.0 {
-        "0 s".to_owned()
-    } else if a < 1e-6 {
-        format!("{:.1} ns", s * 1e9)
-    } else if a < 1e-3 {
-        format!("{:.1} µs", s * 1e6)
-    } else if a < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
-/// Bytes in binary units.
-pub(crate) fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
 
 /// The memory line(s) of a plan: what was measured of an item's memory and where from, or
 /// that it was not.
@@ -96,7 +62,7 @@ impl fmt::Display for Plan {
                 "  reused: planned {} ago from a full sample of this workload (the workload, \
                  terms and sample shown are that plan's); not sampled again (call {} of at most \
                  {})",
-                secs(reuse.age),
+                seconds(reuse.age),
                 reuse.call,
                 crate::cache::learn::RECALL_TIMES
             )?;
@@ -106,7 +72,7 @@ impl fmt::Display for Plan {
                 f,
                 "  workload: {} items of {} (cv {:.2}, CPU {:.0} % of wall{})",
                 w.items,
-                secs(w.item_time),
+                seconds(w.item_time),
                 w.cv,
                 w.cpu_fraction * 100.0,
                 if w.self_parallelism > 1.0 {
@@ -123,8 +89,8 @@ impl fmt::Display for Plan {
             writeln!(
                 f,
                 "  predicted: {} (serial {}, speedup {:.2}×)",
-                secs(p),
-                secs(s),
+                seconds(p),
+                seconds(s),
                 self.predicted_speedup().unwrap_or(1.0)
             )?;
         }
@@ -139,12 +105,12 @@ impl fmt::Display for Plan {
                 "  {label} parallel plan: {} workers × chunks of {} → {} ({:.2}×)",
                 p.candidate.workers,
                 p.candidate.chunk,
-                secs(p.total()),
+                seconds(p.total()),
                 p.speedup()
             )?;
-            writeln!(f, "    {:<16}{:>12}", "compute", secs(p.compute))?;
+            writeln!(f, "    {:<16}{:>12}", "compute", seconds(p.compute))?;
             for (term, cost) in p.overheads() {
-                writeln!(f, "    {:<16}{:>12}", term.to_string(), secs(cost))?;
+                writeln!(f, "    {:<16}{:>12}", term.to_string(), seconds(cost))?;
             }
         }
         if let Some(b) = self.bottleneck() {
@@ -152,7 +118,7 @@ impl fmt::Display for Plan {
                 f,
                 "  bottleneck: {} ({}): {}",
                 b.term,
-                secs(b.cost),
+                seconds(b.cost),
                 b.remedy
             )?;
         }
@@ -199,19 +165,19 @@ impl fmt::Display for Plan {
                 f,
                 "  costs ({}): worker start {}{}, chunk dispatch {}{}, transfer {}/KiB",
                 c.backend,
-                secs(c.worker_start),
+                seconds(c.worker_start),
                 if c.fallbacks.worker_start {
                     " (fallback)"
                 } else {
                     ""
                 },
-                secs(c.chunk_dispatch),
+                seconds(c.chunk_dispatch),
                 if c.fallbacks.chunk_dispatch {
                     " (fallback)"
                 } else {
                     ""
                 },
-                secs(c.transfer_per_byte * 1024.0)
+                seconds(c.transfer_per_byte * 1024.0)
             )?;
         }
         if let Some(s) = &self.sample {
@@ -219,7 +185,7 @@ impl fmt::Display for Plan {
                 f,
                 "  sample: {} items, {} measured",
                 s.count,
-                secs(s.measured)
+                seconds(s.measured)
             )?;
         }
         for w in &self.warnings {
@@ -231,8 +197,6 @@ impl fmt::Display for Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_loaded_plan_says_the_capacity_and_where_it_came_from() {
         use crate::model::{Backend, Costs, Sharing, Workload};
@@ -262,16 +226,5 @@ mod tests {
         let quiet = decide(&Workload::new(1000, 1e-3), &costs, &caps, &Options::new());
         assert_eq!(quiet.workers().get(), 2, "{quiet}");
         assert!(quiet.to_string().contains("capacity: 2.00 cores"));
-    }
-
-    #[test]
-    fn units_read_naturally() {
-        assert_eq!(secs(0.0), "0 s");
-        assert_eq!(secs(12e-9), "12.0 ns");
-        assert_eq!(secs(1.5e-5), "15.0 µs");
-        assert_eq!(secs(0.25), "250.0 ms");
-        assert_eq!(secs(3.0), "3.00 s");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }
