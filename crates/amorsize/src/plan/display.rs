@@ -6,7 +6,7 @@ use std::fmt;
 
 /// The memory line(s) of a plan: what was measured of an item's memory and where from, or
 /// that it was not.
-fn memory(
+fn write_memory(
     f: &mut fmt::Formatter<'_>,
     w: &crate::model::Workload,
     backend: crate::model::Backend,
@@ -43,6 +43,35 @@ fn memory(
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_headline(f)?;
+        if let Some(w) = &self.workload {
+            write_workload(f, w)?;
+            write_memory(f, w, self.backend)?;
+        }
+        self.write_prediction(f)?;
+        self.write_limits(f)?;
+        self.write_capacity(f)?;
+        if let Some(c) = &self.costs {
+            write_costs(f, c)?;
+        }
+        if let Some(s) = &self.sample {
+            writeln!(
+                f,
+                "  sample: {} items, {} measured",
+                s.count,
+                seconds(s.measured)
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The decision, why, and whether it was reused.
+    fn write_headline(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "amorsize plan")?;
         if let Some(name) = &self.name {
             write!(f, " for {name:?}")?;
@@ -67,24 +96,12 @@ impl fmt::Display for Plan {
                 crate::cache::learn::RECALL_TIMES
             )?;
         }
-        if let Some(w) = &self.workload {
-            writeln!(
-                f,
-                "  workload: {} items of {} (cv {:.2}, CPU {:.0} % of wall{})",
-                w.items,
-                seconds(w.item_time),
-                w.cv,
-                w.cpu_fraction * 100.0,
-                if w.self_parallelism > 1.0 {
-                    format!(", {:.1} CPUs per call", w.self_parallelism)
-                } else {
-                    String::new()
-                }
-            )?;
-        }
-        if let Some(w) = &self.workload {
-            memory(f, w, self.backend)?;
-        }
+        Ok(())
+    }
+
+    /// The predicted times, the terms of the parallel plan chosen or refused, and the
+    /// costliest of them.
+    fn write_prediction(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let (Some(s), Some(p)) = (self.predicted_serial, self.predicted) {
             writeln!(
                 f,
@@ -122,77 +139,89 @@ impl fmt::Display for Plan {
                 b.remedy
             )?;
         }
-        if !self.limits.is_empty() {
-            writeln!(f, "  limits on workers:")?;
-            let binding = self.binding_limit().map(|l| l.kind);
-            for l in &self.limits {
-                writeln!(
-                    f,
-                    "    {:<22}{:>6}  {}{}",
-                    l.kind.to_string(),
-                    l.workers,
-                    l.source,
-                    if Some(l.kind) == binding {
-                        "  (binding)"
-                    } else {
-                        ""
-                    }
-                )?;
-            }
+        Ok(())
+    }
+
+    /// The limits on the workers, the binding one marked.
+    fn write_limits(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.limits.is_empty() {
+            return Ok(());
         }
-        if let Some(caps) = &self.caps {
-            let capacity = caps.capacity();
-            match &caps.load {
-                Some(load) => writeln!(
-                    f,
-                    "  capacity: {:.2} of {:.2} cores for {} workers ({:.1} other runnable \
-                     threads; {})",
-                    capacity.relative_cores(self.workers.get()),
-                    capacity.cores,
-                    self.workers,
-                    load.competing,
-                    load.source
-                )?,
-                None => writeln!(
-                    f,
-                    "  capacity: {:.2} cores (other programs' load not read)",
-                    capacity.cores
-                )?,
-            }
-        }
-        if let Some(c) = &self.costs {
+        writeln!(f, "  limits on workers:")?;
+        let binding = self.binding_limit().map(|l| l.kind);
+        for l in &self.limits {
             writeln!(
                 f,
-                "  costs ({}): worker start {}{}, chunk dispatch {}{}, transfer {}/KiB",
-                c.backend,
-                seconds(c.worker_start),
-                if c.fallbacks.worker_start {
-                    " (fallback)"
+                "    {:<22}{:>6}  {}{}",
+                l.kind.to_string(),
+                l.workers,
+                l.source,
+                if Some(l.kind) == binding {
+                    "  (binding)"
                 } else {
                     ""
-                },
-                seconds(c.chunk_dispatch),
-                if c.fallbacks.chunk_dispatch {
-                    " (fallback)"
-                } else {
-                    ""
-                },
-                seconds(c.transfer_per_byte * 1024.0)
+                }
             )?;
-        }
-        if let Some(s) = &self.sample {
-            writeln!(
-                f,
-                "  sample: {} items, {} measured",
-                s.count,
-                seconds(s.measured)
-            )?;
-        }
-        for w in &self.warnings {
-            writeln!(f, "  warning: {w}")?;
         }
         Ok(())
     }
+
+    /// The cores the workers may count on, with other programs' load when it was read.
+    fn write_capacity(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(caps) = &self.caps else {
+            return Ok(());
+        };
+        let capacity = caps.capacity();
+        match &caps.load {
+            Some(load) => writeln!(
+                f,
+                "  capacity: {:.2} of {:.2} cores for {} workers ({:.1} other runnable \
+                 threads; {})",
+                capacity.relative_cores(self.workers.get()),
+                capacity.cores,
+                self.workers,
+                load.competing,
+                load.source
+            ),
+            None => writeln!(
+                f,
+                "  capacity: {:.2} cores (other programs' load not read)",
+                capacity.cores
+            ),
+        }
+    }
+}
+
+/// The workload line: items, time per item, spread, CPU share and the function's own threads.
+fn write_workload(f: &mut fmt::Formatter<'_>, w: &crate::model::Workload) -> fmt::Result {
+    writeln!(
+        f,
+        "  workload: {} items of {} (cv {:.2}, CPU {:.0} % of wall{})",
+        w.items,
+        seconds(w.item_time),
+        w.cv,
+        w.cpu_fraction * 100.0,
+        if w.self_parallelism > 1.0 {
+            format!(", {:.1} CPUs per call", w.self_parallelism)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The backend's costs, each fallback marked.
+fn write_costs(f: &mut fmt::Formatter<'_>, c: &crate::model::Costs) -> fmt::Result {
+    let fallback = |used: bool| if used { " (fallback)" } else { "" };
+    writeln!(
+        f,
+        "  costs ({}): worker start {}{}, chunk dispatch {}{}, transfer {}/KiB",
+        c.backend,
+        seconds(c.worker_start),
+        fallback(c.fallbacks.worker_start),
+        seconds(c.chunk_dispatch),
+        fallback(c.fallbacks.chunk_dispatch),
+        seconds(c.transfer_per_byte * 1024.0)
+    )
 }
 
 #[cfg(test)]
