@@ -23,6 +23,7 @@ pub struct Measured {
 
 /// One past run of a workload.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RunRecord {
     /// The plan that ran, when its stored form still parses.
     pub plan: Option<Plan>,
@@ -68,7 +69,8 @@ impl RunRecord {
 }
 
 /// What the cache remembers of a workload on this machine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct WorkloadHistory {
     /// Runs recorded, over the whole history.
     pub runs: u64,
@@ -135,12 +137,15 @@ impl WorkloadHistory {
     /// use amorsize::sample::Sample;
     /// use std::time::Duration;
     ///
-    /// let s = |t| Sample { item_time: t, ..Default::default() };
-    /// let history = WorkloadHistory {
-    ///     runs: 3, contention: 0.3, learned: 2,
-    ///     contention_load: 0.0, contention_age: Duration::ZERO,
-    ///     samples: vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)], recent: vec![],
+    /// let s = |t| {
+    ///     let mut s = Sample::default();
+    ///     s.item_time = t;
+    ///     s
     /// };
+    /// let mut history = WorkloadHistory::default();
+    /// (history.runs, history.contention, history.learned) = (3, 0.3, 2);
+    /// (history.contention_load, history.contention_age) = (0.0, Duration::ZERO);
+    /// history.samples = vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)];
     /// let mut w = Workload::new(1000, 1.2e-3);
     /// assert!(history.inform(&mut w, &s(1.2e-3)));
     /// assert_eq!((w.item_time, w.contention), (1.1e-3, 0.3));
@@ -193,6 +198,7 @@ fn median(values: impl Iterator<Item = Seconds>) -> Option<Seconds> {
 
 /// A stored calibration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Calibration {
     /// The machine it was measured on (`None` when its stored form no longer parses).
     pub machine: Option<Fingerprint>,
@@ -206,6 +212,7 @@ pub struct Calibration {
 
 /// A workload as `amorsize cache show` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WorkloadSummary {
     /// The workload key.
     pub key: String,
@@ -234,6 +241,7 @@ pub struct WorkloadSummary {
 
 /// Everything in the cache, for people.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Stored calibrations, of every machine.
     pub calibrations: Vec<Calibration>,

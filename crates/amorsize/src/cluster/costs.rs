@@ -32,6 +32,7 @@ const PADDING: usize = 1 << 20;
 
 /// The cluster's measured costs, per process (process 0 first).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Calibration {
     /// Per process: start-up and rendezvous, round trip, time per byte, workers.
     pub links: Vec<Link>,

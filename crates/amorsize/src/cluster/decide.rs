@@ -22,6 +22,7 @@ pub enum Choice {
 
 /// A decision between the cluster and this machine, with the figures behind it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClusterPlan {
     /// Where the map runs.
     pub choice: Choice,

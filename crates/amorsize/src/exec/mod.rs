@@ -51,7 +51,4 @@ pub use batch::{execute, execute_iter, try_execute, Run};
 pub use check::{Phase, Shed};
 pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
-pub use stream::{
-    stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_ITEMS_MAX, STREAM_CHUNK_TIME_MAX,
-    STREAM_REPLAN_EVERY, UNKNOWN_LENGTH_ITEMS,
-};
+pub use stream::{stream, Stream, CHUNKS_AHEAD};

@@ -246,16 +246,18 @@ impl Grid {
 
 /// One measured candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Trial {
     /// The candidate tried.
     pub candidate: Candidate,
     /// Its wall time, or `None` when it was cut off for running past the deadline (more than
-    /// [`CUT_OFF_FACTOR`] × the best time so far, so it could not have been the fastest).
+    /// 1.5 (`CUT_OFF_FACTOR`) × the best time so far, so it could not have been the fastest).
     pub time: Option<Duration>,
 }
 
 /// What [`tune`] found.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Tuning {
     best: Candidate,
     best_time: Duration,
@@ -282,7 +284,7 @@ impl Tuning {
 /// A trial slower than this many times the best so far is stopped: it is all but sure not to
 /// win (only the three fastest are confirmed anyway), and a tiny chunk on a tiny function can
 /// be a hundred times slower than the loop.
-pub const CUT_OFF_FACTOR: f64 = 1.5;
+pub(crate) const CUT_OFF_FACTOR: f64 = 1.5;
 
 /// How many of the fastest candidates are run again to confirm the winner; one pass alone
 /// picks whichever candidate the machine's noise favoured.

@@ -14,11 +14,12 @@ pub const MEMORY_HEADROOM: f64 = 0.8;
 
 /// A batch whose results would take more than this share of the available memory gets a
 /// warning: the results are all held until the call returns, beside everything else.
-pub const RESULTS_WARN_SHARE: f64 = 0.5;
+pub(crate) const RESULTS_WARN_SHARE: f64 = 0.5;
 
 /// What the sample counted of one item's memory (with [`Counting`](crate::alloc::Counting)
 /// installed), in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ItemMemory {
     /// Mean bytes allocated per item.
     pub allocated: u64,
@@ -99,7 +100,7 @@ pub fn results_memory(w: &Workload, items: usize) -> u64 {
     w.result_bytes.saturating_mul(items as u64)
 }
 
-/// Whether results of `results` bytes would exceed [`RESULTS_WARN_SHARE`] of `available`.
+/// Whether results of `results` bytes would exceed half (`RESULTS_WARN_SHARE`) of `available`.
 pub fn results_fill_memory(results: u64, available: u64) -> bool {
     results as f64 > available as f64 * RESULTS_WARN_SHARE
 }

@@ -26,7 +26,7 @@ pub mod shed;
 pub use capacity::{Capacity, Sharing};
 pub use memory::{
     results_fill_memory, results_memory, workers_within_memory, ItemMemory, MemorySource,
-    MEMORY_HEADROOM, RESULTS_WARN_SHARE,
+    MEMORY_HEADROOM,
 };
 pub use predict::{predict, Prediction, Term};
 

@@ -264,7 +264,7 @@ pub enum Warning {
         available: u64,
     },
     /// The results of the batch would take more than half of the available memory
-    /// ([`RESULTS_WARN_SHARE`](crate::model::RESULTS_WARN_SHARE)).
+    /// (`RESULTS_WARN_SHARE`).
     ResultsFillMemory {
         /// Bytes the results would hold in all.
         results: u64,
@@ -369,9 +369,9 @@ impl super::Plan {
 
 /// Above this coefficient of variation a [`Warning::HighSpread`] is reported: the standard
 /// deviation exceeds the mean, as for exponentially distributed item times (cv = 1).
-pub const HIGH_SPREAD_CV: f64 = 1.0;
+pub(crate) const HIGH_SPREAD_CV: f64 = 1.0;
 
-pub use crate::sample::NESTED_PARALLELISM_RATIO;
+pub(crate) use crate::sample::NESTED_PARALLELISM_RATIO;
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -10,6 +10,7 @@ use std::time::Duration;
 /// A change of the chunk size during a run, made because the measured chunk durations drifted
 /// from the prediction (see [`Options::adapt_chunks`](crate::Options::adapt_chunks)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ChunkAdjustment {
     /// Items measured (in finished chunks) when the change was made.
     pub after_items: usize,

@@ -24,7 +24,7 @@ pub const MIN_NESTED_SPAN: Seconds = 1e-3;
 /// Above this ratio of process CPU to thread CPU the function is taken to run threads of its
 /// own; below it, other threads of the process (a logger, an allocator's background thread)
 /// may explain the difference.
-pub const NESTED_PARALLELISM_RATIO: f64 = 1.5;
+pub(crate) const NESTED_PARALLELISM_RATIO: f64 = 1.5;
 
 /// A sample whose CPU-timed span reads the thread waiting (thread CPU under half the wall
 /// time, with blocking) goes on until the span lasts [`WAITING_SPAN`], within the budget.

@@ -9,7 +9,7 @@
 //! time (which may stop it before 3 items when they are slow, or early when the sampler's own
 //! cost per item dwarfs items of nanoseconds). A slice is sampled at indices spread across it
 //! (inputs are often sorted by size), or, when a first glance finds its items under
-//! [`CONTIGUOUS_BELOW`], in one block from its start, as a loop runs them; an iterator by its
+//! 1 µs (`CONTIGUOUS_BELOW`), in one block from its start, as a loop runs them; an iterator by its
 //! prefix.
 
 use crate::model::{ItemMemory, MemorySource, Seconds, Workload};
@@ -22,13 +22,15 @@ mod meter;
 mod transfer;
 
 use meter::Meter;
-pub use meter::{MIN_NESTED_SPAN, NESTED_PARALLELISM_RATIO, WAITING_SPAN};
+pub(crate) use meter::NESTED_PARALLELISM_RATIO;
+pub use meter::{MIN_NESTED_SPAN, WAITING_SPAN};
 
 pub use clock::{Clock, Reading, SystemClock};
 pub use transfer::measure_transfer;
 
 /// What the sample measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Sample {
     /// Items measured.
     pub count: usize,
@@ -108,6 +110,7 @@ impl Sample {
 
 /// The results of the sampled items, with their input indices, and the measurements.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Sampled<R> {
     /// `(input index, result)` in increasing index order.
     pub results: Vec<(usize, R)>,
@@ -357,10 +360,10 @@ const GLANCE_BLOCK_START: usize = 8;
 
 /// How long [`glance_block`] runs at most: 2 µs, enough to time items of a few ns over a few
 /// hundred of them, a small share of any call the glance could settle.
-pub const BLOCK_GLANCE_TIME: Seconds = 2e-6;
+pub(crate) const BLOCK_GLANCE_TIME: Seconds = 2e-6;
 
 /// The most items [`glance_block`] runs: 1024.
-pub const BLOCK_GLANCE_ITEMS: usize = 1024;
+pub(crate) const BLOCK_GLANCE_ITEMS: usize = 1024;
 
 /// [`sample_slice`], going on from what `glance` ran (its items count as the sample's first
 /// timed batch).
@@ -448,10 +451,10 @@ where
 /// Only for inputs short enough that one more serial item would cost more than a
 /// [`HEAVY_SHARE_INVERSE`]th of their parallel time (fewer items than that many per core): a
 /// longer input can afford the sample, which also tells waiting items from computing ones.
-pub const HEAVY_ITEM: Seconds = 1e-3;
+pub(crate) const HEAVY_ITEM: Seconds = 1e-3;
 
 /// See [`HEAVY_ITEM`]: 20, so that a further serial item is over 5 % of the parallel run.
-pub const HEAVY_SHARE_INVERSE: f64 = 20.0;
+pub(crate) const HEAVY_SHARE_INVERSE: f64 = 20.0;
 
 /// Glanced items faster than this on average are sampled as one contiguous block from the
 /// start of the input, as the loop that runs them would, rather than one by one across it:
@@ -459,7 +462,7 @@ pub const HEAVY_SHARE_INVERSE: f64 = 20.0;
 /// (100 ns each, more when other threads have just touched the input), which a loop streaming
 /// through the input does not pay; that is a large error on items of nanoseconds and a small
 /// one from here up.
-pub const CONTIGUOUS_BELOW: Seconds = 1e-6;
+pub(crate) const CONTIGUOUS_BELOW: Seconds = 1e-6;
 
 /// Samples a slice of items too fast to time one by one (see [`CONTIGUOUS_BELOW`]) as the loop
 /// that runs them would: in order from the start, in timed batches, with the results written

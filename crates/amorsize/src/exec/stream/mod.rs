@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 /// time, not by the input's length (which may be unknown or unbounded), so that its memory
 /// (about [`CHUNKS_AHEAD`] chunks per worker) does not grow with the input. Handing out a
 /// chunk costs a few µs on threads, so 5 ms keeps that cost near 0.1 % of the work.
-pub const STREAM_CHUNK_TIME_MAX: Duration = Duration::from_millis(5);
+pub(crate) const STREAM_CHUNK_TIME_MAX: Duration = Duration::from_millis(5);
 
 /// The most items in one chunk of a stream, whatever the prediction: for items so cheap that
 /// [`STREAM_CHUNK_TIME_MAX`] holds more, this bounds the memory held (64 Ki items; below about
 /// 75 ns per item, where this binds, a chunk still takes several times its dispatch cost).
-pub const STREAM_CHUNK_ITEMS_MAX: usize = 1 << 16;
+pub(crate) const STREAM_CHUNK_ITEMS_MAX: usize = 1 << 16;
 
 /// Chunks per worker a stream keeps in flight by default: one running and the rest queued, so
 /// that the workers keep busy while the pulling thread is away (busy with the results, or
@@ -48,13 +48,13 @@ pub const CHUNKS_AHEAD: usize = 4;
 /// be worth parallel workers; it is also the longest input a stream plans its chunk size for,
 /// so that a longer input holds no more memory (chunks are bounded by
 /// [`STREAM_CHUNK_TIME_MAX`] too).
-pub const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
+pub(crate) const UNKNOWN_LENGTH_ITEMS: usize = 1 << 20;
 
 /// How long a serial stream runs before it plans again. A plan rests on what was measured
 /// when it was made, the load of other programs included; a long stream outlives that load,
 /// so a serial one asks again now and then, and turns parallel when that now pays. Planning
 /// takes well under a millisecond, so this costs under 1 % of the stream's time.
-pub const STREAM_REPLAN_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const STREAM_REPLAN_EVERY: Duration = Duration::from_millis(100);
 
 /// Maps `f` over `items` in parallel, lazily: results come out as an iterator, in input order
 /// (or in completion order after [`Stream::unordered`]), while at most about
@@ -66,7 +66,7 @@ pub const STREAM_REPLAN_EVERY: Duration = Duration::from_millis(100);
 ///
 /// The plan is made on the first [`next`](Iterator::next), from a sample of the first items;
 /// a stream planned serial (on a loaded machine, say) plans again every
-/// [`STREAM_REPLAN_EVERY`] and turns parallel once that pays.
+/// 100 ms (`STREAM_REPLAN_EVERY`) and turns parallel once that pays.
 ///
 /// # Examples
 ///
