@@ -23,14 +23,13 @@ fn fill(path: &Path) {
         transfer_per_byte: 0.0,
         fallbacks: Default::default(),
     }));
+    let mut sample = amorsize::sample::Sample::default();
+    sample.count = 5;
+    sample.item_time = 3e-3;
+    sample.cv = 0.2;
     assert!(cache.record_run(
         &WorkloadKey::named("thumbnails"),
-        &amorsize::sample::Sample {
-            count: 5,
-            item_time: 3e-3,
-            cv: 0.2,
-            ..Default::default()
-        },
+        &sample,
         &amorsize::Plan::fixed(
             NonZeroUsize::new(4).unwrap(),
             NonZeroUsize::new(16).unwrap()
@@ -73,7 +72,7 @@ fn show_lists_what_is_stored_and_clear_removes_it() {
         .stdout(
             predicate::str::contains("thumbnails")
                 .and(predicate::str::contains("threads"))
-                .and(predicate::str::contains("25.00 µs"))
+                .and(predicate::str::contains("25.0 µs"))
                 .and(predicate::str::contains("last 4 workers × chunk 16")),
         );
     let out = amorsize(&path)

@@ -29,7 +29,7 @@ fn table_shows_figures_and_sources() {
         .stdout(predicate::str::contains("usable cores      2 "))
         .stdout(predicate::str::contains("1.5 CPUs → 2 workers"))
         .stdout(predicate::str::contains("/sys/fs/cgroup/cpu.max"))
-        .stdout(predicate::str::contains("512.00 MiB (536870912 bytes)"))
+        .stdout(predicate::str::contains("512.0 MiB (536870912 bytes)"))
         .stdout(predicate::str::contains("warnings").not());
 }
 

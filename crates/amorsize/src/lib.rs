@@ -15,12 +15,14 @@ pub mod calibrate;
 pub mod cluster;
 mod error;
 pub mod exec;
+pub mod fmt;
 pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod report;
 mod runtime;
 pub mod sample;
+pub mod stats;
 mod units;
 
 pub use error::{Error, ErrorKind, Result};

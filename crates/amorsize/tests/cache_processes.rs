@@ -64,12 +64,9 @@ fn child(role: &str) -> ExitCode {
             };
             let key = WorkloadKey::named("shared");
             let plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
-            let sample = amorsize::sample::Sample {
-                count: 1,
-                item_time: 1e-3,
-                cv: 0.0,
-                ..Default::default()
-            };
+            let mut sample = amorsize::sample::Sample::default();
+            sample.count = 1;
+            sample.item_time = 1e-3;
             let costs = Costs {
                 backend: Backend::Threads,
                 worker_start: 1e-5,
@@ -216,12 +213,9 @@ fn fill_up_to_a_size_limit() -> ExitCode {
     };
     let key = |i: usize| WorkloadKey::named(format!("w{i} {}", "x".repeat(2000)));
     let plan = Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN);
-    let sample = amorsize::sample::Sample {
-        count: 1,
-        item_time: 1e-3,
-        cv: 0.0,
-        ..Default::default()
-    };
+    let mut sample = amorsize::sample::Sample::default();
+    sample.count = 1;
+    sample.item_time = 1e-3;
     let run = plan.run_facts(Duration::from_millis(5), 10);
     assert!(cache.record_run(&key(0), &sample, &run));
     let path = std::path::PathBuf::from(std::env::var_os(cache::ENV_VAR).unwrap());

@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// The layers, lowest first. A module may use modules of its own layer or below.
 const LAYERS: &[&[&str]] = &[
-    &["error", "alloc", "units"],
+    &["error", "alloc", "units", "stats", "fmt"],
     &["probe"],
     &["sample"],
     &["model"],

@@ -650,12 +650,10 @@ fn waiting_items_are_seen_waiting_after_the_glance() {
 fn a_sample_too_small_to_trust_must_clear_a_wider_margin() {
     // 1000 items measured in 1 µs in all: below MIN_TRUSTED_SAMPLE, for a whole input of about
     // 100 ms. Two workers can reach at most 2×, under the 1.5 × 1.5 = 2.25 the margin asks.
-    let untrusted = amorsize::sample::Sample {
-        count: 1000,
-        item_time: 1e-6,
-        measured: 1e-6,
-        ..amorsize::sample::Sample::default()
-    };
+    let mut untrusted = amorsize::sample::Sample::default();
+    untrusted.count = 1000;
+    untrusted.item_time = 1e-6;
+    untrusted.measured = 1e-6;
     let options = Options::new()
         .threshold(1.5)
         .max_workers(NonZeroUsize::new(2).unwrap());
@@ -671,10 +669,8 @@ fn a_sample_too_small_to_trust_must_clear_a_wider_margin() {
         .iter()
         .any(|w| matches!(w, Warning::SampleTooSmall { .. })));
     // A sample that measured enough is held to the caller's threshold.
-    let trusted = amorsize::sample::Sample {
-        measured: 1e-3,
-        ..untrusted
-    };
+    let mut trusted = untrusted.clone();
+    trusted.measured = 1e-3;
     let plan = plan::plan_sample(&trusted, 100_000, &options);
     assert!(
         (plan.threshold() - 1.5).abs() < 1e-12,

@@ -237,15 +237,16 @@ fn units(target: Duration, ns_per_unit: f64) -> u64 {
 
 /// Median nanoseconds per unit of `run(n)` over five runs.
 fn per_unit(n: u64, run: impl Fn(u64) -> u64) -> f64 {
-    let mut times: Vec<f64> = (0..5)
+    let times: Vec<f64> = (0..5)
         .map(|_| {
             let start = Instant::now();
             black_box(run(black_box(n)));
             start.elapsed().as_secs_f64() * 1e9 / n as f64
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2].max(f64::MIN_POSITIVE)
+    amorsize::stats::median(&times)
+        .unwrap_or(0.0)
+        .max(f64::MIN_POSITIVE)
 }
 
 #[cfg(test)]

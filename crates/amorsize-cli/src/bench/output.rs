@@ -3,23 +3,10 @@
 use super::measure::Strategy;
 use super::report::{geometric_mean, Row, Target};
 use super::Run;
+use amorsize::fmt::duration;
 use serde_json::{json, Value};
 use std::io::{self, Write};
 use std::time::Duration;
-
-/// A duration in a unit that keeps three significant digits readable.
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 1e-3 {
-        format!("{:.1} ms", s * 1e3)
-    } else if s >= 1e-6 {
-        format!("{:.0} µs", s * 1e6)
-    } else {
-        format!("{:.0} ns", s * 1e9)
-    }
-}
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.filter(|x| x.is_finite())
@@ -66,7 +53,7 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
         "plan"
     )?;
     for row in &run.rows {
-        let t = |s| human(row.time(s));
+        let t = |s| duration(row.time(s));
         let oracle = row.measured.oracle;
         writeln!(
             out,
@@ -74,13 +61,13 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
             row.kind.name(),
             row.measured.items,
             row.measured.rounds(),
-            human(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
+            duration(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
             t(Strategy::Serial),
             t(Strategy::Rayon),
             t(Strategy::Naive),
             t(Strategy::Oracle),
             format!("{}×{}", oracle.workers, oracle.chunk),
-            row.cold_time().map_or_else(|| "–".to_owned(), human),
+            row.cold_time().map_or_else(|| "–".to_owned(), duration),
             t(Strategy::Amorsize),
             row.ratio(),
             opt(row.cold_ratio(), |v| format!("{v:.2}")),
@@ -151,7 +138,7 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
         machine_line(),
         run.scale.name(),
         run.rounds,
-        human(run.wall)
+        duration(run.wall)
     )?;
     if let Some((before, after)) = run.capacity {
         writeln!(
@@ -171,7 +158,7 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     )?;
     for row in &run.rows {
-        let t = |s| human(row.time(s));
+        let t = |s| duration(row.time(s));
         let oracle = row.measured.oracle;
         writeln!(
             out,
@@ -179,14 +166,14 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
             row.kind.name(),
             row.measured.items,
             row.measured.rounds(),
-            human(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
+            duration(row.time(Strategy::Serial) / row.measured.items.max(1) as u32),
             t(Strategy::Serial),
             t(Strategy::Rayon),
             t(Strategy::Naive),
             t(Strategy::Oracle),
             oracle.workers,
             oracle.chunk,
-            row.cold_time().map_or_else(|| "–".to_owned(), human),
+            row.cold_time().map_or_else(|| "–".to_owned(), duration),
             t(Strategy::Amorsize),
             row.ratio(),
             opt(row.predicted(), |v| format!("{v:.2}×")),

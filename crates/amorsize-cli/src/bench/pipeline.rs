@@ -313,11 +313,11 @@ pub fn run(
             "{:<10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>11}  {:>6.2}× {:>6.2}×  {}",
             kind.name(),
             t.items,
-            super::output::human(t.medians[0]),
-            super::output::human(t.medians[1]),
-            super::output::human(t.medians[2]),
-            super::output::human(t.medians[3]),
-            super::output::human(t.medians[4]),
+            amorsize::fmt::duration(t.medians[0]),
+            amorsize::fmt::duration(t.medians[1]),
+            amorsize::fmt::duration(t.medians[2]),
+            amorsize::fmt::duration(t.medians[3]),
+            amorsize::fmt::duration(t.medians[4]),
             t.vs_serial(),
             t.vs_best(),
             t.ran
@@ -328,16 +328,18 @@ pub fn run(
         out,
         "sum of {} tiny items: serial {}, rayon {}, .amorsize() {} ({:.2}× the serial loop's time; {})",
         s.items,
-        super::output::human(s.medians[0]),
-        super::output::human(s.medians[1]),
-        super::output::human(s.medians[2]),
+        amorsize::fmt::duration(s.medians[0]),
+        amorsize::fmt::duration(s.medians[1]),
+        amorsize::fmt::duration(s.medians[2]),
         ratio(s.medians[2], s.medians[0]),
         s.ran
     )?;
     if let Some((before, after)) = s.peak_kib {
         writeln!(
             out,
-            "  peak resident memory {before} KiB before its rounds, {after} KiB after"
+            "  peak resident memory {} before its rounds, {} after",
+            amorsize::fmt::bytes(before.saturating_mul(1024)),
+            amorsize::fmt::bytes(after.saturating_mul(1024))
         )?;
     }
     writeln!(

@@ -136,12 +136,11 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
     let (vs_serial, slowest) = min_by(&|r| r.speedup(Strategy::Amorsize)).unzip();
     let (worst_ratio, worst) = max_by(&|r| Some(r.ratio()), &|_| true).unzip();
     let geomean = geometric_mean(rows.iter().map(Row::ratio));
-    let mut errors: Vec<f64> = rows
+    let errors: Vec<f64> = rows
         .iter()
         .filter_map(|r| r.error().map(f64::abs))
         .collect();
-    errors.sort_by(f64::total_cmp);
-    let median_error = errors.get(errors.len() / 2).copied();
+    let median_error = amorsize::stats::median(&errors);
     let (max_long_error, worst_error) = max_by(&|r| r.error().map(f64::abs), &|r| {
         r.time(Strategy::Serial) > LONG_WORKLOAD
     })

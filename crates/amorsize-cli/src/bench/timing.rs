@@ -128,9 +128,7 @@ pub fn interleaved(
 
 /// The median (the upper one of an even count); zero for no times.
 pub fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    amorsize::stats::median_duration(times).unwrap_or_default()
 }
 
 #[cfg(test)]

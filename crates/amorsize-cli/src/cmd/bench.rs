@@ -141,7 +141,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &settings,
             sum_items,
         )?;
-        writeln!(out, "wall time {}", output::human(started.elapsed()))?;
+        writeln!(
+            out,
+            "wall time {}",
+            amorsize::fmt::duration(started.elapsed())
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -171,7 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!(
             "bench: {:<10} done in {}",
             kind.name(),
-            output::human(t.elapsed())
+            amorsize::fmt::duration(t.elapsed())
         );
         rows.push(Row {
             kind,
@@ -210,7 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         output::markdown(&mut out, &run)?;
     } else {
         output::table(&mut out, &run)?;
-        writeln!(out, "wall time {}", output::human(run.wall))?;
+        writeln!(out, "wall time {}", amorsize::fmt::duration(run.wall))?;
     }
     Ok(ExitCode::SUCCESS)
 }

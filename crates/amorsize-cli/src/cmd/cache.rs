@@ -1,6 +1,7 @@
 //! `amorsize cache show | clear | path`: look at, empty, or locate the cache file.
 
 use amorsize::cache::{self, Cache, Fingerprint, Location, Summary};
+use amorsize::fmt::seconds;
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
@@ -161,19 +162,6 @@ fn print_summary(
         )?;
     }
     Ok(())
-}
-
-/// Seconds in the unit that reads best.
-fn seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.2} s")
-    } else if s >= 1e-3 {
-        format!("{:.2} ms", s * 1e3)
-    } else if s >= 1e-6 {
-        format!("{:.2} µs", s * 1e6)
-    } else {
-        format!("{:.0} ns", s * 1e9)
-    }
 }
 
 fn age(secs: u64) -> String {

@@ -212,20 +212,11 @@ fn row<T>(
     )
 }
 
+/// Bytes in binary units, and exactly when that rounds.
 fn bytes(value: Option<u64>) -> String {
-    const UNITS: [(&str, u32); 3] = [("GiB", 30), ("MiB", 20), ("KiB", 10)];
-    let Some(b) = value else {
-        return "none".to_owned();
-    };
-    let (unit, shift) = UNITS
-        .into_iter()
-        .find(|&(_, shift)| b >= 1 << shift)
-        .unwrap_or(("bytes", 0));
-    if shift == 0 {
-        return format!("{b} bytes");
+    match value {
+        None => "none".to_owned(),
+        Some(b) if b < 1024 => amorsize::fmt::bytes(b),
+        Some(b) => format!("{} ({b} bytes)", amorsize::fmt::bytes(b)),
     }
-    format!(
-        "{:.2} {unit} ({b} bytes)",
-        b as f64 / f64::from(1u32 << shift)
-    )
 }

@@ -690,16 +690,16 @@ fn print_summary(s: &Summary) {
     if s.halted {
         line += "; halted (--halt)";
     }
-    line += &format!(" in {:.2} s", s.elapsed.as_secs_f64());
+    line += &format!(" in {}", amorsize::fmt::duration(s.elapsed));
     eprintln!("{line}");
     for a in &s.adaptations {
         let why = if a.reverted {
             "back: more jobs did not finish faster".to_owned()
         } else {
             format!(
-                "CPU {:.1}% of wall, {:.1} ms a job",
+                "CPU {:.1}% of wall, {} a job",
                 a.cpu_ratio * 100.0,
-                a.job_time * 1e3
+                amorsize::fmt::seconds(a.job_time)
             )
         };
         eprintln!(

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The figures that, when any of them changes, make measured overheads stale: the CPU, how much
 /// of it the process may use, the memory limit, the kernel, and this library's version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Fingerprint {
     /// CPU model name (`model name` in `/proc/cpuinfo`), empty when unknown.
     pub cpu_model: String,

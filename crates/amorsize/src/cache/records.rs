@@ -38,6 +38,7 @@ pub struct RunFacts {
 
 /// One past run of a workload.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RunRecord {
     /// The plan that ran, serialized (JSON); empty for all but the newest run.
     pub plan: String,
@@ -83,7 +84,8 @@ impl RunRecord {
 }
 
 /// What the cache remembers of a workload on this machine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct WorkloadHistory {
     /// Runs recorded, over the whole history.
     pub runs: u64,
@@ -150,12 +152,15 @@ impl WorkloadHistory {
     /// use amorsize::sample::Sample;
     /// use std::time::Duration;
     ///
-    /// let s = |t| Sample { item_time: t, ..Default::default() };
-    /// let history = WorkloadHistory {
-    ///     runs: 3, contention: 0.3, learned: 2,
-    ///     contention_load: 0.0, contention_age: Duration::ZERO,
-    ///     samples: vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)], recent: vec![],
+    /// let s = |t| {
+    ///     let mut s = Sample::default();
+    ///     s.item_time = t;
+    ///     s
     /// };
+    /// let mut history = WorkloadHistory::default();
+    /// (history.runs, history.contention, history.learned) = (3, 0.3, 2);
+    /// (history.contention_load, history.contention_age) = (0.0, Duration::ZERO);
+    /// history.samples = vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)];
     /// let mut w = Workload::new(1000, 1.2e-3);
     /// assert!(history.inform(&mut w, &s(1.2e-3)));
     /// assert_eq!((w.item_time, w.contention), (1.1e-3, 0.3));
@@ -202,16 +207,13 @@ impl WorkloadHistory {
 
 /// The median of the finite, non-negative `values`.
 fn median(values: impl Iterator<Item = Seconds>) -> Option<Seconds> {
-    let mut v: Vec<Seconds> = values.filter(|t| t.is_finite() && *t >= 0.0).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    let v: Vec<Seconds> = values.filter(|t| t.is_finite() && *t >= 0.0).collect();
+    crate::stats::median(&v)
 }
 
 /// A stored calibration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Calibration {
     /// The machine it was measured on (`None` when its stored form no longer parses).
     pub machine: Option<Fingerprint>,
@@ -225,6 +227,7 @@ pub struct Calibration {
 
 /// A workload as `amorsize cache show` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WorkloadSummary {
     /// The workload key.
     pub key: String,
@@ -253,6 +256,7 @@ pub struct WorkloadSummary {
 
 /// Everything in the cache, for people.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Stored calibrations, of every machine.
     pub calibrations: Vec<Calibration>,

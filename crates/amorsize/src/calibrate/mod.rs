@@ -1,5 +1,5 @@
 //! What each backend costs on this machine: worker start and per-chunk dispatch, measured once
-//! per process, with a quality check ([`accept`]) and a named fallback for each figure, in one
+//! per process, with a quality check ([`stats::accept`](crate::stats::accept)) and a named fallback for each figure, in one
 //! type ([`Calibration`]) for both backends.
 //!
 //! For threads (here; the timings themselves run on `runtime`'s pools):
@@ -65,9 +65,6 @@ const REPEATS: usize = 5;
 /// Chunks in the long and the short dispatch run.
 const MANY_CHUNKS: usize = 512;
 const FEW_CHUNKS: usize = 16;
-/// The spread between repeats (largest ÷ smallest around the median) above which a
-/// measurement is not trusted.
-pub(crate) const MAX_REPEAT_SPREAD: f64 = 4.0;
 /// A measured difference must exceed the clock's own overhead this many times.
 const MIN_SIGNAL: f64 = 20.0;
 
@@ -190,8 +187,8 @@ fn calibrate_threads() -> Calibration {
 
 fn measure_start(bench: &DispatchBench, resolution: Seconds) -> Option<Seconds> {
     let workers = bench.workers() as f64;
-    let mut sections: Vec<Seconds> = (0..REPEATS).map(|_| bench.section()).collect();
-    accept(&mut sections, resolution, 0.5e-6..=2e-3).map(|s| s / workers)
+    let sections: Vec<Seconds> = (0..REPEATS).map(|_| bench.section()).collect();
+    accept_timed(&sections, resolution, 0.5e-6..=2e-3).map(|s| s / workers)
 }
 
 fn measure_dispatch(bench: &DispatchBench, resolution: Seconds) -> Option<Seconds> {
@@ -205,28 +202,19 @@ fn measure_dispatch(bench: &DispatchBench, resolution: Seconds) -> Option<Second
         let many = bench.run(MANY_CHUNKS);
         diffs.push(many - few);
     }
-    accept(&mut diffs, resolution, 10e-9 / per_chunk..=1e-3 / per_chunk).map(|d| d * per_chunk)
+    accept_timed(&diffs, resolution, 10e-9 / per_chunk..=1e-3 / per_chunk).map(|d| d * per_chunk)
 }
 
-/// The median of `values` (repeats of one timing) if it passes the quality check, the one both
-/// backends' figures pass: far above the clock's overhead `resolution` (0 where the timing is
-/// long enough for the clock not to matter), within `plausible`, and repeats that agree (the
-/// two around the median within [`MAX_REPEAT_SPREAD`] of each other).
-pub(crate) fn accept(
-    values: &mut [Seconds],
+/// The acceptance check ([`stats::accept`](crate::stats::accept)) of repeated timings of one
+/// thread cost, whose signal must also stand far above the clock's overhead `resolution`
+/// ([`MIN_SIGNAL`] times): the median within `plausible` and above that floor.
+fn accept_timed(
+    values: &[Seconds],
     resolution: Seconds,
     plausible: std::ops::RangeInclusive<Seconds>,
 ) -> Option<Seconds> {
-    if values.len() < 3 || values.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    let median = values[mid];
-    let (low, high) = (values[mid - 1], values[mid + 1]);
-    let signal = median >= MIN_SIGNAL * resolution;
-    let consistent = low > 0.0 && high / low <= MAX_REPEAT_SPREAD;
-    (signal && consistent && plausible.contains(&median)).then_some(median)
+    let floor = plausible.start().max(MIN_SIGNAL * resolution);
+    crate::stats::accept(values, floor..=*plausible.end())
 }
 
 /// The calibration of `backend` remembered for this machine, when fresh; the timings are then
@@ -264,24 +252,24 @@ mod tests {
 
     #[test]
     fn the_check_keeps_consistent_plausible_signals() {
-        let ok = accept(&mut [2e-5, 2.2e-5, 1.9e-5, 2.1e-5, 9e-5], 1e-8, 1e-6..=1e-2);
+        let ok = accept_timed(&[2e-5, 2.2e-5, 1.9e-5, 2.1e-5, 9e-5], 1e-8, 1e-6..=1e-2);
         assert_eq!(ok, Some(2.1e-5));
     }
 
     #[test]
     fn the_check_rejects_noise_implausible_and_inconsistent_figures() {
         // Below the clock's resolution.
-        assert_eq!(accept(&mut [1e-8; 5], 1e-8, 0.0..=1.0), None);
+        assert_eq!(accept_timed(&[1e-8; 5], 1e-8, 0.0..=1.0), None);
         // Negative or out of range.
-        assert_eq!(accept(&mut [-1e-5; 5], 1e-9, 1e-6..=1e-2), None);
-        assert_eq!(accept(&mut [1.0; 5], 1e-9, 1e-6..=1e-2), None);
+        assert_eq!(accept_timed(&[-1e-5; 5], 1e-9, 1e-6..=1e-2), None);
+        assert_eq!(accept_timed(&[1.0; 5], 1e-9, 1e-6..=1e-2), None);
         // Repeats that disagree.
         assert_eq!(
-            accept(&mut [1e-6, 1e-5, 1e-4, 1e-3, 1e-2], 1e-9, 0.0..=1.0),
+            accept_timed(&[1e-6, 1e-5, 1e-4, 1e-3, 1e-2], 1e-9, 0.0..=1.0),
             None
         );
         // Too few repeats.
-        assert_eq!(accept(&mut [1e-5, 1e-5], 1e-9, 0.0..=1.0), None);
+        assert_eq!(accept_timed(&[1e-5, 1e-5], 1e-9, 0.0..=1.0), None);
     }
 
     #[test]

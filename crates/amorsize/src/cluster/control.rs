@@ -22,6 +22,7 @@ pub(crate) const ABORT: u8 = b'A';
 
 /// A process that process 0 lost.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Lost {
     /// Its number.
     pub process: usize,

@@ -6,9 +6,10 @@
 //! agree) or is replaced by its named fallback, and the plan says so.
 
 use super::handle::Cluster;
-use crate::calibrate::accept;
+use crate::fmt::{bytes_per_second, duration, seconds};
 use crate::model::network::Link;
 use crate::model::Seconds;
+use crate::stats::{accept, median};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -31,6 +32,7 @@ const PADDING: usize = 1 << 20;
 
 /// The cluster's measured costs, per process (process 0 first).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Calibration {
     /// Per process: start-up and rendezvous, round trip, time per byte, workers.
     pub links: Vec<Link>,
@@ -46,18 +48,18 @@ impl fmt::Display for Calibration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "cluster of {} processes, connected and measured in {:.3} s (measuring {:.3} s)",
+            "cluster of {} processes, connected and measured in {} (measuring {})",
             self.links.len(),
-            self.rendezvous.as_secs_f64(),
-            self.took.as_secs_f64()
+            duration(self.rendezvous),
+            duration(self.took)
         )?;
         for (p, link) in self.links.iter().enumerate() {
             writeln!(
                 f,
-                "  process {p}: start-up and rendezvous {:.3} s, round trip {:.1} µs, {:.0} MB/s, {} workers on {:.2} cores",
-                link.startup,
-                link.round_trip * 1e6,
-                if link.per_byte > 0.0 { 1e-6 / link.per_byte } else { f64::INFINITY },
+                "  process {p}: start-up and rendezvous {}, round trip {}, {}, {} workers on {:.2} cores",
+                seconds(link.startup),
+                seconds(link.round_trip),
+                bytes_per_second(bandwidth(link)),
                 link.workers,
                 link.cores
             )?;
@@ -87,16 +89,16 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
             trips.push(batch.iter().map(Duration::as_secs_f64).sum::<f64>() / ROUND_TRIPS as f64);
         }
         let padded = cluster.probe(dest, PADDING, REPEATS)?;
-        let empty = median(&trips);
-        let mut per_byte: Vec<Seconds> = padded
+        let empty = median(&trips).unwrap_or(0.0);
+        let per_byte: Vec<Seconds> = padded
             .iter()
             .map(|p| (p.as_secs_f64() - empty) / PADDING as f64)
             .collect();
-        let round_trip = accept(&mut trips, 0.0, 1e-7..=5.0).unwrap_or_else(|| {
+        let round_trip = accept(&trips, 1e-7..=5.0).unwrap_or_else(|| {
             fallbacks.push(format!("process {process} round trip: FALLBACK_ROUND_TRIP"));
             FALLBACK_ROUND_TRIP
         });
-        let per_byte = accept(&mut per_byte, 0.0, 10e-12..=1e-6).unwrap_or_else(|| {
+        let per_byte = accept(&per_byte, 10e-12..=1e-6).unwrap_or_else(|| {
             fallbacks.push(format!(
                 "process {process} bytes per second: FALLBACK_NETWORK_PER_BYTE"
             ));
@@ -118,8 +120,12 @@ pub(super) fn calibrate(cluster: &mut Cluster, began: Instant) -> Result<Calibra
     })
 }
 
-fn median(values: &[Seconds]) -> Seconds {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+/// The bytes per second a link moves: the inverse of its time per byte (unbounded when the
+/// time per byte is not positive).
+pub(super) fn bandwidth(link: &Link) -> f64 {
+    if link.per_byte > 0.0 {
+        1.0 / link.per_byte
+    } else {
+        f64::INFINITY
+    }
 }

@@ -1,7 +1,9 @@
 //! The cluster's decision: the best hosts × workers × chunk by the network model, against the
 //! plan for the threads of this machine; the cluster only when it beats them by the threshold.
 
+use super::costs::bandwidth;
 use super::engine::FLOW;
+use crate::fmt::{bytes, bytes_per_second, seconds};
 use crate::model::network::{predict_network, Link, NetworkPrediction, Shape};
 use crate::model::{Seconds, Workload};
 use crate::{Options, Plan};
@@ -20,6 +22,7 @@ pub enum Choice {
 
 /// A decision between the cluster and this machine, with the figures behind it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClusterPlan {
     /// Where the map runs.
     pub choice: Choice,
@@ -81,23 +84,23 @@ impl fmt::Display for ClusterPlan {
         match (self.choice, self.prediction) {
             (Choice::Cluster, Some(p)) => writeln!(
                 f,
-                "cluster: {} — predicted {:.3} s, {:.2}× {where_} ({:.3} s; threshold {})",
+                "cluster: {} — predicted {}, {:.2}× {where_} ({}; threshold {})",
                 p.shape,
-                p.total(),
+                seconds(p.total()),
                 self.threads_time / p.total().max(f64::MIN_POSITIVE),
-                self.threads_time,
+                seconds(self.threads_time),
                 self.threshold
             )?,
             (_, Some(p)) => writeln!(
                 f,
-                "this machine: the cluster cannot beat {where_}: its best, {}, is predicted at {:.3} s against {:.3} s here ({:.2}× < threshold {}){}",
+                "this machine: the cluster cannot beat {where_}: its best, {}, is predicted at {} against {} here ({:.2}× < threshold {}){}",
                 p.shape,
-                p.total(),
-                self.threads_time,
+                seconds(p.total()),
+                seconds(self.threads_time),
                 self.threads_time / p.total().max(f64::MIN_POSITIVE),
                 self.threshold,
                 p.bottleneck()
-                    .map(|(t, s)| format!("; costliest overhead: {t} {s:.3} s"))
+                    .map(|(t, s)| format!("; costliest overhead: {t} {}", seconds(s)))
                     .unwrap_or_default()
             )?,
             (_, None) => writeln!(f, "this machine: the cluster has one process; {where_}")?,
@@ -105,20 +108,20 @@ impl fmt::Display for ClusterPlan {
         writeln!(f, "  this machine: {}", self.threads.reason())?;
         writeln!(
             f,
-            "  workload: {} items of {:.1} µs, {} + {} bytes per item and result, serialization {:.2} µs per item",
+            "  workload: {} items of {}, {} + {} per item and result, serialization {} per item",
             self.workload.items,
-            self.workload.item_time * 1e6,
-            self.workload.transfer.input_bytes,
-            self.workload.transfer.output_bytes,
-            (self.workload.transfer.input_time + self.workload.transfer.output_time) * 1e6
+            seconds(self.workload.item_time),
+            bytes(self.workload.transfer.input_bytes),
+            bytes(self.workload.transfer.output_bytes),
+            seconds(self.workload.transfer.input_time + self.workload.transfer.output_time)
         )?;
         for (process, link) in self.links.iter().enumerate() {
             writeln!(
                 f,
-                "  process {process}: start-up and rendezvous {:.3} s (paid at init), round trip {:.1} µs, {:.0} MB/s, {} workers on {:.2} cores",
-                link.startup,
-                link.round_trip * 1e6,
-                if link.per_byte > 0.0 { 1e-6 / link.per_byte } else { f64::INFINITY },
+                "  process {process}: start-up and rendezvous {} (paid at init), round trip {}, {}, {} workers on {:.2} cores",
+                seconds(link.startup),
+                seconds(link.round_trip),
+                bytes_per_second(bandwidth(link)),
                 link.workers,
                 link.cores
             )?;
@@ -126,8 +129,13 @@ impl fmt::Display for ClusterPlan {
         if let Some(p) = self.prediction {
             write!(
                 f,
-                "  terms: compute {:.4} s, round trips {:.4} s, transfer {:.4} s, serialization {:.4} s, tail {:.4} s, start-up {:.4} s",
-                p.compute, p.latency, p.transfer, p.serialization, p.tail, p.startup
+                "  terms: compute {}, round trips {}, transfer {}, serialization {}, tail {}, start-up {}",
+                seconds(p.compute),
+                seconds(p.latency),
+                seconds(p.transfer),
+                seconds(p.serialization),
+                seconds(p.tail),
+                seconds(p.startup)
             )?;
         }
         Ok(())

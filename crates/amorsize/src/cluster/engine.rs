@@ -28,12 +28,12 @@ type Input = InputHandle<u64, CapacityContainerBuilder<Vec<Job>>>;
 
 /// Chunks a worker holds at once (one running, the next already on its way), so that a
 /// round trip is hidden behind a chunk's work when the chunk takes longer than the trip.
-pub const WINDOW: usize = 2;
+pub(crate) const WINDOW: usize = 2;
 
 /// Chunks out at once per worker, counted from the oldest result not yet handed out: bounds
 /// the memory of a stream (results come back in input order) while letting fast workers run
 /// ahead of a slow one.
-pub const AHEAD: usize = 16;
+pub(crate) const AHEAD: usize = 16;
 
 /// How chunks flow, for the model.
 pub const FLOW: crate::model::network::Flow = crate::model::network::Flow {

@@ -61,6 +61,7 @@ impl std::fmt::Debug for Cluster {
 
 /// Results of a planned map: the plan, and every item's result in input order.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ClusterOutcome<R> {
     /// The decision and its figures.
     pub plan: ClusterPlan,

@@ -63,7 +63,7 @@ mod start;
 pub use control::Lost;
 pub use costs::{Calibration, FALLBACK_NETWORK_PER_BYTE, FALLBACK_ROUND_TRIP};
 pub use decide::{decide, Choice, ClusterPlan};
-pub use engine::{AHEAD, FLOW, WINDOW};
+pub use engine::FLOW;
 pub use handle::{Cluster, ClusterOutcome, Results};
 pub use hosts::{Hosts, CONTROL_PORT_OFFSET, DEFAULT_JOIN_TIMEOUT, DEFAULT_LOST_AFTER};
 

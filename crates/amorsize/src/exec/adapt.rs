@@ -12,6 +12,7 @@
 
 use crate::model::Seconds;
 use crate::report::ChunkAdjustment;
+use crate::stats::median_of_three;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -21,13 +22,6 @@ pub(crate) const DRIFT: f64 = 2.0;
 
 /// Weight of the newest chunk in the moving average of the per-item time (joblib's 0.2).
 pub(crate) const SMOOTHING: f64 = 0.2;
-
-/// The per-item time the moving average takes in after a chunk: the median of the last three
-/// chunks' per-item times. One chunk stalled by the scheduler on a loaded machine (seen at 25×
-/// its neighbours) then changes nothing, while a real drift shows from its second chunk on.
-pub(crate) fn median3(a: Seconds, b: Seconds, c: Seconds) -> Seconds {
-    a.max(b).min(a.min(b).max(c))
-}
 
 /// The chunk size for the remaining work, given the current chunk size, the moving average of
 /// the per-item time, the target chunk duration and an optional upper bound (so that a growing
@@ -123,7 +117,7 @@ impl Adapter {
         let per_item = elapsed.as_secs_f64() / items as f64;
         self.recent = [self.recent[1], self.recent[2], per_item];
         let [a, b, c] = self.recent;
-        self.avg_item = (1.0 - SMOOTHING) * self.avg_item + SMOOTHING * median3(a, b, c);
+        self.avg_item = (1.0 - SMOOTHING) * self.avg_item + SMOOTHING * median_of_three(a, b, c);
         let share = remaining.map(|r| (r / workers.max(1)).max(1));
         let cap = match (share, self.most) {
             (Some(share), Some(most)) => Some(share.min(most)),
@@ -272,15 +266,6 @@ mod tests {
         let one = NonZeroUsize::MIN;
         assert!(Adapter::new(None, one).is_none());
         assert!(Adapter::new(Some(Duration::ZERO), one).is_none());
-    }
-
-    #[test]
-    fn the_median_ignores_one_outlier() {
-        assert_eq!(median3(1.0, 1.0, 25.0), 1.0);
-        assert_eq!(median3(25.0, 1.0, 1.0), 1.0);
-        assert_eq!(median3(1.0, 25.0, 25.0), 25.0);
-        assert_eq!(median3(3.0, 1.0, 2.0), 2.0);
-        assert_eq!(median3(2.0, 3.0, 1.0), 2.0);
     }
 
     proptest! {

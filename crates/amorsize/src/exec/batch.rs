@@ -9,6 +9,7 @@ use std::num::NonZeroUsize;
 
 /// The results of a run, in input order, and its report.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Run<R> {
     /// One result per input item, in input order.
     pub results: Vec<R>,

@@ -50,7 +50,4 @@ pub(crate) use crate::plan::ExecOptions;
 pub use crate::report::{Phase, Shed};
 pub use batch::{execute, execute_iter, try_execute, Run};
 pub use progress::Progress;
-pub use stream::{
-    stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_ITEMS_MAX, STREAM_CHUNK_TIME_MAX,
-    STREAM_REPLAN_EVERY, UNKNOWN_LENGTH_ITEMS,
-};
+pub use stream::{stream, Stream, CHUNKS_AHEAD};

@@ -534,12 +534,7 @@ where
     let n = items.len();
     let nested = pool.is_none();
     let chunk = plan.chunk_size();
-    let planned = if nested {
-        plan.workers().get().min(rayon::current_num_threads())
-    } else {
-        plan.workers().get()
-    };
-    let workers = planned.min(n.div_ceil(chunk.get())).max(1);
+    let workers = worker_count(plan, n, nested);
     let adapter = if settings.adapt {
         Adapter::new(plan.item_time(), chunk).map(Mutex::new)
     } else {
@@ -573,8 +568,67 @@ where
         .progress
         .as_ref()
         .map(|p| Reporter::new(p, base + sampled.len(), Some(base + n)));
-    let shared = &state;
-    in_scope(pool.as_ref(), |scope| {
+    run_workers(&state, pool.as_ref(), reporter.as_mut());
+    let wall = start.elapsed();
+    let Ended {
+        finished,
+        failure,
+        adjustments,
+        check,
+    } = state.end();
+    // The slots own what the workers wrote from here on, and drop it if the run failed.
+    slots.record(finished.stretches);
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    let ran = n - sampled.len();
+    let results = slots.finish(sampled);
+    if let Some(r) = reporter.as_mut() {
+        // A nested run may not have heard of the last chunks of the other workers.
+        if r.done() < base + n {
+            r.add(base + n - r.done());
+        }
+    }
+    Ok(Done {
+        results,
+        stats: Stats {
+            workers,
+            chunks: finished.count,
+            wall,
+            busy: finished.busy,
+            nested,
+            adjustments,
+            phases: check.phases(ran, wall),
+            sheds: check.into_sheds(),
+        },
+    })
+}
+
+/// The workers a parallel run of `n` items starts: the plan's (at most the current pool's
+/// threads when `nested`), but no more than there are chunks to hand out, and at least one.
+fn worker_count(plan: &Plan, n: usize, nested: bool) -> usize {
+    let planned = if nested {
+        plan.workers().get().min(rayon::current_num_threads())
+    } else {
+        plan.workers().get()
+    };
+    planned.min(n.div_ceil(plan.chunk_size().get())).max(1)
+}
+
+/// Starts the workers of `shared` on `pool` (or, nested, on the current pool and the calling
+/// thread) and waits for them all, reporting their progress to `reporter` as chunks finish.
+fn run_workers<T, O, F, P>(
+    shared: &Shared<'_, T, O, F, P>,
+    pool: Option<&Pool>,
+    mut reporter: Option<&mut Reporter>,
+) where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    let nested = pool.is_none();
+    in_scope(pool, |scope| {
         let _guard = StopOnUnwind(&shared.stop);
         let (tx, rx) = match reporter {
             Some(_) => {
@@ -586,7 +640,7 @@ where
         // Worker 0 is the one the closed loop keeps when it sheds the rest: the calling
         // thread when nested (it is a worker of the pool), else the first job.
         let first = usize::from(nested);
-        for id in first..workers {
+        for id in first..shared.workers {
             let tx = tx.clone();
             scope.spawn(move |_| {
                 shared.work(id, |ran| {
@@ -619,50 +673,43 @@ where
             (false, _, _) => {}
         }
     });
-    let wall = start.elapsed();
-    let Shared {
-        failure,
-        finished,
-        adapter,
-        check,
-        ..
-    } = state;
-    let finished = finished
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    // The slots own what the workers wrote from here on, and drop it if the run failed.
-    slots.record(finished.stretches);
-    if let Some(failure) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        return Err(failure);
-    }
-    let adjustments = adapter
-        .map(|a| {
-            a.into_inner()
-                .unwrap_or_else(PoisonError::into_inner)
-                .into_adjustments()
-        })
-        .unwrap_or_default();
-    let ran = n - sampled.len();
-    let results = slots.finish(sampled);
-    if let Some(r) = reporter.as_mut() {
-        // A nested run may not have heard of the last chunks of the other workers.
-        if r.done() < base + n {
-            r.add(base + n - r.done());
+}
+
+/// What a parallel run's shared state holds once its workers are done.
+struct Ended<O> {
+    finished: Finished,
+    /// The failure that stopped the run, if one did.
+    failure: Option<Failure<O>>,
+    adjustments: Vec<ChunkAdjustment>,
+    check: Check,
+}
+
+impl<T, O, F, P> Shared<'_, T, O, F, P> {
+    /// Takes what the workers left: the stretches written, the failure, the chunk
+    /// adjustments and the closed loop's record.
+    fn end(self) -> Ended<O> {
+        let Shared {
+            failure,
+            finished,
+            adapter,
+            check,
+            ..
+        } = self;
+        Ended {
+            finished: finished
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            failure: failure.into_inner().unwrap_or_else(PoisonError::into_inner),
+            adjustments: adapter
+                .map(|a| {
+                    a.into_inner()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .into_adjustments()
+                })
+                .unwrap_or_default(),
+            check,
         }
     }
-    Ok(Done {
-        results,
-        stats: Stats {
-            workers,
-            chunks: finished.count,
-            wall,
-            busy: finished.busy,
-            nested,
-            adjustments,
-            phases: check.phases(ran, wall),
-            sheds: check.into_sheds(),
-        },
-    })
 }
 
 /// A scope on the calling thread whose jobs run in `pool`, or in the current pool (nested).

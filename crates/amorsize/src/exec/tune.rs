@@ -11,6 +11,7 @@ use super::pool::{self, Pool};
 use super::settings::ExecOptions;
 use super::threads::{self, Batch, Cause, Failure};
 use crate::model::Candidate;
+use crate::stats::median_duration;
 use crate::{Error, ErrorKind, Plan, Result};
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -245,16 +246,18 @@ impl Grid {
 
 /// One measured candidate.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Trial {
     /// The candidate tried.
     pub candidate: Candidate,
     /// Its wall time, or `None` when it was cut off for running past the deadline (more than
-    /// [`CUT_OFF_FACTOR`] × the best time so far, so it could not have been the fastest).
+    /// 1.5 (`CUT_OFF_FACTOR`) × the best time so far, so it could not have been the fastest).
     pub time: Option<Duration>,
 }
 
 /// What [`tune`] found.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Tuning {
     best: Candidate,
     best_time: Duration,
@@ -281,7 +284,7 @@ impl Tuning {
 /// A trial slower than this many times the best so far is stopped: it is all but sure not to
 /// win (only the three fastest are confirmed anyway), and a tiny chunk on a tiny function can
 /// be a hundred times slower than the loop.
-pub const CUT_OFF_FACTOR: f64 = 1.5;
+pub(crate) const CUT_OFF_FACTOR: f64 = 1.5;
 
 /// How many of the fastest candidates are run again to confirm the winner; one pass alone
 /// picks whichever candidate the machine's noise favoured.
@@ -379,7 +382,7 @@ where
     let (best, best_time) = finalists
         .iter()
         .zip(runs)
-        .map(|(&(candidate, _), times)| (candidate, median(times)))
+        .map(|(&(candidate, _), times)| (candidate, median_duration(&times).unwrap_or_default()))
         .min_by_key(|&(_, time)| time)
         .ok_or_else(|| {
             // The first trial has no deadline, so at least one trial always completes.
@@ -402,11 +405,6 @@ fn pool_for(pools: &mut Vec<ChunkedPool>, workers: NonZeroUsize) -> Result<&Chun
         }
     };
     Ok(&pools[index])
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort_unstable();
-    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub const MEMORY_HEADROOM: f64 = 0.8;
 
 /// A batch whose results would take more than this share of the available memory gets a
 /// warning: the results are all held until the call returns, beside everything else.
-pub const RESULTS_WARN_SHARE: f64 = 0.5;
+pub(crate) const RESULTS_WARN_SHARE: f64 = 0.5;
 
 /// Where [`Workload::worker_memory`] came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,7 +87,7 @@ pub fn results_memory(w: &Workload, items: usize) -> u64 {
     w.result_bytes.saturating_mul(items as u64)
 }
 
-/// Whether results of `results` bytes would exceed [`RESULTS_WARN_SHARE`] of `available`.
+/// Whether results of `results` bytes would exceed half (`RESULTS_WARN_SHARE`) of `available`.
 pub fn results_fill_memory(results: u64, available: u64) -> bool {
     results as f64 > available as f64 * RESULTS_WARN_SHARE
 }

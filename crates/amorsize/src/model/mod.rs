@@ -31,7 +31,6 @@ pub use contention::{
 };
 pub use memory::{
     results_fill_memory, results_memory, workers_within_memory, MemorySource, MEMORY_HEADROOM,
-    RESULTS_WARN_SHARE,
 };
 pub use predict::{predict, Prediction, Term};
 

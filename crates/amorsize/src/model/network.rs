@@ -69,6 +69,7 @@ pub struct Flow {
 ///
 /// `total = startup + serialization + transfer + compute + latency + tail`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NetworkPrediction {
     /// The shape predicted.
     pub shape: Shape,

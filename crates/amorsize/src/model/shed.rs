@@ -13,7 +13,7 @@ use std::num::NonZeroUsize;
 /// A run that measures below this fraction of its predicted speedup, and below this fraction
 /// of its workers, goes on with fewer workers. Half: well outside the ±30 % that runs of the
 /// same work vary by on a busy machine, so noise alone does not trim a run that pays.
-pub const TRIM_BELOW: f64 = 0.5;
+pub(crate) const TRIM_BELOW: f64 = 0.5;
 
 /// What the run should do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub enum Verdict {
 ///
 /// - below 1 (parallel slower than the loop): shed to one worker;
 /// - at or above the prediction: keep;
-/// - below [`TRIM_BELOW`] of the prediction and of the workers, with 3 workers or more: shed
+/// - below half (`TRIM_BELOW`) of the prediction and of the workers, with 3 workers or more: shed
 ///   to the workers the measured speedup needs, one more for the noise, at least 2;
 /// - anything else, and a figure that is not a finite number: keep.
 ///

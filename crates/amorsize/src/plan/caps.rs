@@ -25,6 +25,7 @@ pub struct Caps {
 
 /// Other programs' load on the cores a plan may use, as the probe read it when planning.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Load {
     /// Runnable threads of other programs on this process's cores: the system-wide count
     /// times the share of the online CPUs this process may run on.
@@ -182,6 +183,7 @@ impl fmt::Display for LimitKind {
 
 /// One limit on the workers: its kind, the most workers it allows, and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Limit {
     /// What limits.
     pub kind: LimitKind,
@@ -203,8 +205,8 @@ pub(crate) fn memory_limit(w: &Workload, caps: &Caps) -> Option<Limit> {
         source: format!(
             "{:.0} % of {} available ÷ {} per worker ({})",
             MEMORY_HEADROOM * 100.0,
-            super::display::bytes(available),
-            super::display::bytes(w.worker_memory),
+            crate::fmt::bytes(available),
+            crate::fmt::bytes(w.worker_memory),
             w.worker_memory_source()
         ),
     })

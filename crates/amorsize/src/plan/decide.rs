@@ -8,7 +8,7 @@ use crate::model::{predict, Candidate, Capacity, Costs, Prediction, Seconds, Wor
 
 /// Chunks each worker should get at least, so that dynamic hand-out can balance the load and
 /// adaptation has chunks left to resize (Python's `Pool.map` default chunking gives about 4).
-pub const MIN_CHUNKS_PER_WORKER: usize = 4;
+pub(crate) const MIN_CHUNKS_PER_WORKER: usize = 4;
 
 /// Default longest chunk: the original library's 0.2 s target. Longer chunks make the tail and
 /// the memory in flight grow and leave online adaptation nothing to adjust; the model picks a

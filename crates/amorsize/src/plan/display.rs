@@ -1,46 +1,12 @@
 //! The plan as a report for people (the original's verbose output).
 
 use super::{Mode, Plan};
-use crate::model::Seconds;
+use crate::fmt::{bytes, seconds};
 use std::fmt;
-
-/// Seconds with a unit that keeps three significant digits or so.
-pub(crate) fn secs(s: Seconds) -> String {
-    let a = s.abs();
-    if !s.is_finite() {
-        format!("{s}")
-    } else if a == 0.0 {
-        "0 s".to_owned()
-    } else if a < 1e-6 {
-        format!("{:.1} ns", s * 1e9)
-    } else if a < 1e-3 {
-        format!("{:.1} µs", s * 1e6)
-    } else if a < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
-/// Bytes in binary units.
-pub(crate) fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
 
 /// The memory line(s) of a plan: what was measured of an item's memory and where from, or
 /// that it was not.
-fn memory(
+fn write_memory(
     f: &mut fmt::Formatter<'_>,
     w: &crate::model::Workload,
     backend: crate::model::Backend,
@@ -77,6 +43,35 @@ fn memory(
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_headline(f)?;
+        if let Some(w) = &self.workload {
+            write_workload(f, w)?;
+            write_memory(f, w, self.backend)?;
+        }
+        self.write_prediction(f)?;
+        self.write_limits(f)?;
+        self.write_capacity(f)?;
+        if let Some(c) = &self.costs {
+            write_costs(f, c)?;
+        }
+        if let Some(s) = &self.sample {
+            writeln!(
+                f,
+                "  sample: {} items, {} measured",
+                s.count,
+                seconds(s.measured)
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "  warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The decision, why, and whether it was reused.
+    fn write_headline(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "amorsize plan")?;
         if let Some(name) = &self.name {
             write!(f, " for {name:?}")?;
@@ -96,35 +91,23 @@ impl fmt::Display for Plan {
                 "  reused: planned {} ago from a full sample of this workload (the workload, \
                  terms and sample shown are that plan's); not sampled again (call {} of at most \
                  {})",
-                secs(reuse.age),
+                seconds(reuse.age),
                 reuse.call,
                 crate::plan::recall::RECALL_TIMES
             )?;
         }
-        if let Some(w) = &self.workload {
-            writeln!(
-                f,
-                "  workload: {} items of {} (cv {:.2}, CPU {:.0} % of wall{})",
-                w.items,
-                secs(w.item_time),
-                w.cv,
-                w.cpu_fraction * 100.0,
-                if w.self_parallelism > 1.0 {
-                    format!(", {:.1} CPUs per call", w.self_parallelism)
-                } else {
-                    String::new()
-                }
-            )?;
-        }
-        if let Some(w) = &self.workload {
-            memory(f, w, self.backend)?;
-        }
+        Ok(())
+    }
+
+    /// The predicted times, the terms of the parallel plan chosen or refused, and the
+    /// costliest of them.
+    fn write_prediction(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let (Some(s), Some(p)) = (self.predicted_serial, self.predicted) {
             writeln!(
                 f,
                 "  predicted: {} (serial {}, speedup {:.2}×)",
-                secs(p),
-                secs(s),
+                seconds(p),
+                seconds(s),
                 self.predicted_speedup().unwrap_or(1.0)
             )?;
         }
@@ -139,12 +122,12 @@ impl fmt::Display for Plan {
                 "  {label} parallel plan: {} workers × chunks of {} → {} ({:.2}×)",
                 p.candidate.workers,
                 p.candidate.chunk,
-                secs(p.total()),
+                seconds(p.total()),
                 p.speedup()
             )?;
-            writeln!(f, "    {:<16}{:>12}", "compute", secs(p.compute))?;
+            writeln!(f, "    {:<16}{:>12}", "compute", seconds(p.compute))?;
             for (term, cost) in p.overheads() {
-                writeln!(f, "    {:<16}{:>12}", term.to_string(), secs(cost))?;
+                writeln!(f, "    {:<16}{:>12}", term.to_string(), seconds(cost))?;
             }
         }
         if let Some(b) = self.bottleneck() {
@@ -152,87 +135,97 @@ impl fmt::Display for Plan {
                 f,
                 "  bottleneck: {} ({}): {}",
                 b.term,
-                secs(b.cost),
+                seconds(b.cost),
                 b.remedy
             )?;
         }
-        if !self.limits.is_empty() {
-            writeln!(f, "  limits on workers:")?;
-            let binding = self.binding_limit().map(|l| l.kind);
-            for l in &self.limits {
-                writeln!(
-                    f,
-                    "    {:<22}{:>6}  {}{}",
-                    l.kind.to_string(),
-                    l.workers,
-                    l.source,
-                    if Some(l.kind) == binding {
-                        "  (binding)"
-                    } else {
-                        ""
-                    }
-                )?;
-            }
+        Ok(())
+    }
+
+    /// The limits on the workers, the binding one marked.
+    fn write_limits(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.limits.is_empty() {
+            return Ok(());
         }
-        if let Some(caps) = &self.caps {
-            let capacity = caps.capacity();
-            match &caps.load {
-                Some(load) => writeln!(
-                    f,
-                    "  capacity: {:.2} of {:.2} cores for {} workers ({:.1} other runnable \
-                     threads; {})",
-                    capacity.relative_cores(self.workers.get()),
-                    capacity.cores,
-                    self.workers,
-                    load.competing,
-                    load.source
-                )?,
-                None => writeln!(
-                    f,
-                    "  capacity: {:.2} cores (other programs' load not read)",
-                    capacity.cores
-                )?,
-            }
-        }
-        if let Some(c) = &self.costs {
+        writeln!(f, "  limits on workers:")?;
+        let binding = self.binding_limit().map(|l| l.kind);
+        for l in &self.limits {
             writeln!(
                 f,
-                "  costs ({}): worker start {}{}, chunk dispatch {}{}, transfer {}/KiB",
-                c.backend,
-                secs(c.worker_start),
-                if c.fallbacks.worker_start {
-                    " (fallback)"
+                "    {:<22}{:>6}  {}{}",
+                l.kind.to_string(),
+                l.workers,
+                l.source,
+                if Some(l.kind) == binding {
+                    "  (binding)"
                 } else {
                     ""
-                },
-                secs(c.chunk_dispatch),
-                if c.fallbacks.chunk_dispatch {
-                    " (fallback)"
-                } else {
-                    ""
-                },
-                secs(c.transfer_per_byte * 1024.0)
+                }
             )?;
-        }
-        if let Some(s) = &self.sample {
-            writeln!(
-                f,
-                "  sample: {} items, {} measured",
-                s.count,
-                secs(s.measured)
-            )?;
-        }
-        for w in &self.warnings {
-            writeln!(f, "  warning: {w}")?;
         }
         Ok(())
     }
+
+    /// The cores the workers may count on, with other programs' load when it was read.
+    fn write_capacity(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(caps) = &self.caps else {
+            return Ok(());
+        };
+        let capacity = caps.capacity();
+        match &caps.load {
+            Some(load) => writeln!(
+                f,
+                "  capacity: {:.2} of {:.2} cores for {} workers ({:.1} other runnable \
+                 threads; {})",
+                capacity.relative_cores(self.workers.get()),
+                capacity.cores,
+                self.workers,
+                load.competing,
+                load.source
+            ),
+            None => writeln!(
+                f,
+                "  capacity: {:.2} cores (other programs' load not read)",
+                capacity.cores
+            ),
+        }
+    }
+}
+
+/// The workload line: items, time per item, spread, CPU share and the function's own threads.
+fn write_workload(f: &mut fmt::Formatter<'_>, w: &crate::model::Workload) -> fmt::Result {
+    writeln!(
+        f,
+        "  workload: {} items of {} (cv {:.2}, CPU {:.0} % of wall{})",
+        w.items,
+        seconds(w.item_time),
+        w.cv,
+        w.cpu_fraction * 100.0,
+        if w.self_parallelism > 1.0 {
+            format!(", {:.1} CPUs per call", w.self_parallelism)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The backend's costs, each fallback marked.
+fn write_costs(f: &mut fmt::Formatter<'_>, c: &crate::model::Costs) -> fmt::Result {
+    let fallback = |used: bool| if used { " (fallback)" } else { "" };
+    writeln!(
+        f,
+        "  costs ({}): worker start {}{}, chunk dispatch {}{}, transfer {}/KiB",
+        c.backend,
+        seconds(c.worker_start),
+        fallback(c.fallbacks.worker_start),
+        seconds(c.chunk_dispatch),
+        fallback(c.fallbacks.chunk_dispatch),
+        seconds(c.transfer_per_byte * 1024.0)
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn a_loaded_plan_says_the_capacity_and_where_it_came_from() {
         use crate::model::{Backend, Costs, Sharing, Workload};
@@ -262,16 +255,5 @@ mod tests {
         let quiet = decide(&Workload::new(1000, 1e-3), &costs, &caps, &Options::new());
         assert_eq!(quiet.workers().get(), 2, "{quiet}");
         assert!(quiet.to_string().contains("capacity: 2.00 cores"));
-    }
-
-    #[test]
-    fn units_read_naturally() {
-        assert_eq!(secs(0.0), "0 s");
-        assert_eq!(secs(12e-9), "12.0 ns");
-        assert_eq!(secs(1.5e-5), "15.0 µs");
-        assert_eq!(secs(0.25), "250.0 ms");
-        assert_eq!(secs(3.0), "3.00 s");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }

@@ -22,11 +22,13 @@ mod sampled;
 mod settings;
 
 pub use caps::{Caps, Limit, LimitKind, Load, MAX_WORKERS, WAITING_WORKERS_PER_CORE};
-pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK, MIN_CHUNKS_PER_WORKER};
+#[cfg(feature = "cluster")]
+pub(crate) use decide::MIN_CHUNKS_PER_WORKER;
+pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK};
 pub use options::{Options, DEFAULT_THRESHOLD};
 pub use quick::{GLANCE_ITEMS, GLANCE_MAX_SERIAL};
-pub(crate) use reason::fallback_warnings;
-pub use reason::{Reason, Warning, HIGH_SPREAD_CV, NESTED_PARALLELISM_RATIO};
+pub(crate) use reason::{fallback_warnings, NESTED_PARALLELISM_RATIO};
+pub use reason::{Reason, Warning};
 pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};
 pub(crate) use sampled::{
     plan_measured, plan_slice_after, plan_stream, sample_bounds, settled, settled_plan,
@@ -104,6 +106,7 @@ pub struct Plan {
 /// A plan made from a full sample a moment ago for the same workload, reused by a later call
 /// without sampling again: within 2 s of its last use, at most 16 calls in a row.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Reuse {
     /// Seconds between the plan and this call.
     pub age: Seconds,
@@ -121,6 +124,7 @@ fn fixed_reason() -> Reason {
 
 /// The overhead that costs most in the best parallel plan, and what would remove it.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Bottleneck {
     /// The term.
     pub term: Term,

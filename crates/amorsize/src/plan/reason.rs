@@ -142,7 +142,7 @@ impl Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use super::display::secs;
+        use crate::fmt::seconds;
         match self {
             Reason::Empty => f.write_str("nothing left to run"),
             Reason::Fixed => f.write_str("workers and chunk size fixed by the caller"),
@@ -156,7 +156,7 @@ impl fmt::Display for Reason {
                 write!(
                     f,
                     "too small: the whole workload takes {} serially; ",
-                    secs(*serial)
+                    seconds(*serial)
                 )?;
                 if *from_bound {
                     write!(
@@ -183,8 +183,8 @@ impl fmt::Display for Reason {
                  best parallel plan reached {best_speedup:.2}× (threshold {threshold}×); the \
                  items are no slower now, so they were not sampled again (call {reused} of at \
                  most {})",
-                secs(*age),
-                secs(*serial),
+                seconds(*age),
+                seconds(*serial),
                 crate::plan::recall::RECALL_TIMES
             ),
             Reason::NotWorthMeasuring {
@@ -197,10 +197,10 @@ impl fmt::Display for Reason {
                  could save at most {}, less than finding this machine's thread costs (taken \
                  as {}, once per process); they are found once the savings forgone add up to \
                  that ({} so far)",
-                secs(*serial),
-                secs(*gain),
-                secs(crate::calibrate::COSTS_WORTH),
-                secs(*forgone)
+                seconds(*serial),
+                seconds(*gain),
+                seconds(crate::calibrate::COSTS_WORTH),
+                seconds(*forgone)
             ),
             Reason::MeasuredSlower {
                 measured,
@@ -212,7 +212,7 @@ impl fmt::Display for Reason {
                 "measured slower in parallel {} ago: {workers} workers together ran at \
                  {measured:.2}× the serial rate; serial until parallel is tried again, in \
                  {calls_left} call(s)",
-                secs(*age),
+                seconds(*age),
             ),
             Reason::TooFast {
                 item_time,
@@ -222,7 +222,7 @@ impl fmt::Display for Reason {
                 f,
                 "too fast: items take {} each and handing out chunks eats the gain; \
                  best parallel plan {best_speedup:.2}× (threshold {threshold}×)",
-                secs(*item_time)
+                seconds(*item_time)
             ),
             Reason::TransferDominates {
                 transfer,
@@ -232,7 +232,7 @@ impl fmt::Display for Reason {
                 f,
                 "serialization dominates: moving data costs {}; best parallel plan \
                  {best_speedup:.2}× (threshold {threshold}×)",
-                secs(*transfer)
+                seconds(*transfer)
             ),
             Reason::Contended {
                 best_speedup,
@@ -264,7 +264,7 @@ pub enum Warning {
         available: u64,
     },
     /// The results of the batch would take more than half of the available memory
-    /// ([`RESULTS_WARN_SHARE`](crate::model::RESULTS_WARN_SHARE)).
+    /// (`RESULTS_WARN_SHARE`).
     ResultsFillMemory {
         /// Bytes the results would hold in all.
         results: u64,
@@ -369,13 +369,13 @@ impl super::Plan {
 
 /// Above this coefficient of variation a [`Warning::HighSpread`] is reported: the standard
 /// deviation exceeds the mean, as for exponentially distributed item times (cv = 1).
-pub const HIGH_SPREAD_CV: f64 = 1.0;
+pub(crate) const HIGH_SPREAD_CV: f64 = 1.0;
 
-pub use crate::sample::NESTED_PARALLELISM_RATIO;
+pub(crate) use crate::sample::NESTED_PARALLELISM_RATIO;
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use super::display::{bytes, secs};
+        use crate::fmt::{bytes, seconds};
         match self {
             Warning::MemoryCapsWorkers {
                 workers,
@@ -426,7 +426,7 @@ impl fmt::Display for Warning {
             Warning::SampleTooSmall { items, measured } => write!(
                 f,
                 "the sample ({items} items, {}) is too small to trust; predictions may be off",
-                secs(*measured)
+                seconds(*measured)
             ),
             Warning::FallbackUsed {
                 cost,
@@ -435,7 +435,7 @@ impl fmt::Display for Warning {
             } => write!(
                 f,
                 "{cost} could not be measured reliably; used the fallback {constant} = {}",
-                secs(*value)
+                seconds(*value)
             ),
             Warning::Loaded {
                 competing,

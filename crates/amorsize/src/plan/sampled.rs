@@ -337,7 +337,7 @@ where
 /// too small to trust ([`Warning::SampleTooSmall`]): 1.5 times, the error of a sample that
 /// timed items of a nanosecond or two where the clock's own jitter is tens of nanoseconds,
 /// and where fetching each sampled item from across the input costs more than the item.
-pub const UNTRUSTED_SAMPLE_MARGIN: f64 = 1.5;
+pub(crate) const UNTRUSTED_SAMPLE_MARGIN: f64 = 1.5;
 
 /// Decides for `items` more items like the sampled ones (`figures`) on the thread backend,
 /// for a caller that sampled by itself (with [`sample`](crate::sample)).

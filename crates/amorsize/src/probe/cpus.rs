@@ -25,6 +25,7 @@ const STATUS: &str = "/proc/self/status";
 /// "usable_cores": Figure, "performance_cores": Figure | null}` (see
 /// [`Machine`](super::Machine) for the whole document).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Cpus {
     logical: Figure<usize>,
     affinity: Figure<usize>,

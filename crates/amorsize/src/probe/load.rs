@@ -58,17 +58,17 @@ impl fmt::Display for Sharing {
 /// Clock ticks per CPU that must pass between two readings of CPU time before their difference
 /// says how busy other programs kept the CPUs: 10 ticks, 100 ms at the usual `USER_HZ` of 100,
 /// so that one tick more or less moves the figure by a tenth of a CPU at most.
-pub const MIN_USAGE_TICKS: u64 = 10;
+pub(crate) const MIN_USAGE_TICKS: u64 = 10;
 
 /// Clock ticks per CPU beyond which the CPU time used between two readings says little of the
 /// load now: 5 s at the usual `USER_HZ` of 100.
-pub const MAX_USAGE_TICKS: u64 = 500;
+pub(crate) const MAX_USAGE_TICKS: u64 = 500;
 
 /// How long [`cpu_load_now`] reuses a reading: long enough that back-to-back small plans share
 /// one (each reading is a few file reads), short against how long other programs' load holds.
 /// A snapshot of runnable threads is no more precise than that: a build's compiler processes
 /// come and go within a second.
-pub const LOAD_TTL: Duration = Duration::from_millis(100);
+pub(crate) const LOAD_TTL: Duration = Duration::from_millis(100);
 
 /// Other programs' runnable threads at the moment of reading, and how the cores are shared
 /// with them.
@@ -76,6 +76,7 @@ pub const LOAD_TTL: Duration = Duration::from_millis(100);
 /// Serialized as `{"competing": Figure<u32 | null>, "used": Figure<f64 | null>, "sharing":
 /// Figure<"per_thread" | "per_session">}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CpuLoad {
     competing: Figure<Option<u32>>,
     #[serde(default = "absent")]
@@ -311,7 +312,7 @@ fn this_thread_id() -> Option<String> {
 }
 
 /// This machine's load ([`read_cpu_load`] at `/`), read again once the last reading is older
-/// than [`LOAD_TTL`], with the CPU time other programs [used](CpuLoad::used) since the
+/// than 100 ms (`LOAD_TTL`), with the CPU time other programs [used](CpuLoad::used) since the
 /// process's previous reading. Linux only: elsewhere the load is [unknown](CpuLoad::unknown),
 /// and plans count every core as free.
 ///

@@ -16,6 +16,7 @@ const MEMINFO: &str = "/proc/meminfo";
 /// Serialized as `{"host_total": Figure, "host_available": Figure, "total": Figure,
 /// "available": Figure}`, values in bytes or `null` (see [`Machine`](super::Machine)).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Memory {
     host_total: Figure<Option<u64>>,
     host_available: Figure<Option<u64>>,

@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroup::{CgroupDirs, CgroupVersion};
 pub use cpu_set::CpuSet;
 pub use cpus::Cpus;
-pub use load::{cpu_load_now, read_cpu_load, CpuLoad, Sharing, LOAD_TTL};
+pub use load::{cpu_load_now, read_cpu_load, CpuLoad, Sharing};
 pub use memory::Memory;
 pub use source::{Fallback, Figure, Source, Warning, WarningKind};
 pub use system::System;
@@ -106,6 +106,7 @@ pub use system::System;
 /// `{"kind": "absent"}` or `{"kind": "given"}`. Paths are as on the probed machine, whatever
 /// the root. New fields may be added; these will not be renamed or removed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Machine {
     root: PathBuf,
     cpu: Cpus,
@@ -118,6 +119,7 @@ pub struct Machine {
 
 /// What the process's cgroups allow (see [`Machine`] for the JSON form).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Cgroup {
     version: CgroupVersion,
     dirs: CgroupDirs,
@@ -440,10 +442,10 @@ pub fn cores_bound() -> usize {
 
 /// How long [`available_memory_now`] reuses a reading: memory moves fast enough under load
 /// that a figure much older is stale, and a second is long against reading a few small files.
-pub const AVAILABLE_MEMORY_TTL: Duration = Duration::from_secs(1);
+pub(crate) const AVAILABLE_MEMORY_TTL: Duration = Duration::from_secs(1);
 
 /// This machine's available memory (as [`Machine::available_memory`]), read again when the
-/// last reading is older than [`AVAILABLE_MEMORY_TTL`].
+/// last reading is older than a second (`AVAILABLE_MEMORY_TTL`).
 ///
 /// # Examples
 ///

@@ -16,6 +16,7 @@ const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
 ///
 /// Serialized as `{"cpu_model": Figure<string | null>, "kernel": Figure<string | null>}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct System {
     cpu_model: Figure<Option<String>>,
     kernel: Figure<Option<String>>,

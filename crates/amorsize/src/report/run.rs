@@ -1,5 +1,6 @@
 //! The report of one run: what was measured beside what the plan predicted.
 
+use crate::fmt::{duration, items_per_second};
 use crate::Plan;
 use serde::Serialize;
 use std::fmt;
@@ -56,6 +57,7 @@ pub struct Shed {
 /// A change of the chunk size during a run, made because the measured chunk durations drifted
 /// from the prediction (see [`Options::adapt_chunks`](crate::Options::adapt_chunks)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ChunkAdjustment {
     /// Items measured (in finished chunks) when the change was made.
     pub after_items: usize,
@@ -198,9 +200,9 @@ impl fmt::Display for RunReport {
         if let Some(n) = self.assumed_items {
             writeln!(f, "  input length unknown: planned for {n} items")?;
         }
-        write!(f, "  wall time {:.3?}", self.wall)?;
+        write!(f, "  wall time {}", duration(self.wall))?;
         if let Some(p) = self.plan.predicted_time() {
-            write!(f, " (predicted {p:.3?})")?;
+            write!(f, " (predicted {})", duration(p))?;
         }
         writeln!(f)?;
         match (self.measured_speedup(), self.predicted_speedup()) {
@@ -211,8 +213,8 @@ impl fmt::Display for RunReport {
                     "  speedup {m:.2}× measured: {} items at {} against the serial rate {} \
                      of {sampled} sampled items",
                     self.ran(),
-                    per_second(self.throughput().unwrap_or_default()),
-                    per_second(rate),
+                    items_per_second(self.throughput().unwrap_or_default()),
+                    items_per_second(rate),
                 )?;
                 match p {
                     Some(p) => writeln!(f, "; {p:.2}× predicted")?,
@@ -230,12 +232,12 @@ impl fmt::Display for RunReport {
             };
             writeln!(
                 f,
-                "  shed {} → {} worker(s) after {} items ({:.3?}): the workers together ran at \
+                "  shed {} → {} worker(s) after {} items ({}): the workers together ran at \
                  {:.2}× the serial rate{}; went on with {who}",
                 s.from,
                 s.to,
                 s.after_items,
-                s.at,
+                duration(s.at),
                 s.measured_speedup,
                 s.predicted_speedup
                     .map(|p| format!(", {p:.2}× predicted"))
@@ -246,33 +248,26 @@ impl fmt::Display for RunReport {
             for p in &self.phases {
                 writeln!(
                     f,
-                    "  phase on {} worker(s): {} items in {:.3?} ({})",
+                    "  phase on {} worker(s): {} items in {} ({})",
                     p.workers,
                     p.items,
-                    p.wall,
-                    per_second(p.throughput().unwrap_or_default())
+                    duration(p.wall),
+                    items_per_second(p.throughput().unwrap_or_default())
                 )?;
             }
         }
         for a in &self.adjustments {
             writeln!(
                 f,
-                "  chunk {} → {} after {} items: {:.3?} per item measured, {:.3?} predicted",
-                a.from, a.to, a.after_items, a.measured_item_time, a.predicted_item_time
+                "  chunk {} → {} after {} items: {} per item measured, {} predicted",
+                a.from,
+                a.to,
+                a.after_items,
+                duration(a.measured_item_time),
+                duration(a.predicted_item_time)
             )?;
         }
         Ok(())
-    }
-}
-
-/// A rate in items per second, in the unit that keeps it readable.
-fn per_second(rate: f64) -> String {
-    if rate >= 1e6 {
-        format!("{:.2} M items/s", rate / 1e6)
-    } else if rate >= 1e3 {
-        format!("{:.2} k items/s", rate / 1e3)
-    } else {
-        format!("{rate:.2} items/s")
     }
 }
 

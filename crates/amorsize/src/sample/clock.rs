@@ -86,15 +86,14 @@ impl Clock for SystemClock {
     fn overhead(&self) -> Seconds {
         static OVERHEAD: OnceLock<Seconds> = OnceLock::new();
         *OVERHEAD.get_or_init(|| {
-            let mut empty: Vec<Seconds> = (0..63)
+            let empty: Vec<Seconds> = (0..63)
                 .map(|_| {
                     let a = self.wall();
                     let b = self.wall();
                     b - a
                 })
                 .collect();
-            empty.sort_by(f64::total_cmp);
-            empty[empty.len() / 2].max(0.0)
+            crate::stats::median(&empty).unwrap_or(0.0).max(0.0)
         })
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// What the sample counted of one item's memory (with [`Counting`](crate::alloc::Counting)
 /// installed), in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ItemMemory {
     /// Mean bytes allocated per item.
     pub allocated: u64,
@@ -37,7 +38,7 @@ pub const MIN_NESTED_SPAN: Seconds = 1e-3;
 /// Above this ratio of process CPU to thread CPU the function is taken to run threads of its
 /// own; below it, other threads of the process (a logger, an allocator's background thread)
 /// may explain the difference.
-pub const NESTED_PARALLELISM_RATIO: f64 = 1.5;
+pub(crate) const NESTED_PARALLELISM_RATIO: f64 = 1.5;
 
 /// A sample whose CPU-timed span reads the thread waiting (thread CPU under half the wall
 /// time, with blocking) goes on until the span lasts [`WAITING_SPAN`], within the budget.
@@ -278,11 +279,7 @@ impl<'c, C: Clock> Meter<'c, C> {
         } else {
             measured / count as f64
         };
-        let cv = if mean > 0.0 {
-            self.variance(mean).sqrt() / mean
-        } else {
-            0.0
-        };
+        let cv = crate::stats::batch_cv(&self.reliable_batches(), mean);
         // CPU figures come from the span of the whole sample (the CPU clocks are system calls,
         // too costly to read around every item); the sampler's own work in that span is CPU
         // time too, which leans the figure towards CPU-bound, the side that never
@@ -327,29 +324,15 @@ impl<'c, C: Clock> Meter<'c, C> {
         }
     }
 
-    /// The variance of one item's time. A batch of `b` independent items has a per-item mean
-    /// whose variance is σ²/b, so `b (m − mean)²` estimates σ² whatever the batch size. Only
-    /// batches long enough to time reliably count: with fewer than two of them (items far below
-    /// the clock's resolution, a sample cut short) the spread cannot be told from the clock's
-    /// jitter and reads as 0.
-    fn variance(&self, mean: Seconds) -> f64 {
+    /// The batches long enough to time reliably, the only ones the spread counts: with fewer
+    /// than two of them (items far below the clock's resolution, a sample cut short) the spread
+    /// cannot be told from the clock's jitter and reads as 0 ([`crate::stats::batch_cv`]).
+    fn reliable_batches(&self) -> Vec<(Seconds, usize)> {
         let floor = (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME);
-        let reliable: Vec<(Seconds, usize)> = self
-            .batches
+        self.batches
             .iter()
             .copied()
             .filter(|(net, _)| *net >= floor)
-            .collect();
-        if reliable.len() < 2 {
-            return 0.0;
-        }
-        let sum: f64 = reliable
-            .iter()
-            .map(|&(net, b)| {
-                let m = net / b as f64;
-                b as f64 * (m - mean).powi(2)
-            })
-            .sum();
-        sum / (reliable.len() - 1) as f64
+            .collect()
     }
 }

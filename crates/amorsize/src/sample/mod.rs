@@ -9,7 +9,7 @@
 //! time (which may stop it before 3 items when they are slow, or early when the sampler's own
 //! cost per item dwarfs items of nanoseconds). A slice is sampled at indices spread across it
 //! (inputs are often sorted by size), or, when a first glance finds its items under
-//! [`CONTIGUOUS_BELOW`], in one block from its start, as a loop runs them; an iterator by its
+//! 1 µs (`CONTIGUOUS_BELOW`), in one block from its start, as a loop runs them; an iterator by its
 //! prefix.
 
 use crate::units::Seconds;
@@ -22,7 +22,8 @@ mod meter;
 mod transfer;
 
 use meter::Meter;
-pub use meter::{MIN_NESTED_SPAN, NESTED_PARALLELISM_RATIO, WAITING_SPAN};
+pub(crate) use meter::NESTED_PARALLELISM_RATIO;
+pub use meter::{MIN_NESTED_SPAN, WAITING_SPAN};
 
 pub use clock::{Clock, Reading, SystemClock};
 pub use meter::ItemMemory;
@@ -30,6 +31,7 @@ pub use transfer::{measure_transfer, Transfer};
 
 /// What the sample measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Sample {
     /// Items measured.
     pub count: usize,
@@ -87,6 +89,7 @@ impl Default for Sample {
 
 /// The results of the sampled items, with their input indices, and the measurements.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Sampled<R> {
     /// `(input index, result)` in increasing index order.
     pub results: Vec<(usize, R)>,
@@ -347,10 +350,10 @@ const GLANCE_BLOCK_START: usize = 8;
 /// How long [`glance_block`] runs at most: 20 µs, enough to time items of a few ns over
 /// thousands of them, past the page faults and cold caches of the first ones (a fault costs
 /// about a µs). Not a cost: the block's items are the call's own, none runs again.
-pub const BLOCK_GLANCE_TIME: Seconds = 20e-6;
+pub(crate) const BLOCK_GLANCE_TIME: Seconds = 20e-6;
 
 /// The most items [`glance_block`] runs: 16384.
-pub const BLOCK_GLANCE_ITEMS: usize = 16_384;
+pub(crate) const BLOCK_GLANCE_ITEMS: usize = 16_384;
 
 /// [`sample_slice`], going on from what `glance` ran (its items count as the sample's first
 /// timed batch).
@@ -438,10 +441,10 @@ where
 /// Only for inputs short enough that one more serial item would cost more than a
 /// [`HEAVY_SHARE_INVERSE`]th of their parallel time (fewer items than that many per core): a
 /// longer input can afford the sample, which also tells waiting items from computing ones.
-pub const HEAVY_ITEM: Seconds = 1e-3;
+pub(crate) const HEAVY_ITEM: Seconds = 1e-3;
 
 /// See [`HEAVY_ITEM`]: 20, so that a further serial item is over 5 % of the parallel run.
-pub const HEAVY_SHARE_INVERSE: f64 = 20.0;
+pub(crate) const HEAVY_SHARE_INVERSE: f64 = 20.0;
 
 /// Glanced items faster than this on average are sampled as one contiguous block from the
 /// start of the input, as the loop that runs them would, rather than one by one across it:
@@ -449,7 +452,7 @@ pub const HEAVY_SHARE_INVERSE: f64 = 20.0;
 /// (100 ns each, more when other threads have just touched the input), which a loop streaming
 /// through the input does not pay; that is a large error on items of nanoseconds and a small
 /// one from here up.
-pub const CONTIGUOUS_BELOW: Seconds = 1e-6;
+pub(crate) const CONTIGUOUS_BELOW: Seconds = 1e-6;
 
 /// Samples a slice of items too fast to time one by one (see [`CONTIGUOUS_BELOW`]) as the loop
 /// that runs them would: in order from the start, in timed batches, with the results written
@@ -725,7 +728,7 @@ where
 pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
     const ITEMS: usize = 256;
     let bounds = SampleBounds::default().items(ITEMS, ITEMS);
-    let mut means: Vec<Seconds> = (0..5)
+    let means: Vec<Seconds> = (0..5)
         .map(|_| {
             let noop = |x: &usize| std::hint::black_box(*x);
             sample_prefix(
@@ -741,8 +744,7 @@ pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
             .map_or(0.0, |(_, s)| s.figures.item_time)
         })
         .collect();
-    means.sort_by(f64::total_cmp);
-    means[means.len() / 2]
+    crate::stats::median(&means).unwrap_or(0.0)
 }
 
 /// Indices of `0..n` spread across it: the van der Corput sequence (0, ½, ¼, ¾, …) scaled to

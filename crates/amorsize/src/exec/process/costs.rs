@@ -11,8 +11,9 @@
 use super::pool::{Pool, Worker};
 use super::wire::{self, Request};
 use super::NOOP;
-use crate::calibrate::{accept, Calibration};
+use crate::calibrate::Calibration;
 use crate::model::{Backend, Costs, Fallbacks, Seconds};
+use crate::stats::accept;
 use crate::Result;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -72,22 +73,22 @@ fn calibrate(pool: &Pool) -> Result<Calibration> {
         starts.extend(worker.start_time().map(|d| d.as_secs_f64()));
         workers.push(worker);
     }
-    let worker_start = accept(&mut starts, 0.0, 100e-6..=5.0).unwrap_or_else(|| {
+    let worker_start = accept(&starts, 100e-6..=5.0).unwrap_or_else(|| {
         fallbacks.worker_start = true;
         FALLBACK_PROCESS_START
     });
     let timed = time_exchanges(&mut workers[0]);
     let worker_rss = timed.as_ref().and_then(|t| t.2);
     let (dispatch, per_byte) = match timed {
-        Some((mut empty, padded, _)) => {
-            let mut per_byte: Vec<Seconds> = padded
+        Some((empty, padded, _)) => {
+            let per_byte: Vec<Seconds> = padded
                 .iter()
                 .zip(&empty)
                 .map(|(p, e)| (p - e) / PADDING as f64)
                 .collect();
             (
-                accept(&mut empty, 0.0, 1e-6..=10e-3),
-                accept(&mut per_byte, 0.0, 10e-12..=100e-9),
+                accept(&empty, 1e-6..=10e-3),
+                accept(&per_byte, 10e-12..=100e-9),
             )
         }
         None => (None, None),
@@ -187,22 +188,5 @@ mod tests {
         ] {
             assert!(text.iter().any(|t| t.contains(name)), "{name} in {text:?}");
         }
-    }
-
-    #[test]
-    fn the_check_keeps_the_median_of_agreeing_plausible_repeats() {
-        assert_eq!(
-            accept(&mut [3e-3, 2e-3, 2.5e-3], 0.0, 1e-4..=5.0),
-            Some(2.5e-3)
-        );
-    }
-
-    #[test]
-    fn the_check_rejects_disagreeing_implausible_or_too_few_repeats() {
-        assert_eq!(accept(&mut [1e-3, 9e-3, 5e-3], 0.0, 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [10.0, 10.0, 10.0], 0.0, 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [-1e-3, -1e-3, -1e-3], 0.0, 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [1e-3, 1e-3], 0.0, 1e-4..=5.0), None);
-        assert_eq!(accept(&mut [f64::NAN, 1e-3, 1e-3], 0.0, 1e-4..=5.0), None);
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 /// let options = ProcessOptions::new()
 ///     .retries(2)
 ///     .chunk_timeout(Duration::from_secs(30));
-/// assert_eq!(options.get_retries(), 2);
-/// assert_eq!(options.get_chunk_timeout(), Some(Duration::from_secs(30)));
+/// assert_eq!(options.retry_count(), 2);
+/// assert_eq!(options.chunk_time_limit(), Some(Duration::from_secs(30)));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ProcessOptions {
@@ -67,12 +67,12 @@ impl ProcessOptions {
     }
 
     /// The retry count.
-    pub fn get_retries(&self) -> u32 {
+    pub fn retry_count(&self) -> u32 {
         self.retries
     }
 
     /// The per-chunk timeout, if any.
-    pub fn get_chunk_timeout(&self) -> Option<Duration> {
+    pub fn chunk_time_limit(&self) -> Option<Duration> {
         self.chunk_timeout
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 /// Items that failed together, and why.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Failure {
     pub(super) chunk: usize,
     pub(super) items: Range<usize>,
@@ -45,6 +46,7 @@ impl Failure {
 
 /// Figures of one run, measured while it ran.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct RunStats {
     /// Chunks sent to workers (retries included).
     pub chunks: usize,
@@ -68,6 +70,7 @@ pub struct RunStats {
 
 /// The results of a run and the items that failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Outcome<R> {
     pub(super) plan: Plan,
     pub(super) results: Vec<Option<R>>,

@@ -477,7 +477,7 @@ fn worker_error(
     let pid = worker.pid();
     let how = worker.end(error);
     let how = match (error.kind(), timeout) {
-        (io::ErrorKind::TimedOut, Some(t)) => format!("{how} after {t:?}"),
+        (io::ErrorKind::TimedOut, Some(t)) => format!("{how} after {}", crate::fmt::duration(t)),
         _ => how,
     };
     let what = if task.items.len() == 1 {

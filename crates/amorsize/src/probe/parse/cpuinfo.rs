@@ -6,6 +6,7 @@ use super::ParseError;
 
 /// What `/proc/cpuinfo` says about one logical CPU.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CpuInfoEntry {
     /// The logical CPU number (`processor`).
     pub processor: u32,

@@ -8,6 +8,7 @@ use super::ParseError;
 
 /// The figures of `/proc/loadavg`.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct LoadAvg {
     /// Load average over 1, 5 and 15 minutes (runnable plus uninterruptible threads,
     /// exponentially damped).

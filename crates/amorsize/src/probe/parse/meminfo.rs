@@ -5,6 +5,7 @@ use super::ParseError;
 
 /// The two figures of `/proc/meminfo` the probe uses, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemInfo {
     /// `MemTotal`: usable RAM.
     pub total: Option<u64>,

@@ -14,6 +14,7 @@ use super::ParseError;
 
 /// One mount from `/proc/self/mountinfo`, paths unescaped.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Mount {
     /// The directory of the mounted file system that appears at the mount point (field 4).
     pub root: String,

@@ -6,6 +6,7 @@ use super::ParseError;
 
 /// One line of `/proc/self/cgroup`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CgroupEntry {
     /// The hierarchy number; `0` for the cgroup v2 unified hierarchy.
     pub hierarchy: u32,

@@ -7,6 +7,7 @@ use super::ParseError;
 
 /// The aggregate CPU time of `/proc/stat`, in clock ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CpuTimes {
     /// Ticks the CPUs were busy: all states but `idle` and `iowait` (`steal`, time a
     /// hypervisor gave to others, counts as busy: it was not this machine's to use).

@@ -18,6 +18,7 @@ const MIN_RECORD: usize = 10;
 
 /// What the records say about the cores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Cores {
     /// Physical cores (records).
     pub cores: usize,
@@ -35,7 +36,7 @@ pub struct Cores {
 /// # Examples
 ///
 /// ```
-/// use amorsize::probe::parse::processor_cores::{parse_processor_cores, Cores};
+/// use amorsize::probe::parse::processor_cores::parse_processor_cores;
 ///
 /// // Two cores of one kind, 48 bytes each.
 /// let mut buf = Vec::new();
@@ -44,7 +45,8 @@ pub struct Cores {
 ///     record[4..8].copy_from_slice(&48u32.to_le_bytes());
 ///     buf.extend(record);
 /// }
-/// assert_eq!(parse_processor_cores(&buf), Ok(Cores { cores: 2, performance: None }));
+/// let cores = parse_processor_cores(&buf).unwrap();
+/// assert_eq!((cores.cores, cores.performance), (2, None));
 /// ```
 pub fn parse_processor_cores(buf: &[u8]) -> Result<Cores, ParseError> {
     let mut classes = Vec::new();
