@@ -23,14 +23,14 @@ pub struct Fingerprint {
     /// Kernel release (`uname -r`), empty when unknown.
     pub kernel: String,
     /// The amorsize version that measured, with the revision of the calibration protocol
-    /// ([`CALIBRATION_REVISION`]).
+    /// (`CALIBRATION_REVISION`).
     pub version: String,
 }
 
 /// Revision of how [`calibrate`](crate::calibrate) measures the costs; a calibration measured
 /// by another revision is stale (it is part of the machine's fingerprint). Raise it with every
 /// change to what the calibration times.
-pub const CALIBRATION_REVISION: u32 = 2;
+pub(crate) const CALIBRATION_REVISION: u32 = 2;
 
 impl Fingerprint {
     /// This machine's fingerprint, from [`probe`](crate::probe) and this library's version.

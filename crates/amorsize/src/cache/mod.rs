@@ -12,13 +12,13 @@
 //!   model applies: contention between workers (the Universal Scalability Law's α), learned
 //!   from measured ÷ predicted time of parallel runs, fading over serial runs, and tied to the
 //!   load of other programs it was learned under and to its age (the arithmetic is the
-//!   model's: [`Learned`](crate::model::Learned), [`contention_now`](crate::model::contention_now))
+//!   model's: `model::Learned`, `model::contention_now`)
 //!   ([`Cache::workload`], [`Cache::record_run`], [`Cache::contention`]).
 //!
 //! **A cache problem never fails a run.** Every operation returns an `Option` or nothing; a
 //! failure becomes a [`CacheWarning`] (each kind once per process, see [`take_warnings`]) and the
 //! run goes on without the cache. A corrupt, truncated or other-version file is rebuilt empty;
-//! a locked file is waited on for at most [`BUSY_TIMEOUT`]; a full disk or a read-only file
+//! a locked file is waited on for at most `BUSY_TIMEOUT`; a full disk or a read-only file
 //! stops the writing, not the reading.
 //!
 //! Concurrent processes share the file through SQLite's write-ahead log (readers never block
@@ -64,7 +64,7 @@ mod records;
 mod schema;
 mod warning;
 
-pub use fingerprint::{Fingerprint, CALIBRATION_REVISION};
+pub use fingerprint::Fingerprint;
 pub use key::WorkloadKey;
 pub use location::{from_env as location, resolve as resolve_location, Location, ENV_VAR};
 pub use records::{
@@ -93,20 +93,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How long an operation waits for other processes' locks before it is skipped. Write
 /// transactions here take well under a millisecond; a lock held longer than this belongs to
 /// something stuck, and a run must not wait on it.
-pub const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A calibration older than this is measured again even on the same fingerprint: the
 /// fingerprint catches changed hardware, kernels and limits, the age catches what it cannot
 /// (firmware, a hypervisor's neighbours).
-pub const CALIBRATION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const CALIBRATION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Samples and runs kept per workload; older ones are dropped. Only the newest run keeps its
-/// plan (about 2 KB of JSON), so with [`MAX_WORKLOADS`] the file stays near a megabyte, and the
+/// plan (about 2 KB of JSON), so with `MAX_WORKLOADS` the file stays near a megabyte, and the
 /// integrity check on opening it (which reads every page) within milliseconds.
 pub const KEEP_RECENT: usize = 8;
 
 /// Workloads kept per file, least recently run dropped first.
-pub const MAX_WORKLOADS: usize = 256;
+pub(crate) const MAX_WORKLOADS: usize = 256;
 
 #[cfg(feature = "cache")]
 /// What the cache may still do after a failure.
@@ -192,7 +192,7 @@ impl Cache {
     }
 
     /// The measured costs of `backend` on this machine, when a calibration younger than
-    /// [`CALIBRATION_MAX_AGE`] is stored.
+    /// `CALIBRATION_MAX_AGE` is stored.
     pub fn load_costs(&self, backend: Backend) -> Option<Costs> {
         let oldest = now_secs() - CALIBRATION_MAX_AGE.as_secs() as i64;
         let text: String = self
@@ -390,7 +390,7 @@ impl Cache {
     }
 
     /// Keeps the newest runs and samples of workload `id`, the plan of its newest run only,
-    /// and, after a new workload, the [`MAX_WORKLOADS`] most recently updated.
+    /// and, after a new workload, the `MAX_WORKLOADS` most recently updated.
     fn trim(&self, tx: &rusqlite::Transaction<'_>, id: i64, added: bool) -> rusqlite::Result<()> {
         // Only the newest run keeps its plan (2 KB of JSON, where the other columns take
         // a few dozen bytes), so that the file and its check on opening stay small.

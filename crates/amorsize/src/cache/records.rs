@@ -121,7 +121,7 @@ impl WorkloadHistory {
     /// The learned contention as it applies with `load_now` other runnable threads: only under
     /// the load it was learned under, fading with its age ([`contention_now`]).
     ///
-    /// [`contention_now`]: super::contention_now
+    /// [`contention_now`]: crate::model::contention_now
     pub fn contention_at(&self, load_now: f64) -> f64 {
         crate::model::contention_now(
             self.contention,
@@ -235,7 +235,7 @@ pub struct WorkloadSummary {
     pub this_machine: bool,
     /// Runs recorded.
     pub runs: u64,
-    /// The contention learned, as stored (before [`contention_now`](super::contention_now)
+    /// The contention learned, as stored (before [`contention_now`](crate::model::contention_now)
     /// ties it to the load and its age).
     pub contention: f64,
     /// Other programs' runnable threads while it was learned.

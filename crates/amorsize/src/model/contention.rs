@@ -8,50 +8,50 @@
 //! `M` of a run, the α that would have predicted it exactly is
 //! `(M − rest) ÷ (compute × (W − 1))` ([`contention_of_run`]). Estimates are smoothed: a running
 //! mean over the first runs, then an exponentially weighted one, so that one noisy run moves it
-//! by at most [`MIN_WEIGHT`] of the way ([`update_contention`]).
+//! by at most `MIN_WEIGHT` of the way ([`update_contention`]).
 //!
 //! **A learned contention does not outlive the load it was learned under.** Other programs'
 //! runnable threads slow a parallel run in a way the model now predicts from the probe
 //! ([`Capacity`](crate::model::Capacity)), but what the probe's snapshot misses ends up in the
 //! estimate. So each estimate is tied to the load (other runnable threads) of the run that
 //! gave it: it applies only while the load is the same ([`same_load`]); a run under another
-//! load starts the learning over; and it halves every [`CONTENTION_HALF_LIFE`]
+//! load starts the learning over; and it halves every `CONTENTION_HALF_LIFE`
 //! ([`contention_now`]), so that what a transient load left behind goes even when no run
 //! measures it again.
 
 use crate::model::{Prediction, Seconds};
 use std::time::Duration;
 
-/// The weight of the newest estimate once [`1 / MIN_WEIGHT`](MIN_WEIGHT) runs are known. joblib's
+/// The weight of the newest estimate once `1 / MIN_WEIGHT` runs are known. joblib's
 /// batch-duration average keeps 0.8 of history and takes 0.2 of the newest; a quarter learns a
 /// little faster, within a few runs.
-pub const MIN_WEIGHT: f64 = 0.25;
+pub(crate) const MIN_WEIGHT: f64 = 0.25;
 
 /// The fraction by which a serial run fades the contention. Small, because each retry of
 /// parallelism that still does not pay costs a slower run: from the largest contention, about
 /// four serial runs pass before a parallel plan on two workers is predicted to pay again.
-pub const FADE: f64 = 0.1;
+pub(crate) const FADE: f64 = 0.1;
 
 /// The largest contention learned: at α = 1 every extra worker doubles the work of all, so that
 /// no parallel plan can win. A run further off says something broke (the machine was suspended,
 /// another job took the cores), not that the workload changed.
-pub const MAX_CONTENTION: f64 = 1.0;
+pub(crate) const MAX_CONTENTION: f64 = 1.0;
 
 /// How long a learned contention takes to halve. Contention between a workload's own workers
 /// (memory bandwidth, locks) lasts as long as the machine; what other programs add lasts
 /// minutes to hours. An hour lets a workload that runs often keep what it learned (each
 /// parallel run measures it again), while one learned under a load that the probe missed is
 /// mostly gone after an afternoon.
-pub const CONTENTION_HALF_LIFE: Duration = Duration::from_secs(3600);
+pub(crate) const CONTENTION_HALF_LIFE: Duration = Duration::from_secs(3600);
 
 /// Other runnable threads by which two loads may differ and still be the same load: half a
 /// thread (snapshots of a steady load count whole threads; a count scaled to the process's
 /// CPUs moves by fractions), plus a tenth of the larger load (on a busy many-core machine a
 /// thread more or less changes little).
-pub const LOAD_TOLERANCE: f64 = 0.5;
+pub(crate) const LOAD_TOLERANCE: f64 = 0.5;
 
 /// Whether a contention learned with `learned` other runnable threads applies with `now`: they
-/// differ by at most [`LOAD_TOLERANCE`] plus a tenth of the larger.
+/// differ by at most `LOAD_TOLERANCE` plus a tenth of the larger.
 ///
 /// # Examples
 ///
@@ -70,19 +70,19 @@ pub fn same_load(learned: f64, now: f64) -> bool {
 
 /// The contention `alpha`, learned `age` ago under `learned_load` other runnable threads, as it
 /// applies now with `load_now`: 0 under another load ([`same_load`]), else halved every
-/// [`CONTENTION_HALF_LIFE`].
+/// `CONTENTION_HALF_LIFE`.
 ///
 /// # Examples
 ///
 /// ```
-/// use amorsize::model::{contention_now, CONTENTION_HALF_LIFE};
+/// use amorsize::model::contention_now;
 /// use std::time::Duration;
 ///
 /// // Learned beside a busy thread (1 competing): not applied once it stopped.
 /// assert_eq!(contention_now(0.8, 1.0, Duration::ZERO, 0.0), 0.0);
 /// assert_eq!(contention_now(0.8, 1.0, Duration::ZERO, 1.0), 0.8);
-/// // Half after one half-life.
-/// assert!((contention_now(0.8, 0.0, CONTENTION_HALF_LIFE, 0.0) - 0.4).abs() < 1e-12);
+/// // Half after one half-life (an hour).
+/// assert!((contention_now(0.8, 0.0, Duration::from_secs(3600), 0.0) - 0.4).abs() < 1e-12);
 /// ```
 pub fn contention_now(alpha: f64, learned_load: f64, age: Duration, load_now: f64) -> f64 {
     if !same_load(learned_load, load_now) {
@@ -166,7 +166,7 @@ pub fn update_contention(previous: f64, runs: u64, estimate: f64) -> f64 {
 }
 
 /// The contention after a serial run, which says nothing of parallel time: it fades toward 0. Contention learned on a loaded machine can turn the next plans
-/// serial, and serial runs would never measure it again; fading by [`FADE`] makes the planner
+/// serial, and serial runs would never measure it again; fading by `FADE` makes the planner
 /// retry parallelism after a few serial runs, and a workload that really gains nothing learns
 /// its contention again on that one parallel run.
 ///

@@ -27,7 +27,7 @@ pub mod shed;
 pub use capacity::Capacity;
 pub use contention::{
     contention_now, contention_of_run, fade_contention, same_load, update_contention, Learned,
-    RunContention, CONTENTION_HALF_LIFE, FADE, LOAD_TOLERANCE, MAX_CONTENTION, MIN_WEIGHT,
+    RunContention,
 };
 pub use memory::{
     results_fill_memory, results_memory, workers_within_memory, MemorySource, MEMORY_HEADROOM,

@@ -26,7 +26,7 @@ pub use caps::{Caps, Limit, LimitKind, Load, MAX_WORKERS, WAITING_WORKERS_PER_CO
 pub(crate) use decide::MIN_CHUNKS_PER_WORKER;
 pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK};
 pub use options::{Options, DEFAULT_THRESHOLD};
-pub use quick::{GLANCE_ITEMS, GLANCE_MAX_SERIAL};
+pub use quick::GLANCE_ITEMS;
 pub(crate) use reason::{fallback_warnings, NESTED_PARALLELISM_RATIO};
 pub use reason::{Reason, Warning};
 pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};

@@ -35,7 +35,7 @@ pub const GLANCE_ITEMS: usize = 8;
 /// The largest input the glance may settle, in serial time: beyond it, the full sample looks
 /// at more items (on a machine whose cores are too few for any speedup, the bound alone would
 /// settle every input on the strength of eight items).
-pub const GLANCE_MAX_SERIAL: Seconds = 100e-6;
+pub(crate) const GLANCE_MAX_SERIAL: Seconds = 100e-6;
 
 /// The largest input, in serial time as the glance estimates it, that a call may run
 /// serially without the probe, the sample or the thread costs, while those costs are not
@@ -43,7 +43,7 @@ pub const GLANCE_MAX_SERIAL: Seconds = 100e-6;
 /// ([`COSTS_WORTH`](crate::calibrate::COSTS_WORTH)). Parallel could save at most the
 /// whole serial time (waiting items are not bound by the cores), so less than that; the
 /// savings forgone this way add up, and once they reach that figure the costs are found.
-pub const UNPROBED_MAX_SERIAL: Seconds = crate::calibrate::COSTS_WORTH;
+pub(crate) const UNPROBED_MAX_SERIAL: Seconds = crate::calibrate::COSTS_WORTH;
 
 /// What the glance found.
 pub(crate) enum Look<R> {
