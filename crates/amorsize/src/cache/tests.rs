@@ -1,7 +1,8 @@
 //! The cache's behaviour on good files and bad ones.
 
 use super::*;
-use crate::model::{fade_contention, CONTENTION_HALF_LIFE};
+use crate::model::contention::CONTENTION_HALF_LIFE;
+use crate::model::fade_contention;
 use crate::Plan;
 use std::num::NonZeroUsize;
 
