@@ -158,12 +158,12 @@ impl Queue<'_> {
         }
     }
 
-    /// The job slots of the usable hosts.
+    /// The job slots of the usable hosts, and the jobs still running on the others (each
+    /// holds a worker until it ends).
     fn host_slots(&self) -> usize {
         self.hosts
             .iter()
-            .filter(|h| h.usable())
-            .map(|h| h.cap)
+            .map(|h| if h.usable() { h.cap } else { h.running })
             .sum()
     }
 
@@ -432,6 +432,7 @@ impl Shared<'_> {
         q.free_slots.insert(slot);
         if let Some(k) = host {
             q.hosts[k].running -= 1;
+            q.limit = q.host_slots().max(1);
             drop(q);
             self.wake.notify_all();
         }
