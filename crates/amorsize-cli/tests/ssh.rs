@@ -243,9 +243,9 @@ fn gnu_parallel_and_amorsize_agree_over_ssh() {
         &[
             "-k", "--slf", &slf, "echo", "{#}", "{/.}", ":::", "d/a.b", "c",
         ],
-        &[&[
+        &[
             "-k", "-S", "1/h1,:", "-j", "1", "echo", "{}", ":::", "1", "2", "3",
-        ]],
+        ],
     ];
     for case in cases {
         let gnu = Command::new("parallel")
