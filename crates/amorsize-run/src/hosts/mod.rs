@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(all[1].host, "user@h2");
         assert!(all[2].is_local());
         assert_eq!(all[0].to_string(), "2/h1");
-        for bad in ["0/h", "/", "..", "-", "ssh -p 2 h"] {
+        for bad in ["0/h", "", "2/", "..", "-", "ssh -p 2 h"] {
             assert!(SshLogin::parse(bad).is_err(), "{bad}");
         }
         // A `/` that does not follow a number is part of the host (GNU parallel's rule).

@@ -273,11 +273,16 @@ pub fn plan_hosts(hosts: &[HostFigures], policy: &HostPolicy) -> Vec<HostPlan> {
             } => {
                 let base = base.max(1);
                 let mut b = base;
-                if rt > 0.0 && per_input > 0.0 {
-                    // rt ≤ share × (rt + fixed + b × per_input), solved for b.
-                    let need =
-                        (rt * (1.0 - ROUND_TRIP_SHARE) / ROUND_TRIP_SHARE - fixed) / per_input;
-                    let need = need.ceil().clamp(1.0, 1e12) as usize;
+                if rt > 0.0 {
+                    // rt ≤ share × (rt + fixed + b × per_input), solved for b; with no
+                    // measurable time per input, as many as the caps allow.
+                    let need = if per_input > 0.0 {
+                        ((rt * (1.0 - ROUND_TRIP_SHARE) / ROUND_TRIP_SHARE - fixed) / per_input)
+                            .ceil()
+                            .clamp(1.0, 1e12) as usize
+                    } else {
+                        usize::MAX
+                    };
                     b = b.max(need);
                 }
                 let balance = inputs_left.div_ceil(slots.max(1) * JOBS_PER_SLOT).max(1);
@@ -366,6 +371,27 @@ mod tests {
             .reasons
             .iter()
             .any(|r| matches!(r, HostReason::RoundTripDominates { .. })));
+    }
+
+    #[test]
+    fn remote_batches_amortize_the_round_trip_and_this_machine_keeps_its_own() {
+        // 10 ms round trip, 0.1 ms per input: 10 ms ≤ 10 % of a job needs ≥ 890 inputs.
+        let p = plan_hosts(
+            &[host(":", 2, 0.0), host("r", 2, 0.01)],
+            &policy(1.0, measured(1e-4, 1_000_000)),
+        );
+        assert_eq!(p[0].batch, 1);
+        assert!(p[1].batch >= 890, "{}", p[1].batch);
+        // No time per input to measure: as many as balance allows (100 000 ÷ 4 slots ÷ 4).
+        let p = plan_hosts(
+            &[host(":", 2, 0.0), host("r", 2, 0.01)],
+            &policy(1.0, measured(0.0, 100_000)),
+        );
+        assert_eq!(p[1].batch, 6250);
+        assert!(p[1]
+            .reasons
+            .iter()
+            .any(|r| matches!(r, HostReason::BatchCapped { inputs: 6250 })));
     }
 
     /// Laws over a grid of figures: the batch never exceeds the command line; when balance
