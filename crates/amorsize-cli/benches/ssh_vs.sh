@@ -8,7 +8,8 @@
 # figure is the median of ROUNDS rounds:
 #   1. N1 × `true`: the per-job cost of the transport (amorsize shares one connection per
 #      host; GNU parallel opens one per job unless told otherwise);
-#   2. N2 × `sleep 0.2`: waiting work (GNU parallel runs one job per CPU of each host);
+#   2. N2 × `sleep 0.2` (the input goes to `:`, not to sleep): waiting work (GNU parallel
+#      runs one job per CPU of each host);
 #   3. N3 tiny inputs, `-X echo`: batches (amorsize sizes them against the round trip).
 #
 # Usage: crates/amorsize-cli/benches/ssh_vs.sh      (builds the release binary first)
@@ -121,8 +122,8 @@ run_case "$c1" "$N1" \
   "parallel --slf" "parallel --will-cite --ssh '$SSH' --slf $lab/hosts true"
 c2="2: $N2 x sleep 0.2"
 run_case "$c2" "$N2" \
-  "amorsize run --slf" "$AMORSIZE run --ssh '$SSH' --slf $lab/hosts 'sleep 0.2'" \
-  "parallel --slf" "parallel --will-cite --ssh '$SSH' --slf $lab/hosts 'sleep 0.2'"
+  "amorsize run --slf" "$AMORSIZE run --ssh '$SSH' --slf $lab/hosts 'sleep 0.2; : {}'" \
+  "parallel --slf" "parallel --will-cite --ssh '$SSH' --slf $lab/hosts 'sleep 0.2; : {}'"
 c3="3: $N3 tiny inputs, -X echo"
 run_case "$c3" "$N3" \
   "amorsize run --slf -X" "$AMORSIZE run --ssh '$SSH' --slf $lab/hosts -X echo" \

@@ -844,6 +844,38 @@ mod tests {
     }
 
     #[test]
+    fn host_options_parse_as_gnu_parallel_spells_them() {
+        let raw = parse(words(&[
+            "-S",
+            "h1,2/h2",
+            "--sshlogin=:",
+            "--slf",
+            "f",
+            "--ssh",
+            "ssh -F 'a b'",
+            "--trc",
+            "{}.out",
+            "--bf",
+            "base",
+            "echo",
+        ]))
+        .unwrap();
+        assert_eq!(raw.sshlogins, ["h1,2/h2", ":"]);
+        assert_eq!(raw.slf, Some(PathBuf::from("f")));
+        assert_eq!(
+            (raw.transfer.as_slice(), raw.returns.as_slice()),
+            (&["{}".to_owned()][..], &["{}.out".to_owned()][..])
+        );
+        assert!(raw.cleanup);
+        assert!(Options::from_raw(raw).is_ok());
+        // Files that travel need hosts to travel to.
+        let raw = parse(words(&["--return", "x", "echo"])).unwrap();
+        assert!(Options::from_raw(raw).is_err());
+        let raw = parse(words(&["-S", "0/h", "echo"])).unwrap();
+        assert!(Options::from_raw(raw).is_err());
+    }
+
+    #[test]
     fn tags_prefix_every_line() {
         assert_eq!(tagged(b"a\t", b"x\ny"), b"a\tx\na\ty");
         assert_eq!(tagged(b"a\t", b""), b"");
