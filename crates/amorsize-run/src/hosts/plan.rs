@@ -30,7 +30,8 @@ pub struct HostFigures {
     pub cores_given: bool,
     /// Whether `nproc` could not be read and one CPU stands in.
     pub cores_fallback: bool,
-    /// The fastest of a few `true` run through the shared connection (0 for this machine).
+    /// The fastest of a few commands (`nproc`, `true`) run through the shared connection (0
+    /// for this machine).
     pub round_trip: Seconds,
     /// Mean wall time of the host's sampled jobs, less the round trip; `None` before any ran.
     pub job_time: Option<Seconds>,
