@@ -461,6 +461,24 @@ impl fmt::Display for CommandPlan {
             m.peak_rss / 1024,
             secs(m.start_cost)
         )?;
+        let remote_only = self.hosts.iter().any(|h| {
+            h.reasons.iter().any(|r| {
+                matches!(
+                    r,
+                    crate::hosts::HostReason::PerCore {
+                        measured: false,
+                        ..
+                    }
+                )
+            })
+        });
+        if remote_only {
+            writeln!(
+                f,
+                "  (no job ran on this machine: the CPU share is a fallback of 100%, as the CPU \
+                 time of a remote job is not measured)"
+            )?;
+        }
         if m.start_cost_fallback {
             writeln!(
                 f,
