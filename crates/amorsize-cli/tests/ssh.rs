@@ -74,6 +74,10 @@ fn lab() -> Option<Lab> {
     }
     // sshd wants its privilege-separation directory; as root it may be made here.
     let _ = fs::create_dir_all("/run/sshd");
+    if !Path::new("/run/sshd").is_dir() {
+        eprintln!("skipped: /run/sshd (sshd's privilege-separation directory) is missing");
+        return None;
+    }
     let dir = tempfile::Builder::new()
         .prefix("amz-ssh")
         .tempdir()
