@@ -17,6 +17,10 @@
 //! [`Observer`] (in input order with [`RunOptions::keep_order`]), which prints them and writes
 //! the [`joblog`].
 //!
+//! With [`RunOptions::hosts`] the jobs run on other machines too, over OpenSSH: each host is a
+//! provider of job slots for the same scheduler, planned from its own measurements
+//! ([`hosts`]).
+//!
 //! # Examples
 //!
 //! ```
