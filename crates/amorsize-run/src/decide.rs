@@ -236,6 +236,10 @@ pub struct CommandPlan {
     pub reasons: Vec<Reason>,
     /// The library planner's decision on the job count, with its own reasons and limits.
     pub planner: Plan,
+    /// With hosts (`-S`, `--slf`): the plan of each host; `jobs` and `batch` above are this
+    /// machine's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<crate::hosts::HostPlan>,
 }
 
 /// What the user fixed.
@@ -423,6 +427,7 @@ pub(crate) fn decide(
         costs,
         reasons,
         planner: planned,
+        hosts: Vec::new(),
     }
 }
 
@@ -456,6 +461,24 @@ impl fmt::Display for CommandPlan {
             m.peak_rss / 1024,
             secs(m.start_cost)
         )?;
+        let remote_only = self.hosts.iter().any(|h| {
+            h.reasons.iter().any(|r| {
+                matches!(
+                    r,
+                    crate::hosts::HostReason::PerCore {
+                        measured: false,
+                        ..
+                    }
+                )
+            })
+        });
+        if remote_only {
+            writeln!(
+                f,
+                "  (no job ran on this machine: the CPU share is a fallback of 100%, as the CPU \
+                 time of a remote job is not measured)"
+            )?;
+        }
         if m.start_cost_fallback {
             writeln!(
                 f,
@@ -473,6 +496,38 @@ impl fmt::Display for CommandPlan {
         }
         for r in &self.reasons {
             writeln!(f, "  - {r}")?;
+        }
+        if !self.hosts.is_empty() {
+            writeln!(
+                f,
+                "hosts:\n  {:<20} {:>5} {:>11} {:>10} {:>5} {:>6}",
+                "host", "cores", "round trip", "job time", "jobs", "batch"
+            )?;
+            for h in &self.hosts {
+                let g = &h.figures;
+                writeln!(
+                    f,
+                    "  {:<20} {:>5} {:>11} {:>10} {:>5} {:>6}",
+                    g.host,
+                    format!("{}{}", g.cores, if g.cores_given { "*" } else { "" }),
+                    if g.host == ":" {
+                        "-".to_owned()
+                    } else {
+                        secs(g.round_trip)
+                    },
+                    g.job_time.map_or_else(|| "-".to_owned(), secs),
+                    h.jobs,
+                    h.batch
+                )?;
+            }
+            if self.hosts.iter().any(|h| h.figures.cores_given) {
+                writeln!(f, "  (* cores given as N/host)")?;
+            }
+            for h in &self.hosts {
+                for r in &h.reasons {
+                    writeln!(f, "  - {}: {r}", h.figures.host)?;
+                }
+            }
         }
         Ok(())
     }

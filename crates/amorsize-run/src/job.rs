@@ -25,9 +25,20 @@ pub(crate) struct Spec {
     pub sampled: bool,
     /// Its job slot (`{%}`), from 1.
     pub slot: usize,
+    /// The host it runs on: its index in the runner's host table and its connection (`None`
+    /// for this machine, or when the run names no hosts).
+    pub host: Option<usize>,
+    pub conn: Option<std::sync::Arc<crate::hosts::ssh::Conn>>,
 }
 
 impl Spec {
+    /// The host's name as the job log writes it: the sshlogin, `:` for this machine.
+    pub fn host_name(&self) -> String {
+        self.conn
+            .as_ref()
+            .map_or_else(|| ":".to_owned(), |c| c.login.clone())
+    }
+
     /// The template's view of this job.
     pub fn job(&self) -> Job<'_> {
         Job {
@@ -69,6 +80,8 @@ pub struct JobRecord {
     pub args: Vec<OsString>,
     /// The job slot it ran in (`{%}`), from 1.
     pub slot: usize,
+    /// Where it ran: the sshlogin (`:` for this machine), as the job log's Host column.
+    pub host: String,
     /// The command as one line of shell text.
     pub command: String,
     /// When it started.
@@ -122,6 +135,9 @@ pub(crate) struct Started {
     stderr: File,
     /// Standard output as a pipe, read line by line while the job runs (`--line-buffer`).
     pub pipe: Option<std::process::ChildStdout>,
+    /// The write end of the job's standard input, held until the job is reaped (remote jobs:
+    /// its closing tells the remote side that the job is over).
+    hold: Option<std::process::ChildStdin>,
 }
 
 /// Starts the job: stdin from `/dev/null` (inputs come from arguments, and a job must not eat
@@ -129,7 +145,12 @@ pub(crate) struct Started {
 /// that a timeout or an interruption can end the job with every process it started. With
 /// `lines`, standard output is a pipe the caller reads while the job runs.
 pub(crate) fn start(template: &Template, job: &Job, lines: bool) -> io::Result<Started> {
-    let argv = template.argv(job);
+    start_argv(template.argv(job), lines, false)
+}
+
+/// Starts `argv` as [`start`] does; with `hold`, standard input is a pipe that stays open
+/// until the job is reaped.
+pub(crate) fn start_argv(argv: Vec<OsString>, lines: bool, hold: bool) -> io::Result<Started> {
     let stdout = if lines {
         None
     } else {
@@ -138,7 +159,7 @@ pub(crate) fn start(template: &Template, job: &Job, lines: bool) -> io::Result<S
     let stderr = sys::output_file()?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
-        .stdin(Stdio::null())
+        .stdin(if hold { Stdio::piped() } else { Stdio::null() })
         .stdout(match &stdout {
             Some(f) => Stdio::from(f.try_clone()?),
             None => Stdio::piped(),
@@ -155,6 +176,7 @@ pub(crate) fn start(template: &Template, job: &Job, lines: bool) -> io::Result<S
         stdout,
         stderr,
         pipe: child.stdout.take(),
+        hold: child.stdin.take(),
     })
 }
 
@@ -171,6 +193,7 @@ pub(crate) struct Ended {
 /// Reaps a job that [`sys::wait_ended`] saw end, and reads its output back.
 pub(crate) fn finish(mut job: Started) -> io::Result<Ended> {
     let (status, usage) = sys::reap(job.pid)?;
+    drop(job.hold.take());
     let runtime = job.began.elapsed();
     Ok(Ended {
         start: job.start,
@@ -206,6 +229,7 @@ impl Ended {
             inputs: spec.inputs.clone(),
             args: spec.records.iter().flatten().cloned().collect(),
             slot: spec.slot,
+            host: spec.host_name(),
             command,
             start: self.start,
             runtime: self.runtime,

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! (`⇥` is a tab.)
-//! `Host` is always `:` (this machine), `Send` 0 (inputs are arguments), `Receive` the bytes of
+//! `Host` is the sshlogin the job ran on (`:` for this machine), `Send` 0 (inputs are arguments), `Receive` the bytes of
 //! standard output; times are seconds with three decimals. This module formats and parses; the
 //! caller owns the file. Each line is written whole by one call, so a log cut short by a crash
 //! holds complete lines only (a trailing fragment is ignored when read back).
@@ -39,8 +39,9 @@ pub fn line(job: &JobRecord) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     format!(
-        "{}\t:\t{:.3}\t{:.3}\t0\t{}\t{}\t{}\t{}\n",
+        "{}\t{}\t{:.3}\t{:.3}\t0\t{}\t{}\t{}\t{}\n",
         job.seq,
+        job.host,
         start,
         job.runtime.as_secs_f64(),
         job.stdout.len(),
@@ -136,6 +137,7 @@ mod tests {
             inputs: seq - 1..seq,
             args: Vec::new(),
             slot: 1,
+            host: ":".into(),
             command: format!("echo {seq}"),
             start: SystemTime::now(),
             runtime: Duration::from_millis(5),

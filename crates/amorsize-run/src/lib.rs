@@ -17,6 +17,10 @@
 //! [`Observer`] (in input order with [`RunOptions::keep_order`]), which prints them and writes
 //! the [`joblog`].
 //!
+//! With [`RunOptions::hosts`] the jobs run on other machines too, over OpenSSH: each host is a
+//! provider of job slots for the same scheduler, planned from its own measurements
+//! ([`hosts`]).
+//!
 //! # Examples
 //!
 //! ```
@@ -53,6 +57,7 @@ use std::time::Duration;
 mod decide;
 mod error;
 mod halt;
+pub mod hosts;
 mod job;
 pub mod joblog;
 mod measure;
@@ -83,6 +88,7 @@ pub struct RunOptions {
     pub(crate) halt: Halt,
     pub(crate) plan_only: bool,
     pub(crate) skip: BTreeSet<usize>,
+    pub(crate) hosts: Option<hosts::Hosts>,
 }
 
 impl RunOptions {
@@ -154,6 +160,22 @@ impl RunOptions {
         self.skip = jobs;
         self
     }
+
+    /// Run the jobs on these hosts (`-S`, `--slf`), planned per host.
+    pub fn hosts(mut self, hosts: hosts::Hosts) -> Self {
+        self.hosts = Some(hosts);
+        self
+    }
+}
+
+/// A host taken out of the run: it could not be reached, or it dropped during the run. Its
+/// jobs run on the other hosts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostDown {
+    /// The sshlogin.
+    pub host: String,
+    /// What ssh said.
+    pub why: String,
 }
 
 /// Receives what a run produces. Called on the thread that called [`run`], one call at a time.
@@ -185,6 +207,16 @@ pub trait Observer {
     /// An error stops the run and is returned by [`run`].
     fn line(&mut self, line: &OutputLine) -> std::io::Result<()> {
         let _ = line;
+        Ok(())
+    }
+
+    /// A host was taken out of the run; its jobs run on the others.
+    ///
+    /// # Errors
+    ///
+    /// An error stops the run and is returned by [`run`].
+    fn host_down(&mut self, down: &HostDown) -> std::io::Result<()> {
+        let _ = down;
         Ok(())
     }
 
@@ -246,6 +278,8 @@ pub struct Summary {
     pub plan: Option<CommandPlan>,
     /// Changes of the job count during the run.
     pub adaptations: Vec<Adaptation>,
+    /// Hosts taken out of the run.
+    pub hosts_down: Vec<HostDown>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
 }

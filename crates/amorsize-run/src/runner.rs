@@ -8,17 +8,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroUsize;
+use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::decide::{self, CommandPlan, Fixed, Limits};
+use super::hosts::ssh::{self, Conn, ControlDir, FileName, Master};
+use super::hosts::{self, BatchRule, HostFigures, HostPolicy, SshLogin};
 use super::job::{self, JobRecord, Spec, Stopped};
 use super::measure::{self, Obs};
 use super::template::{Record, Template};
-use super::{sys, Adaptation, Inputs, Observer, OutputLine, RunOptions, Summary};
+use super::{sys, Adaptation, HostDown, Inputs, Observer, OutputLine, RunOptions, Summary};
 use crate::halt::{Halt, HaltHow};
 use crate::{Error, ErrorKind, Result};
 
@@ -96,6 +99,37 @@ struct Queue<'s> {
     skipped_jobs: usize,
     skipped_inputs: usize,
     budget: usize,
+    /// The hosts jobs run on (empty when the run names none: every job runs here).
+    hosts: Vec<HostSlot>,
+    /// Jobs whose host went down, to run again elsewhere, first.
+    requeue: VecDeque<Spec>,
+    /// Set when jobs are left and no host can take them.
+    all_down: bool,
+}
+
+/// A host as the scheduler sees it: a provider of job slots.
+struct HostSlot {
+    /// `None` for this machine.
+    conn: Option<Arc<Conn>>,
+    login: String,
+    /// Cleared when the host is down: it takes no more jobs.
+    up: bool,
+    /// Cleared when `--slf` no longer lists it: it takes no more jobs.
+    listed: bool,
+    running: usize,
+    /// Jobs at once there.
+    cap: usize,
+    /// Inputs per job there, once planned.
+    batch: usize,
+    /// Sample jobs handed to it.
+    sampled: usize,
+    figures: HostFigures,
+}
+
+impl HostSlot {
+    fn usable(&self) -> bool {
+        self.up && self.listed
+    }
 }
 
 enum Next {
@@ -124,7 +158,71 @@ impl Queue<'_> {
         }
     }
 
+    /// The job slots of the usable hosts, and the jobs still running on the others (each
+    /// holds a worker until it ends).
+    fn host_slots(&self) -> usize {
+        self.hosts
+            .iter()
+            .map(|h| if h.usable() { h.cap } else { h.running })
+            .sum()
+    }
+
+    /// The host for the next job: a usable one with a free slot; while sampling the one with
+    /// the fewest sample jobs (so that every host is measured), else the least busy one.
+    fn pick_host(&self, sampling: bool) -> Option<usize> {
+        let free = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.usable() && h.running < h.cap);
+        if sampling {
+            free.min_by_key(|(_, h)| (h.sampled, h.running))
+                .map(|(k, _)| k)
+        } else {
+            free.min_by(|(_, a), (_, b)| {
+                (a.running as f64 / a.cap as f64).total_cmp(&(b.running as f64 / b.cap as f64))
+            })
+            .map(|(k, _)| k)
+        }
+    }
+
+    /// Gives `spec` to host `k` and a job slot.
+    fn place(&mut self, spec: &mut Spec, k: Option<usize>) {
+        if let Some(k) = k {
+            let h = &mut self.hosts[k];
+            h.running += 1;
+            if spec.sampled {
+                h.sampled += 1;
+            }
+            spec.host = Some(k);
+            spec.conn = h.conn.clone();
+        }
+        spec.slot = match self.free_slots.pop_first() {
+            Some(slot) => slot,
+            None => {
+                self.next_slot += 1;
+                self.next_slot - 1
+            }
+        };
+    }
+
     fn next(&mut self, template: &Template) -> Next {
+        if !self.hosts.is_empty() && !self.hosts.iter().any(HostSlot::usable) {
+            self.all_down = true;
+            return Next::Done;
+        }
+        if let Some(mut spec) = self.requeue.pop_front() {
+            return match self.pick_host(spec.sampled) {
+                Some(k) => {
+                    self.place(&mut spec, Some(k));
+                    Next::Job(spec)
+                }
+                None => {
+                    self.requeue.push_front(spec);
+                    Next::Wait
+                }
+            };
+        }
         loop {
             // A sample entry is used up only by a job that runs (not by one skipped).
             let (size, sampled) = match self.sample.front() {
@@ -139,6 +237,18 @@ impl Queue<'_> {
                     };
                 }
                 None => (self.batch, false),
+            };
+            let host = if self.hosts.is_empty() {
+                None
+            } else {
+                match self.pick_host(sampled) {
+                    Some(k) => Some(k),
+                    None => return Next::Wait,
+                }
+            };
+            let size = match host {
+                Some(k) if !sampled => self.hosts[k].batch,
+                _ => size,
             };
             if self.buffer.len() < size && !self.exhausted {
                 return Next::Read(size - self.buffer.len());
@@ -178,20 +288,17 @@ impl Queue<'_> {
                 self.sample.pop_front();
                 self.sample_dispatched += 1;
             }
-            let slot = match self.free_slots.pop_first() {
-                Some(slot) => slot,
-                None => {
-                    self.next_slot += 1;
-                    self.next_slot - 1
-                }
-            };
-            return Next::Job(Spec {
+            let mut spec = Spec {
                 seq,
                 inputs: start..end,
                 records,
                 sampled,
-                slot,
-            });
+                slot: 0,
+                host: None,
+                conn: None,
+            };
+            self.place(&mut spec, host);
+            return Next::Job(spec);
         }
     }
 }
@@ -207,6 +314,22 @@ enum Msg {
     Done(Box<JobRecord>, bool),
     Line(OutputLine),
     Failed(Spec, std::io::Error, &'static str),
+    /// A host went down; its job is queued again.
+    HostDown(HostDown),
+}
+
+/// What a job on a host that went down hands back to its worker.
+struct Down {
+    spec: Spec,
+    why: String,
+}
+
+/// Files that travel with remote jobs.
+#[derive(Default)]
+struct Travel {
+    transfer: Vec<FileName>,
+    returns: Vec<FileName>,
+    cleanup: bool,
 }
 
 struct Shared<'s> {
@@ -227,6 +350,7 @@ struct Shared<'s> {
     /// worker that saw the deciding job takes another one.
     outcomes: Mutex<(usize, usize)>,
     halted: AtomicBool,
+    travel: Travel,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -302,9 +426,31 @@ impl Shared<'_> {
         }
     }
 
-    /// Gives a finished job's slot back.
-    fn free_slot(&self, slot: usize) {
-        lock(&self.queue).free_slots.insert(slot);
+    /// Gives a finished job's slot (and its host's) back.
+    fn free_slot(&self, slot: usize, host: Option<usize>) {
+        let mut q = lock(&self.queue);
+        q.free_slots.insert(slot);
+        if let Some(k) = host {
+            q.hosts[k].running -= 1;
+            q.limit = q.host_slots().max(1);
+            drop(q);
+            self.wake.notify_all();
+        }
+    }
+
+    /// Takes a host that went down out of the run and queues its job again. Says whether the
+    /// host was up until now (so that it is reported once).
+    fn host_down(&self, mut spec: Spec) -> bool {
+        let mut q = lock(&self.queue);
+        let Some(k) = spec.host else { return false };
+        let was_up = std::mem::replace(&mut q.hosts[k].up, false);
+        spec.host = None;
+        spec.conn = None;
+        q.requeue.push_back(spec);
+        q.limit = q.host_slots().max(1);
+        drop(q);
+        self.wake.notify_all();
+        was_up
     }
 
     /// Counts a finished job and halts the run when `--halt` says so.
@@ -346,17 +492,146 @@ impl Shared<'_> {
 
 fn worker(sh: &Shared) {
     while let Some(spec) = sh.next_job() {
-        let slot = spec.slot;
+        let (slot, host) = (spec.slot, spec.host);
         let msg = if sh.dry_run {
             dry_run(sh, spec)
         } else {
-            run_job(sh, spec)
+            match run_job(sh, spec) {
+                Ok(msg) => msg,
+                Err(Down { spec, why }) => {
+                    let login = spec.host_name();
+                    let first = sh.host_down(spec);
+                    sh.free_slot(slot, host);
+                    if first
+                        && sh
+                            .tx
+                            .send(Msg::HostDown(HostDown { host: login, why }))
+                            .is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            }
         };
-        sh.free_slot(slot);
+        sh.free_slot(slot, host);
         if sh.tx.send(msg).is_err() {
             break;
         }
     }
+}
+
+/// What ssh said, in a line.
+fn said(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let text = text.trim();
+    let code = out
+        .status
+        .code()
+        .map_or_else(|| out.status.to_string(), |c| c.to_string());
+    if text.is_empty() {
+        format!("ssh exited with {code}")
+    } else {
+        format!("ssh exited with {code}: {text}")
+    }
+}
+
+/// Whether `out` (of a command through the shared connection) shows the host gone: ssh's
+/// own status 255 and no answer to a `true` after it. A command of the user's that exits
+/// with 255 on a host that still answers is an ordinary failure.
+fn gone(conn: &Conn, out: &std::process::Output) -> bool {
+    out.status.code() == Some(255) && !conn.alive()
+}
+
+/// Copies the job's `--transferfile` files there. Problems go into `notes` (the job's
+/// standard error), except a host that is gone.
+fn send_files(
+    sh: &Shared,
+    conn: &Conn,
+    spec: &Spec,
+    notes: &mut Vec<u8>,
+) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let mut sent = Vec::new();
+    for f in &sh.travel.transfer {
+        for name in f.names(&spec.job()) {
+            let local = std::path::PathBuf::from(std::ffi::OsString::from_vec(name.clone()));
+            match conn.send(&local, &name) {
+                Ok(out) if out.status.success() => sent.push(name),
+                Ok(out) if gone(conn, &out) => return Err(said(&out)),
+                Ok(out) => notes.extend(
+                    format!(
+                        "amorsize: cannot transfer {} to {}: {}\n",
+                        local.display(),
+                        conn.login,
+                        said(&out)
+                    )
+                    .into_bytes(),
+                ),
+                Err(e) => notes.extend(
+                    format!(
+                        "amorsize: cannot transfer {} to {}: {e}\n",
+                        local.display(),
+                        conn.login
+                    )
+                    .into_bytes(),
+                ),
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Copies the job's `--return` files back, then with `--cleanup` removes what was sent and
+/// returned there.
+fn return_files(
+    sh: &Shared,
+    conn: &Conn,
+    spec: &Spec,
+    mut sent: Vec<Vec<u8>>,
+    notes: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    for f in &sh.travel.returns {
+        for name in f.names(&spec.job()) {
+            let local = std::path::PathBuf::from(std::ffi::OsString::from_vec(name.clone()));
+            match conn.fetch(&name, &local) {
+                Ok(out) if out.status.success() => {}
+                Ok(out) if gone(conn, &out) => return Err(said(&out)),
+                Ok(out) => notes.extend(
+                    format!(
+                        "amorsize: cannot return {} from {}: {}\n",
+                        local.display(),
+                        conn.login,
+                        said(&out)
+                    )
+                    .into_bytes(),
+                ),
+                Err(e) => notes.extend(
+                    format!(
+                        "amorsize: cannot return {} from {}: {e}\n",
+                        local.display(),
+                        conn.login
+                    )
+                    .into_bytes(),
+                ),
+            }
+            sent.push(name);
+        }
+    }
+    if sh.travel.cleanup && !sent.is_empty() {
+        if let Ok(out) = conn.remove(&sent) {
+            if !out.status.success() {
+                notes.extend(
+                    format!(
+                        "amorsize: cannot clean up on {}: {}\n",
+                        conn.login,
+                        said(&out)
+                    )
+                    .into_bytes(),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A job of `--dry-run`: its command line is its output; nothing starts.
@@ -369,6 +644,7 @@ fn dry_run(sh: &Shared, spec: Spec) -> Msg {
         inputs: spec.inputs.clone(),
         args: spec.records.iter().flatten().cloned().collect(),
         slot: spec.slot,
+        host: spec.host_name(),
         command,
         start: std::time::SystemTime::now(),
         runtime: Duration::ZERO,
@@ -408,10 +684,23 @@ fn stream_lines(sh: &Shared, spec: &Spec, pipe: std::process::ChildStdout) {
     }
 }
 
-fn run_job(sh: &Shared, spec: Spec) -> Msg {
-    let mut started = match job::start(sh.template, &spec.job(), sh.line_buffer) {
+fn run_job(sh: &Shared, spec: Spec) -> std::result::Result<Msg, Down> {
+    let conn = spec.conn.clone();
+    let mut notes = Vec::new();
+    let sent = match &conn {
+        Some(c) => match send_files(sh, c, &spec, &mut notes) {
+            Ok(sent) => sent,
+            Err(why) => return Err(Down { spec, why }),
+        },
+        None => Vec::new(),
+    };
+    let argv = match &conn {
+        Some(c) => c.job_argv(sh.template, &spec.job()),
+        None => sh.template.argv(&spec.job()),
+    };
+    let mut started = match job::start_argv(argv, sh.line_buffer, conn.is_some()) {
         Ok(s) => s,
-        Err(e) => return Msg::Failed(spec, e, "cannot start"),
+        Err(e) => return Ok(Msg::Failed(spec, e, "cannot start")),
     };
     let pid = started.pid;
     {
@@ -445,19 +734,39 @@ fn run_job(sh: &Shared, spec: Spec) -> Msg {
         stopped
     };
     if let Err(e) = waited {
-        return Msg::Failed(spec, e, "lost track of");
+        return Ok(Msg::Failed(spec, e, "lost track of"));
     }
     match job::finish(started) {
         Ok(ended) => {
             let command = sh.template.display(&spec.job());
             let sampled = spec.sampled;
-            let record = ended.into_record(&spec, command, stopped);
+            let mut record = ended.into_record(&spec, command, stopped);
+            if let Some(c) = &conn {
+                if record.stopped.is_none() && record.exit == job::Exit::Code(255) && !c.alive() {
+                    let text = String::from_utf8_lossy(&record.stderr).trim().to_owned();
+                    let why = if text.is_empty() {
+                        "ssh exited with 255".to_owned()
+                    } else {
+                        format!("ssh exited with 255: {text}")
+                    };
+                    return Err(Down { spec, why });
+                }
+                if record.stopped.is_none() {
+                    if let Err(why) = return_files(sh, c, &spec, sent, &mut notes) {
+                        return Err(Down { spec, why });
+                    }
+                }
+                if !notes.is_empty() {
+                    notes.extend_from_slice(&record.stderr);
+                    record.stderr = notes;
+                }
+            }
             if record.stopped != Some(Stopped::Cancelled) {
                 sh.count(record.succeeded());
             }
-            Msg::Done(Box::new(record), sampled)
+            Ok(Msg::Done(Box::new(record), sampled))
         }
-        Err(e) => Msg::Failed(spec, e, "cannot collect"),
+        Err(e) => Ok(Msg::Failed(spec, e, "cannot collect")),
     }
 }
 
@@ -524,9 +833,262 @@ struct Controller<'a, 's, 'o> {
     done_inputs: usize,
     interrupted: Option<i32>,
     error: Option<Error>,
+    /// The hosts' shared connections, closed when the controller is dropped (after every
+    /// job has ended).
+    remote: Remote,
+    hosts_down: Vec<HostDown>,
+}
+
+/// The run's hosts beyond the scheduler's table: connections, the `--slf` file, the policy.
+#[derive(Default)]
+struct Remote {
+    /// Declared before `dir`: the masters close before their socket directory goes.
+    masters: Vec<Master>,
+    dir: Option<ControlDir>,
+    ssh: Vec<std::ffi::OsString>,
+    basefiles: Vec<std::path::PathBuf>,
+    cleanup: bool,
+    /// The `--slf` file, its last modification time, and when it was last looked at.
+    file: Option<(std::path::PathBuf, Option<std::time::SystemTime>, Instant)>,
+    policy: Option<HostPolicy>,
+    user_jobs: Option<super::Jobs>,
+    /// Hosts opened so far, for the control sockets' names.
+    opened: usize,
+}
+
+/// How often the `--slf` file is looked at for changes.
+const SLF_POLL: Duration = Duration::from_millis(250);
+
+/// A host opened (or not): its slot for the scheduler, its master, or why it is down.
+type Opened = (HostSlot, Option<Master>, Option<String>);
+
+impl Remote {
+    /// Opens the hosts `logins` (in parallel: each connection waits for its own handshake),
+    /// measures each, copies the base files.
+    fn open(&mut self, logins: &[SshLogin], local_cpus: usize) -> Vec<Opened> {
+        let dir = self.dir.as_ref().map(|d| d.0.clone()).unwrap_or_default();
+        let first = self.opened;
+        self.opened += logins.len();
+        let (ssh, basefiles, user_jobs) = (&self.ssh, &self.basefiles, self.user_jobs);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = logins
+                .iter()
+                .enumerate()
+                .map(|(k, login)| {
+                    let control = dir.join(format!("h{}", first + k));
+                    scope.spawn(move || {
+                        open_one(ssh, basefiles, login, control, local_cpus, user_jobs)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(logins)
+                .map(|(h, login)| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            slot_of(login, None, local_cpus, 0.0, false, user_jobs),
+                            None,
+                            Some("could not be opened".to_owned()),
+                        )
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+/// A host's slot before the plan: one job per core (or the user's `-j` on its cores), at most
+/// what one connection carries.
+fn slot_of(
+    login: &SshLogin,
+    conn: Option<Arc<Conn>>,
+    cores: usize,
+    round_trip: f64,
+    fallback: bool,
+    user_jobs: Option<super::Jobs>,
+) -> HostSlot {
+    let cores = login.cpus.map_or(cores, |n| n.get()).max(1);
+    let mut cap = user_jobs
+        .and_then(|j| j.resolve(cores, decide::MAX_OVERSUBSCRIPTION * cores))
+        .unwrap_or(cores)
+        .max(1);
+    if !login.is_local() {
+        cap = cap.min(hosts::MAX_SESSIONS - 1);
+    }
+    HostSlot {
+        conn,
+        login: login.host.clone(),
+        up: true,
+        listed: true,
+        running: 0,
+        cap,
+        batch: 1,
+        sampled: 0,
+        figures: HostFigures {
+            host: login.host.clone(),
+            cores,
+            cores_given: login.cpus.is_some(),
+            cores_fallback: fallback && login.cpus.is_none(),
+            round_trip,
+            job_time: None,
+            inputs_per_job: 0.0,
+        },
+    }
+}
+
+/// Opens one host: this machine needs nothing; another gets its master, its figures and its
+/// base files.
+fn open_one(
+    ssh: &[std::ffi::OsString],
+    basefiles: &[std::path::PathBuf],
+    login: &SshLogin,
+    control: std::path::PathBuf,
+    local_cpus: usize,
+    user_jobs: Option<super::Jobs>,
+) -> Opened {
+    if login.is_local() {
+        return (
+            slot_of(login, None, local_cpus, 0.0, false, user_jobs),
+            None,
+            None,
+        );
+    }
+    let master = match ssh::open(ssh, &login.host, control) {
+        Ok(m) => m,
+        Err(why) => {
+            let mut slot = slot_of(login, None, 1, 0.0, false, user_jobs);
+            slot.up = false;
+            return (slot, None, Some(why));
+        }
+    };
+    let figures = master.measure();
+    let conn = Arc::clone(&master.conn);
+    for base in basefiles {
+        let name = base.as_os_str().as_encoded_bytes();
+        match conn.send(base, name) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                let mut slot = slot_of(login, None, 1, 0.0, false, user_jobs);
+                slot.up = false;
+                let why = format!(
+                    "cannot copy the base file {}: {}",
+                    base.display(),
+                    said(&out)
+                );
+                return (slot, Some(master), Some(why));
+            }
+            Err(e) => {
+                let mut slot = slot_of(login, None, 1, 0.0, false, user_jobs);
+                slot.up = false;
+                let why = format!("cannot copy the base file {}: {e}", base.display());
+                return (slot, Some(master), Some(why));
+            }
+        }
+    }
+    let slot = slot_of(
+        login,
+        Some(conn),
+        figures.cores.unwrap_or(1),
+        figures.round_trip,
+        figures.cores.is_none(),
+        user_jobs,
+    );
+    (slot, Some(master), None)
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if self.cleanup && !self.basefiles.is_empty() {
+            let names: Vec<Vec<u8>> = self
+                .basefiles
+                .iter()
+                .map(|b| b.as_os_str().as_encoded_bytes().to_vec())
+                .collect();
+            for m in &self.masters {
+                let _ = m.conn.remove(&names);
+            }
+        }
+        for m in &mut self.masters {
+            m.close();
+        }
+    }
 }
 
 impl Controller<'_, '_, '_> {
+    /// Takes in hosts just opened: their slots join the scheduler's table (planned with the
+    /// run's policy when the plan is made), the down ones are reported.
+    fn add_hosts(&mut self, opened: Vec<Opened>) {
+        let mut q = lock(&self.sh.queue);
+        for (mut slot, master, down) in opened {
+            if let Some(m) = master {
+                self.remote.masters.push(m);
+            }
+            if let Some(why) = down {
+                let d = HostDown {
+                    host: slot.login.clone(),
+                    why,
+                };
+                if let Err(e) = self.observer.host_down(&d) {
+                    drop(q);
+                    self.fail(Error::new(ErrorKind::Io, "cannot write a message").with_source(e));
+                    q = lock(&self.sh.queue);
+                }
+                self.hosts_down.push(d);
+            } else if let Some(policy) = &self.remote.policy {
+                let planned = &hosts::plan_hosts(std::slice::from_ref(&slot.figures), policy)[0];
+                slot.cap = planned.jobs;
+                slot.batch = planned.batch;
+            } else {
+                slot.batch = q.batch;
+            }
+            q.hosts.push(slot);
+        }
+        q.limit = q.host_slots().max(1);
+        drop(q);
+        self.sh.wake.notify_all();
+    }
+
+    /// With `--slf`: when the file changed, hosts it adds join the run and hosts it no longer
+    /// lists take no new jobs, as in GNU parallel.
+    fn reread_hosts(&mut self) {
+        let Some((path, seen, last)) = &mut self.remote.file else {
+            return;
+        };
+        if last.elapsed() < SLF_POLL {
+            return;
+        }
+        *last = Instant::now();
+        let modified = std::fs::metadata(&*path).and_then(|m| m.modified()).ok();
+        if modified == *seen {
+            return;
+        }
+        *seen = modified;
+        // A file being rewritten or gone keeps the hosts as they are.
+        let Ok(text) = std::fs::read_to_string(&*path) else {
+            return;
+        };
+        let Ok(logins) = SshLogin::parse_file(&text) else {
+            return;
+        };
+        let new: Vec<SshLogin> = {
+            let mut q = lock(&self.sh.queue);
+            for h in &mut q.hosts {
+                h.listed = logins.iter().any(|l| l.host == h.login);
+            }
+            q.limit = q.host_slots().max(1);
+            logins
+                .into_iter()
+                .filter(|l| !q.hosts.iter().any(|h| h.login == l.host))
+                .collect()
+        };
+        self.sh.wake.notify_all();
+        if !new.is_empty() {
+            let opened = self.remote.open(&new, self.limits.cpus);
+            self.add_hosts(opened);
+        }
+    }
+
     fn fail(&mut self, err: Error) {
         if self.error.is_none() {
             self.error = Some(err);
@@ -555,6 +1117,13 @@ impl Controller<'_, '_, '_> {
             Msg::Failed(spec, e, what) => {
                 let err = start_error(self.sh.template, &spec, e, what);
                 self.fail(err);
+                return;
+            }
+            Msg::HostDown(d) => {
+                if let Err(e) = self.observer.host_down(&d) {
+                    self.fail(Error::new(ErrorKind::Io, "cannot write a message").with_source(e));
+                }
+                self.hosts_down.push(d);
                 return;
             }
         };
@@ -635,9 +1204,27 @@ impl Controller<'_, '_, '_> {
                 self.limits.inputs_per_command_line =
                     mean_cost.map(|c| (self.budget / c.max(1)).max(1));
             }
-            let mut m = measure::summarize(&self.sample, cost);
+            let hosted = !lock(&self.sh.queue).hosts.is_empty();
+            let local: Vec<measure::Obs> = held
+                .iter()
+                .filter(|j| j.host == ":")
+                .map(measure::Obs::of)
+                .collect();
+            let mut m = if hosted && !local.is_empty() {
+                measure::summarize(&local, cost)
+            } else {
+                measure::summarize(&self.sample, cost)
+            };
+            if hosted && local.is_empty() {
+                // The CPU time of a remote job is not measured (wait4 sees the local ssh): the
+                // plan for this machine stands in with CPU-bound jobs.
+                m.cpu_ratio = 1.0;
+            }
             m.start_cost_fallback = fallback;
-            let plan = decide::decide(&m, &self.limits, left, self.fixed);
+            let mut plan = decide::decide(&m, &self.limits, left, self.fixed);
+            if hosted {
+                self.plan_hosts(&mut plan, &m, &held, !local.is_empty(), left);
+            }
             if let Err(e) = self.observer.planned(&plan) {
                 self.fail(Error::new(ErrorKind::Io, "cannot write the plan").with_source(e));
             }
@@ -646,7 +1233,11 @@ impl Controller<'_, '_, '_> {
             } else if !at_end {
                 let mut q = lock(&self.sh.queue);
                 q.batch = plan.batch.get();
-                q.limit = plan.jobs.get();
+                q.limit = if q.hosts.is_empty() {
+                    plan.jobs.get()
+                } else {
+                    q.host_slots().max(1)
+                };
                 q.gated = false;
                 drop(q);
                 self.sh.wake.notify_all();
@@ -660,6 +1251,70 @@ impl Controller<'_, '_, '_> {
         }
     }
 
+    /// The plan per host, from the hosts' figures and what their sampled jobs measured; the
+    /// scheduler's table takes each host's jobs and batch.
+    fn plan_hosts(
+        &mut self,
+        plan: &mut CommandPlan,
+        m: &decide::Measured,
+        held: &[JobRecord],
+        local_measured: bool,
+        left: usize,
+    ) {
+        let mut q = lock(&self.sh.queue);
+        let mut figures = Vec::with_capacity(q.hosts.len());
+        for h in &mut q.hosts {
+            let ran: Vec<&JobRecord> = held.iter().filter(|j| j.host == h.login).collect();
+            if !ran.is_empty() {
+                let n = ran.len() as f64;
+                let wall = ran.iter().map(|j| j.runtime.as_secs_f64()).sum::<f64>() / n;
+                h.figures.job_time = Some((wall - h.figures.round_trip).max(0.0));
+                h.figures.inputs_per_job =
+                    ran.iter().map(|j| j.inputs.len()).sum::<usize>() as f64 / n;
+            }
+            figures.push(h.figures.clone());
+        }
+        let remote_rt = figures
+            .iter()
+            .filter(|f| f.host != ":")
+            .map(|f| f.round_trip)
+            .fold(f64::INFINITY, f64::min);
+        let fixed_cost = if local_measured || !remote_rt.is_finite() {
+            m.fixed_per_job
+        } else {
+            (m.fixed_per_job - remote_rt).max(0.0)
+        };
+        let batch = match self.fixed.batch {
+            Some(b) => BatchRule::Fixed(b.get()),
+            None if !self.fixed.batches => BatchRule::Fixed(1),
+            None => BatchRule::Measured {
+                base: plan.batch.get(),
+                per_input: m.per_input,
+                fixed: fixed_cost,
+                most: self.limits.inputs_per_command_line.unwrap_or(usize::MAX),
+                inputs_left: left,
+            },
+        };
+        let policy = HostPolicy {
+            jobs_per_core: if local_measured {
+                plan.jobs.get() as f64 / self.limits.cpus.max(1) as f64
+            } else {
+                1.0
+            },
+            jobs_per_core_measured: local_measured,
+            user_jobs: self.remote.user_jobs,
+            batch,
+        };
+        let plans = hosts::plan_hosts(&figures, &policy);
+        for (h, p) in q.hosts.iter_mut().zip(&plans) {
+            h.cap = p.jobs;
+            h.batch = p.batch;
+        }
+        q.limit = q.host_slots().max(1);
+        plan.hosts = plans;
+        self.remote.policy = Some(policy);
+    }
+
     /// Reconsiders the job count once enough jobs ran since the last look. The measured CPU
     /// ratio proposes a count; a proposal to grow is a trial, kept only if the jobs finished per
     /// second rose by [`ADAPT_MIN_GAIN`]. The check matters because a job's wall time also
@@ -667,7 +1322,8 @@ impl Controller<'_, '_, '_> {
     /// waiting work and asks for still more jobs, which a throughput that stays flat refutes.
     fn maybe_adapt(&mut self) {
         let Some(plan) = &self.plan else { return };
-        if self.fixed.jobs.is_some() || self.sh.state() != RUN {
+        // With hosts, the job counts are the plan per host's.
+        if self.fixed.jobs.is_some() || self.sh.state() != RUN || !plan.hosts.is_empty() {
             return;
         }
         let current = lock(&self.sh.queue).limit;
@@ -726,8 +1382,11 @@ impl Controller<'_, '_, '_> {
         }
     }
 
-    /// Timeouts, their escalation to SIGKILL, and the interrupt flag.
+    /// Timeouts, their escalation to SIGKILL, the interrupt flag, and the `--slf` file.
     fn tick(&mut self, cancel: &AtomicUsize) {
+        if self.sh.state() == RUN {
+            self.reread_hosts();
+        }
         let signal = cancel.load(Ordering::SeqCst);
         if signal != 0 && self.interrupted.is_none() {
             self.interrupted = Some(signal as i32);
@@ -861,6 +1520,56 @@ pub(crate) fn run(
             None => (measure::FALLBACK_START_COST, true),
         }
     };
+    let mut travel = Travel::default();
+    let mut remote = Remote::default();
+    let mut logins = Vec::new();
+    if let Some(h) = options.hosts.as_ref().filter(|h| h.any()) {
+        for name in &h.transfer {
+            travel
+                .transfer
+                .push(FileName::parse("--transferfile", name)?);
+        }
+        for name in &h.returns {
+            travel.returns.push(FileName::parse("--return", name)?);
+        }
+        travel.cleanup = h.cleanup;
+        logins = h.logins.clone();
+        if let Some(path) = &h.file {
+            let read = |e: std::io::Error| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot read the sshlogin file {}: {e}", path.display()),
+                )
+                .with_source(e)
+            };
+            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let text = std::fs::read_to_string(path).map_err(read)?;
+            let listed = SshLogin::parse_file(&text).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("in the sshlogin file {}: {e}", path.display()),
+                )
+            })?;
+            for l in listed {
+                if !logins.iter().any(|a: &SshLogin| a.host == l.host) {
+                    logins.push(l);
+                }
+            }
+            remote.file = Some((path.clone(), modified, Instant::now()));
+        }
+        if logins.is_empty() && remote.file.is_none() {
+            return Err(Error::new(ErrorKind::InvalidInput, "no sshlogin given"));
+        }
+        remote.dir = Some(ControlDir::new()?);
+        remote.ssh = h.ssh.clone();
+        remote.basefiles = h.basefiles.clone();
+        remote.cleanup = h.cleanup;
+        remote.user_jobs = match options.jobs {
+            super::Jobs::Auto => None,
+            j => Some(j),
+        };
+    }
+    let hosted = remote.dir.is_some() && !dry;
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = crossbeam_channel::unbounded();
     let Inputs { iter, len } = inputs;
     let shared = Shared {
@@ -891,6 +1600,9 @@ pub(crate) fn run(
             skipped_jobs: 0,
             skipped_inputs: 0,
             budget,
+            hosts: Vec::new(),
+            requeue: VecDeque::new(),
+            all_down: false,
         }),
         wake: Condvar::new(),
         running: Mutex::new(HashMap::new()),
@@ -899,6 +1611,7 @@ pub(crate) fn run(
         halt: options.halt,
         outcomes: Mutex::new((0, 0)),
         halted: AtomicBool::new(false),
+        travel,
     };
     let mut ctl = Controller {
         sh: &shared,
@@ -929,7 +1642,37 @@ pub(crate) fn run(
         done_inputs: 0,
         interrupted: None,
         error: None,
+        remote,
+        hosts_down: Vec::new(),
     };
+    if hosted {
+        let opened = ctl.remote.open(&logins, ctl.limits.cpus);
+        ctl.add_hosts(opened);
+        let mut q = lock(&shared.queue);
+        let usable = q.hosts.iter().filter(|h| h.usable()).count();
+        if usable == 0 && ctl.remote.file.is_none() {
+            drop(q);
+            return Err(Error::new(
+                ErrorKind::WorkerFailed,
+                format!(
+                    "no host can be reached ({}); nothing was run",
+                    down_list(&ctl.hosts_down)
+                ),
+            ));
+        }
+        // Every host runs sample jobs, two each (with an automatic batch, one of each size).
+        if deciding {
+            while q.sample.len() < 2 * usable {
+                let k = q.sample.len();
+                let size = if auto_batch && k % 2 == 1 {
+                    SAMPLE_BATCH
+                } else {
+                    batch
+                };
+                q.sample.push_back(size);
+            }
+        }
+    }
     std::thread::scope(|scope| -> Result<()> {
         let mut last_tick = Instant::now();
         loop {
@@ -996,16 +1739,42 @@ pub(crate) fn run(
         return Err(err);
     }
     let q = lock(&shared.queue);
+    let requeued: usize = q.requeue.iter().map(|s| s.inputs.len()).sum();
+    let not_run = requeued + q.buffer.len() + len.map_or(0, |n| n.saturating_sub(q.read));
+    if q.all_down && not_run > 0 && ctl.interrupted.is_none() {
+        return Err(Error::new(
+            ErrorKind::WorkerFailed,
+            format!(
+                "every host is down ({}): {not_run} input{} not run{}",
+                down_list(&ctl.hosts_down),
+                if not_run == 1 { " was" } else { "s were" },
+                if len.is_none() && !q.exhausted {
+                    " (and the rest of the input stream)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     Ok(Summary {
         succeeded: ctl.succeeded,
         failed: ctl.failed,
         cancelled: ctl.cancelled,
         skipped: q.skipped_jobs,
-        not_run: q.buffer.len() + len.map_or(0, |n| n.saturating_sub(q.read)),
+        not_run,
         interrupted: ctl.interrupted,
         halted: shared.halted.load(Ordering::SeqCst),
         plan: ctl.plan.take(),
         adaptations: std::mem::take(&mut ctl.adaptations),
+        hosts_down: std::mem::take(&mut ctl.hosts_down),
         elapsed: began.elapsed(),
     })
+}
+
+/// The down hosts and why, for a message.
+fn down_list(down: &[HostDown]) -> String {
+    down.iter()
+        .map(|d| format!("{}: {}", d.host, d.why))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use amorsize_run::hosts::{Hosts, SshLogin};
 use amorsize_run::source::{self, Reading, Source};
 use amorsize_run::{
     self as command, joblog, Batching, CommandPlan, Halt, Inputs, JobRecord, Jobs, Observer,
@@ -65,6 +66,19 @@ Options (in any order, before the command; `--` ends them):
       --plan          run the sample only, print the plan and its reasons, and stop
       --json          with --plan: print the plan as JSON
   -v, --verbose       print the plan and a summary on standard error
+  -S, --sshlogin [N/]HOST[,...]
+                      run jobs on these hosts over ssh (`:` is this machine; N/ gives
+                      the host's CPUs); jobs and inputs per job are planned per host
+      --slf FILE      read sshlogins from FILE, one per line (# comments), again whenever
+                      it changes during the run
+      --ssh CMD       the ssh program and its options (default `ssh`)
+      --transferfile NAME, --tf NAME
+                      copy NAME ({} etc. allowed) to the host before each job
+      --return NAME   copy NAME back from the host after each job
+      --cleanup       remove transferred and returned files on the host after each job
+      --trc NAME      --transferfile {} --return NAME --cleanup
+      --basefile FILE, --bf FILE
+                      copy FILE to each host once, before its first job
       --will-cite     accepted and ignored (GNU parallel's citation notice)
   -h, --help          print this help
 
@@ -125,6 +139,13 @@ struct Raw {
     help: bool,
     command: Vec<OsString>,
     sources: Vec<Source>,
+    sshlogins: Vec<String>,
+    slf: Option<PathBuf>,
+    ssh: Option<String>,
+    transfer: Vec<String>,
+    returns: Vec<String>,
+    cleanup: bool,
+    basefiles: Vec<PathBuf>,
 }
 
 /// The checked options.
@@ -213,6 +234,20 @@ fn parse(words: Vec<OsString>) -> anyhow::Result<Raw> {
                 "verbose" => flag(&mut raw.verbose)?,
                 "halt" => raw.halt = Some(value("--halt", attached)?),
                 "timeout" => raw.timeout = Some(value("--timeout", attached)?),
+                "sshlogin" => raw.sshlogins.push(value("--sshlogin", attached)?),
+                "slf" | "sshloginfile" => raw.slf = Some(value("--slf", attached)?.into()),
+                "ssh" => raw.ssh = Some(value("--ssh", attached)?),
+                "transferfile" | "tf" | "transfer-file" => {
+                    raw.transfer.push(value("--transferfile", attached)?)
+                }
+                "return" => raw.returns.push(value("--return", attached)?),
+                "cleanup" => flag(&mut raw.cleanup)?,
+                "trc" => {
+                    raw.returns.push(value("--trc", attached)?);
+                    raw.transfer.push("{}".to_owned());
+                    raw.cleanup = true;
+                }
+                "basefile" | "bf" => raw.basefiles.push(value("--basefile", attached)?.into()),
                 "will-cite" => {}
                 "help" => raw.help = true,
                 _ => bail!("unknown option --{name} (see `amorsize run --help`)"),
@@ -242,6 +277,10 @@ fn parse(words: Vec<OsString>) -> anyhow::Result<Raw> {
                 }
                 'C' => {
                     raw.colsep = Some(value("--colsep", attached)?);
+                    break;
+                }
+                'S' => {
+                    raw.sshlogins.push(value("-S", attached)?);
                     break;
                 }
                 'X' => raw.xargs = true,
@@ -388,6 +427,41 @@ impl Options {
         if raw.plan && raw.dry_run {
             bail!("--plan runs the sample and --dry-run runs nothing: give one");
         }
+        if !raw.sshlogins.is_empty() || raw.slf.is_some() {
+            let mut hosts = Hosts::new();
+            for s in &raw.sshlogins {
+                hosts = hosts.logins(SshLogin::parse_list(s)?);
+            }
+            if let Some(f) = raw.slf {
+                hosts = hosts.file(f);
+            }
+            if let Some(ssh) = &raw.ssh {
+                let words = shlex::split(ssh)
+                    .filter(|w| !w.is_empty())
+                    .with_context(|| format!("--ssh {ssh:?}: unbalanced quotes, or empty"))?;
+                hosts = hosts.ssh(words.into_iter().map(OsString::from).collect());
+            }
+            for t in raw.transfer {
+                hosts = hosts.transfer(t);
+            }
+            for r in raw.returns {
+                hosts = hosts.returns(r);
+            }
+            for b in raw.basefiles {
+                hosts = hosts.basefile(b);
+            }
+            run = run.hosts(hosts.cleanup(raw.cleanup));
+        } else if raw.ssh.is_some()
+            || !raw.transfer.is_empty()
+            || !raw.returns.is_empty()
+            || raw.cleanup
+            || !raw.basefiles.is_empty()
+        {
+            bail!(
+                "--ssh, --transferfile, --return, --cleanup, --trc and --basefile go with hosts: \
+                 give -S or --slf"
+            );
+        }
         Ok(Options {
             template,
             sources: raw.sources,
@@ -509,6 +583,14 @@ impl Observer for Printer {
         } else {
             self.write(&mut io::stdout(), &line.line)
         }
+    }
+
+    fn host_down(&mut self, down: &amorsize_run::HostDown) -> io::Result<()> {
+        let line = format!(
+            "amorsize: host {} is down ({}): its jobs run on the other hosts\n",
+            down.host, down.why
+        );
+        self.write(&mut io::stderr(), line.as_bytes())
     }
 
     fn progress(&mut self, done: usize, total: Option<usize>) {
@@ -759,6 +841,38 @@ mod tests {
                 Source::Values(words(&["c"])),
             ]
         );
+    }
+
+    #[test]
+    fn host_options_parse_as_gnu_parallel_spells_them() {
+        let raw = parse(words(&[
+            "-S",
+            "h1,2/h2",
+            "--sshlogin=:",
+            "--slf",
+            "f",
+            "--ssh",
+            "ssh -F 'a b'",
+            "--trc",
+            "{}.out",
+            "--bf",
+            "base",
+            "echo",
+        ]))
+        .unwrap();
+        assert_eq!(raw.sshlogins, ["h1,2/h2", ":"]);
+        assert_eq!(raw.slf, Some(PathBuf::from("f")));
+        assert_eq!(
+            (raw.transfer.as_slice(), raw.returns.as_slice()),
+            (&["{}".to_owned()][..], &["{}.out".to_owned()][..])
+        );
+        assert!(raw.cleanup);
+        assert!(Options::from_raw(raw).is_ok());
+        // Files that travel need hosts to travel to.
+        let raw = parse(words(&["--return", "x", "echo"])).unwrap();
+        assert!(Options::from_raw(raw).is_err());
+        let raw = parse(words(&["-S", "0/h", "echo"])).unwrap();
+        assert!(Options::from_raw(raw).is_err());
     }
 
     #[test]
