@@ -200,16 +200,8 @@ impl fmt::Display for Reason {
     }
 }
 
-/// A duration for people: µs, ms or s.
-pub(crate) fn secs(s: Seconds) -> String {
-    if s < 1e-3 {
-        format!("{:.0} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
+/// A duration for people, as the library's plans write it.
+pub(crate) use amorsize::fmt::seconds as secs;
 
 /// The decision for the rest of the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

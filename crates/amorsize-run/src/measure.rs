@@ -142,8 +142,7 @@ pub(crate) fn start_cost() -> Option<Seconds> {
             }
             times.push(ended.runtime.as_secs_f64());
         }
-        times.sort_by(f64::total_cmp);
-        Some(times[times.len() / 2])
+        amorsize::stats::median(&times)
     })
 }
 
