@@ -181,6 +181,11 @@ impl Check {
         }
     }
 
+    /// Workers allowed to claim chunks now: those with ids below it.
+    pub(crate) fn allowed(&self) -> usize {
+        self.allowed.load(Relaxed)
+    }
+
     /// Whether worker `id` may claim another chunk.
     pub(crate) fn allows(&self, id: usize) -> bool {
         id < self.allowed.load(Relaxed)

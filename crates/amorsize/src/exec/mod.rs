@@ -48,6 +48,8 @@ mod threads;
 pub mod tune;
 
 pub use batch::{execute, execute_iter, try_execute, Run};
+pub(crate) use batch::{learn, report_of};
+pub(crate) use check::Check;
 pub use check::{Phase, Shed};
 pub use progress::Progress;
 pub(crate) use settings::ExecOptions;
@@ -55,3 +57,4 @@ pub use stream::{
     stream, Stream, CHUNKS_AHEAD, STREAM_CHUNK_ITEMS_MAX, STREAM_CHUNK_TIME_MAX,
     STREAM_REPLAN_EVERY, UNKNOWN_LENGTH_ITEMS,
 };
+pub(crate) use threads::{claim_size, Stats};
