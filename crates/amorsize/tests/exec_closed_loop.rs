@@ -210,3 +210,69 @@ fn heavy_items_never_wait_for_a_serial_sample() {
         "every item exactly once per call"
     );
 }
+
+static PIPELINE_LOCK: Mutex<u64> = Mutex::new(0);
+
+/// A rayon pipeline ending in `.amorsize()` over `items` whose work contends; its report.
+fn contended_pipeline(
+    items: &[u64],
+    options: Options,
+    calls: &AtomicUsize,
+) -> amorsize::report::RunReport {
+    use amorsize::prelude::*;
+    use rayon::prelude::*;
+    let seen = std::sync::Arc::new(Mutex::new(None));
+    let keep = std::sync::Arc::clone(&seen);
+    let n = items
+        .par_iter()
+        .map(|x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            contended(&PIPELINE_LOCK, x)
+        })
+        .amorsize_with(options)
+        .on_report(move |run| *keep.lock().unwrap() = Some(run.clone()))
+        .filter(|r| *r <= 0xff)
+        .count();
+    assert_eq!(n, items.len());
+    let report = seen.lock().unwrap().take().expect("reported");
+    report
+}
+
+#[test]
+fn a_pipeline_whose_workers_contend_sheds_them_while_it_runs_and_the_next_drives_run_serially() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    let items: Vec<u64> = (0..200_000).collect();
+    let calls = AtomicUsize::new(0);
+    // Fifty sampled items at least: a pipeline's first item (cold caches, a first lock) can
+    // take tens of times the others, and a sample of three would then excuse any slowdown.
+    let bounds = amorsize::sample::SampleBounds::default().items(50, 1000);
+    let options = two_workers()
+        .name("pipeline-contended")
+        .sample_bounds(bounds);
+    let report = contended_pipeline(&items, options, &calls);
+    assert!(report.plan.is_parallel(), "{}", report.plan);
+    assert_eq!(calls.load(Ordering::Relaxed), items.len());
+    let last = report
+        .sheds
+        .last()
+        .unwrap_or_else(|| panic!("no shed:\n{report}"));
+    assert_eq!(last.to, 1, "{report}");
+    assert!(last.measured_speedup < 1.0, "{report}");
+    assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
+    let ran: usize = report.phases.iter().map(|p| p.items).sum();
+    assert_eq!(ran, report.ran(), "{report}");
+    // As for `execute`: the next drives of the pipeline run serially for a back-off, with
+    // no sample, saying why.
+    let options = Options::new().name("pipeline-contended");
+    let again = contended_pipeline(&items[..20_000], options, &calls);
+    let plan = &again.plan;
+    assert!(
+        matches!(plan.reason(), amorsize::plan::Reason::MeasuredSlower { .. }),
+        "{plan}"
+    );
+    assert!(!plan.is_parallel(), "{plan}");
+    assert_eq!(again.reused_from_sample, 0, "nothing sampled");
+}
