@@ -1,6 +1,6 @@
-//! Drives a producer into a consumer the amorsize way: a glance and a timed sample folded
-//! through both (from the front for items too fast to time alone, else at places spread over
-//! the input), their results kept in place; a plan; then the rest, as one fold on the calling
+//! Drives a producer into a consumer the amorsize way: a glance at items spread over the input
+//! and a timed sample folded through both (from the front for items too fast to time alone,
+//! else at places spread over the input), their results kept in place; a plan; then the rest, as one fold on the calling
 //! thread or as pieces claimed by the workers of a pool, checked while they run by the
 //! executor's closed loop ([`Check`]), which sheds workers that do not pay.
 
@@ -11,7 +11,10 @@ use crate::exec::pool::{self, Pool};
 use crate::exec::{self, Check, Phase, Stats};
 use crate::plan::{self, quick};
 use crate::probe::overhead::PARALLEL_FLOOR;
-use crate::sample::{self, Clock, Glance, Meter, SystemClock, CONTIGUOUS_BELOW};
+use crate::sample::{
+    self, Clock, Glance, Meter, SystemClock, BLOCK_GLANCE_ITEMS, BLOCK_GLANCE_TIME,
+    CONTIGUOUS_BELOW, GLANCE_BLOCK_START,
+};
 use crate::{Options, Plan};
 use rayon::iter::plumbing::{Consumer, Producer, ProducerCallback};
 use std::any::Any;
@@ -119,22 +122,50 @@ where
 {
     let clock = SystemClock;
     let overhead = clock.overhead();
-    // The glance: blocks from the front of 1, 1, 2 and 4 items, the clock read after each
-    // (as the slice glance reads it after the 1st, 2nd, 4th and 8th item).
+    let bounds = plan::sample_bounds(options);
+    let spread_limit = bounds.limit(Some(len));
+    // The glance: the first 8 items of the sample's order, spread over the input (the front,
+    // the middle, the quarters, …; inputs are often sorted by cost), as the slice glance takes
+    // them; each timed alone, so that cutting it off the input is not counted.
     let (mut count, mut elapsed) = (0, 0.0);
-    while count < quick::GLANCE_ITEMS && elapsed < PARALLEL_FLOOR && !line.full() {
-        let Some(front) = line.first_left() else {
+    for index in sample::spread(len, spread_limit).take(quick::GLANCE_ITEMS) {
+        if elapsed >= PARALLEL_FLOOR || line.full() {
             break;
-        };
-        let k = count.max(1).min(quick::GLANCE_ITEMS - count);
+        }
         let mut took = 0.0;
-        count += line.run_at(front, k, |p, c| {
+        count += line.run_at(index, 1, |p, c| {
             let t0 = clock.wall();
             let result = fold(p, c);
             took = clock.wall() - t0;
             result
         });
         elapsed += (took - overhead).max(0.0);
+    }
+    // Items too fast to time alone are timed as the loop runs them: a block from the front,
+    // doubling until it has run long enough (the slice glance's `glance_block`); the glance's
+    // time per item becomes the block's.
+    if count > 0 && elapsed / (count as f64) < CONTIGUOUS_BELOW && len > 2 * GLANCE_BLOCK_START {
+        let most = spread_limit.min(BLOCK_GLANCE_ITEMS).saturating_sub(count);
+        let (mut ran, mut spent, mut block) = (0, 0.0, GLANCE_BLOCK_START);
+        while ran < most && spent < BLOCK_GLANCE_TIME && !line.full() {
+            let Some(front) = line.first_left() else {
+                break;
+            };
+            let k = block.min(most - ran).min(line.room(front));
+            let mut took = 0.0;
+            ran += line.run_at(front, k, |p, c| {
+                let t0 = clock.wall();
+                let result = fold(p, c);
+                took = clock.wall() - t0;
+                result
+            });
+            spent += (took - overhead).max(0.0);
+            block *= 2;
+        }
+        if ran > 0 {
+            count += ran;
+            elapsed = spent / ran as f64 * count as f64;
+        }
     }
     let glance = Glance {
         results: vec![(0, ()); count],
@@ -144,8 +175,6 @@ where
     if let quick::Look::Serial(glance, proof) = quick::settle(glance, len, options, key) {
         return Decision::Settled(glance, proof);
     }
-    let bounds = plan::sample_bounds(options);
-    let spread_limit = bounds.limit(Some(len));
     // Items too fast to time alone are sampled as the loop runs them, in one block from the
     // front (as the slice sampler does); slower ones at places spread over the input.
     let contiguous =

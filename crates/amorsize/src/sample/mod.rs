@@ -353,7 +353,7 @@ where
 }
 
 /// The first batch of [`glance_block`].
-const GLANCE_BLOCK_START: usize = 8;
+pub(crate) const GLANCE_BLOCK_START: usize = 8;
 
 /// How long [`glance_block`] runs at most: 2 µs, enough to time items of a few ns over a few
 /// hundred of them, a small share of any call the glance could settle.
