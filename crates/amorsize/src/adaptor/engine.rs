@@ -126,10 +126,12 @@ where
     let spread_limit = bounds.limit(Some(len));
     // The glance: the first 8 items of the sample's order, spread over the input (the front,
     // the middle, the quarters, …; inputs are often sorted by cost), as the slice glance takes
-    // them; each timed alone, so that cutting it off the input is not counted.
-    let (mut count, mut elapsed) = (0, 0.0);
+    // them; each timed alone, so that cutting it off the input is not counted. As the slice
+    // glance, it stops early only after the 1st, 2nd or 4th item.
+    let (mut count, mut elapsed) = (0usize, 0.0);
     for index in sample::spread(len, spread_limit).take(quick::GLANCE_ITEMS) {
-        if elapsed >= PARALLEL_FLOOR || line.full() {
+        let checked = count.is_power_of_two();
+        if (checked && elapsed >= PARALLEL_FLOOR) || line.full() {
             break;
         }
         let mut took = 0.0;
