@@ -1,5 +1,5 @@
 //! Prints why `.amorsize()` ran a rayon pipeline the way it did: the plan with its reasons,
-//! the sample, and the first parallel segment's check.
+//! then what the run measured (the sample's items, the phases and sheds of the closed loop).
 //!
 //! `cargo run --release --example pipeline_report [items] [rounds per item]`
 
@@ -26,7 +26,7 @@ fn main() {
             .par_iter()
             .map(|&x| work(x, rounds) & 0xFF)
             .amorsize()
-            .on_report(move |run| println!("call {call}: {run}\n"))
+            .on_report(move |run| println!("call {call}: {}\n{run}\n", run.plan))
             .sum::<u64>();
         println!("sum {total}");
     }

@@ -182,9 +182,12 @@ fn the_report_accounts_for_every_item() {
             .take()
             .expect("the hook heard of the run");
         assert_eq!(run.items, v.len());
-        assert_eq!(run.sampled + run.parallel_items + run.serial_items, v.len());
-        assert!(run.sampled <= v.len() / 20 + 8, "{run}");
+        let ran: usize = run.phases.iter().map(|p| p.items).sum();
+        assert_eq!(run.reused_from_sample + ran, v.len(), "{run}");
+        assert_eq!(run.ran(), ran);
+        assert!(run.reused_from_sample <= v.len() / 20 + 8, "{run}");
         assert!(!run.to_string().is_empty());
+        assert!(!run.plan.to_string().is_empty());
     }
 }
 
@@ -212,9 +215,9 @@ fn a_nested_pipeline_runs_on_the_outer_pool() {
 
 #[test]
 fn an_unindexed_pipeline_measures_its_first_drive_and_plans_the_next_from_it() {
-    use amorsize::adaptor::Basis;
+    use amorsize::plan::{Reason, Warning};
     let v: Vec<u64> = (0..10_000).collect();
-    let mut bases = Vec::new();
+    let mut plans = Vec::new();
     for _ in 0..3 {
         let seen = Arc::new(Mutex::new(None));
         let keep = Arc::clone(&seen);
@@ -228,11 +231,88 @@ fn an_unindexed_pipeline_measures_its_first_drive_and_plans_the_next_from_it() {
         assert_eq!(n, 3334);
         let run = seen.lock().unwrap().take().expect("reported");
         assert_eq!(run.items, 3334);
-        assert_eq!(run.parallel_items + run.serial_items, 3334);
-        bases.push(run.basis);
+        assert_eq!(run.phases.iter().map(|p| p.items).sum::<usize>(), 3334);
+        plans.push(run.plan);
     }
-    assert_eq!(bases[0], Basis::FirstDrive);
-    assert!(bases[1..]
-        .iter()
-        .all(|b| matches!(b, Basis::LastDrive | Basis::LastParallelLost)));
+    // The first drive ran as plain rayon: a fixed plan of the pool's size, nothing sampled.
+    assert!(matches!(plans[0].reason(), Reason::Fixed) && plans[0].sample().is_none());
+    // The next ones planned from the last drive's figures, or ran serially after a lost one.
+    assert!(plans[1..].iter().all(|p| p.sample().is_some()
+        || p.warnings()
+            .iter()
+            .any(|w| matches!(w, Warning::UnknownLength { .. }))));
+}
+
+/// Items that wait: slow enough (tens of µs) for the sample to take them one by one at places
+/// spread over the input, whatever this machine's speed.
+fn wait(us: u64) {
+    std::thread::sleep(std::time::Duration::from_micros(us));
+}
+
+#[test]
+fn the_sample_takes_items_from_the_middle_of_the_input() {
+    // Expensive items sit in the middle half; the sample must see them. The order in which the
+    // calling thread ran items before the rest started tells where the sample took them from.
+    let n = 2000usize;
+    let first: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    let caller = std::thread::current().id();
+    let seen = Arc::new(Mutex::new(None));
+    let keep = Arc::clone(&seen);
+    let out: Vec<usize> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            wait(if (n / 4..3 * n / 4).contains(&i) {
+                40
+            } else {
+                10
+            });
+            if std::thread::current().id() == caller {
+                first.lock().unwrap().push(i);
+            }
+            i * 2
+        })
+        // Fixed workers: the sample always runs (no glance settles it), the plan is parallel.
+        .amorsize_with(Options::new().workers(nz(2)))
+        .on_report(move |run| *keep.lock().unwrap() = Some(run.clone()))
+        .collect();
+    assert_eq!(out, (0..n).map(|i| i * 2).collect::<Vec<_>>());
+    let run = seen.lock().unwrap().take().expect("reported");
+    let sampled = run.reused_from_sample;
+    // The glance alone takes its second item from the middle.
+    assert!(sampled >= 2, "{run}");
+    let first = first.into_inner().unwrap();
+    let taken = &first[..sampled.min(first.len())];
+    assert!(
+        taken.iter().any(|&i| i >= n / 4 && i < 3 * n / 4),
+        "sampled {taken:?}"
+    );
+    assert!(taken.iter().any(|&i| i >= n / 2), "sampled {taken:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    // Spread samples cut the input into many parts: every item still runs once, in order, and a
+    // panic anywhere reaches the caller.
+    #[test]
+    fn a_spread_sample_runs_every_item_once_in_order(n in 0usize..400, o in options(), at in any::<prop::sample::Index>()) {
+        let calls: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        let out: Vec<String> = (0..n)
+            .into_par_iter()
+            .map(|i| { wait(20); calls[i].fetch_add(1, Relaxed); i.to_string() })
+            .amorsize_with(o.clone())
+            .collect();
+        prop_assert_eq!(out, (0..n).map(|i| i.to_string()).collect::<Vec<_>>());
+        prop_assert!(calls.iter().all(|c| c.load(Relaxed) == 1));
+        let total: usize = (0..n).into_par_iter().map(|i| { wait(20); i }).amorsize_with(o.clone()).sum();
+        prop_assert_eq!(total, (0..n).sum::<usize>());
+        if n > 0 {
+            let bad = at.index(n);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (0..n).into_par_iter().map(|i| { wait(20); assert!(i != bad, "item {bad}"); i }).amorsize_with(o).count()
+            }));
+            let payload = caught.expect_err("the panic reaches the caller");
+            prop_assert_eq!(payload.downcast_ref::<String>().cloned(), Some(format!("item {bad}")));
+        }
+    }
 }

@@ -252,3 +252,86 @@ fn heavy_items_never_wait_for_a_serial_sample() {
         "every item exactly once per call"
     );
 }
+
+static PIPELINE_LOCK: Mutex<u64> = Mutex::new(0);
+
+/// A rayon pipeline ending in `.amorsize()` over `items` whose work contends; its report.
+fn contended_pipeline(
+    items: &[u64],
+    options: Options,
+    calls: &AtomicUsize,
+) -> amorsize::report::RunReport {
+    use amorsize::prelude::*;
+    use rayon::prelude::*;
+    let seen = std::sync::Arc::new(Mutex::new(None));
+    let keep = std::sync::Arc::clone(&seen);
+    let n = items
+        .par_iter()
+        .map(|x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            contended(&PIPELINE_LOCK, x)
+        })
+        .amorsize_with(options)
+        .on_report(move |run| *keep.lock().unwrap() = Some(run.clone()))
+        .filter(|r| *r <= 0xff)
+        .count();
+    assert_eq!(n, items.len());
+    let report = seen.lock().unwrap().take().expect("reported");
+    report
+}
+
+#[test]
+fn a_pipeline_whose_workers_contend_sheds_them_while_it_runs_and_the_next_drives_run_serially() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    let items: Vec<u64> = (0..200_000).collect();
+    // Fifty sampled items at least: a pipeline's first item (cold caches, a first lock) can
+    // take tens of times the others, and a sample of three would then excuse any slowdown.
+    let bounds = amorsize::sample::SampleBounds::default().items(50, 1000);
+    let options = two_workers()
+        .name("pipeline-contended")
+        .sample_bounds(bounds);
+    // A machine so busy that the two workers seldom run at once sees no contention, and
+    // rightly keeps them: a few tries, and the check below applies to a run that measured it.
+    let mut report = None;
+    for _ in 0..3 {
+        let calls = AtomicUsize::new(0);
+        let run = contended_pipeline(&items, options.clone(), &calls);
+        assert!(run.plan.is_parallel(), "{}", run.plan);
+        assert_eq!(calls.load(Ordering::Relaxed), items.len());
+        let ran: usize = run.phases.iter().map(|p| p.items).sum();
+        assert_eq!(ran, run.ran(), "{run}");
+        // Below the serial rate beyond the sample's doubt (a quarter at most), a run sheds.
+        if run.parallel_speedup().is_some_and(|s| s < 0.75) {
+            assert!(!run.sheds.is_empty(), "no shed:\n{run}");
+        }
+        if run.sheds.last().is_some_and(|s| s.to == 1) {
+            report = Some(run);
+            break;
+        }
+    }
+    let Some(report) = report else {
+        eprintln!("the workers never contended (a busy machine): nothing to check");
+        return;
+    };
+    let last = report.sheds.last().expect("a shed");
+    assert!(last.measured_speedup < 1.0, "{report}");
+    assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
+    // As for `execute`: the next drives of the pipeline run serially for a back-off, with
+    // no sample, saying why.
+    let calls = AtomicUsize::new(0);
+    let again = contended_pipeline(
+        &items[..20_000],
+        Options::new().name("pipeline-contended"),
+        &calls,
+    );
+    let plan = &again.plan;
+    assert!(
+        matches!(plan.reason(), amorsize::plan::Reason::MeasuredSlower { .. }),
+        "{plan}"
+    );
+    assert!(!plan.is_parallel(), "{plan}");
+    assert_eq!(again.reused_from_sample, 0, "nothing sampled");
+}

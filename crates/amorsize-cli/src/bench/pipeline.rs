@@ -7,9 +7,9 @@ use super::kernels::mix;
 use super::measure::{tune, Settings};
 use super::timing::{interleaved, median, timed, Digest};
 use super::workloads::{Kind, Visit};
-use amorsize::adaptor::PipelineRun;
 use amorsize::exec::tune::ChunkedPool;
 use amorsize::prelude::*;
+use amorsize::report::RunReport;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use std::fmt::Write as _;
@@ -50,7 +50,7 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 }
 
 /// What a pipeline's hook keeps.
-type Seen = Arc<Mutex<Option<PipelineRun>>>;
+type Seen = Arc<Mutex<Option<RunReport>>>;
 
 /// A few words on how a pipeline ran.
 fn summary(seen: &Seen) -> String {
@@ -62,10 +62,13 @@ fn summary(seen: &Seen) -> String {
     } else {
         "serial".to_string()
     };
-    if run.shed() {
-        s.push_str(", shed");
+    if let Some(shed) = run.sheds.last() {
+        let _ = write!(s, ", shed to {}w", shed.to);
     }
-    let _ = write!(s, ", {} sampled", run.sampled);
+    let _ = write!(s, ", {} sampled", run.reused_from_sample);
+    if run.plan.reuse().is_some() {
+        s.push_str(", plan reused");
+    }
     s
 }
 

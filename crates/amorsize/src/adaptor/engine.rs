@@ -1,38 +1,35 @@
-//! Drives a producer into a consumer the amorsize way: a timed sample folded through both from
-//! the front of the producer (results kept in place), a plan, then the rest: one sequential
-//! fold on the calling thread, or bridged on a pool of the planned size with splits no finer
-//! than the planned chunk, its first segment checked against the serial rate.
+//! Drives a producer into a consumer the amorsize way: a glance at items spread over the input
+//! and a timed sample folded through both (from the front for items too fast to time alone,
+//! else at places spread over the input), their results kept in place; a plan; then the rest, as one fold on the calling
+//! thread or as pieces claimed by the workers of a pool, checked while they run by the
+//! executor's closed loop ([`Check`]), which sheds workers that do not pay.
 
-use super::check;
-use super::min_len::MinLen;
-use super::report::{Basis, PipelineRun, SegmentCheck};
+use super::line::{fold, Joined, Line, Part, Placed};
 use super::Hook;
 use crate::cache::WorkloadKey;
 use crate::calibrate::PARALLEL_FLOOR;
 use crate::exec::pool::{self, Pool};
-use crate::model::Seconds;
+use crate::exec::{self, Check, Phase, Stats};
 use crate::plan::{self, quick};
-use crate::sample::{Clock, Glance, Reading, Sample, SystemClock, CONTIGUOUS_BELOW, WAITING_SPAN};
-use crate::{Options, Plan};
-use rayon::iter::plumbing::{
-    bridge_producer_consumer, Consumer, Folder, Producer, ProducerCallback, Reducer,
+use crate::sample::{
+    self, Clock, Glance, Meter, SystemClock, BLOCK_GLANCE_ITEMS, BLOCK_GLANCE_TIME,
+    CONTIGUOUS_BELOW, GLANCE_BLOCK_START,
 };
-use std::num::NonZeroUsize;
+use crate::{Options, Plan};
+use rayon::iter::plumbing::{Consumer, Producer, ProducerCallback};
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Items of each block of the first glance: 8 in all (as [`quick::GLANCE_ITEMS`]), the
-/// clock read after the 1st, 2nd, 4th and 8th.
-const GLANCE_BLOCKS: [usize; 4] = [1, 1, 2, 4];
-
-/// A timed block should last this many times the clock's overhead; below it the next block
-/// holds twice the items (as the slice sampler's batches).
-const BLOCK_OVER_OVERHEAD: f64 = 50.0;
-
-/// ... and at least this long, for clocks whose overhead reads as zero.
-const MIN_BLOCK_TIME: Seconds = 1e-6;
-
-/// Thread CPU under this share of the wall time, with blocking, reads as waiting work.
-const WAITING_CPU: f64 = 0.5;
+/// The most pieces the workers claim from before the calling thread cuts the next ones: 1024.
+/// A pipeline's reducers stay on the thread that cut the pieces (rayon does not make them
+/// `Send`), so the calling thread cuts the pieces of a window ahead and joins their results
+/// after it; a window of this many chunks keeps that pause a small share of the run (one
+/// chunk's tail per thousand chunks), and what the run holds bounded whatever the input.
+pub const WINDOW_PIECES: usize = 1024;
 
 /// What `with_producer` hands the producer to: the consumer and the options.
 pub(super) struct Callback<C> {
@@ -60,81 +57,12 @@ impl<T, C: Consumer<T>> ProducerCallback<T> for Callback<C> {
 /// (which hold the user's closures).
 fn marker<P, C>(_: &()) {}
 
-/// A producer and its consumer still to run, with the results of the pieces already cut off
-/// their front, each beside the reducer that joins it to what follows.
-struct Pieces<P: Producer, C: Consumer<P::Item>> {
-    producer: P,
-    consumer: C,
-    left: usize,
-    done: Vec<(C::Result, C::Reducer)>,
-}
-
-impl<P: Producer, C: Consumer<P::Item>> Pieces<P, C> {
-    /// Runs the first `k` items with `run` and keeps their result; returns the wall time.
-    fn run_front(self, k: usize, run: impl FnOnce(P, C, usize) -> C::Result) -> (Self, Seconds) {
-        let Pieces {
-            producer,
-            consumer,
-            left,
-            mut done,
-        } = self;
-        let (head, producer) = producer.split_at(k);
-        let (head_consumer, consumer, reducer) = consumer.split_at(k);
-        let clock = SystemClock;
-        let t0 = clock.wall();
-        let result = run(head, head_consumer, k);
-        let took = clock.wall() - t0;
-        done.push((result, reducer));
-        let pieces = Pieces {
-            producer,
-            consumer,
-            left: left - k,
-            done,
-        };
-        (pieces, took)
-    }
-
-    /// Folds the first `k` items sequentially on this thread; returns the time.
-    fn fold_front(self, k: usize) -> (Self, Seconds) {
-        self.run_front(k, |p, c, _| fold(p, c))
-    }
-
-    /// The whole result, the rest run with `run`.
-    fn finish(self, run: impl FnOnce(P, C, usize) -> C::Result) -> C::Result {
-        let rest = run(self.producer, self.consumer, self.left);
-        self.done
-            .into_iter()
-            .rev()
-            .fold(rest, |acc, (r, reducer)| reducer.reduce(r, acc))
-    }
-
-    fn full(&self) -> bool {
-        self.consumer.full()
-    }
-}
-
-/// One sequential fold of `p` into `c` (what rayon does with a piece it does not split).
-fn fold<P: Producer, C: Consumer<P::Item>>(p: P, c: C) -> C::Result {
-    if c.full() {
-        return c.into_folder().complete();
-    }
-    p.fold_with(c.into_folder()).complete()
-}
-
 /// How the rest runs.
 enum Decision {
     /// Serial, as the glance proved (the plan is built only when someone asks for it).
     Settled(Glance<()>, quick::Proof),
-    /// As a plan says, made from a sample (`figures`) or reused (`None`).
-    Planned(Box<Plan>, Option<Sample>),
-}
-
-/// The sample's running figures.
-struct Figures {
-    count: usize,
-    measured: Seconds,
-    /// Net time and items of each timed block.
-    blocks: Vec<(Seconds, usize)>,
+    /// As a plan says, made from a sample or reused.
+    Planned(Box<Plan>),
 }
 
 /// Samples, plans and runs `producer` (of `len` items) into `consumer`.
@@ -149,403 +77,459 @@ where
     P: Producer,
     C: Consumer<P::Item>,
 {
-    let start = Instant::now();
-    let pieces = Pieces {
-        producer,
-        consumer,
-        left: len,
-        done: Vec::new(),
-    };
+    let mut line = Line::new(producer, consumer, len);
     let key = || WorkloadKey::of_run(options.name.as_deref(), &marker::<P, C>, len);
-    let (pieces, decision, sampled) = match quick::reuse(len, &marker::<P, C>, options) {
-        Some(plan) => (pieces, Decision::Planned(Box::new(plan), None), 0),
-        None => sample(pieces, len, options, &key),
+    let decision = match quick::reuse(len, &marker::<P, C>, options) {
+        Some(plan) => Decision::Planned(Box::new(plan)),
+        None => sample(&mut line, len, options, &key),
     };
-    let mut run = PipelineRun {
-        basis: match &decision {
-            Decision::Settled(..) => Basis::Glance,
-            Decision::Planned(_, Some(_)) => Basis::Sample,
-            Decision::Planned(_, None) => Basis::Reused,
-        },
-        plan: Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN),
-        items: len,
-        sampled,
-        serial_rate: None,
-        parallel_items: 0,
-        serial_items: 0,
-        workers: 1,
-        check: None,
-        nested: false,
-        pool_error: None,
-        wall: Duration::ZERO,
-    };
-    let (result, plan) = match decision {
+    let sampled = len - line.left();
+    match decision {
         Decision::Settled(glance, proof) => {
-            run.serial_items = pieces.left;
-            let result = pieces.finish(|p, c, _| fold(p, c));
+            let start = Instant::now();
+            let result = serial(line);
             // The plan is for the report only: the smallest inputs do not pay for it.
             if let Some(hook) = hook {
-                run.serial_rate = rate(glance.item_time());
+                let stats = serial_stats(len - sampled, start.elapsed());
                 let figures = plan::settled_sample(len, glance).figures;
-                run.plan = plan::settled_plan(len, &figures, proof, options);
-                run.wall = start.elapsed();
-                hook(&run);
+                let plan = plan::settled_plan(len, &figures, proof, options);
+                hook(&exec::report_of(&plan, len, sampled, stats));
             }
-            return result;
+            result
         }
-        Decision::Planned(plan, figures) => {
-            let item_time = figures
-                .as_ref()
-                .map(|f| f.item_time)
-                .or_else(|| plan.item_time().map(|t| t.as_secs_f64()))
-                .unwrap_or(0.0);
-            run.serial_rate = rate(item_time);
-            let rest_start = Instant::now();
-            let result = run_rest(pieces, &plan, item_time, options, &mut run);
-            let wall = rest_start.elapsed();
-            crate::plan::recall::remember(
-                &key(),
-                &plan,
-                wall,
-                run.parallel_items + run.serial_items,
-                run.nested,
-                options.disk_cache,
-            );
-            (result, *plan)
+        Decision::Planned(plan) => {
+            let (result, stats) = run_rest(line, &plan, options);
+            exec::learn(&key(), &plan, &stats, len - sampled, options.disk_cache);
+            if let Some(hook) = hook {
+                hook(&exec::report_of(&plan, len, sampled, stats));
+            }
+            result
         }
-    };
-    if let Some(hook) = hook {
-        run.plan = plan;
-        run.wall = start.elapsed();
-        hook(&run);
     }
-    result
 }
 
-/// Items per second for `item_time` seconds per item, when that is a time.
-fn rate(item_time: Seconds) -> Option<f64> {
-    (item_time > 0.0 && item_time.is_finite()).then(|| 1.0 / item_time)
-}
-
-/// The glance, then (unless it settles the input serial) the full sample and the plan.
+/// The glance, then (unless it settles the input serial) the full sample and the plan. What
+/// they run stays in `line`.
 fn sample<P, C>(
-    pieces: Pieces<P, C>,
+    line: &mut Line<P, C>,
     len: usize,
     options: &Options,
     key: &impl Fn() -> WorkloadKey,
-) -> (Pieces<P, C>, Decision, usize)
+) -> Decision
 where
     P: Producer,
     C: Consumer<P::Item>,
 {
-    let overhead = SystemClock.overhead();
-    let mut pieces = pieces;
-    let mut figures = Figures {
-        count: 0,
-        measured: 0.0,
-        blocks: Vec::new(),
-    };
-    for k in GLANCE_BLOCKS {
-        if pieces.left == 0 || pieces.full() || figures.measured >= PARALLEL_FLOOR {
+    let clock = SystemClock;
+    let overhead = clock.overhead();
+    let bounds = plan::sample_bounds(options);
+    let spread_limit = bounds.limit(Some(len));
+    // The glance: the first 8 items of the sample's order, spread over the input (the front,
+    // the middle, the quarters, …; inputs are often sorted by cost), as the slice glance takes
+    // them; each timed alone, so that cutting it off the input is not counted. As the slice
+    // glance, it stops early only after the 1st, 2nd or 4th item.
+    let (mut count, mut elapsed) = (0usize, 0.0);
+    for index in sample::spread(len, spread_limit).take(quick::GLANCE_ITEMS) {
+        let checked = count.is_power_of_two();
+        if (checked && elapsed >= PARALLEL_FLOOR) || line.full() {
             break;
         }
-        let k = k.min(pieces.left);
-        let (next, took) = pieces.fold_front(k);
-        pieces = next;
-        figures.add(k, (took - overhead).max(0.0));
+        let mut took = 0.0;
+        count += line.run_at(index, 1, |p, c| {
+            let t0 = clock.wall();
+            let result = fold(p, c);
+            took = clock.wall() - t0;
+            result
+        });
+        elapsed += (took - overhead).max(0.0);
+    }
+    // Items too fast to time alone are timed as the loop runs them: a block from the front,
+    // doubling until it has run long enough (the slice glance's `glance_block`); the glance's
+    // time per item becomes the block's.
+    if count > 0 && elapsed / (count as f64) < CONTIGUOUS_BELOW && len > 2 * GLANCE_BLOCK_START {
+        let most = spread_limit.min(BLOCK_GLANCE_ITEMS).saturating_sub(count);
+        let (mut ran, mut spent, mut block) = (0, 0.0, GLANCE_BLOCK_START);
+        while ran < most && spent < BLOCK_GLANCE_TIME && !line.full() {
+            let Some(front) = line.first_left() else {
+                break;
+            };
+            let k = block.min(most - ran).min(line.room(front));
+            let mut took = 0.0;
+            ran += line.run_at(front, k, |p, c| {
+                let t0 = clock.wall();
+                let result = fold(p, c);
+                took = clock.wall() - t0;
+                result
+            });
+            spent += (took - overhead).max(0.0);
+            block *= 2;
+        }
+        if ran > 0 {
+            count += ran;
+            elapsed = spent / ran as f64 * count as f64;
+        }
     }
     let glance = Glance {
-        results: vec![(0, ()); figures.count],
-        elapsed: figures.measured,
+        results: vec![(0, ()); count],
+        elapsed,
     };
     let glance_item = glance.item_time();
-    let glance = match quick::settle(glance, len, options, key) {
-        quick::Look::Serial(glance, proof) => {
-            let count = figures.count;
-            return (pieces, Decision::Settled(glance, proof), count);
-        }
-        quick::Look::Plan(glance) => glance,
-    };
-    drop(glance);
-    let bounds = plan::sample_bounds(options);
-    // Fast items are sampled as a longer block (a loop streams them), slower ones up to the
-    // slice sampler's limit.
-    let spread_limit = bounds.limit(Some(len));
-    let limit = if glance_item < CONTIGUOUS_BELOW {
+    if let quick::Look::Serial(glance, proof) = quick::settle(glance, len, options, key) {
+        return Decision::Settled(glance, proof);
+    }
+    // Items too fast to time alone are sampled as the loop runs them, in one block from the
+    // front (as the slice sampler does); slower ones at places spread over the input.
+    let contiguous =
+        count > 0 && glance_item < CONTIGUOUS_BELOW && spread_limit.saturating_mul(2) < len;
+    let limit = if contiguous {
         ((len as f64 * bounds.max_fraction).floor() as usize)
             .max(spread_limit)
             .min(len)
     } else {
         spread_limit
     };
-    let floor = (BLOCK_OVER_OVERHEAD * overhead).max(MIN_BLOCK_TIME);
-    let mut block = match figures.blocks.last() {
-        Some(&(net, k)) if net < floor => k.saturating_mul(2),
-        Some(&(_, k)) => k,
-        None => 1,
+    // The meter's per-item overhead is nil: a block runs as the pipeline's own fold.
+    let mut meter = Meter::with_item_overhead(&clock, &bounds, limit, 0.0, Some(len));
+    meter.seed(count, elapsed);
+    let run = |line: &mut Line<P, C>, meter: &mut Meter<'_, SystemClock>, index: usize| {
+        let k = meter.next_block().min(line.room(index));
+        line.run_at(index, k, |p, c| meter.run_block(k, || fold(p, c)));
     };
-    let estimate = |f: &Figures| f.measured / f.count.max(1) as f64 * len as f64;
-    let clock = SystemClock;
-    let wall_only_below = bounds.wall_only_below.map_or(0.0, |d| d.as_secs_f64());
-    let mut span: Option<Reading> =
-        (options.workers.is_some() || estimate(&figures) >= wall_only_below).then(|| clock.now());
-    let mut in_span = 0;
-    let began = clock.wall();
-    let spent_before = figures.measured;
-    loop {
-        if pieces.left == 0 || pieces.full() || figures.count >= limit {
-            break;
+    if sample::heavy_glance(count, elapsed, len) {
+        // One item long enough to end the sample: the plan is made from it.
+    } else if contiguous {
+        while !meter.done() && !line.full() {
+            let Some(front) = line.first_left() else {
+                break;
+            };
+            run(line, &mut meter, front);
         }
-        let cpu_seen = span.is_none() || in_span > 0;
-        let spent = spent_before + (clock.wall() - began);
-        if cpu_seen && figures.count > 0 && spent >= bounds.max_fraction * estimate(&figures) {
-            break;
-        }
-        if cpu_seen
-            && figures.count >= bounds.min_items
-            && figures.measured >= bounds.target_time.as_secs_f64()
-            && !span.is_some_and(|s| waiting_short(clock.now() - s))
-        {
-            break;
-        }
-        let k = block.min(limit - figures.count).min(pieces.left).max(1);
-        let (next, took) = pieces.fold_front(k);
-        pieces = next;
-        let net = (took - overhead).max(0.0);
-        figures.add(k, net);
-        if span.is_some() {
-            in_span += k;
-        } else if estimate(&figures) >= wall_only_below {
-            span = Some(clock.now());
-        }
-        if net < floor {
-            block = block.saturating_mul(2);
+    } else {
+        for index in sample::spread(len, limit) {
+            if meter.done() || line.full() || line.left() == 0 {
+                break;
+            }
+            run(line, &mut meter, index);
         }
     }
-    let cpu = span.map(|s| clock.now() - s);
-    let figures = figures.finish::<P::Item>(floor, cpu, pieces.left == 0);
-    let plan = plan::plan_measured(&figures, len, pieces.left, glance_item, &key(), options);
-    let count = figures.count;
-    (
-        pieces,
-        Decision::Planned(Box::new(plan), Some(figures)),
-        count,
-    )
+    let figures = meter.finish::<P::Item>(line.left() == 0);
+    let plan = plan::plan_measured(&figures, len, line.left(), glance_item, &key(), options);
+    Decision::Planned(Box::new(plan))
 }
 
-/// Whether a CPU-timed span reads waiting work and is still shorter than [`WAITING_SPAN`].
-fn waiting_short(span: Reading) -> bool {
-    span.wall < WAITING_SPAN && span.blocked > 0 && span.thread_cpu < WAITING_CPU * span.wall
+/// The rest of `line`, every part folded in order on the calling thread.
+fn serial<P: Producer, C: Consumer<P::Item>>(line: Line<P, C>) -> C::Result {
+    let mut joined = Joined::new();
+    fold_parts(line.into_parts(), &mut joined);
+    joined.finish()
 }
 
-impl Figures {
-    fn add(&mut self, k: usize, net: Seconds) {
-        self.count += k;
-        self.measured += net;
-        self.blocks.push((net, k));
-    }
-
-    /// The sample's figures, as the slice sampler makes them: the spread from the blocks long
-    /// enough to time, the CPU figures from the span the CPU clocks were read over.
-    fn finish<R>(self, floor: Seconds, cpu: Option<Reading>, complete: bool) -> Sample {
-        let mean = if self.count == 0 {
-            0.0
-        } else {
-            self.measured / self.count as f64
+/// Folds `parts` in order into `joined`.
+fn fold_parts<P: Producer, C: Consumer<P::Item>>(
+    parts: VecDeque<Placed<P, C>>,
+    joined: &mut Joined<C::Result, C::Reducer>,
+) {
+    for placed in parts {
+        let result = match placed.part {
+            Part::Todo { producer, consumer } => fold(producer, consumer),
+            Part::Done(result) => result,
+            Part::Running => unreachable!("no part runs between two steps of a drive"),
         };
-        let reliable: Vec<(Seconds, usize)> = self
-            .blocks
-            .iter()
-            .copied()
-            .filter(|(net, _)| *net >= floor)
-            .collect();
-        let cv = if mean > 0.0 && reliable.len() >= 2 {
-            let sum: f64 = reliable
-                .iter()
-                .map(|&(net, b)| b as f64 * (net / b as f64 - mean).powi(2))
-                .sum();
-            (sum / (reliable.len() - 1) as f64).sqrt() / mean
-        } else {
-            0.0
-        };
-        let total = cpu.unwrap_or_default();
-        let cpu_fraction = if total.blocked > 0 && total.wall > 0.0 && total.thread_cpu > 0.0 {
-            (total.thread_cpu / total.wall).clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        let ratio = if total.thread_cpu > 0.0 && total.wall >= crate::sample::MIN_NESTED_SPAN {
-            total.process_cpu / total.thread_cpu
-        } else {
-            1.0
-        };
-        Sample {
-            count: self.count,
-            item_time: mean,
-            cv,
-            cpu_fraction,
-            self_parallelism: if ratio >= crate::plan::NESTED_PARALLELISM_RATIO {
-                ratio
-            } else {
-                1.0
-            },
-            result_bytes: std::mem::size_of::<R>() as u64,
-            measured: self.measured,
-            complete,
-            cpu_skipped: cpu.is_none(),
-            // The counting allocator's figures are read by the batch and stream samples only.
-            memory: None,
-        }
+        joined.push(result, placed.join);
     }
 }
 
-/// Runs the rest as `plan` says, the first parallel segment checked against the serial
-/// `item_time`, and records what ran where in `run`.
-fn run_rest<P, C>(
-    pieces: Pieces<P, C>,
-    plan: &Plan,
-    item_time: Seconds,
-    options: &Options,
-    run: &mut PipelineRun,
-) -> C::Result
+/// What a serial run of `ran` items in `wall` measured.
+fn serial_stats(ran: usize, wall: Duration) -> Stats {
+    Stats {
+        workers: 1,
+        chunks: 1,
+        wall,
+        busy: wall,
+        phases: vec![Phase::new(1, ran, wall)],
+        ..Stats::default()
+    }
+}
+
+/// Runs the rest of `line` as `plan` says.
+fn run_rest<P, C>(line: Line<P, C>, plan: &Plan, options: &Options) -> (C::Result, Stats)
 where
     P: Producer,
     C: Consumer<P::Item>,
 {
-    let workers = plan.workers().get();
+    let start = Instant::now();
+    let left = line.left();
     let chunk = plan.chunk_size().get();
-    if !plan.is_parallel() || workers < 2 || pieces.left < 2 || pieces.full() {
-        run.serial_items = pieces.left;
-        return pieces.finish(|p, c, _| fold(p, c));
-    }
     let nested = pool::nested();
-    let pool = if nested {
-        None
+    let planned = if nested {
+        plan.workers().get().min(rayon::current_num_threads())
     } else {
-        match pool::pool(workers) {
-            Ok(pool) => Some(pool),
-            Err(e) => {
-                run.pool_error = Some(e.to_string());
-                run.serial_items = pieces.left;
-                return pieces.finish(|p, c, _| fold(p, c));
+        plan.workers().get()
+    };
+    let workers = planned.min(left.div_ceil(chunk)).max(1);
+    let pool = if !plan.is_parallel() || workers < 2 || line.full() {
+        None
+    } else if nested {
+        Some(None)
+    } else {
+        // A pool that cannot start leaves the rest to the calling thread: the report shows
+        // one worker where the plan says more.
+        pool::pool_at_least(workers).ok().map(Some)
+    };
+    let Some(pool) = pool else {
+        let result = serial(line);
+        return (result, serial_stats(left, start.elapsed()));
+    };
+    parallel(line, plan, options, pool, workers)
+}
+
+/// The state the workers of one window share.
+struct Window<'a, P, C: Consumer<P::Item>>
+where
+    P: Producer,
+{
+    pieces: Vec<Mutex<Option<(P, C)>>>,
+    lens: Vec<usize>,
+    results: Vec<Mutex<Option<C::Result>>>,
+    cursor: AtomicUsize,
+    stop: AtomicBool,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    busy: Mutex<Duration>,
+    chunks: AtomicUsize,
+    check: &'a Check,
+}
+
+fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
+    // Only this module's code runs under these locks (a panic of the pipeline is caught
+    // outside them), so a poisoned lock holds consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<P: Producer, C: Consumer<P::Item>> Window<'_, P, C> {
+    /// Worker `id`: claims pieces in order and folds them until none is left, a piece
+    /// panicked, or the closed loop shed the worker.
+    fn work(&self, id: usize) {
+        let mut busy = Duration::ZERO;
+        while !self.stop.load(Relaxed) && self.check.allows(id) {
+            let at = self.cursor.fetch_add(1, Relaxed);
+            let Some(piece) = self.pieces.get(at) else {
+                break;
+            };
+            let Some((producer, consumer)) = lock(piece).take() else {
+                continue;
+            };
+            let len = self.lens[at];
+            self.check.claimed(len);
+            let t0 = Instant::now();
+            match catch_unwind(AssertUnwindSafe(|| fold(producer, consumer))) {
+                Ok(result) => *lock(&self.results[at]) = Some(result),
+                Err(payload) => {
+                    self.stop.store(true, Relaxed);
+                    lock(&self.panic).get_or_insert(payload);
+                    break;
+                }
+            }
+            busy += t0.elapsed();
+            self.chunks.fetch_add(1, Relaxed);
+            self.check.finished(id, len);
+        }
+        *lock(&self.busy) += busy;
+    }
+}
+
+/// What a window's slot in order holds: a result the sample made, or a piece to claim (its
+/// result is the next of the window's results).
+enum Slot<R> {
+    Done(R),
+    Piece,
+}
+
+/// The parallel rest: windows of pieces of the planned chunk (shrinking towards the end, as
+/// the batch executor's claims do), claimed in order by `workers` workers on `pool` (`None`:
+/// nested, on the current pool with the calling thread as worker 0), each tallied by the
+/// closed loop. Once it has shed all workers but one, the calling thread folds the rest.
+fn parallel<P, C>(
+    line: Line<P, C>,
+    plan: &Plan,
+    options: &Options,
+    pool: Option<Pool>,
+    workers: usize,
+) -> (C::Result, Stats)
+where
+    P: Producer,
+    C: Consumer<P::Item>,
+{
+    let start = Instant::now();
+    let left = line.left();
+    let nested = pool.is_none();
+    let chunk = plan.chunk_size().get();
+    let check = Check::new(workers, plan, start, options.exec.shed);
+    let mut parts = line.into_parts();
+    let mut joined = Joined::new();
+    let mut remaining = left;
+    let (mut busy, mut chunks) = (Duration::ZERO, 0);
+    while !parts.is_empty() {
+        let allowed = check.allowed();
+        if allowed < 2 {
+            let t0 = Instant::now();
+            fold_parts(std::mem::take(&mut parts), &mut joined);
+            busy += t0.elapsed();
+            chunks += 1;
+            break;
+        }
+        let mut slots = Vec::new();
+        let mut pieces = Vec::new();
+        let mut lens = Vec::new();
+        while pieces.len() < WINDOW_PIECES {
+            let Some(front) = parts.pop_front() else {
+                break;
+            };
+            match front.part {
+                Part::Done(result) => slots.push((Slot::Done(result), front.join)),
+                Part::Todo { producer, consumer } => {
+                    let k = exec::claim_size(chunk, remaining, allowed);
+                    remaining = remaining.saturating_sub(k.min(front.len));
+                    if k < front.len {
+                        let (lp, rp) = producer.split_at(k);
+                        let (lc, rc, reducer) = consumer.split_at(k);
+                        parts.push_front(Placed {
+                            part: Part::Todo {
+                                producer: rp,
+                                consumer: rc,
+                            },
+                            start: front.start + k,
+                            len: front.len - k,
+                            join: front.join,
+                        });
+                        slots.push((Slot::Piece, Some(reducer)));
+                        pieces.push(Mutex::new(Some((lp, lc))));
+                        lens.push(k);
+                    } else {
+                        slots.push((Slot::Piece, front.join));
+                        pieces.push(Mutex::new(Some((producer, consumer))));
+                        lens.push(front.len);
+                    }
+                }
+                Part::Running => unreachable!("no part runs between two steps of a drive"),
             }
         }
-    };
-    run.nested = nested;
-    run.workers = if nested {
-        workers.min(rayon::current_num_threads())
-    } else {
-        workers
-    };
-    let parallel = |p: P, c: C, k: usize| in_pool(pool.as_ref(), k, p, c, chunk);
-    // The caller's fixed workers are the caller's plan: not second-guessed.
-    let segment = match options.workers {
-        Some(_) => None,
-        None => check::segment_items(run.workers, chunk, item_time, pieces.left),
-    };
-    let Some(segment) = segment else {
-        run.parallel_items = pieces.left;
-        return pieces.finish(parallel);
-    };
-    let (pieces, took) = pieces.run_front(segment, parallel);
-    let shed = !check::parallel_pays(item_time, segment, took);
-    run.check = Some(SegmentCheck {
-        items: segment,
-        wall: Duration::from_secs_f64(took.max(0.0)),
-        parallel_rate: if took > 0.0 {
-            segment as f64 / took
-        } else {
-            f64::INFINITY
-        },
-        shed,
-    });
-    run.parallel_items = segment;
-    if shed {
-        run.serial_items = pieces.left;
-        pieces.finish(|p, c, _| fold(p, c))
-    } else {
-        run.parallel_items += pieces.left;
-        pieces.finish(parallel)
+        let window = Window {
+            results: pieces.iter().map(|_| Mutex::new(None)).collect(),
+            pieces,
+            lens,
+            cursor: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            panic: Mutex::new(None),
+            busy: Mutex::new(Duration::ZERO),
+            chunks: AtomicUsize::new(0),
+            check: &check,
+        };
+        run_window(&window, pool.as_ref(), workers);
+        let Window {
+            results,
+            panic,
+            busy: window_busy,
+            chunks: window_chunks,
+            ..
+        } = window;
+        if let Some(payload) = panic.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            resume_unwind(payload);
+        }
+        busy += window_busy
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        chunks += window_chunks.into_inner();
+        let mut results = results.into_iter().map(|r| {
+            r.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unwrap_or_else(|| unreachable!("worker 0 claims every piece the others leave"))
+        });
+        for (slot, join) in slots {
+            let result = match slot {
+                Slot::Done(result) => result,
+                Slot::Piece => match results.next() {
+                    Some(result) => result,
+                    None => unreachable!("one result per piece"),
+                },
+            };
+            joined.push(result, join);
+        }
     }
+    let wall = start.elapsed();
+    let result = joined.finish();
+    let stats = Stats {
+        workers,
+        chunks,
+        wall,
+        busy,
+        nested,
+        phases: check.phases(left, wall),
+        sheds: check.into_sheds(),
+        ..Stats::default()
+    };
+    (result, stats)
 }
 
-/// Bridges `k` items of `p` into `c` on `pool` (the current pool when `None`), no split finer
-/// than `chunk`.
-fn in_pool<P, C>(pool: Option<&Pool>, k: usize, p: P, c: C, chunk: usize) -> C::Result
-where
-    P: Producer,
-    C: Consumer<P::Item>,
-{
-    let op = move || bridge_producer_consumer(k, MinLen::new(p, chunk), c);
+/// Runs `window`'s pieces on `workers` workers of `pool` (nested: the current pool, the
+/// calling thread as worker 0, which the closed loop never sheds).
+fn run_window<P: Producer, C: Consumer<P::Item>>(
+    window: &Window<'_, P, C>,
+    pool: Option<&Pool>,
+    workers: usize,
+) {
     match pool {
-        Some(pool) => pool.install(op),
-        None => op(),
+        Some(pool) => pool.in_place_scope(|scope| {
+            for id in 0..workers {
+                scope.spawn(move |_| window.work(id));
+            }
+        }),
+        None => rayon::in_place_scope(|scope| {
+            for id in 1..workers {
+                scope.spawn(move |_| window.work(id));
+            }
+            window.work(0);
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Backend, Costs, Workload};
     use proptest::prelude::*;
     use rayon::iter::plumbing::UnindexedConsumer;
+    use rayon::iter::{IndexedParallelIterator, ParallelIterator};
     use rayon::prelude::*;
+    use std::num::NonZeroUsize;
     use std::sync::{Arc, Mutex};
 
-    /// A pipeline driven with a fixed plan after a sample of `sample` single items, as if the
-    /// sample had measured `item_time` per item: what reaches the closed loop's segment
-    /// whatever this machine measures.
+    /// A pipeline driven with a given plan after a sample of single items at `sample` places
+    /// spread over the input: what reaches the parallel rest, and its closed loop, whatever
+    /// this machine measures.
     struct Forced<P> {
         base: P,
         plan: Plan,
-        item_time: Seconds,
         sample: usize,
-        seen: Arc<Mutex<Option<PipelineRun>>>,
+        seen: Arc<Mutex<Option<Stats>>>,
     }
 
     struct ForcedCallback<C> {
         consumer: C,
         len: usize,
         plan: Plan,
-        item_time: Seconds,
         sample: usize,
-        seen: Arc<Mutex<Option<PipelineRun>>>,
+        seen: Arc<Mutex<Option<Stats>>>,
     }
 
     impl<T, C: Consumer<T>> ProducerCallback<T> for ForcedCallback<C> {
         type Output = C::Result;
         fn callback<P: Producer<Item = T>>(self, producer: P) -> C::Result {
-            let mut pieces = Pieces {
-                producer,
-                consumer: self.consumer,
-                left: self.len,
-                done: Vec::new(),
-            };
-            let sample = self.sample.min(self.len);
-            for _ in 0..sample {
-                pieces = pieces.fold_front(1).0;
+            let mut line = Line::new(producer, self.consumer, self.len);
+            for index in sample::spread(self.len, self.sample).take(self.sample) {
+                line.run_at(index, 1, fold);
             }
-            let mut run = PipelineRun {
-                basis: Basis::Sample,
-                plan: self.plan.clone(),
-                items: self.len,
-                sampled: sample,
-                serial_rate: None,
-                parallel_items: 0,
-                serial_items: 0,
-                workers: 1,
-                check: None,
-                nested: false,
-                pool_error: None,
-                wall: Duration::ZERO,
-            };
-            let result = run_rest(
-                pieces,
-                &self.plan,
-                self.item_time,
-                &Options::new(),
-                &mut run,
-            );
-            *self.seen.lock().unwrap() = Some(run);
+            let (result, stats) = run_rest(line, &self.plan, &Options::new());
+            *self.seen.lock().unwrap() = Some(stats);
             result
         }
     }
@@ -567,7 +551,6 @@ mod tests {
                 consumer,
                 len,
                 plan: self.plan,
-                item_time: self.item_time,
                 sample: self.sample,
                 seen: self.seen,
             })
@@ -580,28 +563,47 @@ mod tests {
         }
     }
 
-    use rayon::iter::IndexedParallelIterator;
+    /// A parallel plan for `workers` workers and items of `item_time` each, with its serial
+    /// rate: the closed loop checks it against what this machine measures (it may shed).
+    fn checked_plan(workers: usize, item_time: f64) -> Plan {
+        let mut plan = crate::plan::decide(
+            &Workload::new(1_000_000, item_time),
+            &Costs::zero(Backend::Threads),
+            &crate::plan::Caps::cores(workers, "test"),
+            &Options::new(),
+        );
+        plan.set_sample(crate::sample::Sample {
+            count: 50,
+            item_time,
+            ..Default::default()
+        });
+        plan
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        // Whether the segment sheds the workers or not (it depends on this machine's speed),
-        // the results are rayon's and every item is accounted for once.
+        // Whether the closed loop sheds workers or not (it depends on this machine's speed),
+        // the results are rayon's, every item is accounted for once, and the phases add up.
         #[test]
-        fn the_checked_segment_keeps_results_in_order(
+        fn the_parallel_rest_keeps_results_in_order(
             n in 0usize..20_000,
             workers in 2usize..5,
             chunk in 1usize..50,
-            sample in 0usize..12,
-            item_time in prop::sample::select(vec![1e-9, 1e-7, 1e-5, 1e-3, 1.0]),
+            sample in 0usize..40,
+            fixed in any::<bool>(),
+            item_time in prop::sample::select(vec![1e-9, 1e-7, 1e-5, 1e-3]),
         ) {
-            let plan = Plan::fixed(NonZeroUsize::new(workers).unwrap(), NonZeroUsize::new(chunk).unwrap());
+            let plan = if fixed {
+                Plan::fixed(NonZeroUsize::new(workers).unwrap(), NonZeroUsize::new(chunk).unwrap())
+            } else {
+                checked_plan(workers, item_time)
+            };
             let seen = Arc::new(Mutex::new(None));
             let v: Vec<u64> = (0..n as u64).collect();
-            let forced = |seen: &Arc<Mutex<Option<PipelineRun>>>| Forced {
+            let forced = |seen: &Arc<Mutex<Option<Stats>>>| Forced {
                 base: v.par_iter().map(|x| x * 3),
                 plan: plan.clone(),
-                item_time,
                 sample,
                 seen: Arc::clone(seen),
             };
@@ -609,11 +611,32 @@ mod tests {
             prop_assert_eq!(out, v.iter().map(|x| x * 3).collect::<Vec<_>>());
             let sum: u64 = forced(&seen).sum();
             prop_assert_eq!(sum, v.iter().map(|x| x * 3).sum::<u64>());
-            let run = seen.lock().unwrap().take().unwrap();
-            prop_assert_eq!(run.sampled + run.parallel_items + run.serial_items, n);
-            if let Some(check) = &run.check {
-                prop_assert!(check.items >= 1 && run.parallel_items >= check.items);
-                prop_assert_eq!(check.shed, run.serial_items > 0);
+            let strings: Vec<String> = forced(&seen).map(|x| x.to_string()).collect();
+            prop_assert_eq!(strings.len(), n);
+            let stats = seen.lock().unwrap().take().unwrap();
+            let sampled = sample.min(n);
+            let ran: usize = stats.phases.iter().map(|p| p.items).sum();
+            prop_assert_eq!(ran + sampled, n);
+            if let Some(last) = stats.sheds.last() {
+                prop_assert_eq!(stats.phases.last().map(|p| p.workers), Some(last.to));
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_cut_at_spread_places_joins_back_in_order() {
+        for n in [0usize, 1, 2, 7, 100, 1000] {
+            let v: Vec<u64> = (0..n as u64).collect();
+            for sample in [0usize, 1, 3, 10, 64] {
+                let seen = Arc::new(Mutex::new(None));
+                let out: Vec<u64> = Forced {
+                    base: v.par_iter().map(|x| x + 1),
+                    plan: Plan::fixed(NonZeroUsize::MIN, NonZeroUsize::MIN),
+                    sample,
+                    seen,
+                }
+                .collect();
+                assert_eq!(out, v.iter().map(|x| x + 1).collect::<Vec<_>>());
             }
         }
     }

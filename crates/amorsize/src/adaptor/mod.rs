@@ -16,26 +16,30 @@
 //! `collect`, `for_each`, `reduce`, …), it takes the pipeline's producer and the consumer
 //! (rayon's [`plumbing`](rayon::iter::plumbing)) and:
 //!
-//! 1. **samples through the pipeline**: the first items of the producer, in timed blocks of
-//!    growing size, are folded sequentially into pieces split off the consumer, so that each
-//!    sampled item runs exactly once, producer and consumer both, and its result stays in
-//!    place (joined to the rest by the consumer's own reducers, in order). The sample grows as
-//!    the library's does ([`SampleBounds`](crate::sample::SampleBounds)): a glance at 8 items
-//!    first (which settles the smallest inputs serial at once), then enough to measure
-//!    reliably, never more than 5 % of the input;
+//! 1. **samples through the pipeline**, as [`execute`](crate::execute) samples a slice: a
+//!    glance at the first 8 items (which settles the smallest inputs serial at once), then
+//!    the library's sample meter until it has enough, never more than 5 % of the input. Items
+//!    too fast to time alone are sampled in one block from the front, as the loop runs them;
+//!    slower ones at places spread over the input (the front, the middle, the quarters, …),
+//!    since inputs are often sorted by cost. Each sampled piece is cut off the producer and
+//!    the consumer (`split_at`) and folded through both, so that it runs exactly once and its
+//!    result stays in its place, joined to its neighbours by the consumer's own reducers;
 //! 2. **plans** with the library's planner ([`plan`](crate::plan)), the cache and the reuse of
 //!    a plan made a moment ago included, as [`execute`](crate::execute) does;
-//! 3. **runs the rest**: a serial plan as one sequential fold of the rest of the producer on the
-//!    calling thread; a parallel one bridged on a pool of the planned workers (shared and kept
-//!    for reuse), never split finer than the planned chunk. When the rest is long enough, its
-//!    first segment (two chunks per worker, at least a millisecond) runs alone first and its
-//!    rate is compared with the sampled serial rate ([`parallel_pays`]): where parallel was not
-//!    faster, the rest is folded serially on the calling thread (the workers are shed).
+//! 3. **runs the rest**: a serial plan as one fold of each part left on the calling thread; a
+//!    parallel one on a pool of the planned workers (shared and kept for reuse) that claim
+//!    pieces of the planned chunk in order, as the batch executor's workers claim chunks. The
+//!    executor's closed loop checks the workers' throughput against the sampled serial rate
+//!    while they run and sheds those that do not pay; once it is down to one worker, the
+//!    calling thread folds the rest.
 //!
 //! Nothing is collected on the way: a reduction stays a reduction (a `sum` over 10⁸ items
-//! holds a few partial sums). A panic in the pipeline propagates as rayon's do, from the
-//! sample or the rest alike. Driven from inside a rayon pool (nested), the rest runs on that
-//! pool.
+//! holds a partial sum per piece of a window of at most [`WINDOW_PIECES`] pieces). A panic in
+//! the pipeline propagates as rayon's do, from the sample or the rest alike (the workers stop
+//! claiming pieces first). Driven from inside a rayon pool (nested), the rest runs on that
+//! pool, the calling thread one of its workers. Afterwards the run teaches the next calls as
+//! an `execute` run does: a run that shed its workers makes the next drives serial for a
+//! back-off, and what it measured goes to the cache.
 //!
 //! # Where to put it
 //!
@@ -45,28 +49,27 @@
 //!
 //! # Why it decided
 //!
-//! [`Amorsize::on_report`] hands a [`PipelineRun`] (the plan with its reasons, the sample,
-//! the first segment's check and where each item ran) to a hook once the pipeline finished.
-//! A progress callback of the [`Options`] is not called by pipelines.
+//! [`Amorsize::on_report`] hands the run's [`RunReport`] — the plan with its reasons
+//! ([`RunReport::plan`]), the items the sample ran, the phases and the sheds of the closed
+//! loop, the measured speedup — to a hook once the pipeline finished. A progress callback of
+//! the [`Options`] is not called by pipelines.
 
-mod check;
 mod engine;
-mod min_len;
-mod report;
+mod line;
 mod unindexed;
 
-pub use check::{parallel_pays, SEGMENT_CHUNKS_PER_WORKER, SEGMENT_MAX_SHARE, SEGMENT_TIME};
-pub use report::{Basis, PipelineRun, SegmentCheck};
+pub use engine::WINDOW_PIECES;
 pub use unindexed::{AmorsizeUnindexed, AmorsizeUnindexedExt, SERIAL_AFTER_LOSS};
 
+use crate::report::RunReport;
 use crate::Options;
 use rayon::iter::plumbing::{Consumer, ProducerCallback, UnindexedConsumer};
 use rayon::iter::{IndexedParallelIterator, ParallelIterator};
 use std::fmt;
 use std::sync::Arc;
 
-/// A hook that hears how a pipeline ran.
-pub type Hook = Arc<dyn Fn(&PipelineRun) + Send + Sync>;
+/// A hook that hears how a pipeline ran: its plan and what the run measured.
+pub type Hook = Arc<dyn Fn(&RunReport) + Send + Sync>;
 
 /// The extension trait that gives every [`IndexedParallelIterator`] `.amorsize()`.
 ///
@@ -180,9 +183,11 @@ impl<P> Amorsize<P> {
     /// assert_eq!(n, 1000);
     /// let run = seen.lock().unwrap().take().expect("reported");
     /// assert_eq!(run.items, 1000);
-    /// println!("{run}"); // the plan, its reasons, and what ran where
+    /// let phases: usize = run.phases.iter().map(|p| p.items).sum();
+    /// assert_eq!(run.reused_from_sample + phases, 1000);
+    /// println!("{}\n{run}", run.plan); // the plan with its reasons, then what the run measured
     /// ```
-    pub fn on_report(mut self, hook: impl Fn(&PipelineRun) + Send + Sync + 'static) -> Self {
+    pub fn on_report(mut self, hook: impl Fn(&RunReport) + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
         self
     }

@@ -10,10 +10,10 @@
 //! - A parallel drive whose wall time was not below its busy time (no speedup) is followed by
 //!   [`SERIAL_AFTER_LOSS`] serial drives before the planner is asked again.
 
-use super::report::{Basis, PipelineRun};
 use super::Hook;
-use crate::exec::pool;
+use crate::exec::{self, pool, Phase, Stats};
 use crate::model::Seconds;
+use crate::report::RunReport;
 use crate::sample::Sample;
 use crate::{Options, Plan};
 use rayon::iter::plumbing::{Consumer, Folder, UnindexedConsumer};
@@ -61,8 +61,10 @@ impl<P> AmorsizeUnindexed<P> {
     }
 
     /// Calls `hook` with the plan and what the drive measured, once the pipeline has run
-    /// (as [`Amorsize::on_report`](super::Amorsize::on_report)).
-    pub fn on_report(mut self, hook: impl Fn(&PipelineRun) + Send + Sync + 'static) -> Self {
+    /// (as [`Amorsize::on_report`](super::Amorsize::on_report)). The first drive in a process
+    /// reports a fixed plan of the pool it ran on (nothing was planned); a drive serial after a
+    /// lost parallel one, a serial plan that warns of the length it assumed.
+    pub fn on_report(mut self, hook: impl Fn(&RunReport) + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
         self
     }
@@ -84,10 +86,11 @@ fn memory() -> &'static Mutex<HashMap<&'static str, Seen>> {
     MEMORY.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Items and busy nanoseconds the pieces of one drive counted.
+/// Items, pieces and busy nanoseconds the pieces of one drive counted.
 #[derive(Default)]
 struct Meter {
     items: AtomicU64,
+    pieces: AtomicU64,
     nanos: AtomicU64,
 }
 
@@ -118,17 +121,13 @@ impl<P: ParallelIterator> ParallelIterator for AmorsizeUnindexed<P> {
             Some(plan) => plan.workers().get(),
             None => rayon::current_num_threads(),
         };
-        let mut pool_error = None;
         let result = if nested {
             base.drive_unindexed(timed)
         } else {
             match pool::pool(workers) {
                 Ok(pool) => pool.install(|| base.drive_unindexed(timed)),
-                Err(e) => {
-                    // rayon's own pool still runs it.
-                    pool_error = Some(e.to_string());
-                    base.drive_unindexed(timed)
-                }
+                // rayon's own pool still runs it.
+                Err(_) => base.drive_unindexed(timed),
             }
         };
         let wall = start.elapsed();
@@ -165,31 +164,20 @@ impl<P: ParallelIterator> ParallelIterator for AmorsizeUnindexed<P> {
             );
         }
         if let Some(hook) = &self.hook {
-            let basis = match remembered {
-                None => Basis::FirstDrive,
-                Some(seen) if seen.serial_left > 0 && self.options.workers.is_none() => {
-                    Basis::LastParallelLost
-                }
-                Some(_) => Basis::LastDrive,
-            };
-            let run = PipelineRun {
-                basis,
-                plan: plan.unwrap_or_else(|| {
-                    let workers = NonZeroUsize::new(workers).unwrap_or(NonZeroUsize::MIN);
-                    Plan::fixed(workers, NonZeroUsize::MIN)
-                }),
-                items,
-                sampled: 0,
-                serial_rate: (item_time > 0.0).then(|| 1.0 / item_time),
-                parallel_items: if parallel { items } else { 0 },
-                serial_items: if parallel { 0 } else { items },
+            let plan = plan.unwrap_or_else(|| {
+                let workers = NonZeroUsize::new(workers).unwrap_or(NonZeroUsize::MIN);
+                Plan::fixed(workers, NonZeroUsize::MIN)
+            });
+            let stats = Stats {
                 workers,
-                check: None,
-                nested,
-                pool_error,
+                chunks: meter.pieces.load(Relaxed) as usize,
                 wall,
+                busy,
+                nested,
+                phases: vec![Phase::new(workers, items, wall)],
+                ..Stats::default()
             };
-            hook(&run);
+            hook(&exec::report_of(&plan, items, 0, stats));
         }
         result
     }
@@ -292,6 +280,7 @@ impl<T, F: Folder<T>> Folder<T> for TimedFolder<'_, F> {
     fn complete(self) -> F::Result {
         let took = self.start.elapsed();
         self.meter.items.fetch_add(self.items, Relaxed);
+        self.meter.pieces.fetch_add(1, Relaxed);
         self.meter
             .nanos
             .fetch_add(took.as_nanos().min(u64::MAX as u128) as u64, Relaxed);

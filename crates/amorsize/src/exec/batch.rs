@@ -396,21 +396,31 @@ struct Measured {
 
 impl Measured {
     fn build(self, plan: &Plan) -> RunReport {
-        let stats = self.stats;
-        RunReport {
-            plan: plan.clone(),
-            items: self.items,
-            reused_from_sample: self.reused,
-            workers: stats.workers,
-            chunks: stats.chunks,
-            wall: stats.wall,
-            busy: stats.busy,
-            nested: stats.nested,
-            adjustments: stats.adjustments,
-            assumed_items: None,
-            phases: stats.phases,
-            sheds: stats.sheds,
-        }
+        report_of(plan, self.items, self.reused, self.stats)
+    }
+}
+
+/// The report of a run of `plan` over `items` items, `reused` of them from the sample, that
+/// measured `stats`.
+pub(crate) fn report_of(
+    plan: &Plan,
+    items: usize,
+    reused: usize,
+    stats: threads::Stats,
+) -> RunReport {
+    RunReport {
+        plan: plan.clone(),
+        items,
+        reused_from_sample: reused,
+        workers: stats.workers,
+        chunks: stats.chunks,
+        wall: stats.wall,
+        busy: stats.busy,
+        nested: stats.nested,
+        adjustments: stats.adjustments,
+        assumed_items: None,
+        phases: stats.phases,
+        sheds: stats.sheds,
     }
 }
 
@@ -469,8 +479,9 @@ where
 /// ([`note_shed`](crate::plan::recall::note_shed)); a parallel run that kept them forgets that
 /// back-off. What is remembered for later processes (the cache) is the parallel throughput the
 /// run measured: a run that shed is recorded as if its every item had run at the rate of its
-/// first phase, so that the contention learned is the one its workers met.
-fn learn(
+/// first phase, so that the contention learned is the one its workers met. Batches and
+/// pipelines ([`adaptor`](crate::adaptor)) alike.
+pub(crate) fn learn(
     key: &crate::cache::WorkloadKey,
     plan: &Plan,
     stats: &threads::Stats,

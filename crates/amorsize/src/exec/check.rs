@@ -229,6 +229,11 @@ impl Check {
         }
     }
 
+    /// Workers allowed to claim chunks now: those with ids below it.
+    pub(crate) fn allowed(&self) -> usize {
+        self.allowed.load(Relaxed)
+    }
+
     /// Whether worker `id` may claim another chunk; during a trial, workers other than 0 wait
     /// here until it ends (at most [`TRIAL_WAIT`]).
     pub(crate) fn allows(&self, id: usize) -> bool {

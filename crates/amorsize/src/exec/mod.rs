@@ -49,5 +49,8 @@ pub mod tune;
 pub(crate) use crate::plan::ExecOptions;
 pub use crate::report::{Phase, Shed};
 pub use batch::{execute, execute_iter, try_execute, Run};
+pub(crate) use batch::{learn, report_of};
+pub(crate) use check::Check;
 pub use progress::Progress;
 pub use stream::{stream, Stream, CHUNKS_AHEAD};
+pub(crate) use threads::{claim_size, Stats};

@@ -491,7 +491,7 @@ where
 /// left, so that the last chunks shrink and the workers finish together (guided
 /// self-scheduling, Polychronopoulos & Kuck 1987, with half shares for a gentler tail).
 /// Always at least 1 and at most `remaining` (when anything remains).
-fn claim_size(chunk: usize, remaining: usize, workers: usize) -> usize {
+pub(crate) fn claim_size(chunk: usize, remaining: usize, workers: usize) -> usize {
     let share = remaining.div_ceil(2 * workers.max(1));
     chunk.min(share).max(1).min(remaining.max(1))
 }

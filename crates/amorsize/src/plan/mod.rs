@@ -27,7 +27,7 @@ pub(crate) use decide::MIN_CHUNKS_PER_WORKER;
 pub use decide::{decide, speedup_bound, DEFAULT_TARGET_CHUNK};
 pub use options::{Options, DEFAULT_THRESHOLD};
 pub use quick::GLANCE_ITEMS;
-pub(crate) use reason::{fallback_warnings, NESTED_PARALLELISM_RATIO};
+pub(crate) use reason::fallback_warnings;
 pub use reason::{Reason, Warning};
 pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};
 pub(crate) use sampled::{

@@ -1,5 +1,8 @@
 //! Timing of sampled items: one by one while items are slow enough to time alone, in growing
-//! batches once an item takes less than the clock's own overhead many times over.
+//! batches once an item takes less than the clock's own overhead many times over. The items
+//! are run by the meter ([`Meter::run`], the slice and iterator samplers) or, several at once,
+//! by the caller ([`Meter::run_block`], a piece of a rayon pipeline folded through its
+//! consumer); the running figures, when to stop and the sample's figures are the same.
 
 use super::{Clock, Reading, Sample, SampleBounds};
 use crate::units::Seconds;
@@ -51,7 +54,7 @@ const WAITING_CPU: f64 = 0.5;
 pub const WAITING_SPAN: Seconds = 5e-3;
 
 /// Times items and keeps the running figures.
-pub(super) struct Meter<'c, C> {
+pub(crate) struct Meter<'c, C> {
     clock: &'c C,
     bounds: &'c SampleBounds,
     limit: usize,
@@ -111,7 +114,9 @@ impl MemoryTally {
 }
 
 impl<'c, C: Clock> Meter<'c, C> {
-    pub(super) fn with_item_overhead(
+    /// A meter that takes at most `limit` items of an input of `total` items (when known),
+    /// subtracting `item_overhead` seconds of the sampler's own per item.
+    pub(crate) fn with_item_overhead(
         clock: &'c C,
         bounds: &'c SampleBounds,
         limit: usize,
@@ -141,7 +146,7 @@ impl<'c, C: Clock> Meter<'c, C> {
 
     /// Counts `items` already run and timed together (`elapsed`, the clock's own overhead
     /// already taken off) as the first closed batch.
-    pub(super) fn seed(&mut self, items: usize, elapsed: Seconds) {
+    pub(crate) fn seed(&mut self, items: usize, elapsed: Seconds) {
         if items == 0 {
             return;
         }
@@ -159,7 +164,7 @@ impl<'c, C: Clock> Meter<'c, C> {
 
     /// Whether the sample has enough: the item limit, or the minimum items and the target time,
     /// or the sample's budget spent.
-    pub(super) fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         // Once the CPU clocks are read, at least one item must run between their readings
         // (items seeded from a glance ran before), or the CPU figures say nothing.
         let cpu_seen = self.start.is_none() || self.in_span > 0;
@@ -231,6 +236,30 @@ impl<'c, C: Clock> Meter<'c, C> {
         Ok(result)
     }
 
+    /// Items the next block run by the caller should hold: the batch the meter has grown to
+    /// (doubled while batches are too short to time), within the sample's limit; at least 1.
+    pub(crate) fn next_block(&self) -> usize {
+        self.batch.min(self.limit.saturating_sub(self.count)).max(1)
+    }
+
+    /// Runs `block`, which runs `items` items at once (a piece of a pipeline folded through its
+    /// consumer), and times it as one batch. A panic in `block` unwinds through the meter,
+    /// which then counts nothing of it. The counting allocator is not read: a block's peak
+    /// is its items' and their partial result's together, not one item's.
+    pub(crate) fn run_block<X>(&mut self, items: usize, block: impl FnOnce() -> X) -> X {
+        self.close();
+        let now = self.clock.wall();
+        self.began.get_or_insert(now);
+        let out = block();
+        self.count += items;
+        if self.start.is_some() {
+            self.in_span += items;
+        }
+        self.open = Some((now, items));
+        self.close();
+        out
+    }
+
     fn close(&mut self) {
         let Some((since, items)) = self.open.take() else {
             return;
@@ -263,7 +292,8 @@ impl<'c, C: Clock> Meter<'c, C> {
         }
     }
 
-    pub(super) fn finish<R>(mut self, complete: bool) -> Sample {
+    /// The sample's figures, for results of type `R`; `complete` when it ran the whole input.
+    pub(crate) fn finish<R>(mut self, complete: bool) -> Sample {
         self.close();
         // Without a CPU-timed span the CPU figures are the neutral ones (CPU-bound, single
         // threaded): the workload was too small for them to matter.

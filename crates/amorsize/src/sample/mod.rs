@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 mod clock;
-mod meter;
+pub(crate) mod meter;
 mod transfer;
 
-use meter::Meter;
+pub(crate) use meter::Meter;
 pub(crate) use meter::NESTED_PARALLELISM_RATIO;
 pub use meter::{MIN_NESTED_SPAN, WAITING_SPAN};
 
@@ -345,7 +345,7 @@ where
 }
 
 /// The first batch of [`glance_block`].
-const GLANCE_BLOCK_START: usize = 8;
+pub(crate) const GLANCE_BLOCK_START: usize = 8;
 
 /// How long [`glance_block`] runs at most: 20 µs, enough to time items of a few ns over
 /// thousands of them, past the page faults and cold caches of the first ones (a fault costs
@@ -397,11 +397,7 @@ where
     // for the rest, which then start at once.
     // With the counting allocator installed, one more item runs to count its memory (the
     // glance's was not counted), which a memory cap on heavy items needs.
-    let heavy = glance.results.len() == 1
-        && glance.elapsed >= HEAVY_ITEM
-        && n > 2
-        && (n as f64) < HEAVY_SHARE_INVERSE * crate::probe::cores_bound() as f64
-        && !crate::alloc::installed();
+    let heavy = heavy_glance(glance.results.len(), glance.elapsed, n);
     let mut results = glance.results;
     meter.seed(results.len(), glance.elapsed);
     if heavy {
@@ -442,6 +438,16 @@ where
 /// [`HEAVY_SHARE_INVERSE`]th of their parallel time (fewer items than that many per core): a
 /// longer input can afford the sample, which also tells waiting items from computing ones.
 pub(crate) const HEAVY_ITEM: Seconds = 1e-3;
+
+/// Whether a glance that ran `glanced` items in `elapsed` seconds, of an input of `n`, ends
+/// the sample ([`HEAVY_ITEM`]): one item that long, an input short against the cores.
+pub(crate) fn heavy_glance(glanced: usize, elapsed: Seconds, n: usize) -> bool {
+    glanced == 1
+        && elapsed >= HEAVY_ITEM
+        && n > 2
+        && (n as f64) < HEAVY_SHARE_INVERSE * crate::probe::cores_bound() as f64
+        && !crate::alloc::installed()
+}
 
 /// See [`HEAVY_ITEM`]: 20, so that a further serial item is over 5 % of the parallel run.
 pub(crate) const HEAVY_SHARE_INVERSE: f64 = 20.0;
@@ -755,7 +761,7 @@ pub(crate) fn noop_item_time<C: Clock>(clock: &C) -> Seconds {
 /// points of the sequence are distinct multiples of `2^-m` with `2^m` the power of two at or
 /// above `L`, so scaled by `n` they are at least `n ÷ 2^m` apart; and `2^m < 2 L ≤ 2 limit ≤ n`
 /// on this path, so that gap is at least 1 and their integer parts are distinct.
-fn spread(n: usize, limit: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn spread(n: usize, limit: usize) -> impl Iterator<Item = usize> {
     let count = limit.min(n);
     let dense = limit.saturating_mul(2) >= n;
     (0..count).map(move |k| {
