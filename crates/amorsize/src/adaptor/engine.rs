@@ -313,6 +313,7 @@ impl<P: Producer, C: Consumer<P::Item>> Window<'_, P, C> {
         while !self.stop.load(Relaxed) && self.check.allows(id) {
             let at = self.cursor.fetch_add(1, Relaxed);
             let Some(piece) = self.pieces.get(at) else {
+                self.check.drained();
                 break;
             };
             let Some((producer, consumer)) = lock(piece).take() else {
@@ -370,7 +371,8 @@ where
     let (mut busy, mut chunks) = (Duration::ZERO, 0);
     while !parts.is_empty() {
         let allowed = check.allowed();
-        if allowed < 2 {
+        // One worker left for good (a trial's one worker is for a window only).
+        if allowed < 2 && !check.trialing() {
             let t0 = Instant::now();
             fold_parts(std::mem::take(&mut parts), &mut joined);
             busy += t0.elapsed();
@@ -424,6 +426,7 @@ where
             chunks: AtomicUsize::new(0),
             check: &check,
         };
+        check.refilled();
         run_window(&window, pool.as_ref(), workers);
         let Window {
             results,

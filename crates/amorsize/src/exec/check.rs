@@ -199,6 +199,8 @@ pub(crate) struct Check {
     trialing: AtomicBool,
     /// Workers waiting in [`allows`](Check::allows) for a trial to end.
     paused: AtomicUsize,
+    /// Whether a worker found nothing left to claim: nobody waits for a trial then.
+    drained: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -218,6 +220,7 @@ impl Check {
             items: plan.items().map(|n| n as u64),
             trialing: AtomicBool::new(false),
             paused: AtomicUsize::new(0),
+            drained: AtomicBool::new(false),
             state: Mutex::new(State {
                 base: vec![Snapshot::default(); workers],
                 meter: Meter::new(start, 0),
@@ -240,10 +243,16 @@ impl Check {
         if id > 0 && self.trialing.load(Relaxed) {
             let began = Instant::now();
             self.paused.fetch_add(1, Relaxed);
-            while self.trialing.load(Relaxed) && began.elapsed() < TRIAL_WAIT {
+            while self.trialing.load(Relaxed)
+                && !self.drained.load(Relaxed)
+                && began.elapsed() < TRIAL_WAIT
+            {
                 std::thread::sleep(TRIAL_POLL);
             }
             self.paused.fetch_sub(1, Relaxed);
+            if self.drained.load(Relaxed) {
+                return false;
+            }
             if self.trialing.load(Relaxed) {
                 // Nothing ended the trial: the run is over, or worker 0 is held up; going on
                 // claims what is left, if anything.
@@ -251,6 +260,22 @@ impl Check {
             }
         }
         id < self.allowed.load(Relaxed)
+    }
+
+    /// Whether a trial runs (worker 0 alone for a window; the workers come back after it,
+    /// unless it sheds them).
+    pub(crate) fn trialing(&self) -> bool {
+        self.trialing.load(Relaxed)
+    }
+
+    /// A worker found nothing left to claim: workers paused for a trial stop waiting.
+    pub(crate) fn drained(&self) {
+        self.drained.store(true, Relaxed);
+    }
+
+    /// More work to claim (the next window of pieces): paused workers wait for a trial again.
+    pub(crate) fn refilled(&self) {
+        self.drained.store(false, Relaxed);
     }
 
     /// Worker `id` finished a chunk of `items` items; checks the run when it is due.

@@ -447,6 +447,7 @@ where
         let mut count = 0;
         while !self.stop.load(Relaxed) && self.check.allows(id) {
             let Some((start, end)) = self.claim() else {
+                self.check.drained();
                 break;
             };
             self.check.claimed(end - start);
