@@ -66,19 +66,24 @@ fn a_parallel_plan_is_reused_by_the_next_calls_and_their_results_are_complete() 
     );
 
     // A workload whose items change under the same name: the call after the change reuses the
-    // plan, its run strays from the plan's first run, and the next call plans afresh.
+    // plan, its run strays from the plan's first run, and the next call plans afresh. The items
+    // turn 20 times slower (sleeps, so that a busy machine cannot hide it: waking the workers
+    // costs what it costs in both runs, and the sleeps dominate the second).
     let options = Options::new().name("reused-parallel-shape-change-test");
     let first = options.run(&items, wait).unwrap();
     assert!(first.report.plan.is_parallel(), "{}", first.report.plan);
-    let instant = |x: &u64| x * 3;
-    let changed = options.run(&items, instant).unwrap();
+    let slower = |x: &u64| {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        x * 3
+    };
+    let changed = options.run(&items, slower).unwrap();
     assert_eq!(changed.results, want);
     assert!(
         changed.report.plan.reuse().is_some(),
         "{}",
         changed.report.plan
     );
-    let after = options.run(&items, instant).unwrap();
+    let after = options.run(&items, slower).unwrap();
     assert_eq!(after.results, want);
     assert!(after.report.plan.reuse().is_none(), "{}", after.report.plan);
 }
