@@ -67,9 +67,7 @@ mod warning;
 pub use fingerprint::Fingerprint;
 pub use key::WorkloadKey;
 pub use location::{from_env as location, resolve as resolve_location, Location, ENV_VAR};
-pub use records::{
-    Calibration, RunFacts, RunRecord, Summary, WorkloadHistory, WorkloadSummary, CONFIRM_FACTOR,
-};
+pub use records::{Calibration, RunFacts, RunRecord, Summary, WorkloadHistory, WorkloadSummary};
 pub use warning::{take_warnings, CacheWarning};
 
 #[cfg(feature = "cache")]

@@ -1,15 +1,10 @@
 //! What the cache gives back: calibrations, a workload's history, and summaries for people.
 
 use super::Fingerprint;
-use crate::model::{Costs, RunContention, Seconds, Workload};
+use crate::model::{Costs, RunContention, Seconds};
 use crate::sample::Sample;
 use serde::Serialize;
 use std::time::Duration;
-
-/// How far a light sample's item time may be from the remembered one (either way) and still
-/// confirm that the workload is the same: a factor 2 covers the run-to-run noise of a sample of
-/// a few items (caches, frequency scaling) and catches a changed input or function.
-pub const CONFIRM_FACTOR: f64 = 2.0;
 
 /// A finished run as [`Cache::record_run`](super::Cache::record_run) stores it: what the plan
 /// was and what the run measured (the plan layer makes it from a plan:
@@ -134,64 +129,6 @@ impl WorkloadHistory {
     /// The median item time of the recent samples.
     pub fn sample_item_time(&self) -> Option<Seconds> {
         median(self.samples.iter().map(|s| s.item_time))
-    }
-
-    /// Brings what past runs measured into `workload`, which a new (light) `sample` measured,
-    /// when the sample confirms that the workload is still the same one: its item time is
-    /// within [`CONFIRM_FACTOR`] of the remembered samples'. Then the item time is the
-    /// remembered per-item cost ([`item_time`](Self::item_time), with this sample counted among
-    /// the samples when no serial run measured it), and the learned contention applies (as the
-    /// cache reads it for planning, the part of it that applies under the load now:
-    /// [`contention_at`](Self::contention_at)). Returns whether it was confirmed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use amorsize::cache::WorkloadHistory;
-    /// use amorsize::model::Workload;
-    /// use amorsize::sample::Sample;
-    /// use std::time::Duration;
-    ///
-    /// let s = |t| {
-    ///     let mut s = Sample::default();
-    ///     s.item_time = t;
-    ///     s
-    /// };
-    /// let mut history = WorkloadHistory::default();
-    /// (history.runs, history.contention, history.learned) = (3, 0.3, 2);
-    /// (history.contention_load, history.contention_age) = (0.0, Duration::ZERO);
-    /// history.samples = vec![s(1.0e-3), s(1.1e-3), s(0.9e-3)];
-    /// let mut w = Workload::new(1000, 1.2e-3);
-    /// assert!(history.inform(&mut w, &s(1.2e-3)));
-    /// assert_eq!((w.item_time, w.contention), (1.1e-3, 0.3));
-    ///
-    /// let mut changed = Workload::new(1000, 9e-3);
-    /// assert!(!history.inform(&mut changed, &s(9e-3)));
-    /// assert_eq!((changed.item_time, changed.contention), (9e-3, 0.0));
-    /// ```
-    pub fn inform(&self, workload: &mut Workload, sample: &Sample) -> bool {
-        let Some(remembered) = self.sample_item_time() else {
-            return false;
-        };
-        let now = sample.item_time;
-        let confirmed = now.is_finite()
-            && now > 0.0
-            && remembered > 0.0
-            && (1.0 / CONFIRM_FACTOR..=CONFIRM_FACTOR).contains(&(now / remembered));
-        if !confirmed {
-            return false;
-        }
-        let from_runs = self.recent.iter().any(|r| !r.parallel && r.items > 0);
-        let item_time = if from_runs {
-            self.item_time()
-        } else {
-            median(self.samples.iter().map(|s| s.item_time).chain([now]))
-        };
-        if let Some(t) = item_time {
-            workload.item_time = t;
-        }
-        workload.contention = self.contention;
-        true
     }
 
     /// The chunk size of the most recent run.

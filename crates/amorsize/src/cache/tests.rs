@@ -218,9 +218,17 @@ fn serial_runs_measure_the_item_time_to_start_from() {
     assert_eq!(h.sample_item_time(), Some(0.01));
     // A light sample like the remembered ones confirms, and the runs' figure is used.
     let mut w = crate::model::Workload::new(90, 0.012);
-    assert!(h.inform(&mut w, &sample(0.012)));
+    assert!(crate::plan::recall::inform(&h, &mut w, &sample(0.012)));
     assert_eq!(w.item_time, 0.03);
     assert_eq!(w.contention, h.contention);
+    // One far from them does not.
+    let mut changed = crate::model::Workload::new(90, 0.09);
+    assert!(!crate::plan::recall::inform(
+        &h,
+        &mut changed,
+        &sample(0.09)
+    ));
+    assert_eq!(changed.item_time, 0.09);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 use crate::cache::{with_default, RunFacts};
 use crate::cache::{WorkloadHistory, WorkloadKey};
 use crate::model::{Learned, RunContention, Workload};
+use crate::sample::Sample;
 use crate::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -563,6 +564,50 @@ pub(crate) fn recall(
         let _ = key;
         None
     }
+}
+
+/// How far a light sample's item time may be from the remembered one (either way) and still
+/// confirm that the workload is the same: a factor 2 covers the run-to-run noise of a sample of
+/// a few items (caches, frequency scaling) and catches a changed input or function.
+pub(crate) const CONFIRM_FACTOR: f64 = 2.0;
+
+/// Brings what past runs measured into `workload`, which a new (light) `sample` measured,
+/// when the sample confirms that the workload is still the same one: its item time is
+/// within [`CONFIRM_FACTOR`] of the remembered samples'. Then the item time is the
+/// remembered per-item cost ([`WorkloadHistory::item_time`], with this sample counted among
+/// the samples when no serial run measured it), and the learned contention applies (as the
+/// cache reads it for planning, the part of it that applies under the load now:
+/// [`WorkloadHistory::contention_at`]). Returns whether it was confirmed.
+pub(crate) fn inform(history: &WorkloadHistory, workload: &mut Workload, sample: &Sample) -> bool {
+    let Some(remembered) = history.sample_item_time() else {
+        return false;
+    };
+    let now = sample.item_time;
+    let confirmed = now.is_finite()
+        && now > 0.0
+        && remembered > 0.0
+        && (1.0 / CONFIRM_FACTOR..=CONFIRM_FACTOR).contains(&(now / remembered));
+    if !confirmed {
+        return false;
+    }
+    let from_runs = history.recent.iter().any(|r| !r.parallel && r.items > 0);
+    let item_time = if from_runs {
+        history.item_time()
+    } else {
+        let times: Vec<f64> = history
+            .samples
+            .iter()
+            .map(|s| s.item_time)
+            .chain([now])
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .collect();
+        crate::stats::median(&times)
+    };
+    if let Some(t) = item_time {
+        workload.item_time = t;
+    }
+    workload.contention = history.contention;
+    true
 }
 
 /// Records a finished run of `key`: its `plan` ran `items` items in `wall`. A parallel plan

@@ -90,7 +90,7 @@ pub(crate) fn plan_measured(
     let mut workload = Workload::from_sample(figures, rest);
     // A workload the cache knows starts from its remembered figures when the sample confirms them.
     if let Some(known) = crate::plan::recall::recall(key, &workload, options.disk_cache) {
-        known.inform(&mut workload, figures);
+        super::recall::inform(&known, &mut workload, figures);
     } else {
         // What this process's last runs of it measured, if any: runs too short for the file
         // (their wall time, parallel, may be short where the sample's serial estimate is not).
