@@ -321,12 +321,18 @@ where
     while index < n && ran < most && spent < BLOCK_GLANCE_TIME {
         let end = (index + batch.min(most - ran)).min(n);
         let before = ran;
+        glance.results.reserve(end - index);
         let t0 = clock.wall();
-        for (i, item) in items.iter().enumerate().take(end).skip(index) {
-            if done.binary_search(&i).is_err() {
-                glance.results.push((i, run_caught(i, item, f)?));
-                ran += 1;
-            }
+        // The items between those the glance ran, each stretch as the loop runs it.
+        let mut from = index;
+        for stop in done
+            .iter()
+            .copied()
+            .filter(|&d| d >= index && d < end)
+            .chain([end])
+        {
+            ran += run_stretch(&items[from..stop], from, f, &mut glance.results)?;
+            from = stop + 1;
         }
         let took = (clock.wall() - t0 - overhead).max(0.0);
         spent += took;
@@ -604,6 +610,30 @@ where
 }
 
 /// Runs `f` on `item`; a panic becomes an error naming the item's `index`.
+/// Runs `items` (the first at input index `first`) in a plain loop into `out`, as the serial
+/// loop runs them (one `catch_unwind` for the stretch, not one per item); the number run.
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the index of the item that panicked
+/// (the results before it stay in `out`).
+fn run_stretch<T, R, F: Fn(&T) -> R>(
+    items: &[T],
+    first: usize,
+    f: &F,
+    out: &mut Vec<(usize, R)>,
+) -> Result<usize> {
+    let mut at = first;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for item in items {
+            out.push((at, f(item)));
+            at += 1;
+        }
+    }))
+    .map_err(|payload| crate::Error::panicked(at, payload.as_ref()))?;
+    Ok(items.len())
+}
+
 fn run_caught<T, R, F: Fn(&T) -> R>(index: usize, item: &T, f: &F) -> Result<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)))
         .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))
