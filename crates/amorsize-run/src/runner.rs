@@ -1459,67 +1459,9 @@ const LOOKAHEAD: usize = UNKNOWN_LEFT;
 /// Inputs read ahead in one go, so that the plan can see how far the reading got.
 const LOOKAHEAD_CHUNK: usize = 256;
 
-pub(crate) fn run(
-    template: &Template,
-    inputs: Inputs<'_>,
-    options: &RunOptions,
-    cancel: &AtomicUsize,
-    observer: &mut dyn Observer,
-) -> Result<Summary> {
-    let began = Instant::now();
-    let budget = measure::arg_budget(template);
-    let limits = measure::limits(template, None, budget);
-    let dry = options.dry_run;
-    let user_jobs = if dry {
-        // One at a time: the lines come out in job order, as GNU parallel prints them.
-        Some(NonZeroUsize::MIN)
-    } else {
-        options
-            .jobs
-            .resolve(limits.cpus, max_jobs(&limits))
-            .and_then(NonZeroUsize::new)
-    };
-    let user_batch = match options.batch {
-        None if dry && template.batches() => NonZeroUsize::new(DRY_RUN_BATCH),
-        b => b,
-    };
-    let fixed = Fixed {
-        jobs: user_jobs,
-        batch: user_batch,
-        batches: template.batches(),
-    };
-    let auto_batch = template.batches() && user_batch.is_none();
-    let deciding = !dry && (user_jobs.is_none() || auto_batch || options.plan_only);
-    let concurrency = user_jobs.map_or(limits.cpus, |j| j.get());
-    // With an automatic batch, two jobs of each size, so that the fastest of each can be used.
-    let min_sample = if auto_batch {
-        2 * MIN_SAMPLE_JOBS
-    } else {
-        MIN_SAMPLE_JOBS
-    };
-    let sample_jobs = if deciding {
-        concurrency.min(limits.cpus).max(min_sample)
-    } else {
-        0
-    };
-    let batch = user_batch.map_or(1, |b| b.get());
-    let sample: VecDeque<usize> = (0..sample_jobs)
-        .map(|k| {
-            if auto_batch && k % 2 == 1 {
-                SAMPLE_BATCH
-            } else {
-                batch
-            }
-        })
-        .collect();
-    let start_cost = if dry {
-        (0.0, false)
-    } else {
-        match measure::start_cost() {
-            Some(c) => (c, false),
-            None => (measure::FALLBACK_START_COST, true),
-        }
-    };
+/// The hosts of `options` (`-S`, `--slf`): the files that travel with each job, the remote
+/// side (its control directory, ssh program, base files), and the sshlogins to open.
+fn hosts_of(options: &RunOptions) -> Result<(Travel, Remote, Vec<SshLogin>)> {
     let mut travel = Travel::default();
     let mut remote = Remote::default();
     let mut logins = Vec::new();
@@ -1569,6 +1511,76 @@ pub(crate) fn run(
             j => Some(j),
         };
     }
+    Ok((travel, remote, logins))
+}
+
+/// The batch sizes of the sample's jobs: one round of `round` jobs (one per CPU), at least
+/// [`MIN_SAMPLE_JOBS`]; with an automatic batch, twice that, every other job taking
+/// [`SAMPLE_BATCH`] inputs, so that the fastest of each size can be used.
+fn sample_batches(round: usize, auto_batch: bool, batch: usize) -> VecDeque<usize> {
+    let least = if auto_batch {
+        2 * MIN_SAMPLE_JOBS
+    } else {
+        MIN_SAMPLE_JOBS
+    };
+    (0..round.max(least))
+        .map(|k| {
+            if auto_batch && k % 2 == 1 {
+                SAMPLE_BATCH
+            } else {
+                batch
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn run(
+    template: &Template,
+    inputs: Inputs<'_>,
+    options: &RunOptions,
+    cancel: &AtomicUsize,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
+    let began = Instant::now();
+    let budget = measure::arg_budget(template);
+    let limits = measure::limits(template, None, budget);
+    let dry = options.dry_run;
+    let user_jobs = if dry {
+        // One at a time: the lines come out in job order, as GNU parallel prints them.
+        Some(NonZeroUsize::MIN)
+    } else {
+        options
+            .jobs
+            .resolve(limits.cpus, max_jobs(&limits))
+            .and_then(NonZeroUsize::new)
+    };
+    let user_batch = match options.batch {
+        None if dry && template.batches() => NonZeroUsize::new(DRY_RUN_BATCH),
+        b => b,
+    };
+    let fixed = Fixed {
+        jobs: user_jobs,
+        batch: user_batch,
+        batches: template.batches(),
+    };
+    let auto_batch = template.batches() && user_batch.is_none();
+    let deciding = !dry && (user_jobs.is_none() || auto_batch || options.plan_only);
+    let concurrency = user_jobs.map_or(limits.cpus, |j| j.get());
+    let batch = user_batch.map_or(1, |b| b.get());
+    let sample = if deciding {
+        sample_batches(concurrency.min(limits.cpus), auto_batch, batch)
+    } else {
+        VecDeque::new()
+    };
+    let start_cost = if dry {
+        (0.0, false)
+    } else {
+        match measure::start_cost() {
+            Some(c) => (c, false),
+            None => (measure::FALLBACK_START_COST, true),
+        }
+    };
+    let (travel, remote, logins) = hosts_of(options)?;
     let hosted = remote.dir.is_some() && !dry;
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = crossbeam_channel::unbounded();
     let Inputs { iter, len } = inputs;

@@ -84,6 +84,7 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 #[cfg(feature = "cache")]
 use std::sync::{Mutex, OnceLock};
+#[cfg(feature = "cache")]
 use std::time::Duration;
 #[cfg(feature = "cache")]
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -91,11 +92,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How long an operation waits for other processes' locks before it is skipped. Write
 /// transactions here take well under a millisecond; a lock held longer than this belongs to
 /// something stuck, and a run must not wait on it.
+#[cfg(feature = "cache")]
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A calibration older than this is measured again even on the same fingerprint: the
 /// fingerprint catches changed hardware, kernels and limits, the age catches what it cannot
 /// (firmware, a hypervisor's neighbours).
+#[cfg(feature = "cache")]
 pub(crate) const CALIBRATION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Samples and runs kept per workload; older ones are dropped. Only the newest run keeps its
@@ -104,6 +107,7 @@ pub(crate) const CALIBRATION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 36
 pub const KEEP_RECENT: usize = 8;
 
 /// Workloads kept per file, least recently run dropped first.
+#[cfg(feature = "cache")]
 pub(crate) const MAX_WORKLOADS: usize = 256;
 
 #[cfg(feature = "cache")]
