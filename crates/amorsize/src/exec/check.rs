@@ -12,10 +12,6 @@
 //! So a run that pays far less than predicted ([`TRIAL_BELOW`]) tries once: the other workers
 //! pause while worker 0 runs a window alone, on the run's own warm items, and the workers'
 //! throughput together is judged against that serial rate instead ([`Trial`]).
-//!
-//! A shed waits for a second window that agrees with the first, so that a window slowed by a
-//! scheduling hiccup (another program waking for a few milliseconds) does not cost a run that
-//! pays its workers.
 
 use crate::model::shed::{judge, Verdict};
 pub(crate) use crate::report::{Phase, Shed};
@@ -154,10 +150,6 @@ struct State {
     /// The trial running, and whether one ran.
     trial: Option<Trial>,
     tried: bool,
-    /// Whether the last window measured the run slower than it should shed at: a shed waits
-    /// for a second window that agrees, so that one window a scheduling hiccup slowed does
-    /// not cost a run that pays its workers.
-    doubted: bool,
 }
 
 /// A run whose measured speedup (against the sample) is below this share of the prediction
@@ -165,11 +157,6 @@ struct State {
 /// plan that pays about what it predicted (within the sample's noise) never pays the trial,
 /// while a run at 1.1× of a predicted 1.5× does.
 pub(crate) const TRIAL_BELOW: f64 = 0.8;
-
-/// A run whose measured speedup (against the sample) is above this many times its workers
-/// shows a sample slower than the loop, and measures the serial rate on its own items: 1.25,
-/// above what the noise of a sample of a few items gives a run that scales well.
-pub(crate) const TRIAL_BEYOND: f64 = 1.25;
 
 /// How long the paused workers wait for a trial to end before they go on regardless: a trial
 /// lasts a first window ([`CHECK_MIN_WINDOW`] to [`CHECK_AFTER`] and a few chunks); when the
@@ -241,7 +228,6 @@ impl Check {
                 sheds: Vec::new(),
                 trial: None,
                 tried: false,
-                doubted: false,
             }),
         }
     }
@@ -354,13 +340,11 @@ impl Check {
         state.base = now.clone();
         let speedup = throughput * serial_item;
         match judge(workers, speedup, self.predicted) {
-            Verdict::Shed(_) if !state.doubted => state.doubted = true,
             Verdict::Shed(to) => {
                 let from = workers.get();
                 self.shed(&mut state, (from, from), to, speedup, done);
             }
             Verdict::Keep if self.worth_a_trial(&state, workers.get(), speedup, done) => {
-                state.doubted = false;
                 let at = self.start.elapsed();
                 state.ended.push((workers.get(), done, at));
                 state.tried = true;
@@ -374,7 +358,7 @@ impl Check {
                 self.allowed.store(1, Relaxed);
                 self.trialing.store(true, Relaxed);
             }
-            Verdict::Keep => state.doubted = false,
+            Verdict::Keep => {}
         }
     }
 
@@ -388,7 +372,7 @@ impl Check {
             return false;
         };
         let below = self.predicted.is_some_and(|p| speedup < TRIAL_BELOW * p);
-        let beyond = speedup > TRIAL_BEYOND * workers as f64;
+        let beyond = speedup > workers as f64;
         !state.tried && (below || beyond) && items.saturating_sub(done) >= done
     }
 
