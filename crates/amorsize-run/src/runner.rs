@@ -555,27 +555,21 @@ fn send_files(
     for f in &sh.travel.transfer {
         for name in f.names(&spec.job()) {
             let local = std::path::PathBuf::from(std::ffi::OsString::from_vec(name.clone()));
-            match conn.send(&local, &name) {
-                Ok(out) if out.status.success() => sent.push(name),
+            let why = match conn.send(&local, &name) {
+                Ok(out) if out.status.success() => {
+                    sent.push(name);
+                    continue;
+                }
                 Ok(out) if gone(conn, &out) => return Err(said(&out)),
-                Ok(out) => notes.extend(
-                    format!(
-                        "amorsize: cannot transfer {} to {}: {}\n",
-                        local.display(),
-                        conn.login,
-                        said(&out)
-                    )
-                    .into_bytes(),
-                ),
-                Err(e) => notes.extend(
-                    format!(
-                        "amorsize: cannot transfer {} to {}: {e}\n",
-                        local.display(),
-                        conn.login
-                    )
-                    .into_bytes(),
-                ),
-            }
+                Ok(out) => said(&out),
+                Err(e) => e.to_string(),
+            };
+            let line = format!(
+                "amorsize: cannot transfer {} to {}: {why}\n",
+                local.display(),
+                conn.login
+            );
+            notes.extend(line.into_bytes());
         }
     }
     Ok(sent)
@@ -593,27 +587,22 @@ fn return_files(
     for f in &sh.travel.returns {
         for name in f.names(&spec.job()) {
             let local = std::path::PathBuf::from(std::ffi::OsString::from_vec(name.clone()));
-            match conn.fetch(&name, &local) {
-                Ok(out) if out.status.success() => {}
+            // Returned or not, the file is removed there with `--cleanup`.
+            let why = match conn.fetch(&name, &local) {
+                Ok(out) if out.status.success() => {
+                    sent.push(name);
+                    continue;
+                }
                 Ok(out) if gone(conn, &out) => return Err(said(&out)),
-                Ok(out) => notes.extend(
-                    format!(
-                        "amorsize: cannot return {} from {}: {}\n",
-                        local.display(),
-                        conn.login,
-                        said(&out)
-                    )
-                    .into_bytes(),
-                ),
-                Err(e) => notes.extend(
-                    format!(
-                        "amorsize: cannot return {} from {}: {e}\n",
-                        local.display(),
-                        conn.login
-                    )
-                    .into_bytes(),
-                ),
-            }
+                Ok(out) => said(&out),
+                Err(e) => e.to_string(),
+            };
+            let line = format!(
+                "amorsize: cannot return {} from {}: {why}\n",
+                local.display(),
+                conn.login
+            );
+            notes.extend(line.into_bytes());
             sent.push(name);
         }
     }
