@@ -53,13 +53,17 @@ const WAITING_CPU: f64 = 0.5;
 /// beside it, doubles the share read: 7 workers planned where 20 were right.
 pub const WAITING_SPAN: Seconds = 5e-3;
 
+/// The least share of a batch's time [`Meter::net`] leaves to the items: the sampler's step
+/// and the executor's (each stores a result per item) cost about the same.
+const ITEM_SHARE_KEPT: f64 = 0.5;
+
 /// Times items and keeps the running figures.
 pub(crate) struct Meter<'c, C> {
     clock: &'c C,
     bounds: &'c SampleBounds,
     limit: usize,
     overhead: Seconds,
-    /// The sampler's own cost per item, subtracted.
+    /// The sampler's own cost per item, subtracted ([`Meter::net`]).
     item_overhead: Seconds,
     /// Items in the whole input, when known: with [`SampleBounds::wall_only_below`], what the
     /// running estimate of the input's serial time is made from.
@@ -150,7 +154,7 @@ impl<'c, C: Clock> Meter<'c, C> {
         if items == 0 {
             return;
         }
-        let net = (elapsed - items as f64 * self.item_overhead).max(0.0);
+        let net = self.net(elapsed, items);
         self.count += items;
         self.batches.push((net, items));
         self.measured += net;
@@ -260,12 +264,23 @@ impl<'c, C: Clock> Meter<'c, C> {
         out
     }
 
+    /// The items' own time in a batch of `items` that took `elapsed` (the clock's overhead
+    /// already off): less the sampler's own step per item, but never less than
+    /// [`ITEM_SHARE_KEPT`] of it. An item cheaper than the sampler's step (a push of its
+    /// result) is as cheap as the loop's own step, which the executor pays too; taking the
+    /// whole batch for the sampler's would time such items at nothing, and a plan would then
+    /// say its work takes 0 s.
+    fn net(&self, elapsed: Seconds, items: usize) -> Seconds {
+        let elapsed = elapsed.max(0.0);
+        (elapsed - items as f64 * self.item_overhead).max(elapsed * ITEM_SHARE_KEPT)
+    }
+
     fn close(&mut self) {
         let Some((since, items)) = self.open.take() else {
             return;
         };
         let now = self.clock.wall();
-        let net = (now - since - self.overhead - items as f64 * self.item_overhead).max(0.0);
+        let net = self.net(now - since - self.overhead, items);
         self.batches.push((net, items));
         self.measured += net;
         if let Some(began) = self.began.replace(now) {
