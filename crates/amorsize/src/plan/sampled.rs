@@ -178,7 +178,13 @@ pub(crate) fn settled_plan(
         // by one, often misses to memory) only checked.
         workload.item_time = proof.serial / n as f64;
     }
-    let caps = Caps::from_machine(crate::probe::machine());
+    // A glance's proof holds on the cheap bound of the cores, so the full probe is not paid
+    // for its plan either: its caps are the machine's only when another call probed it.
+    let machine = crate::probe::machine_if_probed();
+    let caps = match machine {
+        Some(machine) => Caps::from_machine(machine),
+        None => Caps::cores(crate::probe::cores_bound(), UNPROBED_CORES),
+    };
     let mut plan = if workload.items == 0 {
         // The glance ran everything: nothing is left to decide.
         decide(
@@ -214,10 +220,16 @@ pub(crate) fn settled_plan(
             },
         )
     };
-    plan.warn_machine_fallbacks(crate::probe::machine());
+    if let Some(machine) = machine {
+        plan.warn_machine_fallbacks(machine);
+    }
     plan.set_sample(figures.clone());
     plan
 }
+
+/// Where a settled plan's cores came from when the machine was not probed.
+const UNPROBED_CORES: &str =
+    "CPUs of the affinity mask, an upper bound (the full probe was not needed)";
 
 /// The serial plan for `workload`, refused for `reason` without measuring any overhead: the
 /// figures are decided with ideal costs (so that the plan still shows the limits), then
