@@ -33,6 +33,19 @@ fn contended(lock: &Mutex<u64>, x: &u64) -> u64 {
     acc & 0xff
 }
 
+/// Whether the back-off after `report`'s first shed outlasts a call of `items` items: the
+/// serial time it spans ([`amorsize::model::shed::backoff_span`]) less the shed call's own,
+/// against the next call's (at the shed plan's serial time per item).
+fn backs_off_for(report: &amorsize::report::RunReport, items: usize) -> bool {
+    let first = &report.sheds[0];
+    let lost = first.at.as_secs_f64() * (1.0 - first.measured_speedup);
+    let span = amorsize::model::shed::backoff_span(lost, None).unwrap();
+    let plan = &report.plan;
+    let shed_call = plan.predicted_serial_time().unwrap().as_secs_f64();
+    let per_item = shed_call / plan.items().unwrap() as f64;
+    span - shed_call > per_item * items as f64
+}
+
 fn turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -59,7 +72,7 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_one_worker() {
     if !two_cpus() {
         return;
     }
-    let items: Vec<u64> = (0..200_000).collect();
+    let items: Vec<u64> = (0..20_000).collect();
     let calls = AtomicUsize::new(0);
     let run = two_workers()
         .run(&items, |x| {
@@ -86,12 +99,16 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_one_worker() {
     assert_eq!(ran, report.ran(), "{report}");
     let text = report.to_string();
     assert!(text.contains("went on with one worker"), "{text}");
-    assert!(report.parallel_speedup().is_some_and(|s| s < 1.0), "{text}");
+    // The parallel phase's own speedup is reported; its first window, a warm-up that is not
+    // judged, may have run faster than the window that shed.
+    assert!(report.parallel_speedup().is_some(), "{text}");
 
     // What the run measured is used at once: the next calls run serially, saying why, with
-    // no sample; after the back-off one call tries parallel again.
+    // no sample; after the back-off one call tries parallel again. The back-off is counted in
+    // serial time (what the shed lost ÷ 5 %, a few times this run's): calls a tenth of its
+    // size back off for several calls.
     let options = Options::new().name("closed-loop-contended");
-    let smaller: Vec<u64> = (0..20_000).collect();
+    let smaller: Vec<u64> = (0..2_000).collect();
     let mut serial_calls = 0;
     let retried = loop {
         let again = options
@@ -108,11 +125,16 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_one_worker() {
             "{plan}"
         );
         serial_calls += 1;
-        if serial_calls > 16 {
+        if serial_calls > 256 {
             break false;
         }
     };
-    assert!(serial_calls >= 1, "the next call planned afresh");
+    if backs_off_for(report, smaller.len()) {
+        assert!(serial_calls >= 1, "the next call planned afresh:\n{report}");
+    } else {
+        // The shed lost too little against the calls to come: the next one tries again.
+        assert_eq!(serial_calls, 0, "{report}");
+    }
     assert!(retried, "parallel never tried again");
 }
 
@@ -172,10 +194,16 @@ fn a_stream_whose_workers_contend_goes_on_serially() {
     }
     assert_eq!(taken, n);
     let report = stream.report().expect("finished");
-    let last = report
-        .sheds
-        .last()
-        .unwrap_or_else(|| panic!("no shed:\n{report}"));
+    // A run is compared with the slowest serial rate the sample allows (up to a quarter
+    // slower, `exec::check::MAX_DOUBT`): a run whose lock contended only mildly may keep its
+    // workers, and then it measured within that doubt.
+    let Some(last) = report.sheds.last() else {
+        assert!(
+            report.measured_speedup().is_some_and(|s| s >= 0.75),
+            "no shed:\n{report}"
+        );
+        return;
+    };
     assert_eq!(last.to, 1, "{report}");
     assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
     let ran: usize = report.phases.iter().map(|p| p.items).sum();
@@ -286,7 +314,7 @@ fn a_pipeline_whose_workers_contend_sheds_them_while_it_runs_and_the_next_drives
     if !two_cpus() {
         return;
     }
-    let items: Vec<u64> = (0..200_000).collect();
+    let items: Vec<u64> = (0..20_000).collect();
     // Fifty sampled items at least: a pipeline's first item (cold caches, a first lock) can
     // take tens of times the others, and a sample of three would then excuse any slowdown.
     let bounds = amorsize::sample::SampleBounds::default().items(50, 1000);
@@ -320,14 +348,23 @@ fn a_pipeline_whose_workers_contend_sheds_them_while_it_runs_and_the_next_drives
     assert!(last.measured_speedup < 1.0, "{report}");
     assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
     // As for `execute`: the next drives of the pipeline run serially for a back-off, with
-    // no sample, saying why.
+    // no sample, saying why (drives a tenth of the size: the back-off spans a few times the
+    // shed drive's serial time).
     let calls = AtomicUsize::new(0);
     let again = contended_pipeline(
-        &items[..20_000],
+        &items[..2_000],
         Options::new().name("pipeline-contended"),
         &calls,
     );
     let plan = &again.plan;
+    if !backs_off_for(&report, 2_000) {
+        // The shed lost too little against the drives to come: the next one tries again.
+        assert!(
+            !matches!(plan.reason(), amorsize::plan::Reason::MeasuredSlower { .. }),
+            "{plan}"
+        );
+        return;
+    }
     assert!(
         matches!(plan.reason(), amorsize::plan::Reason::MeasuredSlower { .. }),
         "{plan}"

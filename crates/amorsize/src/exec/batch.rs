@@ -498,7 +498,7 @@ pub(crate) fn learn(
         match stats.sheds.last() {
             Some(last) if last.to == 1 => {
                 let first = &stats.sheds[0];
-                learn::note_shed(key, plan, first.measured_speedup, first.from);
+                learn::note_shed(key, plan, (first.measured_speedup, first.from), first.at);
             }
             _ => learn::forget_shed(key),
         }

@@ -4,7 +4,10 @@
 //! measured, and [`judge`](crate::model::shed::judge) decides whether the run keeps its workers
 //! or sheds some. A shed worker stops claiming after the chunk it holds, so every item still
 //! runs exactly once. Worker 0 is never shed: the calling thread in a nested run, else
-//! the first worker of the pool (the caller waits for it, as it waits for any run).
+//! the first worker of the pool (the caller waits for it, as it waits for any run). The run's
+//! first window is its warm-up and is not judged: threads just started or woken by it can wait
+//! a scheduler tick for an idle core, and such a window can read a run that pays 2× as slower
+//! than the loop (`examples/first_calls.rs`; figures in `docs/BENCH.md`).
 //!
 //! The sample's serial rate was measured on a few items, often cold ones (isolated, or the
 //! first of the input), and can be slower than the loop runs them warm: a run whose workers
@@ -150,6 +153,8 @@ struct State {
     /// The trial running, and whether one ran.
     trial: Option<Trial>,
     tried: bool,
+    /// Whether the run's first window has passed ([`Check::check`] judges none before).
+    warmed: bool,
 }
 
 /// A run whose measured speedup (against the sample) is below this share of the prediction
@@ -228,6 +233,7 @@ impl Check {
                 sheds: Vec::new(),
                 trial: None,
                 tried: false,
+                warmed: false,
             }),
         }
     }
@@ -300,7 +306,8 @@ impl Check {
 
     /// Checks the run if it is due ([`Meter`]) and no other worker is checking it; the first
     /// window of a phase ends once every worker has finished [`CHECK_CHUNKS`] chunks (or
-    /// [`CHECK_AFTER`] has passed, with as many chunks finished in all).
+    /// [`CHECK_AFTER`] has passed, with as many chunks finished in all). The run's very first
+    /// window is a warm-up, not judged.
     fn check(&self) {
         let Ok(mut state) = self.state.try_lock() else {
             return;
@@ -338,6 +345,16 @@ impl Check {
             return;
         };
         state.base = now.clone();
+        if !state.warmed {
+            // The run's first window is its warm-up, measured but not judged; the next,
+            // twice as long, is. Threads just started or woken can wait for a core while
+            // another idles (the scheduler spreads them at its next balance, up to a tick
+            // later), and a new thread's first allocations fault in its arena: such a window
+            // reads a run that pays as slower than the loop, and its back-off would cost the
+            // next calls too.
+            state.warmed = true;
+            return;
+        }
         let speedup = throughput * serial_item;
         match judge(workers, speedup, self.predicted) {
             Verdict::Shed(to) => {

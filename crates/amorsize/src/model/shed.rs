@@ -70,6 +70,42 @@ pub fn judge(workers: NonZeroUsize, speedup: f64, predicted: Option<f64>) -> Ver
     Verdict::Keep
 }
 
+/// The share of a call's serial time that retrying parallel after a shed may lose, averaged
+/// over the calls of the back-off and the retry: 5 %, the slack of "never slower than the
+/// loop" that the benchmark holds amorsize to (0.95×).
+pub const RETRY_LOSS: f64 = 0.05;
+
+/// How much serial work of a workload runs after a shed before parallel is tried again, in
+/// seconds of the serial loop: a retry that still does not pay loses about what the shed run
+/// lost, `lost` seconds (its parallel phase's time × (1 − its measured speedup)), so the calls
+/// between two retries, the retry included, must take `lost ÷ RETRY_LOSS` for the loss to
+/// average at most [`RETRY_LOSS`] of the time. A long call whose shed came early (a slowed
+/// window) lets the next call try again; short calls that lost much wait many. After an
+/// `earlier` span (the workload shed again on its retry) it at least doubles, so that retries
+/// of work that keeps contending grow rare. `None` for a loss that is not a number.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::model::shed::backoff_span;
+///
+/// // A run that ran 4 ms at 0.45× lost 2.2 ms: 44 ms of serial calls pass, the retry's
+/// // included, before the next retry.
+/// assert!((backoff_span(0.004 * 0.55, None).unwrap() - 0.044).abs() < 1e-12);
+/// // Shed again on the retry: twice as long.
+/// assert!((backoff_span(0.004 * 0.55, Some(0.044)).unwrap() - 0.088).abs() < 1e-12);
+/// ```
+pub fn backoff_span(lost: f64, earlier: Option<f64>) -> Option<f64> {
+    if !lost.is_finite() {
+        return None;
+    }
+    let span = lost.max(0.0) / RETRY_LOSS;
+    Some(match earlier.filter(|e| e.is_finite()) {
+        Some(before) => span.max(2.0 * before),
+        None => span,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +136,20 @@ mod tests {
             if let Verdict::Shed(to) = judge(workers, speedup, predicted) {
                 prop_assert!(to < workers);
                 prop_assert!(speedup < 1.0 || to.get() >= 2);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_back_off_keeps_the_average_loss_within_the_bound_and_doubles_on_repeats(
+            lost in 0.0f64..1.0, earlier in proptest::option::of(0.0f64..100.0),
+        ) {
+            let span = backoff_span(lost, earlier).unwrap();
+            // A retry that loses `lost` again loses at most RETRY_LOSS of the span.
+            prop_assert!(lost <= RETRY_LOSS * span * (1.0 + 1e-12));
+            if let Some(before) = earlier {
+                prop_assert!(span >= 2.0 * before);
             }
         }
     }

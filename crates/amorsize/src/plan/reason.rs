@@ -68,7 +68,8 @@ pub enum Reason {
         workers: usize,
         /// How long ago it ran.
         age: Seconds,
-        /// Calls that run serially from it before parallel is tried again, this one excluded.
+        /// Calls of this size that run serially from it before parallel is tried again, this
+        /// one excluded (an estimate: the back-off is counted in serial time).
         calls_left: u32,
     },
     /// Items are so fast that handing them out costs more than parallelism gains.
@@ -210,8 +211,8 @@ impl fmt::Display for Reason {
             } => write!(
                 f,
                 "measured slower in parallel {} ago: {workers} workers together ran at \
-                 {measured:.2}× the serial rate; serial until parallel is tried again, in \
-                 {calls_left} call(s)",
+                 {measured:.2}× the serial rate; serial until parallel is tried again, after \
+                 {calls_left} more call(s) of this size",
                 seconds(*age),
             ),
             Reason::TooFast {

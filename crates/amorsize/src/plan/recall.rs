@@ -413,16 +413,6 @@ fn check_noted(key: &WorkloadKey, plan: &Plan, wall: Duration, items: usize) {
     }
 }
 
-/// Calls of a workload that run serially after a parallel run of it measured slower than the
-/// serial loop, before parallel is tried again: 4 at first, doubled each time the retry sheds
-/// its workers again, at most [`SHED_BACKOFF_MAX`]. A retry costs at most one check window of
-/// parallel slowness (a few ms), so a loop of calls pays it on a shrinking share of its calls,
-/// while a machine that frees up is still noticed.
-pub const SHED_BACKOFF_FIRST: u32 = 4;
-
-/// The longest back-off after repeated sheds: 256 calls.
-pub const SHED_BACKOFF_MAX: u32 = 256;
-
 /// How long a shed is remembered: a minute, long beside a loop of calls, short beside how
 /// long the load of other programs lasts; afterwards the workload is planned afresh.
 pub const SHED_REMEMBERED_FOR: Duration = Duration::from_secs(60);
@@ -435,10 +425,12 @@ struct ShedNote {
     measured: f64,
     workers: usize,
     at: Instant,
-    /// Calls still to run serially.
-    calls_left: u32,
-    /// The back-off set at the last shed.
-    backoff: u32,
+    /// Serial time, in seconds, still to run before parallel is tried again.
+    owed: f64,
+    /// The span set at the last shed ([`crate::model::shed::backoff_span`]).
+    span: f64,
+    /// Calls that ran serially for it so far.
+    calls: u32,
 }
 
 /// Workloads whose parallel runs shed their workers, most recent last, at most
@@ -458,31 +450,42 @@ pub(crate) fn recall_shed_if_any(key: impl FnOnce() -> WorkloadKey, items: usize
 }
 
 /// Notes that a run of `plan` for `key` shed its workers: its `workers` workers together ran
-/// at `measured` times the serial rate. A parallel plan noted for reuse is forgotten; the next
-/// calls run serially for the back-off ([`SHED_BACKOFF_FIRST`], doubled when the workload had
-/// shed before).
-pub(crate) fn note_shed(key: &WorkloadKey, plan: &Plan, measured: f64, workers: usize) {
+/// at `measured` times the serial rate for `ran_for` before the shed. A parallel plan noted
+/// for reuse is forgotten; the next calls run serially until the serial work since, this run's
+/// included, spans what [`crate::model::shed::backoff_span`] asks for the loss (at least
+/// doubled when the workload had shed before).
+pub(crate) fn note_shed(
+    key: &WorkloadKey,
+    plan: &Plan,
+    (measured, workers): (f64, usize),
+    ran_for: std::time::Duration,
+) {
     {
         let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
         recent.retain(|r| r.key != *key);
         count_parallel(&recent);
     }
+    let lost = ran_for.as_secs_f64() * (1.0 - measured);
     let mut shed = SHED.lock().unwrap_or_else(PoisonError::into_inner);
-    let backoff = match shed.iter().position(|s| s.key == *key) {
-        Some(at) => {
-            let earlier = shed.remove(at);
-            (earlier.backoff.saturating_mul(2)).min(SHED_BACKOFF_MAX)
-        }
-        None => SHED_BACKOFF_FIRST,
+    let earlier = shed
+        .iter()
+        .position(|s| s.key == *key)
+        .map(|at| shed.remove(at).span);
+    let Some(span) = crate::model::shed::backoff_span(lost, earlier) else {
+        return;
     };
+    let this_call = plan
+        .predicted_serial_time()
+        .map_or(0.0, |d| d.as_secs_f64());
     shed.push(ShedNote {
         key: key.clone(),
         plan: Box::new(plan.clone()),
         measured,
         workers,
         at: Instant::now(),
-        calls_left: backoff,
-        backoff,
+        owed: span - this_call,
+        span,
+        calls: 0,
     });
     if shed.len() > SHORT_REMEMBERED {
         shed.remove(0);
@@ -501,8 +504,9 @@ pub(crate) fn forget_shed(key: &WorkloadKey) {
 }
 
 /// The serial plan for `items` items of `key` while a shed's back-off lasts, counting this
-/// call; `None` when no shed stands (this call then plans afresh, and the note stays so that
-/// another shed doubles the back-off).
+/// call; `None` when no shed stands, or when this call (its serial time as the shed plan's
+/// items predict it) is the one whose time completes the back-off: it plans afresh, and the
+/// note stays so that another shed doubles the back-off.
 pub(crate) fn recall_shed(key: &WorkloadKey, items: usize) -> Option<Plan> {
     let mut shed = SHED.lock().unwrap_or_else(PoisonError::into_inner);
     let at = shed.iter().position(|s| s.key == *key)?;
@@ -513,21 +517,29 @@ pub(crate) fn recall_shed(key: &WorkloadKey, items: usize) -> Option<Plan> {
         SHED_NOTED.store(shed.len(), Ordering::Relaxed);
         return None;
     }
-    if note.calls_left == 0 {
+    let per_item = match (note.plan.predicted_serial_time(), note.plan.items()) {
+        (Some(serial), Some(n)) if n > 0 => serial.as_secs_f64() / n as f64,
+        _ => note.plan.item_time().map_or(0.0, |t| t.as_secs_f64()),
+    };
+    let this_call = per_item * items as f64;
+    if note.owed <= this_call || this_call <= 0.0 {
+        note.owed = 0.0;
         return None;
     }
-    note.calls_left -= 1;
-    let call = note.backoff - note.calls_left;
+    note.owed -= this_call;
+    note.calls += 1;
+    // Calls of this size still to run serially after this one, for the reason's text.
+    let left = ((note.owed / this_call).ceil() - 1.0).clamp(0.0, f64::from(u32::MAX)) as u32;
     let mut plan = note
         .plan
         .as_ref()
         .clone()
-        .reused(items, age.as_secs_f64(), call);
+        .reused(items, age.as_secs_f64(), note.calls);
     plan.refuse_from_bound(super::Reason::MeasuredSlower {
         measured: note.measured,
         workers: note.workers,
         age: age.as_secs_f64(),
-        calls_left: note.calls_left,
+        calls_left: left,
     });
     Some(plan)
 }
@@ -807,16 +819,23 @@ mod tests {
     }
 
     #[test]
-    fn a_shed_makes_the_next_calls_serial_with_a_back_off_that_doubles() {
+    fn a_shed_makes_the_next_calls_serial_for_a_back_off_sized_by_its_loss() {
         let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
         let key = WorkloadKey::named("shed-back-off");
         let plan = parallel_plan();
         let n = plan.items().unwrap();
+        // Calls of 2 ms serially.
+        let serial = plan.predicted_serial_time().unwrap().as_secs_f64();
+        assert!((serial - 2e-3).abs() < 1e-9, "{plan}");
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
-        note_shed(&key, &plan, 0.45, 2);
+        // Its first millisecond ran at 0.45×: 0.55 ms lost, spread over 0.55 ÷ 5 % = 11 ms of
+        // serial calls, the shed call's 2 ms included: 4 more calls run serially, the fifth
+        // tries again.
+        let ms = Duration::from_millis(1);
+        note_shed(&key, &plan, (0.45, 2), ms);
         // The parallel plan noted for reuse is forgotten.
         assert!(recall_parallel(|| key.clone(), n, 1.2).is_none());
-        for left in (0..SHED_BACKOFF_FIRST).rev() {
+        for left in (0..4).rev() {
             let serial = recall_shed(&key, n).expect("backing off");
             assert!(!serial.is_parallel());
             assert!(
@@ -824,18 +843,23 @@ mod tests {
                 "{serial}"
             );
         }
-        // Then one call plans afresh; a second shed doubles the back-off.
         assert!(recall_shed(&key, n).is_none());
-        note_shed(&key, &plan, 0.5, 2);
+        // The retry shed again: the span doubles to 22 ms, 9 serial calls after the retry's.
+        note_shed(&key, &plan, (0.45, 2), ms);
         let mut backed_off = 0;
         while recall_shed(&key, n).is_some() {
             backed_off += 1;
         }
-        assert_eq!(backed_off, 2 * SHED_BACKOFF_FIRST);
+        assert_eq!(backed_off, 9);
         // A parallel run that paid forgets it.
-        note_shed(&key, &plan, 0.5, 2);
+        note_shed(&key, &plan, (0.5, 2), ms);
         forget_shed(&key);
         assert!(recall_shed(&key, n).is_none());
+        // A shed that lost little against the call (a slowed first window of a long call)
+        // lets the next call try again.
+        note_shed(&key, &plan, (0.9, 2), Duration::from_micros(100));
+        assert!(recall_shed(&key, n).is_none());
+        forget_shed(&key);
     }
 
     #[test]
