@@ -62,6 +62,10 @@ fn smoke_run_emits_every_field_for_every_workload() {
         assert!(w["ratio_to_best_other"].as_f64().unwrap() > 0.0, "{name}");
         assert!(w["measured_speedup"].as_f64().unwrap() > 0.0, "{name}");
         assert_eq!(w["amorsize_cold"]["times_s"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            w["amorsize_cold"]["serial_times_s"].as_array().unwrap().len(),
+            1
+        );
         assert!(
             w["amorsize_cold"]["time_s"].as_f64().unwrap() > 0.0,
             "{name}"
@@ -86,7 +90,8 @@ fn smoke_run_emits_every_field_for_every_workload() {
         }
     }
     let targets = v["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 5);
+    // Five for the warm calls, two for the first calls in fresh processes.
+    assert_eq!(targets.len(), 7);
     assert!(targets.iter().all(|t| t["met"].is_boolean()));
     let charts: Vec<&str> = v["charts"]
         .as_array()

@@ -1,6 +1,8 @@
 //! amorsize's first call in a fresh process: nothing probed, calibrated or started yet. The
 //! benchmark runs itself as a child (a hidden flag) that builds the workload, times a single
-//! call and prints the time and the plan as one JSON line.
+//! call and prints the time and the plan as one JSON line. Beside each, a child times the
+//! serial loop as its first call: a fresh process's loop pays for cold caches and for the
+//! pages of its results too, so that is the loop a first call is compared with.
 
 use super::amz;
 use super::kernels::Calibration;
@@ -13,47 +15,70 @@ use std::time::{Duration, Instant};
 /// The hidden flag that makes `amorsize bench` a cold-call child.
 pub const CHILD_FLAG: &str = "--cold-child";
 
+/// The hidden flag that makes the child time the serial loop instead of amorsize.
+pub const LOOP_FLAG: &str = "--cold-loop";
+
+/// What one workload's children measured.
+#[derive(Clone, Debug, Default)]
+pub struct Cold {
+    /// amorsize's first calls.
+    pub amorsize: Vec<ColdRun>,
+    /// The serial loop's first calls, as many, run alternately with amorsize's.
+    pub serial: Vec<Duration>,
+}
+
 /// What one child measured.
 #[derive(Clone, Debug)]
 pub struct ColdRun {
     /// Wall time of the first call, planning included.
     pub time: Duration,
-    /// The plan it chose, as the library serializes it.
+    /// The plan it chose, as the library serializes it (null for the loop).
     pub plan: serde_json::Value,
 }
 
-/// Runs `runs` children for `kind`, one after the other.
-pub fn measure(kind: Kind, scale: Scale, cal: &Calibration, runs: usize) -> Result<Vec<ColdRun>> {
-    let exe = std::env::current_exe().context("finding this executable to run it as a child")?;
-    let mut out = Vec::with_capacity(runs);
+/// Runs `runs` children for `kind` that time amorsize and as many that time the loop, one
+/// after the other, alternately.
+pub fn measure(kind: Kind, scale: Scale, cal: &Calibration, runs: usize) -> Result<Cold> {
+    let mut cold = Cold::default();
     for _ in 0..runs {
-        let output = Command::new(&exe)
-            .arg("bench")
-            .arg(CHILD_FLAG)
-            .arg(kind.name())
-            .arg("--scale")
-            .arg(scale.name())
-            .arg("--calibration")
-            .arg(cal.to_arg())
-            .output()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        if !output.status.success() {
-            bail!(
-                "the cold-call child for {} failed ({}): {}",
-                kind.name(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        out.push(parse(&output.stdout).with_context(|| {
-            format!(
-                "reading the cold-call child's output for {}: {:?}",
-                kind.name(),
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })?);
+        cold.amorsize.push(run_child(kind, scale, cal, false)?);
+        cold.serial.push(run_child(kind, scale, cal, true)?.time);
     }
-    Ok(out)
+    Ok(cold)
+}
+
+fn run_child(kind: Kind, scale: Scale, cal: &Calibration, serial: bool) -> Result<ColdRun> {
+    let exe = std::env::current_exe().context("finding this executable to run it as a child")?;
+    let mut command = Command::new(&exe);
+    command
+        .arg("bench")
+        .arg(CHILD_FLAG)
+        .arg(kind.name())
+        .arg("--scale")
+        .arg(scale.name())
+        .arg("--calibration")
+        .arg(cal.to_arg());
+    if serial {
+        command.arg(LOOP_FLAG);
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the cold-call child for {} failed ({}): {}",
+            kind.name(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    parse(&output.stdout).with_context(|| {
+        format!(
+            "reading the cold-call child's output for {}: {:?}",
+            kind.name(),
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }
 
 fn parse(stdout: &[u8]) -> Result<ColdRun> {
@@ -68,33 +93,43 @@ fn parse(stdout: &[u8]) -> Result<ColdRun> {
     })
 }
 
-/// The child's side: builds the workload (not timed), times one call, prints one JSON line.
-pub fn child(kind: Kind, scale: Scale, cal: &Calibration) -> Result<()> {
+/// The child's side: builds the workload (not timed), times one call of amorsize (or of the
+/// serial loop), prints one JSON line.
+pub fn child(kind: Kind, scale: Scale, cal: &Calibration, serial: bool) -> Result<()> {
     let workload = Workload::build(kind, scale, cal);
-    let (time, plan) = workload.visit(FirstCall)?;
+    let (time, plan) = workload.visit(FirstCall { serial })?;
     let line = serde_json::json!({
         "time_s": time.as_secs_f64(),
-        "plan": serde_json::to_value(&plan)?,
+        "plan": plan.map(|plan| serde_json::to_value(&plan)).transpose()?,
     });
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     Ok(())
 }
 
-struct FirstCall;
+struct FirstCall {
+    /// Time the serial loop, not amorsize.
+    serial: bool,
+}
 
 impl Visit for FirstCall {
-    type Out = Result<(Duration, amorsize::Plan)>;
+    type Out = Result<(Duration, Option<amorsize::Plan>)>;
 
     fn slice<F>(self, items: &[u64], f: F) -> Self::Out
     where
         F: Fn(&u64) -> u64 + Sync + Send,
     {
         let start = Instant::now();
+        if self.serial {
+            let results: Vec<u64> = items.iter().map(&f).collect();
+            let time = start.elapsed();
+            std::hint::black_box(results);
+            return Ok((time, None));
+        }
         let (results, plan) = amz::run_slice(items, &f, None)?;
         let time = start.elapsed();
         drop(results);
-        Ok((time, plan))
+        Ok((time, Some(plan)))
     }
 
     fn iter<I, M, F>(self, make: M, f: F) -> Self::Out
@@ -105,10 +140,16 @@ impl Visit for FirstCall {
     {
         let iter = make();
         let start = Instant::now();
+        if self.serial {
+            let results: Vec<u64> = iter.map(|x| f(&x)).collect();
+            let time = start.elapsed();
+            std::hint::black_box(results);
+            return Ok((time, None));
+        }
         let (results, plan) = amz::run_iter(iter, &f)?;
         let time = start.elapsed();
         drop(results);
-        Ok((time, plan))
+        Ok((time, Some(plan)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The benchmark's output: a table for people, JSON for programs.
 
 use super::measure::Strategy;
-use super::report::{geometric_mean, Row, Target};
+use super::report::Target;
 use super::Run;
 use amorsize::fmt::duration;
 use serde_json::{json, Value};
@@ -33,7 +33,7 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<10} {:>7} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6} {:>6} {:>5} {:>5} {:>6} {:>10}",
+        "{:<10} {:>7} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>6} {:>6} {:>5} {:>5} {:>6} {:>10}",
         "workload",
         "items",
         "rounds",
@@ -43,6 +43,7 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
         "naive",
         "oracle",
         "w×chunk",
+        "ser cold",
         "amz cold",
         "amz warm",
         "÷best",
@@ -57,7 +58,7 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
         let oracle = row.measured.oracle;
         writeln!(
             out,
-            "{:<10} {:>7} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>6.2} {:>6} {:>5} {:>5.2} {:>6} {:>10}",
+            "{:<10} {:>7} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>6.2} {:>6} {:>5} {:>5.2} {:>6} {:>10}",
             row.kind.name(),
             row.measured.items,
             row.measured.rounds(),
@@ -67,6 +68,7 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
             t(Strategy::Naive),
             t(Strategy::Oracle),
             format!("{}×{}", oracle.workers, oracle.chunk),
+            row.cold_serial_time().map_or_else(|| "–".to_owned(), duration),
             row.cold_time().map_or_else(|| "–".to_owned(), duration),
             t(Strategy::Amorsize),
             row.ratio(),
@@ -81,7 +83,8 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(
         out,
         "÷best: amorsize (warm) ÷ the fastest of serial, rayon, naive and oracle; cold÷: the same \
-         for the first call in a fresh process. pred/meas: amorsize's predicted and measured \
+         for the first call in a fresh process; ser cold: the serial loop as the first call in a \
+         fresh process. pred/meas: amorsize's predicted and measured \
          speedup over serial; err = pred ÷ meas − 1."
     )?;
     writeln!(out)?;
@@ -98,12 +101,6 @@ pub fn table(out: &mut impl Write, run: &Run) -> io::Result<()> {
             target.name,
             format_target(target),
             target.goal,
-        )?;
-    }
-    if let Some(g) = geometric_mean(run.rows.iter().filter_map(Row::cold_ratio)) {
-        writeln!(
-            out,
-            "  info first call in a fresh process ÷ best (geometric mean)  {g:>8.2}"
         )?;
     }
     for path in &run.charts {
@@ -151,18 +148,18 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| workload | items | rounds | per item | serial | rayon | naive | oracle (w×chunk) | amorsize first call | amorsize warm | ÷ best other | predicted | measured | error | plan |"
+        "| workload | items | rounds | per item | serial | rayon | naive | oracle (w×chunk) | serial first call | amorsize first call | amorsize warm | ÷ best other | predicted | measured | error | plan |"
     )?;
     writeln!(
         out,
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     )?;
     for row in &run.rows {
         let t = |s| duration(row.time(s));
         let oracle = row.measured.oracle;
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} ({}×{}) | {} | {} | {:.2} | {} | {:.2}× | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} ({}×{}) | {} | {} | {} | {:.2} | {} | {:.2}× | {} | {} |",
             row.kind.name(),
             row.measured.items,
             row.measured.rounds(),
@@ -173,6 +170,7 @@ pub fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
             t(Strategy::Oracle),
             oracle.workers,
             oracle.chunk,
+            row.cold_serial_time().map_or_else(|| "–".to_owned(), duration),
             row.cold_time().map_or_else(|| "–".to_owned(), duration),
             t(Strategy::Amorsize),
             row.ratio(),
@@ -207,6 +205,8 @@ fn format_target(t: &Target) -> String {
         "–".to_owned()
     } else if t.goal.contains('%') {
         format!("{:.1} %", t.value * 100.0)
+    } else if t.goal.contains("µs") {
+        format!("{:.0} µs", t.value)
     } else {
         format!("{:.3}", t.value)
     }
@@ -237,7 +237,8 @@ pub fn json(run: &Run) -> Value {
                 );
                 speedups.insert(s.name().into(), json!(row.speedup(s)));
             }
-            let cold: Vec<f64> = row.cold.iter().map(|c| secs(c.time)).collect();
+            let cold: Vec<f64> = row.cold.amorsize.iter().map(|c| secs(c.time)).collect();
+            let cold_serial: Vec<f64> = row.cold.serial.iter().copied().map(secs).collect();
             let (best, best_time) = row.best_other();
             json!({
                 "name": row.kind.name(),
@@ -252,7 +253,10 @@ pub fn json(run: &Run) -> Value {
                     "time_s": row.cold_time().map(secs),
                     "times_s": cold,
                     "ratio_to_best_other": row.cold_ratio(),
-                    "plan": row.cold.first().map(|c| c.plan.clone()),
+                    "plan": row.cold.amorsize.first().map(|c| c.plan.clone()),
+                    "serial_time_s": row.cold_serial_time().map(secs),
+                    "serial_times_s": cold_serial,
+                    "beyond_serial_s": row.cold_overhead(),
                 },
                 "best_other": { "strategy": best.name(), "time_s": secs(best_time) },
                 "ratio_to_best_other": row.ratio(),

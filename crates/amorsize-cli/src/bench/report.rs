@@ -1,7 +1,7 @@
 //! What the benchmark found: per workload, the figures derived from the measured times; over
 //! the suite, the targets amorsize is held to.
 
-use super::cold::ColdRun;
+use super::cold::Cold;
 use super::measure::{Measured, Strategy};
 use super::timing::median;
 use super::workloads::Kind;
@@ -14,8 +14,8 @@ pub struct Row {
     pub kind: Kind,
     /// The in-process measurements.
     pub measured: Measured,
-    /// The first calls in fresh processes.
-    pub cold: Vec<ColdRun>,
+    /// The first calls in fresh processes, amorsize's and the loop's.
+    pub cold: Cold,
 }
 
 /// The strategies amorsize is compared with: what a user would otherwise pick.
@@ -34,8 +34,19 @@ impl Row {
 
     /// The median time of amorsize's first call in a fresh process, when measured.
     pub fn cold_time(&self) -> Option<Duration> {
-        let times: Vec<Duration> = self.cold.iter().map(|c| c.time).collect();
+        let times: Vec<Duration> = self.cold.amorsize.iter().map(|c| c.time).collect();
         (!times.is_empty()).then(|| median(&times))
+    }
+
+    /// The median time of the serial loop's first call in a fresh process, when measured.
+    pub fn cold_serial_time(&self) -> Option<Duration> {
+        (!self.cold.serial.is_empty()).then(|| median(&self.cold.serial))
+    }
+
+    /// What amorsize's first call in a fresh process costs beyond the loop's, in seconds
+    /// (negative when it was faster), when both were measured.
+    pub fn cold_overhead(&self) -> Option<f64> {
+        Some(self.cold_time()?.as_secs_f64() - self.cold_serial_time()?.as_secs_f64())
     }
 
     /// The fastest of the other strategies.
@@ -120,6 +131,13 @@ pub struct Target {
 /// it, timer and scheduling noise are a large part of the time.
 pub const LONG_WORKLOAD: Duration = Duration::from_millis(10);
 
+/// Work the first call is held to the loop's time for: below it, a first call's planning is
+/// a large share of the work, so it must cost next to nothing ([`COLD_OVERHEAD`]).
+pub const SHORT_WORKLOAD: Duration = Duration::from_millis(1);
+
+/// What a first call on work under [`SHORT_WORKLOAD`] may cost beyond the loop's first call.
+pub const COLD_OVERHEAD: f64 = 50e-6;
+
 /// Evaluates the brief's targets over `rows`.
 pub fn targets(rows: &[Row]) -> Vec<Target> {
     let min_by = |f: &dyn Fn(&Row) -> f64| {
@@ -146,6 +164,12 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
     })
     .unzip();
 
+    let cold_geomean = geometric_mean(rows.iter().filter_map(Row::cold_ratio));
+    let (cold_overhead, cold_worst) = max_by(&Row::cold_overhead, &|r| {
+        r.time(Strategy::Serial) < SHORT_WORKLOAD
+    })
+    .unzip();
+
     let target = |name, goal, value: Option<f64>, worst, ok: &dyn Fn(f64) -> bool| {
         let value = value.unwrap_or(f64::NAN);
         Target {
@@ -156,7 +180,7 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
             met: value.is_finite() && ok(value),
         }
     };
-    vec![
+    let mut targets = vec![
         target(
             "no negative scaling (amorsize ÷ serial speedup, worst)",
             "≥ 0.95",
@@ -192,7 +216,24 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
             worst_error,
             &|v| v <= 0.25,
         ),
-    ]
+    ];
+    if cold_geomean.is_some() {
+        targets.push(target(
+            "first call in a fresh process ÷ best (geometric mean)",
+            "≤ 1.15",
+            cold_geomean,
+            None,
+            &|v| v <= 1.15,
+        ));
+        targets.push(target(
+            "first call on work under 1 ms, beyond the loop's first (µs)",
+            "≤ 50 µs",
+            cold_overhead.map(|s| s * 1e6),
+            cold_worst,
+            &|v| v <= COLD_OVERHEAD * 1e6,
+        ));
+    }
+    targets
 }
 
 /// The geometric mean of positive finite values; `None` when there are none.

@@ -61,6 +61,9 @@ pub struct Args {
     /// Run as the child that times amorsize's first call in a fresh process.
     #[arg(long = "cold-child", hide = true, value_enum)]
     cold_child: Option<Kind>,
+    /// The cold-call child times the serial loop instead of amorsize.
+    #[arg(long = "cold-loop", hide = true)]
+    cold_loop: bool,
     /// The cold-call child's scale.
     #[arg(long, hide = true, value_enum, default_value = "full")]
     scale: Scale,
@@ -76,7 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .calibration
             .as_deref()
             .context("--cold-child needs --calibration")?;
-        cold::child(kind, args.scale, &Calibration::from_arg(text)?)?;
+        cold::child(
+            kind,
+            args.scale,
+            &Calibration::from_arg(text)?,
+            args.cold_loop,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let started = Instant::now();
