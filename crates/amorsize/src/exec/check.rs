@@ -5,9 +5,10 @@
 //! or sheds some. A shed worker stops claiming after the chunk it holds, so every item still
 //! runs exactly once. Worker 0 is never shed: the calling thread in a nested run, else
 //! the first worker of the pool (the caller waits for it, as it waits for any run). The run's
-//! first window is its warm-up and is not judged: threads just started or woken by it can wait
-//! a scheduler tick for an idle core, and such a window can read a run that pays 2× as slower
-//! than the loop (`examples/first_calls.rs`; figures in `docs/BENCH.md`).
+//! first window is its warm-up and sheds only a run far slower than the loop
+//! ([`WARM_UP_SHED_BELOW`]): threads just started or woken by it can wait a scheduler tick for
+//! an idle core, and such a window can read a run that pays 2× as slower than the loop
+//! (`examples/first_calls.rs`; figures in `docs/BENCH.md`).
 //!
 //! The sample's serial rate was measured on a few items, often cold ones (isolated, or the
 //! first of the input), and can be slower than the loop runs them warm: a run whose workers
@@ -36,6 +37,12 @@ pub(crate) const CHECK_MIN_WINDOW: Duration = Duration::from_millis(2);
 /// [`CHECK_CHUNKS`] chunks (a worker stalled on a lock, or waiting for a core): 5 ms, a few
 /// wake-ups' worth, short against any run worth parallelizing.
 pub(crate) const CHECK_AFTER: Duration = Duration::from_millis(5);
+
+/// Below this measured speedup a run sheds on its first window, the warm-up, too: half the
+/// serial rate. Workers that share one core for a while (the worst a start-up gives) run at
+/// about the serial rate: 0.7–1.0× on 2 cores (`examples/first_calls.rs`), while workers
+/// that contend on a lock run at 0.3–0.5×.
+pub(crate) const WARM_UP_SHED_BELOW: f64 = 0.5;
 
 /// The workers' throughput together, measured on the wall clock over windows: the items
 /// finished in the window, plus half the change of those in flight (a chunk in flight is half
@@ -307,7 +314,7 @@ impl Check {
     /// Checks the run if it is due ([`Meter`]) and no other worker is checking it; the first
     /// window of a phase ends once every worker has finished [`CHECK_CHUNKS`] chunks (or
     /// [`CHECK_AFTER`] has passed, with as many chunks finished in all). The run's very first
-    /// window is a warm-up, not judged.
+    /// window is a warm-up ([`WARM_UP_SHED_BELOW`]).
     fn check(&self) {
         let Ok(mut state) = self.state.try_lock() else {
             return;
@@ -345,17 +352,18 @@ impl Check {
             return;
         };
         state.base = now.clone();
-        if !state.warmed {
-            // The run's first window is its warm-up, measured but not judged; the next,
-            // twice as long, is. Threads just started or woken can wait for a core while
-            // another idles (the scheduler spreads them at its next balance, up to a tick
-            // later), and a new thread's first allocations fault in its arena: such a window
-            // reads a run that pays as slower than the loop, and its back-off would cost the
-            // next calls too.
-            state.warmed = true;
-            return;
-        }
         let speedup = throughput * serial_item;
+        if !state.warmed {
+            // The run's first window is its warm-up: the next, twice as long, is judged.
+            // Threads just started or woken can wait for a core while another idles (the
+            // scheduler spreads them at its next balance, up to a tick later): such a window
+            // reads a run that pays as about as slow as the loop. Only a run far slower than
+            // that sheds on it, so that short calls of work that contends still shed.
+            state.warmed = true;
+            if speedup >= WARM_UP_SHED_BELOW {
+                return;
+            }
+        }
         match judge(workers, speedup, self.predicted) {
             Verdict::Shed(to) => {
                 let from = workers.get();
