@@ -63,7 +63,10 @@ fn smoke_run_emits_every_field_for_every_workload() {
         assert!(w["measured_speedup"].as_f64().unwrap() > 0.0, "{name}");
         assert_eq!(w["amorsize_cold"]["times_s"].as_array().unwrap().len(), 1);
         assert_eq!(
-            w["amorsize_cold"]["serial_times_s"].as_array().unwrap().len(),
+            w["amorsize_cold"]["serial_times_s"]
+                .as_array()
+                .unwrap()
+                .len(),
             1
         );
         assert!(
