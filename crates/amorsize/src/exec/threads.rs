@@ -136,7 +136,8 @@ where
     P: Fn(&O) -> bool + Sync,
 {
     let mut batch = batch;
-    batch.sampled.sort_by_key(|(i, _)| *i);
+    // In place: a glance's block is thousands of results.
+    batch.sampled.sort_unstable_by_key(|(i, _)| *i);
     if let Some(at) = batch.sampled.iter().position(|(_, o)| (batch.fails)(o)) {
         let (index, o) = batch.sampled.swap_remove(at);
         return Ok(Err(Failure {
@@ -192,9 +193,12 @@ where
     };
     let mut out = Vec::with_capacity(n);
     let reused_total = sampled.len();
-    let mut sampled = sampled.into_iter().peekable();
-    // The next sampled index, so that the loop pays one comparison per item for them.
-    let mut next_sampled = sampled.peek().map_or(usize::MAX, |(i, _)| *i);
+    let mut sampled = sampled.into_iter();
+    // The next sampled index, so that the loop pays one comparison per stretch for them.
+    let next = |rest: &std::vec::IntoIter<(usize, O)>| {
+        rest.as_slice().first().map_or(usize::MAX, |(i, _)| *i)
+    };
+    let mut next_sampled = next(&sampled);
     let mut failed = None;
     let mut chunks = 0;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -205,12 +209,19 @@ where
             let mut i = lo;
             while i < hi {
                 if i == next_sampled {
-                    if let Some((_, o)) = sampled.next() {
-                        out.push(o);
-                    }
-                    next_sampled = sampled.peek().map_or(usize::MAX, |(i, _)| *i);
-                    reused += 1;
-                    i += 1;
+                    // A run of sampled items (a glance's block is thousands) moves over in
+                    // one copy, at the cost of reading their indices.
+                    let run = sampled
+                        .as_slice()
+                        .iter()
+                        .take(hi - i)
+                        .enumerate()
+                        .take_while(|(k, (index, _))| *index == i + k)
+                        .count();
+                    out.extend(sampled.by_ref().take(run).map(|(_, o)| o));
+                    next_sampled = next(&sampled);
+                    reused += run;
+                    i += run;
                     continue;
                 }
                 // A stretch with no sampled item in it.
