@@ -162,6 +162,9 @@ struct State {
     tried: bool,
     /// Whether the run's first window has passed ([`Check::check`] judges none before).
     warmed: bool,
+    /// The serial time per item a trial measured on the run's own items: later windows are
+    /// judged against it rather than the sample's.
+    trial_item: Option<f64>,
 }
 
 /// A run whose measured speedup (against the sample) is below this share of the prediction
@@ -241,6 +244,7 @@ impl Check {
                 trial: None,
                 tried: false,
                 warmed: false,
+                trial_item: None,
             }),
         }
     }
@@ -320,7 +324,7 @@ impl Check {
             return;
         };
         let (Some(serial_item), Some(workers)) = (
-            self.serial_item,
+            state.trial_item.or(self.serial_item),
             NonZeroUsize::new(self.allowed.load(Relaxed)),
         ) else {
             return;
@@ -436,6 +440,7 @@ impl Check {
         match judge(whole, speedup, self.predicted) {
             Verdict::Shed(to) => self.shed(state, (1, workers), to, speedup, done),
             Verdict::Keep => {
+                state.trial_item = Some(1.0 / serial);
                 state.ended.push((1, done, self.start.elapsed()));
                 let in_flight = self.claimed.load(Relaxed).saturating_sub(done);
                 state.meter = Meter::new(Instant::now(), done);
