@@ -73,25 +73,42 @@ fn a_batch_whose_workers_contend_sheds_them_and_ends_on_one_worker() {
         return;
     }
     let items: Vec<u64> = (0..20_000).collect();
-    let calls = AtomicUsize::new(0);
-    let run = two_workers()
-        .run(&items, |x| {
-            calls.fetch_add(1, Ordering::Relaxed);
-            contended(&BATCH_LOCK, x)
-        })
-        .unwrap();
+    // A machine so busy that the two workers seldom run at once sees no contention, and
+    // rightly keeps them: a few tries, and the checks below apply to a run that measured it.
+    let mut shed = None;
+    for _ in 0..3 {
+        let calls = AtomicUsize::new(0);
+        let run = two_workers()
+            .run(&items, |x| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                contended(&BATCH_LOCK, x)
+            })
+            .unwrap();
+        let report = &run.report;
+        assert!(report.plan.is_parallel(), "{}", report.plan);
+        // Exactly once: the sample's items included, none twice.
+        assert_eq!(calls.load(Ordering::Relaxed), items.len());
+        assert_eq!(run.results.len(), items.len());
+        // The results are the serial loop's... for a function whose result depends on the
+        // shared state, each result's range is what can be checked.
+        assert!(run.results.iter().all(|r| *r <= 0xff));
+        if report.sheds.is_empty() {
+            // Kept: then it measured within the sample's doubt (`exec::check::MAX_DOUBT`).
+            assert!(
+                report.measured_speedup().is_some_and(|s| s >= 0.75),
+                "no shed:\n{report}"
+            );
+        } else {
+            shed = Some(run);
+            break;
+        }
+    }
+    let Some(run) = shed else {
+        eprintln!("the workers never contended (a busy machine): nothing more to check");
+        return;
+    };
     let report = &run.report;
-    assert!(report.plan.is_parallel(), "{}", report.plan);
-    // Exactly once: the sample's items included, none twice.
-    assert_eq!(calls.load(Ordering::Relaxed), items.len());
-    assert_eq!(run.results.len(), items.len());
-    // The results are the serial loop's... for a function whose result depends on the shared
-    // state, each result's range is what can be checked.
-    assert!(run.results.iter().all(|r| *r <= 0xff));
-    let last = report
-        .sheds
-        .last()
-        .unwrap_or_else(|| panic!("no shed:\n{report}"));
+    let last = report.sheds.last().expect("a shed");
     assert_eq!(last.to, 1, "{report}");
     assert!(last.measured_speedup < 1.0, "{report}");
     assert_eq!(report.phases.last().map(|p| p.workers), Some(1), "{report}");
