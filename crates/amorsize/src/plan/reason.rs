@@ -180,7 +180,7 @@ impl fmt::Display for Reason {
                 reused,
             } => write!(
                 f,
-                "too small, as sampled {} ago: the whole workload takes {} serially and the \
+                "serial, as sampled {} ago: the whole workload takes {} serially and the \
                  best parallel plan reached {best_speedup:.2}× (threshold {threshold}×); the \
                  items are no slower now, so they were not sampled again (call {reused} of at \
                  most {})",

@@ -200,7 +200,8 @@ pub(crate) struct Recalled {
 
 /// Notes the plan a full sample of `key` led to, for `items` items whose glance took
 /// `glance_item` each, under the caller's `threshold`. A serial plan refused for the work's
-/// size (not for a limit or the load of the moment, which change) is kept for
+/// size or for the contention its workers were measured to meet (not for a limit or the load
+/// of the moment, which change) is kept for
 /// [`recall_serial`]; a parallel plan, when `reusable` (the options left the plan to the
 /// sample), for [`recall_parallel`]; any other plan forgets the key's.
 pub(crate) fn note_plan(
@@ -225,6 +226,10 @@ pub(crate) fn note_plan(
                 best_speedup,
                 threshold,
                 ..
+            }
+            | crate::plan::Reason::Contended {
+                best_speedup,
+                threshold,
             } => Some((
                 plan.predicted_serial_time()
                     .map_or(0.0, |d| d.as_secs_f64()),
