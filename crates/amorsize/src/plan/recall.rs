@@ -198,10 +198,18 @@ pub(crate) struct Recalled {
     pub(crate) reused: u32,
 }
 
+/// Whether `plan`'s work is short enough that a full sample is a large share of its call
+/// ([`MIN_WORTH`]): a refusal for contention is then recalled, so that its calls do not each
+/// pay a sample; a longer call samples again, and the contention it learned fades with each
+/// serial run ([`crate::model::contention`]) until parallel is tried again.
+fn short(plan: &Plan) -> bool {
+    plan.predicted_serial_time().is_some_and(|t| t < MIN_WORTH)
+}
+
 /// Notes the plan a full sample of `key` led to, for `items` items whose glance took
 /// `glance_item` each, under the caller's `threshold`. A serial plan refused for the work's
-/// size or for the contention its workers were measured to meet (not for a limit or the load
-/// of the moment, which change) is kept for
+/// size, or for the contention its workers were measured to meet when the work is short
+/// ([`short`]) (not for a limit or the load of the moment, which change), is kept for
 /// [`recall_serial`]; a parallel plan, when `reusable` (the options left the plan to the
 /// sample), for [`recall_parallel`]; any other plan forgets the key's.
 pub(crate) fn note_plan(
@@ -222,6 +230,7 @@ pub(crate) fn note_plan(
                 threshold,
                 ..
             } => Some((*serial, *best_speedup, *threshold, None)),
+            crate::plan::Reason::Contended { .. } if !short(plan) => None,
             crate::plan::Reason::TooFast {
                 best_speedup,
                 threshold,
