@@ -45,6 +45,12 @@ pub(crate) const GLANCE_MAX_SERIAL: Seconds = 100e-6;
 /// savings forgone this way add up, and once they reach that figure the costs are found.
 pub(crate) const UNPROBED_MAX_SERIAL: Seconds = crate::calibrate::COSTS_WORTH;
 
+/// The fewest glanced items an input may be run serially on without the probe, the sample or
+/// the thread costs ([`UNPROBED_MAX_SERIAL`]): three, the smallest sample's
+/// ([`SampleBounds::default`]). Items of 1.6 µs end the glance after four; waiting for a
+/// whole glance sent a 0.5 ms call of them through the full sample and probe, 1.5 ms.
+pub(crate) const UNPROBED_MIN_ITEMS: usize = 3;
+
 /// What the glance found.
 pub(crate) enum Look<R> {
     /// No parallel plan can reach the threshold: run serially, reusing these results.
@@ -117,8 +123,10 @@ pub(crate) fn settle<R>(
     let mut found = proof(&glance, n, cores, options.threshold, PARALLEL_FLOOR);
     let small =
         glance.elapsed < PARALLEL_FLOOR && glance.item_time() * (n as f64) < GLANCE_MAX_SERIAL;
-    let whole_glance = glance.results.len() >= GLANCE_ITEMS.min(n);
-    if found.is_none() && !small && whole_glance {
+    // Items of a µs or more end the glance before its eighth (it stops at the floor's time);
+    // the estimate then rests on as many as the smallest sample.
+    let enough_glance = glance.results.len() >= UNPROBED_MIN_ITEMS.min(n);
+    if found.is_none() && !small && enough_glance {
         // Too large for the bound, but small enough that even waiting items (whose workers
         // the cores do not limit) could save at most the whole serial time: while that is
         // less than finding the thread costs, it runs serially, with no probe and no sample.
