@@ -1,7 +1,8 @@
 //! The amorsize calls the benchmark times: exactly what a user writes, planning included.
-//! The counted calls are [`execute`] and [`execute_iter`], but for the first: it, the
-//! uncounted warm-up and the first call in a fresh process go through [`run_slice`] or
-//! [`run_iter`] instead, the same work which also returns the plan the table shows.
+//! The counted calls are [`execute`] and [`execute_iter`], but for the first: it and the
+//! uncounted warm-up go through [`run_slice`] or [`run_iter`] instead, the same work which also
+//! returns the plan the table shows. The first call in a fresh process is an [`execute`] too
+//! (its plan comes from a second call).
 
 use amorsize::{Options, Plan};
 use std::num::NonZeroUsize;
