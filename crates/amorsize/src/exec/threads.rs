@@ -136,8 +136,9 @@ where
     P: Fn(&O) -> bool + Sync,
 {
     let mut batch = batch;
-    // In place: a glance's block is thousands of results.
-    batch.sampled.sort_unstable_by_key(|(i, _)| *i);
+    // A glance's results are two sorted runs (its spread items, then its block), which a
+    // stable sort merges in one pass.
+    batch.sampled.sort_by_key(|(i, _)| *i);
     if let Some(at) = batch.sampled.iter().position(|(_, o)| (batch.fails)(o)) {
         let (index, o) = batch.sampled.swap_remove(at);
         return Ok(Err(Failure {
