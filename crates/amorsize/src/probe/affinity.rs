@@ -1,4 +1,5 @@
-//! The running process's CPU affinity mask from the kernel (`sched_getaffinity(2)`).
+//! The running process's CPU affinity mask from the kernel (`sched_getaffinity(2)`), and a
+//! pool thread's first placement (`sched_setaffinity(2)`).
 
 use super::CpuSet;
 
@@ -28,4 +29,60 @@ pub(crate) fn sched_affinity() -> Option<CpuSet> {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn sched_affinity() -> Option<CpuSet> {
     None
+}
+
+/// Moves the calling thread onto the `slot`-th CPU of its affinity mask (modulo its size),
+/// then gives it its whole mask back: a pool's threads, each visiting its own CPU once, start
+/// spread over the cores. Left alone, the scheduler placed a new pool's two threads on one
+/// CPU of two and let the other idle for 12–15 ms (`perf sched timehist`, `docs/BENCH.md`),
+/// which made a first parallel run measure at the serial rate. The mask restored, the thread
+/// stays where it is until the scheduler has a reason to move it. Nothing happens when the
+/// mask cannot be read or set.
+#[cfg(target_os = "linux")]
+pub(crate) fn visit_cpu(slot: usize) {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: as in `sched_affinity`: a zeroed `cpu_set_t` is the valid empty set.
+    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; `mask` is a live, writable `cpu_set_t`.
+    if unsafe { libc::sched_getaffinity(0, size, &mut mask) } != 0 {
+        return;
+    }
+    let cpus: Vec<usize> = (0..size * 8)
+        // SAFETY: `id` is below the set's size in bits.
+        .filter(|&id| unsafe { libc::CPU_ISSET(id, &mask) })
+        .collect();
+    if cpus.len() < 2 {
+        return;
+    }
+    // SAFETY: a zeroed `cpu_set_t` is the valid empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the CPU id came from a bit of a set of the same size, so `CPU_SET` writes one
+    // bit inside `one`.
+    unsafe { libc::CPU_SET(cpus[slot % cpus.len()], &mut one) };
+    // SAFETY: pid 0 is the calling thread; both sets are live `cpu_set_t`s of `size` bytes.
+    // The kernel has moved the thread by the time the first call returns; the second gives
+    // back the mask it had.
+    unsafe {
+        if libc::sched_setaffinity(0, size, &one) == 0 {
+            libc::sched_setaffinity(0, size, &mask);
+        }
+    }
+}
+
+/// Nothing to do where the mask is not the kernel's to set this way.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn visit_cpu(slot: usize) {
+    let _ = slot;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod visit_tests {
+    #[test]
+    fn a_visit_gives_the_thread_its_whole_mask_back() {
+        let before = super::sched_affinity();
+        for slot in 0..3 {
+            super::visit_cpu(slot);
+            assert_eq!(super::sched_affinity(), before);
+        }
+    }
 }

@@ -21,6 +21,7 @@
 //! ```
 
 mod affinity;
+pub(crate) use affinity::visit_cpu;
 mod cgroup;
 mod cpu_set;
 mod cpus;

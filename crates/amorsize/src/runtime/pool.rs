@@ -69,7 +69,7 @@ pub(crate) fn dedicated(workers: usize, name: &'static str) -> Result<Pool> {
 }
 
 fn build(workers: usize, name: &'static str) -> Result<ThreadPool> {
-    ThreadPoolBuilder::new()
+    let pool = ThreadPoolBuilder::new()
         .num_threads(workers)
         .thread_name(move |i| format!("{name}-{i}"))
         .build()
@@ -79,7 +79,18 @@ fn build(workers: usize, name: &'static str) -> Result<ThreadPool> {
                 format!("could not start a pool of {workers} worker threads; try fewer workers"),
             )
             .with_source(e)
-        })
+        })?;
+    pool.broadcast(|context| crate::probe::visit_cpu(context.index()));
+    Ok(pool)
+}
+
+/// Spreads the threads of rayon's global pool over the cores once per process, as [`build`]
+/// does for the pools it starts ([`crate::probe::visit_cpu`]): each visits a CPU of its own.
+fn spread_global() {
+    static SPREAD: std::sync::Once = std::sync::Once::new();
+    SPREAD.call_once(|| {
+        rayon::broadcast(|context| crate::probe::visit_cpu(context.index()));
+    });
 }
 
 /// A pool with `workers` threads, reused when one exists.
@@ -118,6 +129,7 @@ fn fitting(sizes: impl Iterator<Item = usize>, workers: usize, most: usize) -> O
 /// `workers..=most` threads, else a new one of `workers`.
 fn pool_within(workers: usize, most: usize) -> Result<Pool> {
     if workers == rayon::current_num_threads() {
+        spread_global();
         return Ok(Pool::Global);
     }
     static REGISTRY: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
