@@ -40,33 +40,32 @@ pub(crate) fn sched_affinity() -> Option<CpuSet> {
 /// mask cannot be read or set.
 #[cfg(target_os = "linux")]
 pub(crate) fn visit_cpu(slot: usize) {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: as in `sched_affinity`: a zeroed `cpu_set_t` is the valid empty set.
-    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is the calling thread; `mask` is a live, writable `cpu_set_t`.
-    if unsafe { libc::sched_getaffinity(0, size, &mut mask) } != 0 {
+    let Some(mask) = sched_affinity() else {
         return;
-    }
-    let cpus: Vec<usize> = (0..size * 8)
-        // SAFETY: `id` is below the set's size in bits.
-        .filter(|&id| unsafe { libc::CPU_ISSET(id, &mask) })
-        .collect();
+    };
+    let cpus = mask.ids();
     if cpus.len() < 2 {
         return;
     }
-    // SAFETY: a zeroed `cpu_set_t` is the valid empty set.
-    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: the CPU id came from a bit of a set of the same size, so `CPU_SET` writes one
-    // bit inside `one`.
-    unsafe { libc::CPU_SET(cpus[slot % cpus.len()], &mut one) };
-    // SAFETY: pid 0 is the calling thread; both sets are live `cpu_set_t`s of `size` bytes.
     // The kernel has moved the thread by the time the first call returns; the second gives
     // back the mask it had.
-    unsafe {
-        if libc::sched_setaffinity(0, size, &one) == 0 {
-            libc::sched_setaffinity(0, size, &mask);
-        }
+    if set_affinity(&[cpus[slot % cpus.len()]]) {
+        set_affinity(cpus);
     }
+}
+
+/// Lets the calling thread run on `cpus` only (`sched_setaffinity(2)`); whether it could.
+#[cfg(target_os = "linux")]
+fn set_affinity(cpus: &[u32]) -> bool {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a zeroed `cpu_set_t` is the valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &id in cpus.iter().filter(|&&id| (id as usize) < size * 8) {
+        // SAFETY: `id` is below the set's size in bits, so the macro writes inside `set`.
+        unsafe { libc::CPU_SET(id as usize, &mut set) };
+    }
+    // SAFETY: pid 0 is the calling thread; `set` is a live `cpu_set_t` of `size` bytes.
+    unsafe { libc::sched_setaffinity(0, size, &set) == 0 }
 }
 
 /// Nothing to do where the mask is not the kernel's to set this way.

@@ -53,8 +53,9 @@ const WAITING_CPU: f64 = 0.5;
 /// beside it, doubles the share read: 7 workers planned where 20 were right.
 pub const WAITING_SPAN: Seconds = 5e-3;
 
-/// The least share of a batch's time [`Meter::net`] leaves to the items: the sampler's step
-/// and the executor's (each stores a result per item) cost about the same.
+/// The least share of a batch's time [`Meter::net`] leaves to the items: half. The sampler's
+/// step and the executor's (each stores a result per item) are taken to cost about the same;
+/// an estimate, not a measurement.
 const ITEM_SHARE_KEPT: f64 = 0.5;
 
 /// Times items and keeps the running figures.

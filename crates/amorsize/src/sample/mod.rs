@@ -359,9 +359,10 @@ pub(crate) const GLANCE_BLOCK_START: usize = 8;
 pub(crate) const BLOCK_GLANCE_TIME: Seconds = 20e-6;
 
 /// The most items [`glance_block`] runs: 4096, thousands of clock readings' worth for items
-/// of a nanosecond. Each is kept with its index until the run takes it over, so more would
-/// cost a call of ns items more than timing them gains: at 16384, `tiny`'s warm serial calls
-/// took 1.4× the loop's time.
+/// of a nanosecond. Each result is kept with its index (16 bytes for a `u64` result) until the
+/// run copies it over, a cost that grows with the block while the timing gains little past
+/// a few thousand items. (It was 16384; lowering it did not measurably change `tiny`'s warm
+/// calls, whose slowness came from a full sample per call: `docs/BENCH.md`.)
 pub(crate) const BLOCK_GLANCE_ITEMS: usize = 4096;
 
 /// [`sample_slice`], going on from what `glance` ran (its items count as the sample's first
