@@ -13,7 +13,7 @@ use crate::exec::{self, Check, Phase, Stats};
 use crate::plan::{self, quick};
 use crate::sample::{
     self, Clock, Glance, Meter, SystemClock, BLOCK_GLANCE_ITEMS, BLOCK_GLANCE_TIME,
-    CONTIGUOUS_BELOW, GLANCE_BLOCK_START,
+    CONTIGUOUS_BELOW, GLANCE_BLOCK_START, LOCALITY_BELOW,
 };
 use crate::{Options, Plan};
 use rayon::iter::plumbing::{Consumer, Producer, ProducerCallback};
@@ -145,28 +145,43 @@ where
     }
     // Items too fast to time alone are timed as the loop runs them: a block from the front,
     // doubling until it has run long enough (the slice glance's `glance_block`); the glance's
-    // time per item becomes the block's.
-    if count > 0 && elapsed / (count as f64) < CONTIGUOUS_BELOW && len > 2 * GLANCE_BLOCK_START {
+    // time per item becomes the block's. Items of a few µs get a block too: a consumer that
+    // writes in place (`collect` into a fresh `Vec`) makes each item it runs alone across the
+    // input pay a page fault, which the loop pays once a page ([`sample::after_block`]).
+    let spread_item = if count > 0 {
+        elapsed / count as f64
+    } else {
+        0.0
+    };
+    if count > 0 && spread_item < LOCALITY_BELOW && len > 2 * GLANCE_BLOCK_START {
         let most = spread_limit.min(BLOCK_GLANCE_ITEMS).saturating_sub(count);
         let (mut ran, mut spent, mut block) = (0, 0.0, GLANCE_BLOCK_START);
+        // The last batch's time per item: the largest and warmest.
+        let mut last = None;
         while ran < most && spent < BLOCK_GLANCE_TIME && !line.full() {
             let Some(front) = line.first_left() else {
                 break;
             };
             let k = block.min(most - ran).min(line.room(front));
             let mut took = 0.0;
-            ran += line.run_at(front, k, |p, c| {
+            let done = line.run_at(front, k, |p, c| {
                 let t0 = clock.wall();
                 let result = fold(p, c);
                 took = clock.wall() - t0;
                 result
             });
-            spent += (took - overhead).max(0.0);
+            let took = (took - overhead).max(0.0);
+            if done >= GLANCE_BLOCK_START {
+                last = Some(took / done as f64);
+            }
+            ran += done;
+            spent += took;
             block *= 2;
         }
         if ran > 0 {
+            let item = sample::after_block((count, elapsed), (ran, spent), last);
             count += ran;
-            elapsed = spent / ran as f64 * count as f64;
+            elapsed = item * count as f64;
         }
     }
     let glance = Glance {
