@@ -2,6 +2,7 @@
 //! same workload a moment ago), then run, reusing the sampled results so that every item runs
 //! exactly once.
 
+use super::spill;
 use super::threads::{self, Batch, Done, Failure};
 use crate::report::RunReport;
 use crate::{plan, sample, Error, ErrorKind, Options, Plan, Result};
@@ -149,7 +150,18 @@ impl Options {
     {
         let (plan, sampled) = match plan::quick::reuse(items.len(), &f, self) {
             Some(plan) => (plan, Vec::new()),
-            None => plan::plan_slice(items, &f, self).map(|(plan, s)| (plan, s.results))?,
+            None => {
+                let first = match watch_first(items, &f, &no_failure, self)? {
+                    Watched::Spilled(done) => {
+                        let (results, plan, stats) = (*done)
+                            .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))?;
+                        let report = report_of(&plan, items.len(), 0, stats);
+                        return Ok(Run { results, report });
+                    }
+                    Watched::First(first) => first,
+                };
+                plan::plan_slice_first(items, &f, self, first).map(|(plan, s)| (plan, s.results))?
+            }
         };
         let (results, report) = run_batch(items, sampled, 0, &f, (no_failure, false), &plan, self)
             .map_err(|failure| failure.into_error(|_, _| unreachable_failure()))??;
@@ -330,8 +342,12 @@ where
     let (plan, sampled) = match plan::quick::reuse(items.len(), f, options) {
         Some(plan) => (plan, Vec::new()),
         None => {
+            let first = match watch_first(items, f, &fails, options)? {
+                Watched::Spilled(done) => return Ok((*done).map(|(results, _, _)| results)),
+                Watched::First(first) => first,
+            };
             let bounds = plan::sample_bounds(options);
-            match plan::quick::look(items, f, options, &bounds)? {
+            match plan::quick::look(items, f, options, &bounds, first)? {
                 plan::quick::Look::Serial(glance, _) => {
                     let batch = Batch {
                         items,
@@ -357,6 +373,35 @@ where
         Ok(run) => run.map(|(results, _)| Ok(results)),
         Err(failure) => Ok(Err(failure)),
     }
+}
+
+/// How a call's first item ran, when the call watches it ([`spill`]).
+enum Watched<O> {
+    /// Alone (its result and wall time), or not yet (`None`: the call does not watch it).
+    First(Option<(O, crate::units::Seconds)>),
+    /// The others started on workers during it, and every item has run.
+    Spilled(Box<spill::Spilled<O>>),
+}
+
+/// Runs the first item of `items` under watch when the call watches one ([`spill::watches`]).
+///
+/// # Errors
+///
+/// [`ErrorKind::Panicked`] when the first item, run alone, panics.
+fn watch_first<T, O, F, P>(items: &[T], f: &F, fails: &P, options: &Options) -> Result<Watched<O>>
+where
+    T: Sync,
+    O: Send,
+    F: Fn(&T) -> O + Sync,
+    P: Fn(&O) -> bool + Sync,
+{
+    if !spill::watches(items.len(), options) {
+        return Ok(Watched::First(None));
+    }
+    Ok(match spill::first_item(items, f, fails) {
+        spill::First::Alone(result, took) => Watched::First(Some((result?, took))),
+        spill::First::Spilled(done) => Watched::Spilled(done),
+    })
 }
 
 fn no_failure<O>(_: &O) -> bool {

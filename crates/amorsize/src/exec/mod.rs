@@ -42,6 +42,7 @@ pub mod process;
 mod progress;
 mod settings;
 mod slots;
+mod spill;
 mod stream;
 mod threads;
 pub mod tune;

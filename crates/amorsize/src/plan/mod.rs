@@ -31,8 +31,8 @@ pub(crate) use reason::fallback_warnings;
 pub use reason::{Reason, Warning};
 pub use sampled::{plan_iter, plan_sample, plan_slice, PlannedIter, ASSUMED_ITEMS};
 pub(crate) use sampled::{
-    plan_measured, plan_slice_after, plan_stream, sample_bounds, settled, settled_plan,
-    settled_sample,
+    plan_measured, plan_slice_after, plan_slice_first, plan_stream, sample_bounds, settled,
+    settled_plan, settled_sample,
 };
 pub use settings::Progress;
 pub(crate) use settings::{ExecOptions, ProgressFn};
@@ -174,6 +174,30 @@ impl Plan {
             sample: None,
             reuse: None,
         }
+    }
+
+    /// The plan a run of `items` heavy items followed, made after it ([`Reason::Spilled`]):
+    /// `workers` workers (the calling thread included) claimed them one at a time; the first,
+    /// on the calling thread, took `first_item`, and the others started `after` into it;
+    /// `cpu_share` of their wall time was CPU time.
+    pub(crate) fn spilled(
+        items: usize,
+        workers: usize,
+        (first_item, after): (Seconds, Seconds),
+        cpu_share: f64,
+    ) -> Plan {
+        let mut plan = Plan::fixed(
+            NonZeroUsize::new(workers.max(2)).unwrap_or(NonZeroUsize::MIN),
+            NonZeroUsize::MIN,
+        );
+        plan.items = Some(items);
+        plan.reason = Reason::Spilled {
+            first_item,
+            after,
+            workers,
+            cpu_share,
+        };
+        plan
     }
 
     /// A serial plan over `items` items, chunks of `chunk`, to be filled in by [`decide`].

@@ -76,7 +76,8 @@ pub(crate) struct Proof {
 }
 
 /// Glances at `items` (see the module's documentation). The sample bounds are the ones the
-/// full sample will use, so that the glance's items are its first.
+/// full sample will use, so that the glance's items are its first. `first`, when given, is the first
+/// item's result and wall time, run already.
 ///
 /// # Errors
 ///
@@ -86,12 +87,14 @@ pub(crate) fn look<T, R, F>(
     f: &F,
     options: &Options,
     bounds: &SampleBounds,
+    first: Option<(R, Seconds)>,
 ) -> Result<Look<R>>
 where
     F: Fn(&T) -> R,
 {
     // Past the floor the glance cannot settle anything: the sample takes over.
-    let mut glance = sample::glance_slice(items, f, bounds, GLANCE_ITEMS, PARALLEL_FLOOR)?;
+    let glance_items = (GLANCE_ITEMS, PARALLEL_FLOOR);
+    let mut glance = sample::glance_slice(items, f, bounds, glance_items, first)?;
     // Items too fast to time one by one across the input are timed as the loop runs them.
     sample::glance_block(items, f, bounds, &mut glance)?;
     Ok(settle(glance, items.len(), options, || {

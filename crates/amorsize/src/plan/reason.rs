@@ -97,6 +97,22 @@ pub enum Reason {
         /// The threshold it had to reach.
         threshold: f64,
     },
+    /// The first item ran past [`SPILL_AFTER`](crate::sample::SPILL_AFTER) alone, far longer
+    /// than waking workers costs, so the other items started on workers at once, with no
+    /// sample: the figures are what the run measured, not a prediction.
+    Spilled {
+        /// The first item's wall time, on the calling thread.
+        first_item: Seconds,
+        /// How far into the first item the others started: `SPILL_AFTER` when an alarm
+        /// started them, the whole first item when none was armed (the process's watcher had
+        /// not started yet).
+        after: Seconds,
+        /// Workers that ran the items, the calling thread included.
+        workers: usize,
+        /// The items' thread CPU time ÷ their wall time, on every worker together (below 1:
+        /// the items waited for something).
+        cpu_share: f64,
+    },
     /// Parallel is predicted faster by at least the threshold.
     Faster {
         /// Predicted speedup.
@@ -242,6 +258,35 @@ impl fmt::Display for Reason {
                 f,
                 "workers contend: best parallel plan {best_speedup:.2}× (threshold {threshold}×)"
             ),
+            Reason::Spilled {
+                first_item,
+                after,
+                workers,
+                cpu_share,
+            } => {
+                if after < first_item {
+                    write!(
+                        f,
+                        "heavy items: the first was still running after {}, so the others \
+                         started on workers then, with no sample (it took {})",
+                        seconds(*after),
+                        seconds(*first_item)
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        "heavy items: the first took {} alone, so the others started on \
+                         workers at once, with no sample",
+                        seconds(*first_item)
+                    )?;
+                }
+                write!(
+                    f,
+                    "; {workers} workers ran them, their CPUs {:.0} % busy (measured, not \
+                     predicted)",
+                    cpu_share * 100.0
+                )
+            }
             Reason::Faster { speedup, threshold } => write!(
                 f,
                 "parallel is predicted {speedup:.2}× faster (threshold {threshold}×)"

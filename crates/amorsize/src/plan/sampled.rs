@@ -34,8 +34,22 @@ pub fn plan_slice<T, R, F>(items: &[T], f: &F, options: &Options) -> Result<(Pla
 where
     F: Fn(&T) -> R,
 {
+    plan_slice_first(items, f, options, None)
+}
+
+/// [`plan_slice`], with the first item run already (its result and wall time) when `first` is
+/// given.
+pub(crate) fn plan_slice_first<T, R, F>(
+    items: &[T],
+    f: &F,
+    options: &Options,
+    first: Option<(R, Seconds)>,
+) -> Result<(Plan, Sampled<R>)>
+where
+    F: Fn(&T) -> R,
+{
     let bounds = sample_bounds(options);
-    match quick::look(items, f, options, &bounds)? {
+    match quick::look(items, f, options, &bounds, first)? {
         Look::Serial(glance, proof) => Ok(settled(items.len(), glance, proof, options)),
         Look::Plan(glance) => plan_slice_after(items, f, options, &bounds, glance),
     }

@@ -5,3 +5,4 @@
 
 pub(crate) mod bench;
 pub(crate) mod pool;
+pub(crate) mod watch;

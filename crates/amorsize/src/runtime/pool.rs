@@ -81,6 +81,8 @@ fn build(workers: usize, name: &'static str) -> Result<ThreadPool> {
             .with_source(e)
         })?;
     pool.broadcast(|context| crate::probe::visit_cpu(context.index()));
+    // One more thread beside those just started: the watcher of heavy first items.
+    super::watch::start();
     Ok(pool)
 }
 
@@ -90,6 +92,7 @@ fn spread_global() {
     static SPREAD: std::sync::Once = std::sync::Once::new();
     SPREAD.call_once(|| {
         rayon::broadcast(|context| crate::probe::visit_cpu(context.index()));
+        super::watch::start();
     });
 }
 

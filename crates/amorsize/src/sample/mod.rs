@@ -248,7 +248,8 @@ impl<R> Glance<R> {
 
 /// Runs the first `count` items of the sample's order over `items` (see [`Glance`]), or
 /// fewer: it stops after the item that brings the time to `enough`, so that slow items are
-/// left to the sample, whose CPU figures they need.
+/// left to the sample, whose CPU figures they need. `first`, when given, is the first item's
+/// result and wall time, run already (the sample's order starts at index 0).
 ///
 /// # Errors
 ///
@@ -257,25 +258,37 @@ pub(crate) fn glance_slice<T, R, F>(
     items: &[T],
     f: &F,
     bounds: &SampleBounds,
-    count: usize,
-    enough: Seconds,
+    (count, enough): (usize, Seconds),
+    first: Option<(R, Seconds)>,
 ) -> Result<Glance<R>>
 where
     F: Fn(&T) -> R,
 {
     let n = items.len();
-    let indices = spread(n, bounds.limit(Some(n))).take(count);
+    let mut indices = spread(n, bounds.limit(Some(n))).take(count);
     let mut results = Vec::with_capacity(count.min(n));
+    let mut before = 0.0;
+    if let Some((result, took)) = first {
+        indices.next();
+        results.push((0, result));
+        before = took;
+        if took >= enough {
+            return Ok(Glance {
+                results,
+                elapsed: took,
+            });
+        }
+    }
     let mut watch = Stopwatch::start();
     for index in indices {
         results.push((index, run_caught(index, &items[index], f)?));
-        if watch.lap().is_some_and(|t| t >= enough) {
+        if watch.lap().is_some_and(|t| before + t >= enough) {
             break;
         }
     }
     Ok(Glance {
         results,
-        elapsed: watch.finish(),
+        elapsed: before + watch.finish(),
     })
 }
 
@@ -448,6 +461,12 @@ where
 /// [`HEAVY_SHARE_INVERSE`]th of their parallel time (fewer items than that many per core): a
 /// longer input can afford the sample, which also tells waiting items from computing ones.
 pub(crate) const HEAVY_ITEM: Seconds = 1e-3;
+
+/// How long a call's first item runs alone on the calling thread before the others start on
+/// workers, when the input is short against the cores: 1 ms, the first item that ends the
+/// serial sample (`HEAVY_ITEM`), 200 times what waking a worker costs; so the item that would
+/// end the sample is the one that never made the others wait.
+pub const SPILL_AFTER: Seconds = HEAVY_ITEM;
 
 /// Whether a glance that ran `glanced` items in `elapsed` seconds, of an input of `n`, ends
 /// the sample ([`HEAVY_ITEM`]): one item that long, an input short against the cores.
