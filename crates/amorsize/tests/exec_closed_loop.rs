@@ -389,3 +389,42 @@ fn a_pipeline_whose_workers_contend_sheds_them_while_it_runs_and_the_next_drives
     assert!(!plan.is_parallel(), "{plan}");
     assert_eq!(again.reused_from_sample, 0, "nothing sampled");
 }
+
+static SHORT_LOCK: Mutex<u64> = Mutex::new(0);
+
+#[test]
+fn a_run_too_short_to_shed_while_running_is_judged_when_it_ends() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    // 300 contended items: well under the closed loop's first window, so nothing sheds while
+    // the run lasts; a run that measured slower than the loop (below 0.8 of the sample's
+    // rate, past any doubt the sample allows) makes the next call serial, saying why.
+    let items: Vec<u64> = (0..300).collect();
+    let name = "closed-loop-short";
+    let forced = Options::new()
+        .workers(NonZeroUsize::new(2).unwrap())
+        .threshold(0.0)
+        .name(name);
+    for _ in 0..5 {
+        let run = forced.run(&items, |x| contended(&SHORT_LOCK, x)).unwrap();
+        let report = &run.report;
+        let slower = report.measured_speedup().is_some_and(|s| s < 0.8);
+        if !report.sheds.is_empty() || !slower {
+            continue;
+        }
+        let next = Options::new()
+            .name(name)
+            .run(&items, |x| contended(&SHORT_LOCK, x))
+            .unwrap();
+        let plan = &next.report.plan;
+        assert!(
+            matches!(plan.reason(), amorsize::plan::Reason::MeasuredSlower { .. }),
+            "after:\n{report}\nthe next plan:\n{plan}"
+        );
+        assert!(!plan.is_parallel(), "{plan}");
+        return;
+    }
+    eprintln!("no short run measured slower than the loop (a busy machine): nothing to check");
+}

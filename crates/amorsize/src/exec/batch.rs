@@ -469,6 +469,21 @@ pub(crate) fn report_of(
     }
 }
 
+/// The speedup a whole parallel run of `ran` items measured, when the closed loop's rule
+/// ([`crate::model::shed::judge`]) sheds it to one worker: its throughput ÷ the slowest
+/// serial rate the plan's sample allows ([`super::check::serial_item_high`]).
+fn slower_than_the_loop(plan: &Plan, stats: &threads::Stats, ran: usize) -> Option<f64> {
+    let wall = stats.wall.as_secs_f64();
+    let serial_item = super::check::serial_item_high(plan)?;
+    let workers = NonZeroUsize::new(stats.workers)?;
+    if ran == 0 || wall <= 0.0 {
+        return None;
+    }
+    let measured = ran as f64 / wall * serial_item;
+    let verdict = crate::model::shed::judge(workers, measured, plan.predicted_speedup());
+    (verdict == crate::model::shed::Verdict::Shed(NonZeroUsize::MIN)).then_some(measured)
+}
+
 /// Runs a planned batch. The outer error is the engine's (threads could not start); the inner
 /// one a failure of the user's function.
 fn run_batch<T, O, F, P>(
@@ -545,7 +560,15 @@ pub(crate) fn learn(
                 let first = &stats.sheds[0];
                 learn::note_shed(key, plan, (first.measured_speedup, first.from), first.at);
             }
-            _ => learn::forget_shed(key),
+            Some(_) => learn::forget_shed(key),
+            // A run too short for the closed loop to judge while it ran (under a few ms) is
+            // judged whole, by the same rule, once it has ended.
+            None => match slower_than_the_loop(plan, stats, ran) {
+                Some(measured) => {
+                    learn::note_shed(key, plan, (measured, stats.workers), stats.wall)
+                }
+                None => learn::forget_shed(key),
+            },
         }
         if let Some(rate) = stats.phases.first().and_then(|p| p.throughput()) {
             if !stats.sheds.is_empty() && ran > 0 {
