@@ -4,7 +4,7 @@
 //! One test in a binary of its own: the thread costs are found once per process, and any other
 //! test in the same process could find them first.
 
-use amorsize::calibrate::{threads_if_measured, COSTS_WORTH};
+use amorsize::calibrate::{costs_worth, threads_if_measured};
 use amorsize::plan::Reason;
 use amorsize::Options;
 
@@ -37,8 +37,15 @@ fn small_calls_forgo_their_savings_until_they_add_up_to_finding_the_costs() {
         let run = options.run(&items, spin).unwrap();
         assert_eq!(run.results, want);
         let plan = &run.report.plan;
-        if let Reason::NotWorthMeasuring { gain, forgone, .. } = plan.reason() {
-            assert!(*gain > 0.0 && *forgone < COSTS_WORTH, "{plan}");
+        if let Reason::NotWorthMeasuring {
+            gain,
+            forgone,
+            worth,
+            ..
+        } = plan.reason()
+        {
+            assert!(*gain > 0.0 && *forgone < *worth, "{plan}");
+            assert_eq!(*worth, costs_worth(), "{plan}");
             assert!(*forgone >= forgone_before + gain * 0.999, "{plan}");
             assert!(!plan.is_parallel());
             assert!(plan.to_string().contains("not worth measuring yet"));

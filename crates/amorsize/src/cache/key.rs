@@ -7,9 +7,10 @@ use std::fmt;
 /// size rounded down to a power of two (so 1000 and 1020 items share a history, 1000 and
 /// 100 000 do not).
 ///
-/// Closures defined in the same function can share a type name (`main::{{closure}}`), and
-/// their item and result types tell them apart only when those differ: name a workload when
-/// several unnamed ones could collide.
+/// Closures defined in the same function share a type name (`main::{{closure}}`); an unnamed
+/// key also holds where the function's code lies in the binary (an offset, the same from one
+/// run of a build to the next), which tells such closures apart unless the compiler made them
+/// one function (identical code). Naming a workload keeps its history across builds.
 ///
 /// # Examples
 ///
@@ -31,8 +32,8 @@ impl WorkloadKey {
         WorkloadKey(name.into())
     }
 
-    /// An unnamed workload: the type names of `f`, its item and its result, and the input
-    /// size's power-of-two bucket.
+    /// An unnamed workload: the type names of `f`, its item and its result, where its code
+    /// lies in the binary ([`code_offset`]), and the input size's power-of-two bucket.
     ///
     /// Made on calls too small to plan (to look up a decision made a moment ago), so it is put
     /// together with plain appends: the formatting machinery costs microseconds in a process
@@ -44,9 +45,11 @@ impl WorkloadKey {
             std::any::type_name::<R>(),
         );
         let mut key = String::with_capacity(f.len() + t.len() + r.len() + 20);
-        for part in [f, " (", t, " -> ", r, ") items~2^"] {
+        for part in [f, " (", t, " -> ", r, ") @"] {
             key.push_str(part);
         }
+        push_hex(&mut key, code_offset::<T, R, F>());
+        key.push_str(" items~2^");
         let bucket = size_bucket(items);
         if bucket >= 10 {
             key.push(char::from(b'0' + (bucket / 10) as u8));
@@ -79,6 +82,28 @@ impl fmt::Display for WorkloadKey {
     }
 }
 
+/// Where the code that calls an `F` lies in the binary, as an offset from a function of this
+/// module: a closure's body is compiled into it, so two closures of one type name (defined in
+/// one function) have two offsets. The whole binary moves as one when it is loaded, so the
+/// offset is the same in every run of a build.
+fn code_offset<T: ?Sized, R, F: Fn(&T) -> R>() -> usize {
+    fn call<T: ?Sized, R, F: Fn(&T) -> R>(f: &F, item: &T) -> R {
+        f(item)
+    }
+    fn anchor() {}
+    let code = call::<T, R, F> as fn(&F, &T) -> R as usize;
+    code.wrapping_sub(anchor as fn() as usize)
+}
+
+/// Appends `n` in hexadecimal.
+fn push_hex(key: &mut String, n: usize) {
+    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for k in (0..digits).rev() {
+        let d = (n >> (4 * k)) & 0xf;
+        key.push(char::from_digit(d as u32, 16).unwrap_or('0'));
+    }
+}
+
 /// ⌊log₂ items⌋, and 0 for 0 or 1 item.
 fn size_bucket(items: usize) -> u32 {
     items.checked_ilog2().unwrap_or(0)
@@ -88,13 +113,18 @@ fn size_bucket(items: usize) -> u32 {
 mod tests {
     use super::*;
 
+    fn offset_of<T: ?Sized, R, F: Fn(&T) -> R>(_: &F) -> usize {
+        code_offset::<T, R, F>()
+    }
+
     #[test]
     fn unnamed_keys_read_as_before() {
         let f = |x: &u32| u64::from(*x);
         for items in [0, 1, 2, 1000, 1 << 20, usize::MAX] {
             let want = format!(
-                "{} (u32 -> u64) items~2^{}",
+                "{} (u32 -> u64) @{:x} items~2^{}",
                 std::any::type_name_of_val(&f),
+                offset_of(&f),
                 size_bucket(items)
             );
             assert_eq!(WorkloadKey::unnamed(&f, items).as_str(), want);
@@ -107,6 +137,29 @@ mod tests {
         assert_eq!(size_bucket(1), 0);
         assert_eq!(size_bucket(1023), 9);
         assert_eq!(size_bucket(1024), 10);
+    }
+
+    #[test]
+    fn closures_of_one_type_name_are_told_apart_by_their_code() {
+        // Two closures of one function: the same type name, item and result types.
+        let a = |x: &u64| x.wrapping_mul(3).rotate_left(7);
+        let b = |x: &u64| x ^ 0x5555;
+        assert_eq!(
+            std::any::type_name_of_val(&a),
+            std::any::type_name_of_val(&b)
+        );
+        assert_ne!(WorkloadKey::unnamed(&a, 10), WorkloadKey::unnamed(&b, 10));
+        // One closure: one key, call after call.
+        assert_eq!(WorkloadKey::unnamed(&a, 10), WorkloadKey::unnamed(&a, 12));
+    }
+
+    #[test]
+    fn hex_digits() {
+        for n in [0usize, 1, 15, 16, 255, 0xabc, usize::MAX] {
+            let mut s = String::new();
+            push_hex(&mut s, n);
+            assert_eq!(s, format!("{n:x}"));
+        }
     }
 
     #[test]

@@ -51,10 +51,42 @@ pub const FALLBACK_THREAD_DISPATCH: Seconds = 3e-6;
 pub const PARALLEL_FLOOR: Seconds = 5e-6;
 
 /// What finding the thread costs is taken to cost, when a call decides whether it is worth
-/// finding them: reading them from the cache file took 0.8–1.1 ms on the 2-core machine the
-/// figures of this crate come from (opening the file), measuring them 5–7 ms. 2 ms lies
-/// between. A planning figure, not a measurement of this machine; the plans it decides name it.
-pub const COSTS_WORTH: Seconds = 2e-3;
+/// finding them, with no cache file yet: creating the file, which probes the machine for its
+/// fingerprint (5.1–5.9 ms), then measuring the costs and storing them (4.1–4.3 ms), as
+/// measured on the 2-core machine the figures of this crate come from, in fresh processes
+/// (`examples/costs_worth.rs`). An estimate for any other machine; the plans it decides name
+/// it ([`costs_worth`]).
+pub const COSTS_WORTH: Seconds = 10e-3;
+
+/// [`COSTS_WORTH`] with the cache turned off: probing the machine (0.6 ms) and measuring the
+/// costs (3.9 ms), measured the same way.
+pub const COSTS_WORTH_UNCACHED: Seconds = 4.5e-3;
+
+/// [`COSTS_WORTH`] when a cache file exists: opening it, with the probe (1.6–2.0 ms), and
+/// reading the costs (44–84 µs), measured the same way; where no process on this machine has
+/// stored them, measuring and storing them too, which this figure leaves out.
+pub const COSTS_WORTH_CACHED: Seconds = 2e-3;
+
+/// What finding the thread costs is taken to cost in this process: [`COSTS_WORTH_CACHED`] when
+/// the cache file existed the first time this was asked, [`COSTS_WORTH_UNCACHED`] with the
+/// cache off, else [`COSTS_WORTH`].
+pub fn costs_worth() -> Seconds {
+    static WORTH: OnceLock<Seconds> = OnceLock::new();
+    *WORTH.get_or_init(|| {
+        #[cfg(feature = "cache")]
+        {
+            match crate::cache::location().path() {
+                Some(path) if path.exists() => COSTS_WORTH_CACHED,
+                Some(_) => COSTS_WORTH,
+                None => COSTS_WORTH_UNCACHED,
+            }
+        }
+        #[cfg(not(feature = "cache"))]
+        {
+            COSTS_WORTH_UNCACHED
+        }
+    })
+}
 
 /// Parallel savings (ns) forgone in this process by calls that ran serially rather than find
 /// the thread costs ([`threads_if_worth`]).
@@ -120,7 +152,7 @@ pub fn threads() -> &'static Calibration {
 /// The thread backend's costs when they are known in this process already, or worth finding
 /// ([`threads`]) for a call whose parallel plan could save at most `gain`.
 ///
-/// A call that could save less than finding them costs ([`COSTS_WORTH`]) runs serially
+/// A call that could save less than finding them costs ([`costs_worth`]) runs serially
 /// instead, until the savings forgone this way in the process add up to that figure; then the
 /// costs are found (rent, then buy: what the small calls forgo stays within about what finding
 /// the costs costs). A program that makes one small call is spared a calibration longer than
@@ -133,19 +165,19 @@ pub fn threads_if_worth(gain: Seconds) -> Result<&'static Calibration, Seconds> 
     if let Some(calibration) = THREADS.get() {
         return Ok(calibration);
     }
-    forgo(&FORGONE, gain).map(|()| threads())
+    forgo(&FORGONE, gain, costs_worth()).map(|()| threads())
 }
 
 /// Adds `gain` (seconds; a negative or undefined one counts as none) to the savings forgone
-/// so far (`forgone`, in ns): `Ok` when they now reach [`COSTS_WORTH`] (finding the costs is
-/// worth it), else `Err` with the new total in seconds.
-fn forgo(forgone: &AtomicU64, gain: Seconds) -> Result<(), Seconds> {
+/// so far (`forgone`, in ns): `Ok` when they now reach `worth` (finding the costs is worth
+/// it), else `Err` with the new total in seconds.
+fn forgo(forgone: &AtomicU64, gain: Seconds, worth: Seconds) -> Result<(), Seconds> {
     let gain = if gain > 0.0 { (gain * 1e9) as u64 } else { 0 };
     let total = forgone
         .fetch_add(gain, Ordering::Relaxed)
         .saturating_add(gain) as f64
         * 1e-9;
-    if total < COSTS_WORTH {
+    if total < worth {
         Err(total)
     } else {
         Ok(())
@@ -276,21 +308,23 @@ mod tests {
     fn savings_are_forgone_until_they_add_up_to_finding_the_costs() {
         let forgone = AtomicU64::new(0);
         let ms = |x: f64| x * 1e-3;
+        // What finding the costs is taken to cost, here 2 ms.
+        const W: Seconds = 2e-3;
         let near = |r: Result<(), Seconds>, want: f64| match r {
             Err(total) => (total - want).abs() < 1e-9,
             Ok(()) => false,
         };
-        assert!(near(forgo(&forgone, ms(0.5)), ms(0.5)));
-        assert!(near(forgo(&forgone, ms(0.7)), ms(1.2)));
+        assert!(near(forgo(&forgone, ms(0.5), W), ms(0.5)));
+        assert!(near(forgo(&forgone, ms(0.7), W), ms(1.2)));
         // Nothing to save, or an undefined figure: counted as nothing.
-        assert!(near(forgo(&forgone, 0.0), ms(1.2)));
-        assert!(near(forgo(&forgone, -1.0), ms(1.2)));
-        assert!(near(forgo(&forgone, f64::NAN), ms(1.2)));
+        assert!(near(forgo(&forgone, 0.0, W), ms(1.2)));
+        assert!(near(forgo(&forgone, -1.0, W), ms(1.2)));
+        assert!(near(forgo(&forgone, f64::NAN, W), ms(1.2)));
         // The call that brings the total to the figure finds the costs.
-        assert_eq!(forgo(&forgone, ms(0.8)), Ok(()));
+        assert_eq!(forgo(&forgone, ms(0.8), W), Ok(()));
         // One call that could save more than finding them costs finds them at once.
-        assert_eq!(forgo(&AtomicU64::new(0), COSTS_WORTH), Ok(()));
-        assert_eq!(forgo(&AtomicU64::new(0), 1.0), Ok(()));
+        assert_eq!(forgo(&AtomicU64::new(0), W, W), Ok(()));
+        assert_eq!(forgo(&AtomicU64::new(0), 1.0, W), Ok(()));
     }
 
     #[test]

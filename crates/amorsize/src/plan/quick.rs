@@ -40,13 +40,15 @@ pub(crate) const GLANCE_MAX_SERIAL: Seconds = 100e-6;
 /// The largest input, in serial time as the glance estimates it, that a call may run
 /// serially without the probe, the sample or the thread costs, while those costs are not
 /// known in the process: what finding the costs takes
-/// ([`COSTS_WORTH`](crate::calibrate::COSTS_WORTH)). Parallel could save at most the
+/// ([`costs_worth`](crate::calibrate::costs_worth)). Parallel could save at most the
 /// whole serial time (waiting items are not bound by the cores), so less than that; the
 /// savings forgone this way add up, and once they reach that figure the costs are found.
-pub(crate) const UNPROBED_MAX_SERIAL: Seconds = crate::calibrate::COSTS_WORTH;
+fn unprobed_max_serial() -> Seconds {
+    crate::calibrate::costs_worth()
+}
 
 /// The fewest glanced items an input may be run serially on without the probe, the sample or
-/// the thread costs ([`UNPROBED_MAX_SERIAL`]): three, the smallest sample's
+/// the thread costs ([`unprobed_max_serial`]): three, the smallest sample's
 /// ([`SampleBounds::default`]). Items of 1.6 µs end the glance after four; waiting for a
 /// whole glance sent a 0.5 ms call of them through the full sample and probe, 1.5 ms.
 pub(crate) const UNPROBED_MIN_ITEMS: usize = 3;
@@ -134,7 +136,7 @@ pub(crate) fn settle<R>(
         // the cores do not limit) could save at most the whole serial time: while that is
         // less than finding the thread costs, it runs serially, with no probe and no sample.
         let serial = glance.item_time() * n as f64;
-        if serial < UNPROBED_MAX_SERIAL && crate::calibrate::threads_if_measured().is_none() {
+        if serial < unprobed_max_serial() && crate::calibrate::threads_if_measured().is_none() {
             // Every parallel section costs at least the floor; nothing else bounds it here.
             let gain = (serial - PARALLEL_FLOOR).max(0.0);
             if let Err(forgone) = crate::calibrate::threads_if_worth(gain) {

@@ -46,7 +46,7 @@ pub enum Reason {
         reused: u32,
     },
     /// Parallel could save less than finding this machine's thread costs takes
-    /// ([`COSTS_WORTH`](crate::calibrate::COSTS_WORTH)), and they are not known in this
+    /// ([`costs_worth`](crate::calibrate::costs_worth)), and they are not known in this
     /// process yet: the call runs serially, and the costs are found once the savings forgone
     /// this way add up to that figure ([`threads_if_worth`](crate::calibrate::threads_if_worth)).
     NotWorthMeasuring {
@@ -57,6 +57,9 @@ pub enum Reason {
         gain: Seconds,
         /// The savings forgone this way in the process so far, this call's included.
         forgone: Seconds,
+        /// What finding the costs is taken to cost in this process (an estimate: with or
+        /// without a cache file, [`costs_worth`](crate::calibrate::costs_worth)).
+        worth: Seconds,
     },
     /// A parallel run of this workload in this process measured its workers together below
     /// the serial rate of its sample, and shed them: the next calls run serially, and parallel
@@ -208,6 +211,7 @@ impl fmt::Display for Reason {
                 serial,
                 gain,
                 forgone,
+                worth,
             } => write!(
                 f,
                 "not worth measuring yet: the whole workload takes {} serially, and parallel \
@@ -216,7 +220,7 @@ impl fmt::Display for Reason {
                  that ({} so far)",
                 seconds(*serial),
                 seconds(*gain),
-                seconds(crate::calibrate::COSTS_WORTH),
+                seconds(*worth),
                 seconds(*forgone)
             ),
             Reason::MeasuredSlower {

@@ -217,6 +217,7 @@ pub(crate) fn settled_plan(
                     serial: proof.serial,
                     gain,
                     forgone,
+                    worth: calibrate::costs_worth(),
                 },
                 (Some(recalled), None) => Reason::Recalled {
                     serial: proof.serial,
@@ -447,6 +448,7 @@ fn plan_sampled(
                         serial,
                         gain,
                         forgone,
+                        worth: calibrate::costs_worth(),
                     },
                 ),
             }
