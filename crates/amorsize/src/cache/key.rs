@@ -33,7 +33,8 @@ impl WorkloadKey {
     }
 
     /// An unnamed workload: the type names of `f`, its item and its result, where its code
-    /// lies in the binary ([`code_offset`]), and the input size's power-of-two bucket.
+    /// lies in the binary (an offset, as the type's documentation says), and the input size's
+    /// power-of-two bucket.
     ///
     /// Made on calls too small to plan (to look up a decision made a moment ago), so it is put
     /// together with plain appends: the formatting machinery costs microseconds in a process
