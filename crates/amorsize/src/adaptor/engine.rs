@@ -129,6 +129,8 @@ where
     // them; each timed alone, so that cutting it off the input is not counted. As the slice
     // glance, it stops early only after the 1st, 2nd or 4th item.
     let (mut count, mut elapsed) = (0usize, 0.0);
+    // The first item's time alone (the front of the input).
+    let mut first = None;
     for index in sample::spread(len, spread_limit).take(quick::GLANCE_ITEMS) {
         let checked = count.is_power_of_two();
         if (checked && elapsed >= PARALLEL_FLOOR) || line.full() {
@@ -141,13 +143,17 @@ where
             took = clock.wall() - t0;
             result
         });
-        elapsed += (took - overhead).max(0.0);
+        let took = (took - overhead).max(0.0);
+        first.get_or_insert(took);
+        elapsed += took;
     }
     // Items too fast to time alone are timed as the loop runs them: a block from the front,
     // doubling until it has run long enough (the slice glance's `glance_block`); the glance's
     // time per item becomes the block's. Items of a few µs get a block too: a consumer that
     // writes in place (`collect` into a fresh `Vec`) makes each item it runs alone across the
-    // input pay a page fault, which the loop pays once a page ([`sample::after_block`]).
+    // input pay a page fault, which the loop pays once a page; the block's time stands for
+    // them only when the front item alone was far slower than the block's items after it
+    // ([`sample::after_block`]).
     let spread_item = if count > 0 {
         elapsed / count as f64
     } else {
@@ -179,9 +185,12 @@ where
             block *= 2;
         }
         if ran > 0 {
-            let item = sample::after_block((count, elapsed), (ran, spent), last);
-            count += ran;
-            elapsed = item * count as f64;
+            let spread = (count, elapsed, first.unwrap_or(0.0));
+            // Else the block's items are kept, but the spread items' time stands.
+            if let Some(item) = sample::after_block(spread, (ran, spent), last) {
+                count += ran;
+                elapsed = item * count as f64;
+            }
         }
     }
     let glance = Glance {

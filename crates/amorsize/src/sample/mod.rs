@@ -497,44 +497,46 @@ pub(crate) const CONTIGUOUS_BELOW: Seconds = 1e-6;
 /// the plan then held the run to that rate and the closed loop could not see it lose.
 pub(crate) const LOCALITY_BELOW: Seconds = 20e-6;
 
-/// How many times faster per item a block from the front must run than the same workload's
-/// items run alone across the input for the block's time to stand for them all: 4, well past
-/// the spread of items of one workload, well short of what a page fault per item costs items
-/// of nanoseconds. An estimate.
+/// How many times faster per item a block from the front must run than the item at the front
+/// run alone, and than the items run alone across the input, for the block's time to stand
+/// for them all: 4, well past the spread of items of one workload, well short of what a page
+/// fault per item costs items of nanoseconds. An estimate.
 pub(crate) const LOCALITY_FACTOR: f64 = 4.0;
 
-/// The glance's time per item after `spread` = (items, seconds) run alone across the input and
-/// `block` = (items, seconds) run as a block from the front, whose last batch took `last` per
-/// item: the block's (its last batch's when faster: the first items pay what the loop pays
-/// once) when the spread items were fast enough to be sampled as a block anyway
-/// ([`CONTIGUOUS_BELOW`]) or the block ran [`LOCALITY_FACTOR`] times faster per item (the
-/// spread items paid for their places, not their work); else the mean of them all.
+/// Whether a block from the front times the items of a glance, and at what per item: the
+/// glance ran `spread` = (items, seconds, the first's seconds) alone across the input, the
+/// first at its front, and `block` = (items, seconds) as a block from the front, whose last
+/// batch took `last` per item. The block's time (its last batch's when faster: the first items
+/// pay what the loop pays once) stands for the items
+///
+/// - when the spread items were fast enough to be sampled as a block anyway
+///   ([`CONTIGUOUS_BELOW`]);
+/// - when it ran [`LOCALITY_FACTOR`] times faster per item than both the front item alone and
+///   the spread items: they paid for their places (a page fault each), not their work, since
+///   the block's items lie right beside the front one.
+///
+/// Otherwise (`None`) the spread items' time stands, and the block's items are not timing
+/// evidence: a block from the front says nothing of the rest of an input sorted by cost,
+/// whose front is its cheapest or dearest part.
 pub(crate) fn after_block(
-    spread: (usize, Seconds),
+    spread: (usize, Seconds, Seconds),
     block: (usize, Seconds),
     last: Option<Seconds>,
-) -> Seconds {
-    let (count, elapsed) = spread;
+) -> Option<Seconds> {
+    let (count, elapsed, first) = spread;
     let (ran, spent) = block;
     if ran == 0 {
-        return if count == 0 {
-            0.0
-        } else {
-            elapsed / count as f64
-        };
+        return None;
     }
     let mean = spent / ran as f64;
     let block_item = last.map_or(mean, |l| l.min(mean));
-    let spread_item = if count == 0 {
-        0.0
-    } else {
-        elapsed / count as f64
-    };
-    if count == 0 || spread_item < CONTIGUOUS_BELOW || block_item * LOCALITY_FACTOR <= spread_item {
-        block_item
-    } else {
-        (elapsed + spent) / (count + ran) as f64
+    if count == 0 {
+        return Some(block_item);
     }
+    let spread_item = elapsed / count as f64;
+    let far_faster = |alone: Seconds| block_item * LOCALITY_FACTOR <= alone;
+    (spread_item < CONTIGUOUS_BELOW || (far_faster(first) && far_faster(spread_item)))
+        .then_some(block_item)
 }
 
 /// Samples a slice of items too fast to time one by one (see [`CONTIGUOUS_BELOW`]) as the loop
@@ -939,23 +941,35 @@ mod tests {
 
     #[test]
     fn a_block_far_faster_than_the_spread_items_stands_for_them() {
-        // 8 items of 4.5 µs alone (a page fault each), a block of 1000 at 10 ns: the block's.
-        let item = after_block((8, 8.0 * 4.5e-6), (1000, 10e-6), Some(9e-9));
-        assert!((item - 9e-9).abs() < 1e-15);
-        // Items of 5 µs either way: the mean of all, not the front's alone.
-        let item = after_block((8, 8.0 * 5e-6), (8, 8.0 * 4e-6), Some(4e-6));
-        assert!((item - 4.5e-6).abs() < 1e-12);
-        // Just short of the factor: still the mean.
+        // 8 items of 4.5 µs alone, the front one too (a page fault each), a block of 1000 at
+        // 10 ns right after the front one: the block's.
+        let item = after_block((8, 8.0 * 4.5e-6, 4.5e-6), (1000, 10e-6), Some(9e-9));
+        assert!(item.is_some_and(|t| (t - 9e-9).abs() < 1e-15));
+        // Cost rising along the input: the front item is as cheap as the block after it, the
+        // spread items dear; the spread items' time stands.
+        assert_eq!(
+            after_block((2, 20e-6, 0.05e-6), (64, 64.0 * 0.3e-6), None),
+            None
+        );
+        // Items of 5 µs either way: the spread items'.
+        assert_eq!(
+            after_block((8, 8.0 * 5e-6, 5e-6), (8, 8.0 * 4e-6), Some(4e-6)),
+            None
+        );
+        // Just short of the factor: the spread items'.
         let spread = 2e-6;
         let block = spread / LOCALITY_FACTOR * 1.01;
-        let item = after_block((4, 4.0 * spread), (4, 4.0 * block), None);
-        assert!(item > block && item < spread);
+        assert_eq!(
+            after_block((4, 4.0 * spread, spread), (4, 4.0 * block), None),
+            None
+        );
         // Spread items under the contiguous bound are sampled as a block anyway.
-        let item = after_block((8, 8.0 * 0.5e-6), (64, 64.0 * 0.4e-6), None);
-        assert!((item - 0.4e-6).abs() < 1e-15);
-        // No block: the spread items' mean; nothing at all: 0.
-        assert!((after_block((4, 4e-6), (0, 0.0), None) - 1e-6).abs() < 1e-15);
-        assert_eq!(after_block((0, 0.0), (0, 0.0), None), 0.0);
+        let item = after_block((8, 8.0 * 0.5e-6, 0.5e-6), (64, 64.0 * 0.4e-6), None);
+        assert!(item.is_some_and(|t| (t - 0.4e-6).abs() < 1e-15));
+        // No block: nothing to stand for them; a block alone: its own.
+        assert_eq!(after_block((4, 4e-6, 1e-6), (0, 0.0), None), None);
+        let alone = after_block((0, 0.0, 0.0), (10, 10e-6), None);
+        assert!(alone.is_some_and(|t| (t - 1e-6).abs() < 1e-15));
     }
 
     #[test]
