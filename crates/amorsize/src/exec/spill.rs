@@ -26,16 +26,17 @@ use std::time::{Duration, Instant};
 /// callback or deadline (which want the executor's chunked loop), not inside a pool's worker
 /// (nested runs use that pool), and more than one core.
 pub(crate) fn watches(n: usize, options: &Options) -> bool {
-    let cores = crate::probe::cores_bound();
+    let short =
+        |cores: usize| cores > 1 && (n as f64) < crate::sample::HEAVY_SHARE_INVERSE * cores as f64;
+    // The cores last: before the probe they cost a system call.
     n > 2
-        && cores > 1
-        && (n as f64) < crate::sample::HEAVY_SHARE_INVERSE * cores as f64
         && options.leave_plan_to_sample()
         && options.threshold.is_finite()
         && options.exec.progress.is_none()
         && options.exec.deadline.is_none()
         && !crate::alloc::installed()
         && !pool::nested()
+        && short(crate::probe::cores_bound())
 }
 
 /// A spilled run: every result in order, the plan made from what ran and what it measured;
