@@ -15,7 +15,6 @@ use crate::runtime::pool;
 use crate::runtime::watch::{self, Disarmed};
 use crate::sample::{Clock, SystemClock, SPILL_AFTER};
 use crate::units::Seconds;
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -94,14 +93,9 @@ struct Slots<'a, T, O, F, P> {
     items: &'a [T],
     f: &'a F,
     fails: &'a P,
-    slots: Vec<Mutex<Option<Outcome<O>>>>,
+    slots: Vec<Mutex<Option<Ran<O>>>>,
     /// Thread CPU time and wall time the claimers spent on items, together.
     spent: Mutex<(Seconds, Seconds)>,
-}
-
-enum Outcome<O> {
-    Value(O),
-    Panic(Box<dyn Any + Send>),
 }
 
 /// Claims items until none is left: what a worker runs, and the calling thread after its
@@ -125,18 +119,10 @@ where
             let Some(item) = self.items.get(index) else {
                 break;
             };
-            let outcome = match catch_unwind(AssertUnwindSafe(|| (self.f)(item))) {
-                Ok(value) => {
-                    if (self.fails)(&value) {
-                        shared.stop.store(true, Relaxed);
-                    }
-                    Outcome::Value(value)
-                }
-                Err(payload) => {
-                    shared.stop.store(true, Relaxed);
-                    Outcome::Panic(payload)
-                }
-            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| (self.f)(item)));
+            if failed(&outcome, self.fails) {
+                shared.stop.store(true, Relaxed);
+            }
             *lock(&self.slots[index]) = Some(outcome);
         }
         let spent = clock.now();
@@ -287,10 +273,6 @@ where
     if failed(&outcome, fails) {
         shared.stop.store(true, Relaxed);
     }
-    let outcome = match outcome {
-        Ok(value) => Outcome::Value(value),
-        Err(payload) => Outcome::Panic(payload),
-    };
     *lock(&slots.slots[0]) = Some(outcome);
     slots.claim(&shared);
     drop(shut);
@@ -299,10 +281,7 @@ where
     let (cpu, busy) = *lock(&slots.spent);
     // Claims go in input order, so an unclaimed item lies past the failure that stopped the
     // claims, which `finish` returns first: this runs only what no one claimed otherwise.
-    let rerun = |index: usize| match timed(f, &items[index]).0 {
-        Ok(value) => Outcome::Value(value),
-        Err(payload) => Outcome::Panic(payload),
-    };
+    let rerun = |index: usize| timed(f, &items[index]).0;
     let first = (took, after);
     let spilled = finish(slots.slots, fails, rerun, first, joined, (cpu, busy), wall);
     First::Spilled(Box::new(spilled))
@@ -351,9 +330,9 @@ fn start(claims: Claims, shared: Arc<Shared>, workers: usize) {
 /// `rerun` runs an item no one claimed (none is, but past a failure, which is returned
 /// first): every item runs once.
 fn finish<O, P: Fn(&O) -> bool>(
-    slots: Vec<Mutex<Option<Outcome<O>>>>,
+    slots: Vec<Mutex<Option<Ran<O>>>>,
     fails: &P,
-    mut rerun: impl FnMut(usize) -> Outcome<O>,
+    mut rerun: impl FnMut(usize) -> Ran<O>,
     (first, after): (Seconds, Seconds),
     joined: usize,
     (cpu, busy): (Seconds, Seconds),
@@ -364,14 +343,14 @@ fn finish<O, P: Fn(&O) -> bool>(
     for (index, slot) in slots.into_iter().enumerate() {
         let outcome = slot.into_inner().unwrap_or_else(PoisonError::into_inner);
         match outcome.unwrap_or_else(|| rerun(index)) {
-            Outcome::Value(value) if fails(&value) => {
+            Ok(value) if fails(&value) => {
                 return Err(Failure {
                     index,
                     cause: Cause::Value(value),
                 })
             }
-            Outcome::Value(value) => results.push(value),
-            Outcome::Panic(payload) => {
+            Ok(value) => results.push(value),
+            Err(payload) => {
                 return Err(Failure {
                     index,
                     cause: Cause::Panic(payload),

@@ -78,8 +78,8 @@ pub(crate) struct Proof {
 }
 
 /// Glances at `items` (see the module's documentation). The sample bounds are the ones the
-/// full sample will use, so that the glance's items are its first. `first`, when given, is the first
-/// item's result and wall time, run already.
+/// full sample will use, so that the glance's items are its first. `first`, when given, is
+/// the first item's result and wall time, run already.
 ///
 /// # Errors
 ///
