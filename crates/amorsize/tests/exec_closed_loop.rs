@@ -265,6 +265,63 @@ fn work_that_pays_keeps_its_workers() {
     }
 }
 
+/// Busy for about `micros` µs of wall time (the same in a debug build as in a release one).
+fn busy_for(micros: u64, seed: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let mut acc = seed;
+    while start.elapsed() < std::time::Duration::from_micros(micros) {
+        for i in 0..64u64 {
+            acc = acc.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+    }
+    std::hint::black_box(acc) & 1
+}
+
+#[test]
+fn items_costlier_than_the_sample_are_timed_alone_before_any_shed() {
+    let _turn = turn();
+    if !two_cpus() {
+        return;
+    }
+    // One item in twenty costs 100× the others, but none of those the sample runs (the first
+    // calls of the function): two workers' throughput reads as a third of the sample's serial
+    // rate. The run must measure the serial rate on its own
+    // items (worker 0 alone, the others paused) before it sheds anything, and a shed is then
+    // against that rate; the report says which rate the speedup is against.
+    let items: Vec<u64> = (0..4_000).collect();
+    let calls = AtomicUsize::new(0);
+    let run = two_workers()
+        .name("closed-loop-costly-unsampled")
+        .disk_cache(false)
+        .run(&items, |x| {
+            let call = calls.fetch_add(1, Ordering::Relaxed);
+            let micros = if call >= 400 && call % 20 == 19 {
+                400
+            } else {
+                4
+            };
+            busy_for(micros, *x)
+        })
+        .unwrap();
+    let report = &run.report;
+    assert_eq!(calls.load(Ordering::Relaxed), items.len(), "{report}");
+    let sampled = report.plan.sample().map_or(0, |s| s.count);
+    assert!(sampled < 400, "the sample ran no costly item: {report}");
+    if !report.sheds.is_empty() {
+        assert!(
+            report.serial_alone.is_some(),
+            "shed on the sample's rate alone:\n{report}"
+        );
+    }
+    if let Some(alone) = &report.serial_alone {
+        assert_eq!(report.serial_rate().map(|(_, n)| n), Some(alone.items));
+        assert!(
+            report.to_string().contains("own items on one worker"),
+            "{report}"
+        );
+    }
+}
+
 /// About `ms` milliseconds of integer work.
 fn heavy(ms: u64) -> impl Fn(&u64) -> u64 + Sync {
     move |x| {

@@ -354,9 +354,10 @@ impl<P: Producer, C: Consumer<P::Item>> Window<'_, P, C> {
                     break;
                 }
             }
-            busy += t0.elapsed();
+            let took = t0.elapsed();
+            busy += took;
             self.chunks.fetch_add(1, Relaxed);
-            self.check.finished(id, len);
+            self.check.finished(id, len, took);
         }
         *lock(&self.busy) += busy;
     }
@@ -491,6 +492,8 @@ where
         busy,
         nested,
         phases: check.phases(left, wall),
+        judged: check.judged(),
+        alone: check.alone(),
         sheds: check.into_sheds(),
         ..Stats::default()
     };

@@ -466,6 +466,7 @@ pub(crate) fn report_of(
         assumed_items: None,
         phases: stats.phases,
         sheds: stats.sheds,
+        serial_alone: stats.alone.map(|(phase, _)| phase),
     }
 }
 
@@ -561,8 +562,20 @@ pub(crate) fn learn(
                 learn::note_shed(key, plan, (first.measured_speedup, first.from), first.at);
             }
             Some(_) => learn::forget_shed(key),
+            // A run that kept its workers after measuring the serial rate on its own items:
+            // the next calls that reuse its plan are judged against that rate.
+            None if stats.alone.is_some() => {
+                learn::forget_shed(key);
+                if let Some(serial) = stats.alone.and_then(|(alone, noise)| {
+                    crate::plan::SerialAlone::new(alone.items, alone.wall.as_secs_f64(), noise)
+                }) {
+                    learn::note_serial_alone(key, serial);
+                }
+            }
             // A run too short for the closed loop to judge while it ran (under a few ms) is
-            // judged whole, by the same rule, once it has ended.
+            // judged whole, by the same rule, once it has ended; one it judged (and kept its
+            // workers, perhaps after measuring the serial rate on its own items) stands.
+            None if stats.judged => learn::forget_shed(key),
             None => match slower_than_the_loop(plan, stats, ran) {
                 Some(measured) => {
                     learn::note_shed(key, plan, (measured, stats.workers), stats.wall)

@@ -13,9 +13,13 @@
 //! The sample's serial rate was measured on a few items, often cold ones (isolated, or the
 //! first of the input), and can be slower than the loop runs them warm: a run whose workers
 //! contend (the allocator, memory bandwidth) may then look faster than serial while it is not.
-//! So a run that pays far less than predicted ([`TRIAL_BELOW`]) tries once: the other workers
-//! pause while worker 0 runs a window alone, on the run's own warm items, and the workers'
-//! throughput together is judged against that serial rate instead ([`Trial`]).
+//! It can also be faster than the input's mean: a few items sampled from an input where one
+//! in fifty costs 100× the others read as slower than the loop a run that pays 2×. So a run
+//! that would shed, or that pays far less than predicted ([`TRIAL_BELOW`]), tries once first:
+//! the other workers pause while worker 0 runs a window alone, on the run's own warm items,
+//! and the workers' throughput together is judged against that serial rate instead
+//! ([`Trial`]). Work that contends loses nothing to it: the window alone is what a shed to
+//! one worker would run.
 
 use crate::model::shed::{judge, Verdict};
 pub(crate) use crate::report::{Phase, Shed};
@@ -108,27 +112,43 @@ impl Meter {
 /// slower than the loop by more than that sheds whatever the sample's spread.
 pub(crate) const MAX_DOUBT: f64 = 0.25;
 
-/// The serial time per item a run is compared with: the sample's mean plus two standard errors
-/// (at most [`MAX_DOUBT`] more), the slowest serial rate the sample allows, so that a run sheds
-/// only when it is slower than the loop beyond the sample's own doubt (a few items of a
-/// heavy-tailed cost). `None` without a sample's time.
-pub(crate) fn serial_item_high(plan: &Plan) -> Option<f64> {
-    let doubt = plan
+/// The serial time per item a run is compared with, and its relative standard error: the rate
+/// an earlier run of a reused plan measured on its own items on one worker
+/// ([`Plan::serial_alone`]) and that window's noise, else the sample's mean and cv ÷ √items.
+/// `None` without either.
+fn serial_item(plan: &Plan) -> Option<(f64, f64)> {
+    if let Some(alone) = plan.serial_alone() {
+        return Some((alone.item_time, alone.noise));
+    }
+    let noise = plan
         .sample()
         .filter(|s| s.count > 0 && s.cv.is_finite())
-        .map_or(0.0, |s| {
-            (2.0 * s.cv / (s.count as f64).sqrt()).min(MAX_DOUBT)
-        });
+        .map_or(0.0, |s| s.cv / (s.count as f64).sqrt());
     plan.item_time()
-        .map(|d| d.as_secs_f64() * (1.0 + doubt))
-        .filter(|t| t.is_finite() && *t > 0.0)
+        .map(|d| (d.as_secs_f64(), noise))
+        .filter(|(t, _)| t.is_finite() && *t > 0.0)
 }
 
-/// What one worker finished: items and chunks.
+/// The serial time per item a whole run is compared with ([`serial_item`]) raised by its
+/// doubt: two standard errors, at most [`MAX_DOUBT`] more, the slowest serial rate the
+/// measurement allows, so that a run sheds only when it is slower than the loop beyond the
+/// doubt of what the serial rate rests on (a few items of a heavy-tailed cost).
+pub(crate) fn serial_item_high(plan: &Plan) -> Option<f64> {
+    serial_item(plan).map(|(t, noise)| t * (1.0 + doubt(&[noise])))
+}
+
+/// What one worker finished: items and chunks, and what the chunks' times say of the spread
+/// of the time per item ([`Spread`]). Only its worker writes it.
 #[derive(Default)]
 struct Tally {
     items: AtomicU64,
     chunks: AtomicU64,
+    /// Σ chunk time, in nanoseconds.
+    busy: AtomicU64,
+    /// Σ chunk time² ÷ chunk items, in nanoseconds², as `f64` bits.
+    squares: AtomicU64,
+    /// Σ chunk items².
+    sizes: AtomicU64,
 }
 
 /// A tally read at one moment.
@@ -136,6 +156,9 @@ struct Tally {
 struct Snapshot {
     items: u64,
     chunks: u64,
+    busy: u64,
+    squares: f64,
+    sizes: u64,
 }
 
 impl Tally {
@@ -143,8 +166,96 @@ impl Tally {
         Snapshot {
             items: self.items.load(Relaxed),
             chunks: self.chunks.load(Relaxed),
+            busy: self.busy.load(Relaxed),
+            squares: f64::from_bits(self.squares.load(Relaxed)),
+            sizes: self.sizes.load(Relaxed),
         }
     }
+
+    /// Its worker finished a chunk of `items` items in `took`.
+    fn add(&self, items: usize, took: Duration) {
+        let n = items as u64;
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.items.fetch_add(n, Relaxed);
+        self.chunks.fetch_add(1, Relaxed);
+        self.busy.fetch_add(ns, Relaxed);
+        self.sizes.fetch_add(n.saturating_mul(n), Relaxed);
+        if n > 0 {
+            // One writer: a load and a store add without a race.
+            let squares = f64::from_bits(self.squares.load(Relaxed));
+            let ns = ns as f64;
+            self.squares
+                .store((squares + ns * ns / n as f64).to_bits(), Relaxed);
+        }
+    }
+}
+
+/// The chunks some workers finished over a window, as sums ([`Tally`]'s, since a base).
+#[derive(Clone, Copy, Default)]
+struct Spread {
+    items: u64,
+    chunks: u64,
+    busy: f64,
+    squares: f64,
+    sizes: u64,
+}
+
+impl Spread {
+    /// The chunks of `now` since `base`, worker by worker.
+    fn since(now: &[Snapshot], base: &[Snapshot]) -> Spread {
+        now.iter()
+            .zip(base)
+            .fold(Spread::default(), |sum, (n, b)| Spread {
+                items: sum.items + n.items.saturating_sub(b.items),
+                chunks: sum.chunks + n.chunks.saturating_sub(b.chunks),
+                busy: sum.busy + n.busy.saturating_sub(b.busy) as f64,
+                squares: sum.squares + (n.squares - b.squares).max(0.0),
+                sizes: sum.sizes + n.sizes.saturating_sub(b.sizes),
+            })
+    }
+
+    /// The spread of the time per item as its chunks' times show it: the coefficient of
+    /// variation of one item's time. Chunks of `n` items whose items spread by σ about a mean
+    /// `m` vary by σ² ÷ n about it, so the items-weighted variance `v` of the chunks' times
+    /// per item is about σ² × (chunks, equal in effect) ÷ items: σ² ≈ `v` × Σ n² ÷ items.
+    /// 0 with fewer than two chunks (nothing to tell a spread from).
+    fn cv(&self) -> f64 {
+        if self.chunks < 2 || self.items == 0 || self.sizes == 0 || self.busy <= 0.0 {
+            return 0.0;
+        }
+        let n = self.items as f64;
+        let mean = self.busy / n;
+        let variance = (self.squares / n - mean * mean).max(0.0);
+        let cv = (variance * self.sizes as f64 / n).sqrt() / mean;
+        if cv.is_finite() {
+            cv
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The relative standard error of the mean time per item over a window of `items` items, when
+/// one item's time varies by `cv`: which items a window happened to run moves its rate by
+/// about this much (one item in fifty costing 100× the others, a cv of about 5: a third over
+/// two hundred items). `cv` comes from the chunks of the whole run so far ([`Spread::cv`]),
+/// which show the input's spread better than one short window, that may hold none of its
+/// costly items.
+fn noise(cv: f64, items: u64) -> f64 {
+    if items == 0 {
+        0.0
+    } else {
+        cv / (items as f64).sqrt()
+    }
+}
+
+/// How much the windows' own noise (each [`Spread::noise`]) raises a speedup measured as the
+/// ratio of their rates before it is judged: two standard errors of the ratio, at most
+/// [`MAX_DOUBT`], so that a run sheds only when it is slower than the loop beyond what the
+/// items each window ran can explain.
+fn doubt(noises: &[f64]) -> f64 {
+    let variance: f64 = noises.iter().map(|e| e * e).sum();
+    (2.0 * variance.sqrt()).min(MAX_DOUBT)
 }
 
 /// Where the current phase started, and what was measured before it.
@@ -152,6 +263,8 @@ struct State {
     /// Each worker's tally when the current phase started, and the items finished and
     /// claimed then.
     base: Vec<Snapshot>,
+    /// Each worker's tally when the run started (all zero).
+    start: Vec<Snapshot>,
     /// The window of the next check.
     meter: Meter,
     /// Phases ended so far: workers, items finished by its end, and its end since the start.
@@ -162,9 +275,14 @@ struct State {
     tried: bool,
     /// Whether the run's first window has passed ([`Check::check`] judges none before).
     warmed: bool,
-    /// The serial time per item a trial measured on the run's own items: later windows are
-    /// judged against it rather than the sample's.
-    trial_item: Option<f64>,
+    /// The serial time per item a trial measured on the run's own items, and its window's
+    /// noise ([`Spread::noise`]): later windows are judged against it rather than the sample's.
+    trial_item: Option<(f64, f64)>,
+    /// The trial's window alone, when one ran to its end, and its noise ([`noise`]).
+    alone: Option<(Phase, f64)>,
+    /// Whether [`judge`] has ruled on a window of the run: kept its workers or shed some
+    /// (the warm-up passes unjudged, and a trial that the run's end cut short rules nothing).
+    judged: bool,
 }
 
 /// A run whose measured speedup (against the sample) is below this share of the prediction
@@ -173,10 +291,22 @@ struct State {
 /// while a run at 1.1× of a predicted 1.5× does.
 pub(crate) const TRIAL_BELOW: f64 = 0.8;
 
+/// The noise ([`noise`]) a trial's window alone runs down to, when the run's items spread:
+/// a tenth, so that which items the window happened to run moves the serial rate it measures
+/// by about a tenth (two hundred items of a cv of 1.4; two thousand of a cv of 4.5), unless
+/// [`TRIAL_LONGEST`] ends it first.
+pub(crate) const TRIAL_NOISE: f64 = 0.1;
+
+/// The longest a trial's window alone runs for its noise to come down ([`TRIAL_NOISE`]):
+/// 20 ms, four times the longest first window ([`CHECK_AFTER`]), what a shed to one worker
+/// would run anyway while work that contends sheds.
+pub(crate) const TRIAL_LONGEST: Duration = Duration::from_millis(20);
+
 /// How long the paused workers wait for a trial to end before they go on regardless: a trial
-/// lasts a first window ([`CHECK_MIN_WINDOW`] to [`CHECK_AFTER`] and a few chunks); when the
-/// run ends first, nothing judges it, and they must not wait forever.
-pub(crate) const TRIAL_WAIT: Duration = Duration::from_millis(50);
+/// lasts a first window ([`CHECK_MIN_WINDOW`] to [`CHECK_AFTER`] and a few chunks, up to
+/// [`TRIAL_LONGEST`] on items that spread) after at most half this for the others to pause;
+/// when the run ends first, nothing judges it, and they must not wait forever.
+pub(crate) const TRIAL_WAIT: Duration = Duration::from_millis(60);
 
 /// How often a paused worker looks whether the trial has ended.
 const TRIAL_POLL: Duration = Duration::from_micros(100);
@@ -184,9 +314,13 @@ const TRIAL_POLL: Duration = Duration::from_micros(100);
 /// A serial window on the run's own items: worker 0 alone, the others paused, to measure the
 /// serial rate that the workers' throughput together is then judged against.
 struct Trial {
-    /// Workers before the trial, and their throughput together, items per second.
+    /// Workers before the trial, their throughput together, items per second, that window's
+    /// noise ([`noise`]), and the spread of the time per item over the run so far
+    /// ([`Spread::cv`]).
     workers: usize,
     throughput: f64,
+    noise: f64,
+    cv: f64,
     /// When the trial began.
     began: Instant,
     /// Worker 0's items finished when the others had all paused (its window alone starts
@@ -197,8 +331,9 @@ struct Trial {
 /// The closed loop of one parallel run.
 pub(crate) struct Check {
     start: Instant,
-    /// The sampled serial time per item, in seconds; the run checks nothing without it.
-    serial_item: Option<f64>,
+    /// The serial time per item, in seconds, and its noise ([`serial_item`]); the run checks
+    /// nothing without it.
+    serial_item: Option<(f64, f64)>,
     predicted: Option<f64>,
     tallies: Vec<Tally>,
     /// Workers allowed to claim chunks: ids below it.
@@ -223,7 +358,7 @@ impl Check {
     /// The closed loop of a run of `plan` on `workers` workers that started at `start`; it
     /// checks nothing unless `shed`.
     pub(crate) fn new(workers: usize, plan: &Plan, start: Instant, shed: bool) -> Check {
-        let serial_item = serial_item_high(plan).filter(|_| shed);
+        let serial_item = serial_item(plan).filter(|_| shed);
         Check {
             start,
             serial_item,
@@ -238,6 +373,7 @@ impl Check {
             drained: AtomicBool::new(false),
             state: Mutex::new(State {
                 base: vec![Snapshot::default(); workers],
+                start: vec![Snapshot::default(); workers],
                 meter: Meter::new(start, 0),
                 ended: Vec::new(),
                 sheds: Vec::new(),
@@ -245,6 +381,8 @@ impl Check {
                 tried: false,
                 warmed: false,
                 trial_item: None,
+                alone: None,
+                judged: false,
             }),
         }
     }
@@ -295,13 +433,12 @@ impl Check {
         self.drained.store(false, Relaxed);
     }
 
-    /// Worker `id` finished a chunk of `items` items; checks the run when it is due.
-    pub(crate) fn finished(&self, id: usize, items: usize) {
+    /// Worker `id` finished a chunk of `items` items in `took`; checks the run when it is due.
+    pub(crate) fn finished(&self, id: usize, items: usize, took: Duration) {
         let Some(tally) = self.tallies.get(id) else {
             return;
         };
-        tally.items.fetch_add(items as u64, Relaxed);
-        tally.chunks.fetch_add(1, Relaxed);
+        tally.add(items, took);
         if self.pending.load(Relaxed) > 0 {
             self.check();
         }
@@ -323,7 +460,7 @@ impl Check {
         let Ok(mut state) = self.state.try_lock() else {
             return;
         };
-        let (Some(serial_item), Some(workers)) = (
+        let (Some((serial_item, serial_noise)), Some(workers)) = (
             state.trial_item.or(self.serial_item),
             NonZeroUsize::new(self.allowed.load(Relaxed)),
         ) else {
@@ -355,8 +492,15 @@ impl Check {
         let Some(throughput) = state.meter.read(done, in_flight, least >= CHECK_CHUNKS) else {
             return;
         };
+        let cv = Spread::since(&now, &state.start).cv();
+        let noise = noise(cv, Spread::since(&now, &state.base).items);
         state.base = now.clone();
         let speedup = throughput * serial_item;
+        // The window's items, and those the serial rate rests on, may differ from the input's
+        // by chance: the figure is judged at the top of what their noise allows (and a
+        // verdict to shed measures a trial first).
+        let doubt = 1.0 + doubt(&[noise, serial_noise]);
+        let judged = speedup * doubt;
         if !state.warmed {
             // The run's first window is its warm-up: the next, twice as long, is judged.
             // Threads just started or woken can wait for a core while another idles (the
@@ -364,22 +508,22 @@ impl Check {
             // reads a run that pays as about as slow as the loop. Only a run far slower than
             // that sheds on it, so that short calls of work that contends still shed.
             state.warmed = true;
-            if speedup >= WARM_UP_SHED_BELOW {
+            if judged >= WARM_UP_SHED_BELOW {
                 return;
             }
         }
-        match judge(workers, speedup, self.predicted) {
-            Verdict::Shed(to) => {
-                let from = workers.get();
-                self.shed(&mut state, (from, from), to, speedup, done);
-            }
-            Verdict::Keep if self.worth_a_trial(&state, workers.get(), speedup, done) => {
+        let verdict = judge(workers, judged, self.predicted);
+        let range = (speedup / doubt, judged);
+        match verdict {
+            _ if self.worth_a_trial(&state, workers.get(), (range, verdict), done) => {
                 let at = self.start.elapsed();
                 state.ended.push((workers.get(), done, at));
                 state.tried = true;
                 state.trial = Some(Trial {
                     workers: workers.get(),
                     throughput,
+                    noise,
+                    cv,
                     began: Instant::now(),
                     alone_from: None,
                 });
@@ -387,22 +531,38 @@ impl Check {
                 self.allowed.store(1, Relaxed);
                 self.trialing.store(true, Relaxed);
             }
-            Verdict::Keep => {}
+            Verdict::Shed(to) => {
+                state.judged = true;
+                let from = workers.get();
+                self.shed(&mut state, (from, from), to, speedup, done);
+            }
+            Verdict::Keep => state.judged = true,
         }
     }
 
-    /// Whether a run of `workers` measured at `speedup` (against the sample) after `done` items
-    /// should measure the serial rate on its own items: once, with at least as much of the run
-    /// left as done, when the figure says the sample is off: far below the prediction
-    /// ([`TRIAL_BELOW`]), or above what the workers could give (the sample slower than the
-    /// loop).
-    fn worth_a_trial(&self, state: &State, workers: usize, speedup: f64, done: u64) -> bool {
+    /// Whether a run of `workers` measured at a speedup between `low` and `high` (against the
+    /// sample, or a trial's rate; the range its noise allows) after `done` items, which
+    /// [`judge`] gave `verdict`, should measure the serial rate on its own items first: once,
+    /// with at least as much of the run left as done, when the figure says the serial rate
+    /// may be off: a shed (the sample may have missed the input's costly items: a run of items
+    /// heavier than sampled reads as slower than the loop, and a shed on that figure would
+    /// run serially work that pays), far below the prediction ([`TRIAL_BELOW`]), or above what
+    /// the workers could give (the sample slower than the loop). A trial runs worker 0 alone,
+    /// as a shed to one would: work that contends loses nothing to it.
+    fn worth_a_trial(
+        &self,
+        state: &State,
+        workers: usize,
+        ((low, high), verdict): ((f64, f64), Verdict),
+        done: u64,
+    ) -> bool {
         let Some(items) = self.items else {
             return false;
         };
-        let below = self.predicted.is_some_and(|p| speedup < TRIAL_BELOW * p);
-        let beyond = speedup > workers as f64;
-        !state.tried && (below || beyond) && items.saturating_sub(done) >= done
+        let shed = verdict != Verdict::Keep;
+        let below = self.predicted.is_some_and(|p| high < TRIAL_BELOW * p);
+        let beyond = low > workers as f64;
+        !state.tried && (shed || below || beyond) && items.saturating_sub(done) >= done
     }
 
     /// Ends the trial once worker 0 has run a first window alone (from the chunk it finished
@@ -425,22 +585,27 @@ impl Check {
         };
         let alone = now[0].items.saturating_sub(from);
         let elapsed = at.elapsed();
+        let noise = noise(trial.cv, alone);
         let over = (alone > 0 && now[0].chunks >= state.base[0].chunks + CHECK_CHUNKS
             || elapsed >= CHECK_AFTER)
-            && elapsed >= CHECK_MIN_WINDOW;
+            && elapsed >= CHECK_MIN_WINDOW
+            && (noise <= TRIAL_NOISE || elapsed >= TRIAL_LONGEST);
         if !over || alone == 0 {
             return;
         }
         let serial = alone as f64 / elapsed.as_secs_f64();
         let (workers, speedup) = (trial.workers, trial.throughput / serial);
+        let judged = speedup * (1.0 + doubt(&[trial.noise, noise]));
         let done: u64 = now.iter().map(|s| s.items).sum();
         state.trial = None;
+        state.judged = true;
+        state.alone = Some((Phase::new(1, alone as usize, elapsed), noise));
         state.base = now.to_vec();
         let whole = NonZeroUsize::new(workers).unwrap_or(NonZeroUsize::MIN);
-        match judge(whole, speedup, self.predicted) {
+        match judge(whole, judged, self.predicted) {
             Verdict::Shed(to) => self.shed(state, (1, workers), to, speedup, done),
             Verdict::Keep => {
-                state.trial_item = Some(1.0 / serial);
+                state.trial_item = Some((1.0 / serial, noise));
                 state.ended.push((1, done, self.start.elapsed()));
                 let in_flight = self.claimed.load(Relaxed).saturating_sub(done);
                 state.meter = Meter::new(Instant::now(), done);
@@ -498,6 +663,25 @@ impl Check {
             wall.saturating_sub(at),
         ));
         phases
+    }
+
+    /// Whether the closed loop ruled on the run while it ran: a run too short for a window
+    /// past the warm-up is judged whole once it has ended
+    /// ([`learn`](super::batch::learn)).
+    pub(crate) fn judged(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .judged
+    }
+
+    /// The serial rate a trial measured on the run's own items: its window alone, when one
+    /// ran to its end, and its noise.
+    pub(crate) fn alone(&self) -> Option<(Phase, f64)> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .alone
     }
 
     /// The sheds the run made, in order.

@@ -87,6 +87,11 @@ pub(crate) struct Stats {
     pub(crate) phases: Vec<Phase>,
     /// Each change of the worker count the closed loop made, in order.
     pub(crate) sheds: Vec<Shed>,
+    /// Whether the closed loop ruled on a window of the run while it ran.
+    pub(crate) judged: bool,
+    /// The window a trial ran on one worker, the others paused: the serial rate on the run's
+    /// own items, and its noise.
+    pub(crate) alone: Option<(Phase, f64)>,
 }
 
 /// Runs `batch` as `plan` says.
@@ -283,6 +288,8 @@ where
             adjustments: Vec::new(),
             phases: vec![Phase::new(1, ran, wall)],
             sheds: Vec::new(),
+            judged: false,
+            alone: None,
         },
     })
 }
@@ -475,7 +482,7 @@ where
             let took = t0.elapsed();
             busy += took;
             count += 1;
-            self.check.finished(id, ran);
+            self.check.finished(id, ran, took);
             if let Some(adapter) = &self.adapter {
                 let left = self.items.len().saturating_sub(self.cursor.load(Relaxed));
                 if let Some(next) = lock(adapter).observe(ran, took, Some(left), self.workers) {
@@ -612,6 +619,8 @@ where
             nested,
             adjustments,
             phases: check.phases(ran, wall),
+            judged: check.judged(),
+            alone: check.alone(),
             sheds: check.into_sheds(),
         },
     })

@@ -101,6 +101,41 @@ pub struct Plan {
     /// When the plan was made for an earlier call and reused for this one.
     #[serde(default)]
     reuse: Option<Reuse>,
+    /// The serial rate an earlier run of this plan measured on its own items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    serial_alone: Option<SerialAlone>,
+}
+
+/// The serial rate a parallel run measured on its own items: a window on one worker with the
+/// others paused (the closed loop's trial, run when the sample's rate made the run's figure
+/// doubtful). A plan reused by the next calls carries it: their runs are judged against it
+/// rather than against the sample, which it outweighs (many items, warm, of the input as a
+/// whole rather than its first few).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SerialAlone {
+    /// Mean time of one item on one worker.
+    pub item_time: Seconds,
+    /// Items the window ran.
+    pub items: usize,
+    /// The relative standard error of `item_time` as the spread of the run's chunks shows it.
+    pub noise: f64,
+}
+
+impl SerialAlone {
+    /// What a window of `items` items in `seconds` on one worker measured, with its `noise`.
+    pub(crate) fn new(items: usize, seconds: Seconds, noise: f64) -> Option<SerialAlone> {
+        let item_time = seconds / items as f64;
+        (items > 0 && item_time.is_finite() && item_time > 0.0).then_some(SerialAlone {
+            item_time,
+            items,
+            noise: if noise.is_finite() {
+                noise.max(0.0)
+            } else {
+                0.0
+            },
+        })
+    }
 }
 
 /// A plan made from a full sample a moment ago for the same workload, reused by a later call
@@ -173,6 +208,7 @@ impl Plan {
             caps: None,
             sample: None,
             reuse: None,
+            serial_alone: None,
         }
     }
 
@@ -298,6 +334,12 @@ impl Plan {
         self.items = Some(items);
         self.reuse = Some(Reuse { age, call });
         self
+    }
+
+    /// The serial rate an earlier run of this workload measured on its own items, carried by a
+    /// reused plan ([`SerialAlone`]).
+    pub fn serial_alone(&self) -> Option<&SerialAlone> {
+        self.serial_alone.as_ref()
     }
 
     /// The name of the workload, when the options gave one.

@@ -198,6 +198,20 @@ pub(crate) struct Recalled {
     pub(crate) reused: u32,
 }
 
+/// Notes the serial rate a parallel run of `key`'s plan measured on its own items: the next
+/// calls that reuse the plan ([`recall_parallel`]) carry it.
+pub(crate) fn note_serial_alone(key: &WorkloadKey, serial: crate::plan::SerialAlone) {
+    if PARALLEL_NOTED.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+    for r in recent.iter_mut().filter(|r| r.key == *key) {
+        if let Decision::Parallel(plan) = &mut r.decision {
+            plan.serial_alone = Some(serial);
+        }
+    }
+}
+
 /// Whether `plan`'s work is short enough that a full sample is a large share of its call
 /// ([`MIN_WORTH`]): a refusal for contention is then recalled, so that its calls do not each
 /// pay a sample; a longer call samples again, and the contention it learned fades with each

@@ -48,7 +48,8 @@ pub struct Shed {
     pub from: usize,
     /// Workers after (1: one worker, as the serial loop).
     pub to: usize,
-    /// The workers' throughput together ÷ the serial rate of the sample, as measured then.
+    /// The workers' throughput together ÷ the serial rate, as measured then: the sample's,
+    /// or, after a trial, the run's own items' on one worker ([`RunReport::serial_alone`]).
     pub measured_speedup: f64,
     /// The speedup the plan predicted, when it predicted one.
     pub predicted_speedup: Option<f64>,
@@ -106,6 +107,10 @@ pub struct RunReport {
     pub phases: Vec<Phase>,
     /// Changes of the worker count the run made because parallel did not pay, in order.
     pub sheds: Vec<Shed>,
+    /// The serial rate measured on the run's own items, when its closed loop ran a window on
+    /// one worker with the others paused (a trial, to check a figure that the sample's rate
+    /// made doubtful): the measured speedup is against it then ([`RunReport::serial_rate`]).
+    pub serial_alone: Option<Phase>,
 }
 
 impl RunReport {
@@ -114,13 +119,31 @@ impl RunReport {
         self.items - self.reused_from_sample
     }
 
-    /// The serial rate this run is measured against: items per second of the plain loop, as
-    /// the sample measured them, with the number of sampled items it rests on. `None` when the
-    /// plan was not made from a sample.
+    /// The serial rate this run is measured against: items per second of the plain loop, with
+    /// the number of items it rests on: the run's own items on one worker
+    /// ([`RunReport::serial_alone`]) when a trial measured them, else an earlier run's of the
+    /// plan ([`Plan::serial_alone`]), else the sample's. `None` when none was measured.
     pub fn serial_rate(&self) -> Option<(f64, usize)> {
+        self.serial_rate_of().map(|(rate, items, _)| (rate, items))
+    }
+
+    /// [`RunReport::serial_rate`], with what measured it, in words.
+    fn serial_rate_of(&self) -> Option<(f64, usize, &'static str)> {
+        if let Some(alone) = &self.serial_alone {
+            if let Some(rate) = alone.throughput() {
+                return Some((rate, alone.items, "of the run's own items on one worker"));
+            }
+        }
+        if let Some(earlier) = self.plan.serial_alone() {
+            return Some((
+                1.0 / earlier.item_time,
+                earlier.items,
+                "of an earlier run's own items on one worker",
+            ));
+        }
         let t = self.plan.item_time()?.as_secs_f64();
         let n = self.plan.sample()?.count;
-        (t > 0.0).then(|| (1.0 / t, n))
+        (t > 0.0).then(|| (1.0 / t, n, "sampled items"))
     }
 
     /// The run's throughput: items it ran ÷ its wall time.
@@ -207,11 +230,11 @@ impl fmt::Display for RunReport {
         writeln!(f)?;
         match (self.measured_speedup(), self.predicted_speedup()) {
             (Some(m), p) => {
-                let (rate, sampled) = self.serial_rate().unwrap_or_default();
+                let (rate, count, which) = self.serial_rate_of().unwrap_or_default();
                 write!(
                     f,
                     "  speedup {m:.2}× measured: {} items at {} against the serial rate {} \
-                     of {sampled} sampled items",
+                     of {count} {which}",
                     self.ran(),
                     items_per_second(self.throughput().unwrap_or_default()),
                     items_per_second(rate),
@@ -313,6 +336,7 @@ mod tests {
             assumed_items: None,
             phases,
             sheds,
+            serial_alone: None,
         }
     }
 

@@ -358,6 +358,7 @@ where
         RunReport {
             phases,
             sheds: self.sheds.clone(),
+            serial_alone: None,
             plan: self.plan.clone(),
             items: self.computed,
             reused_from_sample: self.sampled,

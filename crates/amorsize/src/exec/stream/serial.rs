@@ -147,6 +147,7 @@ impl<I: Iterator, R, F: Fn(&I::Item) -> R> Serial<I, R, F> {
             assumed_items: self.assumed,
             phases,
             sheds: self.sheds.clone(),
+            serial_alone: None,
         }
     }
 
