@@ -48,7 +48,14 @@ pub fn measure(kind: Kind, scale: Scale, cal: &Calibration, runs: usize) -> Resu
     Ok(cold)
 }
 
+/// How long the benchmark stays idle before it starts a child: the threads of its own runs
+/// (rayon's, amorsize's) spin for a while after their last job before they sleep, and a child
+/// started meanwhile finds them runnable, as another program's load, and plans for the cores
+/// they leave it (a first call in a fresh process on an idle machine is what is measured).
+const SETTLE: Duration = Duration::from_millis(20);
+
 fn run_child(kind: Kind, scale: Scale, cal: &Calibration, serial: bool) -> Result<ColdRun> {
+    std::thread::sleep(SETTLE);
     let exe = std::env::current_exe().context("finding this executable to run it as a child")?;
     let mut command = Command::new(&exe);
     command

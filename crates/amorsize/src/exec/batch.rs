@@ -540,7 +540,9 @@ where
 /// ([`note_shed`](crate::plan::recall::note_shed)); a parallel run that kept them forgets that
 /// back-off. What is remembered for later processes (the cache) is the parallel throughput the
 /// run measured: a run that shed is recorded as if its every item had run at the rate of its
-/// first phase, so that the contention learned is the one its workers met. Batches and
+/// first phase, so that the contention learned is the one its workers met, and a run that
+/// kept its workers after a trial at the rate of its phases on all of them (the trial's
+/// window on one worker measured the loop, not the plan). Batches and
 /// pipelines ([`adaptor`](crate::adaptor)) alike.
 pub(crate) fn learn(
     key: &crate::cache::WorkloadKey,
@@ -583,11 +585,22 @@ pub(crate) fn learn(
                 None => learn::forget_shed(key),
             },
         }
-        if let Some(rate) = stats.phases.first().and_then(|p| p.throughput()) {
-            if !stats.sheds.is_empty() && ran > 0 {
-                wall = std::time::Duration::from_secs_f64(ran as f64 / rate);
-            }
+        let rate = if stats.sheds.is_empty() {
+            // A trial's window on one worker measured the serial rate, not the plan: the
+            // plan's rate is that of the phases on all its workers.
+            stats.alone.and_then(|_| {
+                let whole = stats.phases.iter().filter(|p| p.workers == stats.workers);
+                let (items, secs) = whole.fold((0, 0.0), |(n, t), p| {
+                    (n + p.items, t + p.wall.as_secs_f64())
+                });
+                (items > 0 && secs > 0.0).then(|| items as f64 / secs)
+            })
+        } else {
+            stats.phases.first().and_then(|p| p.throughput())
+        };
+        if let Some(rate) = rate.filter(|_| ran > 0) {
+            wall = std::time::Duration::from_secs_f64(ran as f64 / rate);
         }
     }
-    learn::remember(key, plan, wall, ran, stats.nested, disk_cache);
+    learn::remember(key, plan, (stats.wall, wall), ran, stats.nested, disk_cache);
 }

@@ -650,8 +650,10 @@ pub(crate) fn inform(history: &WorkloadHistory, workload: &mut Workload, sample:
     true
 }
 
-/// Records a finished run of `key`: its `plan` ran `items` items in `wall`. A parallel plan
-/// noted for reuse is forgotten when the run strayed from its first run ([`RECALL_DRIFT`]). The rest is
+/// Records a finished run of `key`: its `plan` ran `items` items in `ran_for`, at the plan's
+/// rate in `wall` (less when the run spent a stretch on fewer workers: the closed loop's trial
+/// or shed). A parallel plan noted for reuse is forgotten when the run, as it ran, strayed
+/// from its first run ([`RECALL_DRIFT`]). The rest is
 /// skipped when it ran nested in another run (on threads it shared, so its time says nothing
 /// of its own plan), or when its plan was not made from a sample. A run that took at least
 /// [`MIN_WORTH`] is recorded in the disk cache when `disk` (the call's
@@ -660,13 +662,13 @@ pub(crate) fn inform(history: &WorkloadHistory, workload: &mut Workload, sample:
 pub(crate) fn remember(
     key: &WorkloadKey,
     plan: &Plan,
-    wall: Duration,
+    (ran_for, wall): (Duration, Duration),
     items: usize,
     nested: bool,
     disk: bool,
 ) {
     if !nested {
-        check_noted(key, plan, wall, items);
+        check_noted(key, plan, ran_for, items);
     }
     let Some(sample) = plan.sample() else {
         return;
@@ -736,7 +738,14 @@ mod tests {
         // Predicted about 1 ms; it took 3.
         let predicted = plan.predicted_time().unwrap();
         assert!(predicted < MIN_WORTH / 3);
-        remember(&key, &plan, predicted * 3, 100_000, false, true);
+        remember(
+            &key,
+            &plan,
+            (predicted * 3, predicted * 3),
+            100_000,
+            false,
+            true,
+        );
         let alpha = recall_short(&key, || 0.0).expect("learned");
         assert!(alpha > 0.5, "{alpha}");
         // Not applied under another load.
@@ -745,12 +754,19 @@ mod tests {
         let serial = Plan::fixed(std::num::NonZeroUsize::MIN, std::num::NonZeroUsize::MIN);
         let mut faded = serial.clone();
         faded.set_sample(crate::sample::Sample::default());
-        remember(&key, &faded, predicted, 100_000, false, true);
+        remember(&key, &faded, (predicted, predicted), 100_000, false, true);
         let after = recall_short(&key, || 0.0).expect("still known");
         assert!(after < alpha && after > 0.0);
         // A nested run teaches nothing.
         let other = WorkloadKey::named("short-nested");
-        remember(&other, &plan, predicted * 3, 100_000, true, true);
+        remember(
+            &other,
+            &plan,
+            (predicted * 3, predicted * 3),
+            100_000,
+            true,
+            true,
+        );
         assert_eq!(recall_short(&other, || 0.0), None);
     }
 
@@ -920,17 +936,41 @@ mod tests {
         // per item forgets it.
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
         let predicted = plan.predicted_time().unwrap();
-        remember(&key, &plan, predicted.mul_f64(3.0), n, false, true);
-        assert!(recall_parallel(keyed, n, 1.2).is_some());
-        remember(&key, &plan, predicted.mul_f64(3.0 * 1.3), n, false, true);
-        assert!(recall_parallel(keyed, n, 1.2).is_some());
-        // Per item: half the items in half the time is in line.
-        remember(&key, &plan, predicted.mul_f64(1.5), n / 2, false, true);
+        remember(
+            &key,
+            &plan,
+            (predicted.mul_f64(3.0), predicted.mul_f64(3.0)),
+            n,
+            false,
+            true,
+        );
         assert!(recall_parallel(keyed, n, 1.2).is_some());
         remember(
             &key,
             &plan,
-            predicted.mul_f64(3.0 * RECALL_DRIFT * 1.1),
+            (predicted.mul_f64(3.0 * 1.3), predicted.mul_f64(3.0 * 1.3)),
+            n,
+            false,
+            true,
+        );
+        assert!(recall_parallel(keyed, n, 1.2).is_some());
+        // Per item: half the items in half the time is in line.
+        remember(
+            &key,
+            &plan,
+            (predicted.mul_f64(1.5), predicted.mul_f64(1.5)),
+            n / 2,
+            false,
+            true,
+        );
+        assert!(recall_parallel(keyed, n, 1.2).is_some());
+        remember(
+            &key,
+            &plan,
+            (
+                predicted.mul_f64(3.0 * RECALL_DRIFT * 1.1),
+                predicted.mul_f64(3.0 * RECALL_DRIFT * 1.1),
+            ),
             n,
             false,
             true,
@@ -938,11 +978,14 @@ mod tests {
         assert!(recall_parallel(keyed, n, 1.2).is_none());
         // So does one far faster (items of another size under the same key).
         note_plan(&key, n, 20e-9, 1.2, &plan, true);
-        remember(&key, &plan, predicted, n, false, true);
+        remember(&key, &plan, (predicted, predicted), n, false, true);
         remember(
             &key,
             &plan,
-            predicted.div_f64(RECALL_DRIFT * 1.1),
+            (
+                predicted.div_f64(RECALL_DRIFT * 1.1),
+                predicted.div_f64(RECALL_DRIFT * 1.1),
+            ),
             n,
             false,
             true,
@@ -969,7 +1012,7 @@ mod tests {
         // Long enough to be worth a write, three times slower than predicted.
         let wall = MIN_WORTH * 3;
         let items = 100_000;
-        remember(&key, &plan, wall, items, false, false);
+        remember(&key, &plan, (wall, wall), items, false, false);
         let alpha = recall_short(&key, || 0.0).expect("learned in memory");
         assert!(alpha > 0.0, "{alpha}");
         // Nor is the disk read for such a call.
@@ -986,7 +1029,7 @@ mod tests {
             remember(
                 &WorkloadKey::named(format!("bounded-{i}")),
                 &plan,
-                wall,
+                (wall, wall),
                 100_000,
                 false,
                 true,

@@ -64,6 +64,44 @@ pub(crate) const MIN_USAGE_TICKS: u64 = 10;
 /// load now: 5 s at the usual `USER_HZ` of 100.
 pub(crate) const MAX_USAGE_TICKS: u64 = 500;
 
+/// Readings of the runnable threads a process's first plan takes at most when the first
+/// counts other threads: 3. With no earlier reading of the CPU time used, nothing else tells
+/// a thread that was runnable for an instant (the parent that started this process, a kernel
+/// thread writing a file back) from a steady load; on an idle 2-core VM, 3 of 20 readings
+/// taken at a process's start counted one other thread (the shell that started it).
+pub(crate) const FIRST_READINGS: u32 = 3;
+
+/// The pause between two of a first plan's readings ([`FIRST_READINGS`]): 0.2 ms, longer than
+/// a wake-up's work, short against a steady load.
+pub(crate) const RECHECK_PAUSE: Duration = Duration::from_micros(200);
+
+/// Reads the runnable threads again, up to [`FIRST_READINGS`] in all, while `load` counts
+/// others, keeping the least count.
+fn recheck(load: &mut CpuLoad, read: impl Fn(&mut Fs) -> CpuLoad, fs: &mut Fs) {
+    let mut readings = 1;
+    while readings < FIRST_READINGS && load.competing.get().is_some_and(|n| n > 0) {
+        std::thread::sleep(RECHECK_PAUSE);
+        readings += 1;
+        let again = read(fs);
+        let least = match (load.competing.get(), again.competing.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let tasks = match again.competing.source() {
+            Source::Runnable { tasks, .. } => tasks.clone(),
+            _ => None,
+        };
+        load.competing = Figure::new(
+            least,
+            Source::Runnable {
+                loadavg: PathBuf::from(LOADAVG),
+                tasks,
+                readings,
+            },
+        );
+    }
+}
+
 /// How long [`cpu_load_now`] reuses a reading: long enough that back-to-back small plans share
 /// one (each reading is a few file reads), short against how long other programs' load holds.
 /// A snapshot of runnable threads is no more precise than that: a build's compiler processes
@@ -212,6 +250,7 @@ fn read_competing(fs: &mut Fs, sharing: Figure<Sharing>) -> CpuLoad {
             Source::Runnable {
                 loadavg: PathBuf::from(LOADAVG),
                 tasks,
+                readings: 1,
             },
         ),
         used: absent(),
@@ -347,6 +386,11 @@ pub fn cpu_load_now() -> CpuLoad {
         let sharing = SHARING.get_or_init(|| read_sharing(&mut Fs::new(Path::new("/"))));
         let mut load = read_competing(&mut fs, sharing.clone());
         let now = read_usage(&mut fs);
+        if usage.is_none() {
+            // No earlier reading to tell a passing thread from a steady load by the CPU time
+            // used (a process's first plan): read again a moment later, and count the least.
+            recheck(&mut load, |fs| read_competing(fs, sharing.clone()), &mut fs);
+        }
         match (*usage, now) {
             (Some(before), Some(after)) => {
                 if let Some(used) = others_used(before, after) {
@@ -376,6 +420,44 @@ pub fn cpu_load_now() -> CpuLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn counting(n: u32) -> CpuLoad {
+        CpuLoad {
+            competing: Figure::new(
+                Some(n),
+                Source::Runnable {
+                    loadavg: PathBuf::from(LOADAVG),
+                    tasks: None,
+                    readings: 1,
+                },
+            ),
+            ..CpuLoad::unknown()
+        }
+    }
+
+    #[test]
+    fn a_first_reading_that_counts_others_is_taken_again_and_the_least_counts() {
+        let fs = &mut Fs::new(Path::new("/nonexistent"));
+        let counts = std::cell::Cell::new(vec![0, 1]);
+        let next = |_: &mut Fs| {
+            let mut left = counts.take();
+            let n = left.pop().unwrap_or(9);
+            counts.set(left);
+            counting(n)
+        };
+        let mut load = counting(2);
+        recheck(&mut load, next, fs);
+        assert_eq!(load.competing().get(), Some(0));
+        assert!(load.competing().source().to_string().contains("least of 3"));
+        // A steady load stays counted, after at most FIRST_READINGS readings.
+        let mut steady = counting(1);
+        recheck(&mut steady, |_| counting(1), fs);
+        assert_eq!(steady.competing().get(), Some(1));
+        // Nothing counted: no second reading.
+        let mut idle = counting(0);
+        recheck(&mut idle, |_| panic!("read again"), fs);
+        assert_eq!(idle.competing().get(), Some(0));
+    }
 
     fn usage(busy: u64, total: u64, own: u64) -> Usage {
         Usage {

@@ -58,6 +58,10 @@ pub enum Source {
         loadavg: PathBuf,
         /// The `/proc/self/task` directory, when this process's threads were counted there.
         tasks: Option<PathBuf>,
+        /// Readings taken, the least of which counts (more than one when the first saw other
+        /// threads and nothing else told a passing one from a steady load).
+        #[serde(default = "one_reading")]
+        readings: u32,
     },
     /// CPU time other programs used: the busy time of `/proc/stat` less this process's
     /// (`utime + stime` of `/proc/self/stat`), between two readings.
@@ -116,12 +120,20 @@ impl fmt::Display for Source {
                 }
             }
             Source::Topology { dir } => write!(f, "{}/cpu*/topology", dir.display()),
-            Source::Runnable { loadavg, tasks } => {
+            Source::Runnable {
+                loadavg,
+                tasks,
+                readings,
+            } => {
                 write!(f, "runnable threads in {}", loadavg.display())?;
                 match tasks {
-                    Some(tasks) => write!(f, " less this process's in {}", tasks.display()),
-                    None => f.write_str(" less the reader"),
+                    Some(tasks) => write!(f, " less this process's in {}", tasks.display())?,
+                    None => f.write_str(" less the reader")?,
                 }
+                if *readings > 1 {
+                    write!(f, ", the least of {readings} readings")?;
+                }
+                Ok(())
             }
             Source::CpuTime { stat, own } => write!(
                 f,
@@ -256,4 +268,8 @@ impl fmt::Display for Warning {
         }
         f.write_str(&self.message)
     }
+}
+
+fn one_reading() -> u32 {
+    1
 }
