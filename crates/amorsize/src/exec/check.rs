@@ -249,7 +249,7 @@ fn noise(cv: f64, items: u64) -> f64 {
     }
 }
 
-/// How much the windows' own noise (each [`Spread::noise`]) raises a speedup measured as the
+/// How much the windows' own noise (each [`noise`]) raises a speedup measured as the
 /// ratio of their rates before it is judged: two standard errors of the ratio, at most
 /// [`MAX_DOUBT`], so that a run sheds only when it is slower than the loop beyond what the
 /// items each window ran can explain.
@@ -276,7 +276,7 @@ struct State {
     /// Whether the run's first window has passed ([`Check::check`] judges none before).
     warmed: bool,
     /// The serial time per item a trial measured on the run's own items, and its window's
-    /// noise ([`Spread::noise`]): later windows are judged against it rather than the sample's.
+    /// noise ([`noise`]): later windows are judged against it rather than the sample's.
     trial_item: Option<(f64, f64)>,
     /// The trial's window alone, when one ran to its end, and its noise ([`noise`]).
     alone: Option<(Phase, f64)>,
