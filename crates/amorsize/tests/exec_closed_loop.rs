@@ -324,16 +324,7 @@ fn items_costlier_than_the_sample_are_timed_alone_before_any_shed() {
 
 /// About `ms` milliseconds of integer work.
 fn heavy(ms: u64) -> impl Fn(&u64) -> u64 + Sync {
-    move |x| {
-        let start = std::time::Instant::now();
-        let mut acc = *x;
-        while start.elapsed() < std::time::Duration::from_millis(ms) {
-            for i in 0..1000u64 {
-                acc = acc.wrapping_mul(6364136223846793005).wrapping_add(i);
-            }
-        }
-        std::hint::black_box(acc) & 1
-    }
+    move |x| busy_for(ms * 1000, *x)
 }
 
 #[test]

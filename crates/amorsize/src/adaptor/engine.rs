@@ -485,16 +485,17 @@ where
     }
     let wall = start.elapsed();
     let result = joined.finish();
+    let ruling = check.into_ruling(left, wall);
     let stats = Stats {
         workers,
         chunks,
         wall,
         busy,
         nested,
-        phases: check.phases(left, wall),
-        judged: check.judged(),
-        alone: check.alone(),
-        sheds: check.into_sheds(),
+        phases: ruling.phases,
+        sheds: ruling.sheds,
+        judged: ruling.judged,
+        alone: ruling.alone,
         ..Stats::default()
     };
     (result, stats)

@@ -201,8 +201,11 @@ struct Spread {
 }
 
 impl Spread {
-    /// The chunks of `now` since `base`, worker by worker.
+    /// The chunks of `now` since `base`, worker by worker (since the run's start for a worker
+    /// `base` lacks).
     fn since(now: &[Snapshot], base: &[Snapshot]) -> Spread {
+        let zero = Snapshot::default();
+        let base = base.iter().chain(std::iter::repeat(&zero));
         now.iter()
             .zip(base)
             .fold(Spread::default(), |sum, (n, b)| Spread {
@@ -263,8 +266,6 @@ struct State {
     /// Each worker's tally when the current phase started, and the items finished and
     /// claimed then.
     base: Vec<Snapshot>,
-    /// Each worker's tally when the run started (all zero).
-    start: Vec<Snapshot>,
     /// The window of the next check.
     meter: Meter,
     /// Phases ended so far: workers, items finished by its end, and its end since the start.
@@ -373,7 +374,6 @@ impl Check {
             drained: AtomicBool::new(false),
             state: Mutex::new(State {
                 base: vec![Snapshot::default(); workers],
-                start: vec![Snapshot::default(); workers],
                 meter: Meter::new(start, 0),
                 ended: Vec::new(),
                 sheds: Vec::new(),
@@ -492,7 +492,7 @@ impl Check {
         let Some(throughput) = state.meter.read(done, in_flight, least >= CHECK_CHUNKS) else {
             return;
         };
-        let cv = Spread::since(&now, &state.start).cv();
+        let cv = Spread::since(&now, &[]).cv();
         let noise = noise(cv, Spread::since(&now, &state.base).items);
         state.base = now.clone();
         let speedup = throughput * serial_item;
@@ -644,9 +644,13 @@ impl Check {
         }
     }
 
-    /// The run's phases, the last ending with the run: `ran` items in `wall`.
-    pub(crate) fn phases(&self, ran: usize, wall: Duration) -> Vec<Phase> {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    /// What the closed loop made of the run, once it has ended with `ran` items in `wall`.
+    pub(crate) fn into_ruling(self, ran: usize, wall: Duration) -> Ruling {
+        let workers = self.allowed.load(Relaxed);
+        let state = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut phases = Vec::with_capacity(state.ended.len() + 1);
         let (mut items, mut at) = (0u64, Duration::ZERO);
         for &(workers, done, end) in &state.ended {
@@ -658,37 +662,29 @@ impl Check {
             (items, at) = (done, end);
         }
         phases.push(Phase::new(
-            self.allowed.load(Relaxed),
+            workers,
             ran.saturating_sub(items as usize),
             wall.saturating_sub(at),
         ));
-        phases
+        Ruling {
+            phases,
+            sheds: state.sheds,
+            judged: state.judged,
+            alone: state.alone,
+        }
     }
+}
 
-    /// Whether the closed loop ruled on the run while it ran: a run too short for a window
-    /// past the warm-up is judged whole once it has ended
-    /// ([`learn`](super::batch::learn)).
-    pub(crate) fn judged(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .judged
-    }
-
+/// What the closed loop made of a run ([`Check::into_ruling`]).
+pub(crate) struct Ruling {
+    /// The run's phases, the last ending with the run.
+    pub(crate) phases: Vec<Phase>,
+    /// The sheds it made, in order.
+    pub(crate) sheds: Vec<Shed>,
+    /// Whether it ruled on the run while it ran: a run too short for a window past the
+    /// warm-up is judged whole once it has ended ([`learn`](super::batch::learn)).
+    pub(crate) judged: bool,
     /// The serial rate a trial measured on the run's own items: its window alone, when one
     /// ran to its end, and its noise.
-    pub(crate) fn alone(&self) -> Option<(Phase, f64)> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .alone
-    }
-
-    /// The sheds the run made, in order.
-    pub(crate) fn into_sheds(self) -> Vec<Shed> {
-        self.state
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-            .sheds
-    }
+    pub(crate) alone: Option<(Phase, f64)>,
 }

@@ -8,7 +8,7 @@
 //! copied into order afterwards.
 
 use super::adapt::Adapter;
-use super::check::Check;
+use super::check::{Check, Ruling};
 use super::check::{Phase, Shed};
 use super::pool::{self, Pool};
 use super::progress::Reporter;
@@ -609,6 +609,12 @@ where
             r.add(base + n - r.done());
         }
     }
+    let Ruling {
+        phases,
+        sheds,
+        judged,
+        alone,
+    } = check.into_ruling(ran, wall);
     Ok(Done {
         results,
         stats: Stats {
@@ -618,10 +624,10 @@ where
             busy: finished.busy,
             nested,
             adjustments,
-            phases: check.phases(ran, wall),
-            judged: check.judged(),
-            alone: check.alone(),
-            sheds: check.into_sheds(),
+            phases,
+            sheds,
+            judged,
+            alone,
         },
     })
 }
