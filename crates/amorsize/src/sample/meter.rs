@@ -160,9 +160,14 @@ impl<'c, C: Clock> Meter<'c, C> {
         self.batches.push((net, items));
         self.measured += net;
         self.spent += elapsed;
-        // Batches grow from the seed's size when it was too short to time alone.
-        if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
+        // Batches grow from the seed's size when it was too short to time alone, and start at
+        // the size that times well when its items were too short to time one by one: batches
+        // of 1, 2, 4… items of nanoseconds each would read mostly the clock's jitter.
+        let floor = self.batch_floor();
+        if net < floor {
             self.batch = items.saturating_mul(2);
+        } else if net < floor * items as f64 {
+            self.batch = (floor * items as f64 / net).ceil() as usize;
         }
         self.start_cpu_span_when_it_matters();
     }
@@ -287,7 +292,7 @@ impl<'c, C: Clock> Meter<'c, C> {
         if let Some(began) = self.began.replace(now) {
             self.spent += now - began;
         }
-        if net < (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME) {
+        if net < self.batch_floor() {
             self.batch = self.batch.saturating_mul(2);
         }
         self.start_cpu_span_when_it_matters();
@@ -370,15 +375,54 @@ impl<'c, C: Clock> Meter<'c, C> {
         }
     }
 
+    /// The shortest batch timed reliably: [`BATCH_OVER_OVERHEAD`] clock overheads, at least
+    /// [`MIN_BATCH_TIME`].
+    fn batch_floor(&self) -> Seconds {
+        (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME)
+    }
+
     /// The batches long enough to time reliably, the only ones the spread counts: with fewer
     /// than two of them (items far below the clock's resolution, a sample cut short) the spread
     /// cannot be told from the clock's jitter and reads as 0 ([`crate::stats::batch_cv`]).
     fn reliable_batches(&self) -> Vec<(Seconds, usize)> {
-        let floor = (BATCH_OVER_OVERHEAD * self.overhead).max(MIN_BATCH_TIME);
+        let floor = self.batch_floor();
         self.batches
             .iter()
             .copied()
             .filter(|(net, _)| *net >= floor)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Meter, MIN_BATCH_TIME};
+    use crate::sample::{Clock, Reading, SampleBounds};
+
+    /// A clock that never moves: the batches' sizes follow from the seed alone.
+    struct Still;
+
+    impl Clock for Still {
+        fn now(&self) -> Reading {
+            Reading::default()
+        }
+    }
+
+    fn seeded(items: usize, elapsed: f64) -> usize {
+        let bounds = SampleBounds::default();
+        let mut meter = Meter::with_item_overhead(&Still, &bounds, 100_000, 0.0, Some(1 << 20));
+        meter.seed(items, elapsed);
+        meter.next_block()
+    }
+
+    #[test]
+    fn a_seed_of_items_too_short_to_time_alone_starts_the_batches_at_a_timeable_size() {
+        // 1000 items in 10 µs: 10 ns each, a hundredth of the shortest batch timed well.
+        let block = seeded(1000, 1000.0 * 10e-9);
+        assert!((100..=101).contains(&block), "{block}");
+        // Items that fill the shortest batch alone are still timed one by one.
+        assert_eq!(seeded(3, 3.0 * MIN_BATCH_TIME), 1);
+        // A seed too short to time as a whole: the batches double from its size.
+        assert_eq!(seeded(8, MIN_BATCH_TIME / 2.0), 16);
     }
 }

@@ -562,20 +562,39 @@ where
     let limit = ((n as f64 * bounds.max_fraction).floor() as usize)
         .max(spread_limit)
         .min(n);
-    let mut meter = Meter::with_item_overhead(clock, bounds, limit, clock.item_overhead(), Some(n));
+    // With the counting allocator installed the items run one by one, each counted; otherwise
+    // in stretches between the glance's items, each stretch one timed batch, as the loop runs
+    // them: the meter's own step per item (a push, a panic guard, a count) costs more than
+    // items of nanoseconds.
+    let one_by_one = crate::alloc::installed();
+    let item_overhead = if one_by_one {
+        clock.item_overhead()
+    } else {
+        0.0
+    };
+    let mut meter = Meter::with_item_overhead(clock, bounds, limit, item_overhead, Some(n));
     meter.seed(glance.results.len(), glance.elapsed);
     let mut glanced = in_index_order(glance.results, n, spread_limit)
         .into_iter()
         .peekable();
     let mut results = Vec::with_capacity(limit);
+    touch_pages(&mut results);
     let mut index = 0;
     while index < n && !meter.done() {
         // An item the glance ran takes its place in order; the others run now.
-        match glanced.next_if(|(i, _)| *i == index) {
-            Some(done) => results.push(done),
-            None => results.push((index, meter.run(index, &items[index], f)?)),
+        if let Some(done) = glanced.next_if(|(i, _)| *i == index) {
+            results.push(done);
+            index += 1;
+        } else if one_by_one {
+            results.push((index, meter.run(index, &items[index], f)?));
+            index += 1;
+        } else {
+            let next_glanced = glanced.peek().map_or(n, |(i, _)| *i);
+            let end = (index + meter.next_block()).min(next_glanced).min(n);
+            let stretch = &items[index..end];
+            meter.run_block(end - index, || run_stretch(stretch, index, f, &mut results))?;
+            index = end;
         }
-        index += 1;
     }
     results.extend(glanced);
     let complete = results.len() == n;
@@ -583,6 +602,24 @@ where
         results,
         figures: meter.finish::<R>(complete),
     })
+}
+
+/// Writes a byte to every page of `v`'s spare capacity, before any item is timed: a fresh
+/// vector's pages are mapped on their first write (a page fault, about a µs each), which the
+/// sample's own buffer of `(index, result)` pairs would otherwise charge to the items. The
+/// loop's output, reused from the allocator on later calls, pays none: measured, 200 000 items
+/// of 1.8 ns each were sampled at 3.2 ns with the faults of a fresh buffer of 9 350 pairs.
+/// (Where the output is fresh memory on every call, the items' time then leaves its faults
+/// out: the estimate errs towards the loop.)
+fn touch_pages<T>(v: &mut Vec<T>) {
+    /// The smallest page of the platforms supported: touching every 4 KiB touches every page.
+    const PAGE: usize = 4096;
+    let stride = (PAGE / std::mem::size_of::<T>().max(1)).max(1);
+    let spare = v.spare_capacity_mut();
+    for slot in spare.iter_mut().step_by(stride) {
+        *slot = std::mem::MaybeUninit::zeroed();
+    }
+    std::hint::black_box(spare);
 }
 
 /// Samples the first items of `iter` (whose length is `len` when known); returns the items
@@ -682,14 +719,15 @@ where
     ))
 }
 
-/// Runs `f` on `item`; a panic becomes an error naming the item's `index`.
 /// Runs `items` (the first at input index `first`) in a plain loop into `out`, as the serial
-/// loop runs them (one `catch_unwind` for the stretch, not one per item); the number run.
+/// loop runs them: one `catch_unwind` for the stretch, not one per item, and the results
+/// written by `extend` from an iterator of known length, so that, like a `collect`, no write
+/// checks the vector's capacity; the number run. A sampler that checked it per item (a
+/// `push`) measured items of 1.8 ns at 3.5.
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the index of the item that panicked
-/// (the results before it stay in `out`).
+/// [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) with the index of the item that panicked.
 fn run_stretch<T, R, F: Fn(&T) -> R>(
     items: &[T],
     first: usize,
@@ -698,15 +736,17 @@ fn run_stretch<T, R, F: Fn(&T) -> R>(
 ) -> Result<usize> {
     let mut at = first;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        for item in items {
-            out.push((at, f(item)));
+        out.extend(items.iter().map(|item| {
+            let result = (at, f(item));
             at += 1;
-        }
+            result
+        }));
     }))
     .map_err(|payload| crate::Error::panicked(at, payload.as_ref()))?;
     Ok(items.len())
 }
 
+/// Runs `f` on `item`; a panic becomes an error naming the item's `index`.
 fn run_caught<T, R, F: Fn(&T) -> R>(index: usize, item: &T, f: &F) -> Result<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)))
         .map_err(|payload| crate::Error::panicked(index, payload.as_ref()))
@@ -935,8 +975,8 @@ fn in_index_order<R>(mut results: Vec<(usize, R)>, n: usize, limit: usize) -> Ve
 #[cfg(test)]
 mod tests {
     use super::{
-        after_block, in_index_order, sample_slice_from, spread, Glance, SampleBounds, SystemClock,
-        CONTIGUOUS_BELOW, LOCALITY_FACTOR,
+        after_block, in_index_order, sample_slice_from, spread, touch_pages, Glance, SampleBounds,
+        SystemClock, CONTIGUOUS_BELOW, LOCALITY_FACTOR,
     };
 
     #[test]
@@ -970,6 +1010,48 @@ mod tests {
         assert_eq!(after_block((4, 4e-6, 1e-6), (0, 0.0), None), None);
         let alone = after_block((0, 0.0, 0.0), (10, 10e-6), None);
         assert!(alone.is_some_and(|t| (t - 1e-6).abs() < 1e-15));
+    }
+
+    /// Minor page faults of the calling thread so far (getrusage(2), `RUSAGE_THREAD`).
+    #[cfg(target_os = "linux")]
+    fn minor_faults() -> i64 {
+        // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is a valid, writable `rusage` for the duration of the call.
+        assert_eq!(
+            unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
+            0
+        );
+        usage.ru_minflt
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_buffer_touched_beforehand_is_written_without_page_faults() {
+        const ITEMS: usize = 1 << 16; // 1 MiB of pairs, 256 pages
+        let mut pairs: Vec<(usize, u64)> = Vec::with_capacity(ITEMS);
+        touch_pages(&mut pairs);
+        let before = minor_faults();
+        pairs.extend((0..ITEMS).map(|i| (i, i as u64)));
+        let faults = minor_faults() - before;
+        assert!(faults < 16, "{faults} page faults writing a touched buffer");
+        assert_eq!(pairs[ITEMS - 1], (ITEMS - 1, ITEMS as u64 - 1));
+    }
+
+    #[test]
+    fn a_panic_within_a_stretch_names_its_item() {
+        let items: Vec<u64> = (0..100_000).collect();
+        let f = |x: &u64| {
+            assert!(*x != 777, "item 777");
+            x * 7
+        };
+        let bounds = SampleBounds::default();
+        let glance = Glance {
+            results: vec![(0, 0)],
+            elapsed: CONTIGUOUS_BELOW / 10.0,
+        };
+        let err = sample_slice_from(&items, &f, &bounds, &SystemClock, glance).unwrap_err();
+        assert_eq!(err.item(), Some(777));
     }
 
     #[test]
