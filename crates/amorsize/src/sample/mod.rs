@@ -335,6 +335,7 @@ where
         let end = (index + batch.min(most - ran)).min(n);
         let before = ran;
         glance.results.reserve(end - index);
+        touch_pages(&mut glance.results);
         let t0 = clock.wall();
         // The items between those the glance ran, each stretch as the loop runs it.
         let mut from = index;
