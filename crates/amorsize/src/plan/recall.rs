@@ -521,8 +521,60 @@ pub(crate) fn note_shed(
     SHED_NOTED.store(shed.len(), Ordering::Relaxed);
 }
 
+/// Workloads whose last parallel run, too short for the closed loop to judge while it ran,
+/// measured slower than the loop once, with no back-off before: one more such run starts one
+/// ([`confirm_slower`]). Most recent last, at most [`SHORT_REMEMBERED`].
+static STRUCK: Mutex<Vec<WorkloadKey>> = Mutex::new(Vec::new());
+
+/// Entries in [`STRUCK`], read without the lock.
+static STRUCK_NOTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a whole run of `key` that measured slower than the loop once it ended (a run too
+/// short for the closed loop's windows, a few ms at most) starts a back-off
+/// ([`note_shed`]): when the run before it measured slower too, or the workload backed off
+/// before (its retry measured slower again). The first such run is only noted: a preemption
+/// of a time slice (a few ms) or a pool's wake-up delayed by another program's spinning
+/// threads doubles a run of a few hundred µs, and one outlier would otherwise send a workload
+/// that pays back to the loop for many calls. Measured: in `amorsize bench --workloads
+/// fast,small`, 1 of 12 runs of `small` took 372 µs where the others took 184–229 µs (the loop:
+/// about 300 µs); its back-off and retries then kept the median call serial, 1.43× the best.
+/// Real contention costs one more slow call before the back-off: a run this short loses
+/// little.
+pub(crate) fn confirm_slower(key: &WorkloadKey) -> bool {
+    if SHED_NOTED.load(Ordering::Relaxed) > 0
+        && SHED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|s| s.key == *key)
+    {
+        return true;
+    }
+    let mut struck = STRUCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let confirmed = match struck.iter().position(|k| k == key) {
+        Some(at) => {
+            struck.remove(at);
+            true
+        }
+        None => {
+            struck.push(key.clone());
+            if struck.len() > SHORT_REMEMBERED {
+                struck.remove(0);
+            }
+            false
+        }
+    };
+    STRUCK_NOTED.store(struck.len(), Ordering::Relaxed);
+    confirmed
+}
+
 /// Forgets what sheds taught about `key`: a parallel run of it paid.
 pub(crate) fn forget_shed(key: &WorkloadKey) {
+    if STRUCK_NOTED.load(Ordering::Relaxed) > 0 {
+        let mut struck = STRUCK.lock().unwrap_or_else(PoisonError::into_inner);
+        struck.retain(|k| k != key);
+        STRUCK_NOTED.store(struck.len(), Ordering::Relaxed);
+    }
     if SHED_NOTED.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -727,6 +779,23 @@ mod tests {
         // Only plans made from a sample teach anything.
         plan.set_sample(crate::sample::Sample::default());
         plan
+    }
+
+    #[test]
+    fn a_whole_run_slower_than_the_loop_backs_off_when_the_next_confirms_it() {
+        let key = WorkloadKey::named("slower-once-then-twice");
+        // One slow run is noted, not acted on; the next slow one confirms it.
+        assert!(!confirm_slower(&key));
+        assert!(confirm_slower(&key));
+        // A run that paid in between clears the note.
+        assert!(!confirm_slower(&key));
+        forget_shed(&key);
+        assert!(!confirm_slower(&key));
+        forget_shed(&key);
+        // A workload that backed off before: its retry's first slow run is confirmation.
+        note_shed(&key, &parallel_plan(), (0.5, 2), Duration::from_millis(1));
+        assert!(confirm_slower(&key));
+        forget_shed(&key);
     }
 
     #[test]
