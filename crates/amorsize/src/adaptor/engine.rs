@@ -286,7 +286,7 @@ where
     let chunk = plan.chunk_size().get();
     let nested = pool::nested();
     let planned = if nested {
-        plan.workers().get().min(rayon::current_num_threads())
+        plan.workers().get().min(pool::nested_threads())
     } else {
         plan.workers().get()
     };
@@ -501,20 +501,24 @@ where
     (result, stats)
 }
 
-/// Runs `window`'s pieces on `workers` workers of `pool` (nested: the current pool, the
-/// calling thread as worker 0, which the closed loop never sheds).
+/// Runs `window`'s pieces on `workers` workers of `pool` (nested: the pool a nested run
+/// uses), the calling thread as worker 0, which the closed loop never sheds.
 fn run_window<P: Producer, C: Consumer<P::Item>>(
     window: &Window<'_, P, C>,
     pool: Option<&Pool>,
     workers: usize,
 ) {
+    // The calling thread is worker 0 either way: it starts at once rather than wait for a
+    // pool's thread to wake, and does not sleep until the others end (as the batch executor's
+    // caller does, `exec::threads`).
     match pool {
         Some(pool) => pool.in_place_scope(|scope| {
-            for id in 0..workers {
+            for id in 1..workers {
                 scope.spawn(move |_| window.work(id));
             }
+            pool::working_in(pool, || window.work(0));
         }),
-        None => rayon::in_place_scope(|scope| {
+        None => pool::nested_scope(|scope| {
             for id in 1..workers {
                 scope.spawn(move |_| window.work(id));
             }

@@ -117,12 +117,12 @@ impl<P: ParallelIterator> ParallelIterator for AmorsizeUnindexed<P> {
         let base = self.base;
         let nested = pool::nested();
         let workers = match &plan {
-            _ if nested => rayon::current_num_threads(),
+            _ if nested => pool::nested_threads(),
             Some(plan) => plan.workers().get(),
             None => rayon::current_num_threads(),
         };
         let result = if nested {
-            base.drive_unindexed(timed)
+            pool::install_nested(|| base.drive_unindexed(timed))
         } else {
             match pool::pool(workers) {
                 Ok(pool) => pool.install(|| base.drive_unindexed(timed)),

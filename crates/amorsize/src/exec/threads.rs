@@ -636,7 +636,7 @@ where
 /// threads when `nested`), but no more than there are chunks to hand out, and at least one.
 fn worker_count(plan: &Plan, n: usize, nested: bool) -> usize {
     let planned = if nested {
-        plan.workers().get().min(rayon::current_num_threads())
+        plan.workers().get().min(pool::nested_threads())
     } else {
         plan.workers().get()
     };
@@ -665,9 +665,17 @@ fn run_workers<T, O, F, P>(
             }
             None => (None, None),
         };
-        // Worker 0 is the one the closed loop keeps when it sheds the rest: the calling
-        // thread when nested (it is a worker of the pool), else the first job.
-        let first = usize::from(nested);
+        // Worker 0 is the one the closed loop keeps when it sheds the rest: the calling thread,
+        // unless it relays a progress reporter's counts (then the first job). Working on the
+        // calling thread rather than waiting for the pool spares the run a wake-up at each
+        // end: the caller's share starts at once, and the caller does not sleep until the last
+        // job ends, then wait for a core beside the pool's threads as they spin down. Measured
+        // on 2 cores, a forced plan of 2 workers against the loop, 3 fresh processes each
+        // (throwaway example, median call ÷ the loop's): 300 items of 0.9 µs, 0.92-1.36 with
+        // every worker a pool job, 0.73-0.78 with the caller as worker 0; 200 000 items of
+        // 2 ns, 1.10-1.24 and 0.91-0.96; 5 000 items of 4.5 µs, 0.59-0.80 and 0.54-0.56.
+        let inline = nested || reporter.is_none();
+        let first = usize::from(inline);
         for id in first..shared.workers {
             let tx = tx.clone();
             scope.spawn(move |_| {
@@ -680,18 +688,26 @@ fn run_workers<T, O, F, P>(
             });
         }
         drop(tx);
-        match (nested, rx, reporter.as_mut()) {
-            // Nested: this thread is a worker of the pool too; it reports what it has heard at
-            // its own chunk boundaries. Blocking on the channel here could starve the jobs
-            // queued on this very thread.
+        match (inline, rx, reporter.as_mut()) {
+            // This thread works too. Nested, it is a worker of the pool and reports what it has
+            // heard at its own chunk boundaries: blocking on the channel here could starve the
+            // jobs queued on this very thread.
             (true, rx, reporter) => {
                 let mut reporter = reporter;
-                shared.work(0, |ran| {
-                    if let Some(r) = reporter.as_mut() {
-                        let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
-                        r.add(ran + heard);
-                    }
-                });
+                let mut work = || {
+                    shared.work(0, |ran| {
+                        if let Some(r) = reporter.as_mut() {
+                            let heard: usize = rx.iter().flat_map(|rx| rx.try_iter()).sum();
+                            r.add(ran + heard);
+                        }
+                    });
+                };
+                match pool {
+                    // Outside the pool, this thread counts as one of its workers meanwhile: a
+                    // run the function starts is nested in this one.
+                    Some(pool) => pool::working_in(pool, work),
+                    None => work(),
+                }
             }
             (false, Some(rx), Some(reporter)) => {
                 for ran in rx {
@@ -740,11 +756,11 @@ impl<T, O, F, P> Shared<'_, T, O, F, P> {
     }
 }
 
-/// A scope on the calling thread whose jobs run in `pool`, or in the current pool (nested).
+/// A scope on the calling thread whose jobs run in `pool`, or in the pool a nested run uses.
 fn in_scope<'scope, R>(pool: Option<&Pool>, op: impl FnOnce(&rayon::Scope<'scope>) -> R) -> R {
     match pool {
         Some(pool) => pool.in_place_scope(op),
-        None => rayon::in_place_scope(op),
+        None => pool::nested_scope(op),
     }
 }
 

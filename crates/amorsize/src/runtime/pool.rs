@@ -49,13 +49,73 @@ impl Pool {
     }
 }
 
-/// Whether the calling thread is a worker of a rayon pool (amorsize's pools are rayon pools).
+/// Whether the calling thread is a worker of a rayon pool (amorsize's pools are rayon pools),
+/// or works in a run on one as its worker 0 ([`working_in`]).
 ///
 /// A run started there is *nested*: it runs on that pool's threads instead of starting more,
 /// so nested parallelism never oversubscribes the cores and never waits on threads that are
 /// themselves waiting.
 pub(crate) fn nested() -> bool {
-    rayon::current_thread_index().is_some()
+    rayon::current_thread_index().is_some() || WORKING_IN.with(|w| w.borrow().is_some())
+}
+
+thread_local! {
+    /// The pool of the run the calling thread works in as its worker 0, while it does
+    /// ([`working_in`]).
+    static WORKING_IN: std::cell::RefCell<Option<Pool>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `op` on the calling thread as a worker of a run on `pool`: a run started inside `op`
+/// (the user's function starting another) is nested ([`nested`]) and its jobs go to `pool`
+/// ([`lent`]), as they would from one of the pool's own threads.
+pub(crate) fn working_in<R>(pool: &Pool, op: impl FnOnce() -> R) -> R {
+    /// Puts back what the thread worked in before, on unwinding too.
+    struct Restore(Option<Pool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            WORKING_IN.with(|w| *w.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(WORKING_IN.with(|w| w.replace(Some(pool.clone()))));
+    op()
+}
+
+/// The pool a nested run started on the calling thread sends its jobs to, when that is not
+/// the current rayon pool: the pool of the run the thread works in as worker 0, outside any
+/// pool ([`working_in`]). `None` on a pool's own thread, and outside any run.
+pub(crate) fn lent() -> Option<Pool> {
+    if rayon::current_thread_index().is_some() {
+        return None;
+    }
+    WORKING_IN.with(|w| w.borrow().clone())
+}
+
+/// Threads of the pool a nested run on the calling thread uses ([`lent`], else the current
+/// rayon pool).
+pub(crate) fn nested_threads() -> usize {
+    match lent() {
+        Some(Pool::Own(pool)) => pool.current_num_threads(),
+        Some(Pool::Global) | None => rayon::current_num_threads(),
+    }
+}
+
+/// Runs `op` in the pool a nested run on the calling thread uses ([`lent`], else the current
+/// one, where `op` simply runs).
+pub(crate) fn install_nested<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+    match lent() {
+        Some(pool) => pool.install(op),
+        None => op(),
+    }
+}
+
+/// A scope on the calling thread whose jobs run in the pool a nested run uses ([`lent`], else
+/// the current one).
+pub(crate) fn nested_scope<'scope, R>(op: impl FnOnce(&Scope<'scope>) -> R) -> R {
+    match lent() {
+        Some(pool) => pool.in_place_scope(op),
+        None => rayon::in_place_scope(op),
+    }
 }
 
 /// A pool of `workers` threads of the caller's own, outside the registry (so that keeping
