@@ -575,13 +575,17 @@ pub(crate) fn learn(
                 }
             }
             // A run too short for the closed loop to judge while it ran (under a few ms) is
-            // judged whole, by the same rule, once it has ended, and backs off when the run
-            // before it measured slower too; one it judged (and kept its workers, perhaps
-            // after measuring the serial rate on its own items) stands.
+            // judged whole, by the same rule, once it has ended, and backs off when it measured
+            // far slower or the run before it measured slower too; one it judged (and kept its
+            // workers, perhaps after measuring the serial rate on its own items) stands.
             None if stats.judged => learn::forget_shed(key),
-            // A first such run that measured slower is only noted (`confirm_slower`).
+            // A first such run that measured slower, not far slower, is only noted
+            // (`confirm_slower`).
             None => match slower_than_the_loop(plan, stats, ran) {
-                Some(measured) if learn::confirm_slower(key) => {
+                Some(measured)
+                    if measured < crate::model::shed::CONFIRM_ABOVE
+                        || learn::confirm_slower(key) =>
+                {
                     learn::note_shed(key, plan, (measured, stats.workers), stats.wall)
                 }
                 Some(_) => {}

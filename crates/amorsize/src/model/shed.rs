@@ -70,6 +70,15 @@ pub fn judge(workers: NonZeroUsize, speedup: f64, predicted: Option<f64>) -> Ver
     Verdict::Keep
 }
 
+/// Below this measured speedup a whole run too short for the closed loop's windows backs off
+/// at once; between it and 1 only when the run before it measured slower too (the planner's
+/// `recall::confirm_slower`): 0.5. A run that one outlier slowed
+/// (a worker woken late beside another program's spinning threads) measured 0.78 where its
+/// neighbours measured 1.3-1.5 (`small`, 300 items of 1 µs on 2 cores); contention measures far
+/// lower (`locked` 0.2-0.4, the allocating records of the closed loop's issue 0.45), and a
+/// second slow call to confirm it would cost a whole slow call more.
+pub const CONFIRM_ABOVE: f64 = 0.5;
+
 /// The share of a call's serial time that retrying parallel after a shed may lose, averaged
 /// over the calls of the back-off and the retry: 5 %, the slack of "never slower than the
 /// loop" that the benchmark holds amorsize to (0.95×).

@@ -530,7 +530,8 @@ static STRUCK: Mutex<Vec<WorkloadKey>> = Mutex::new(Vec::new());
 static STRUCK_NOTED: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether a whole run of `key` that measured slower than the loop once it ended (a run too
-/// short for the closed loop's windows, a few ms at most) starts a back-off
+/// short for the closed loop's windows, a few ms at most), though not far slower
+/// ([`CONFIRM_ABOVE`](crate::model::shed::CONFIRM_ABOVE)), starts a back-off
 /// ([`note_shed`]): when the run before it measured slower too, or the workload backed off
 /// before (its retry measured slower again). The first such run is only noted: a preemption
 /// of a time slice (a few ms) or a pool's wake-up delayed by another program's spinning
