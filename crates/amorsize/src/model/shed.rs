@@ -75,7 +75,7 @@ pub fn judge(workers: NonZeroUsize, speedup: f64, predicted: Option<f64>) -> Ver
 /// `recall::confirm_slower`): 0.5. A run that one outlier slowed
 /// (a worker woken late beside another program's spinning threads) measured 0.78 where its
 /// neighbours measured 1.3-1.5 (`small`, 300 items of 1 µs on 2 cores); contention measures far
-/// lower (`locked` 0.2-0.4, the allocating records of the closed loop's issue 0.45), and a
+/// lower (`locked` 0.2-0.4; allocating `records` has measured 0.45), and a
 /// second slow call to confirm it would cost a whole slow call more.
 pub const CONFIRM_ABOVE: f64 = 0.5;
 

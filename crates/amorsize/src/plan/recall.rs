@@ -785,11 +785,12 @@ mod tests {
     #[test]
     fn a_whole_run_slower_than_the_loop_backs_off_when_the_next_confirms_it() {
         let key = WorkloadKey::named("slower-once-then-twice");
-        // One slow run is noted, not acted on; the next slow one confirms it.
+        // One slow run is noted, not acted on; the next slow one confirms it, and the note is
+        // spent: the run after is a first again.
         assert!(!confirm_slower(&key));
         assert!(confirm_slower(&key));
-        // A run that paid in between clears the note.
         assert!(!confirm_slower(&key));
+        // A run that paid (`forget_shed`) clears a note.
         forget_shed(&key);
         assert!(!confirm_slower(&key));
         forget_shed(&key);

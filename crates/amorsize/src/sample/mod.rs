@@ -723,8 +723,8 @@ where
 /// Runs `items` (the first at input index `first`) in a plain loop into `out`, as the serial
 /// loop runs them: one `catch_unwind` for the stretch, not one per item, and the results
 /// written by `extend` from an iterator of known length, so that, like a `collect`, no write
-/// checks the vector's capacity; the number run. A sampler that checked it per item (a
-/// `push`) measured items of 1.8 ns at 3.5.
+/// checks the vector's capacity (a `push` per item cost about 5 % more on items of 1.7 ns,
+/// measured with warm buffers); the number run.
 ///
 /// # Errors
 ///
